@@ -1,0 +1,1 @@
+"""The daemon: CLI, start-up wiring, lifecycle, MQTT uplink, health, systemd integration."""

@@ -1,0 +1,36 @@
+"""The ``headframe`` command: one entry point, subcommands registered by each package."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from agent import cli_spine
+    from agent.fleet import cli as fleet_cli
+    from drivers import cli as drivers_cli
+    from vision import cli as vision_cli
+
+    parser = argparse.ArgumentParser(prog="headframe", description="Headframe edge gateway agent")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    cli_spine.register(sub)
+    drivers_cli.register(sub)
+    vision_cli.register(sub)
+    fleet_cli.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments and run the chosen subcommand; its return value is the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Fleet health view: subscribes to many gateways' health and status."""

@@ -1,0 +1,71 @@
+"""The Record: the one contract between producers (drivers, vision, agent) and the buffer."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Kind(str, Enum):
+    """What a record is; decides priority, retention and MQTT topic."""
+
+    ALARM = "alarm"
+    EVENT = "event"
+    TELEMETRY = "telemetry"
+    HEALTH = "health"
+
+    @property
+    def priority(self) -> int:
+        """Lower is more urgent: alarms leave first and are evicted last."""
+        return _PRIORITY[self]
+
+
+_PRIORITY = {Kind.ALARM: 0, Kind.EVENT: 1, Kind.TELEMETRY: 2, Kind.HEALTH: 3}
+KIND_BY_PRIORITY = {v: k for k, v in _PRIORITY.items()}
+
+#: Eviction order under the byte cap: cheapest to lose first.
+EVICTION_ORDER = (Kind.HEALTH, Kind.TELEMETRY, Kind.EVENT, Kind.ALARM)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """Binary evidence (e.g. a JPEG snapshot) stored and forwarded with its record."""
+
+    name: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class Record:
+    """One observation handed to the buffer.
+
+    ``ts`` is the observation time (UTC epoch seconds) taken by the producer at the moment
+    the value was seen (e.g. when the Modbus response arrived), not when it was buffered.
+    ``clock_synced`` is stamped by the agent's sink if the producer leaves it as None.
+    """
+
+    source: str
+    kind: Kind
+    payload: dict[str, Any]
+    ts: float = field(default_factory=time.time)
+    clock_synced: bool | None = None
+    attachments: tuple[Attachment, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, Kind):
+            self.kind = Kind(self.kind)
+        if not self.source or "/" in self.source or "+" in self.source or "#" in self.source:
+            raise ValueError(f"record source {self.source!r} must be non-empty and free of '/', '+', '#'")
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A record as leased from the buffer: with its seq and the ready-to-send message body."""
+
+    seq: int
+    source: str
+    kind: Kind
+    body: bytes

@@ -1,0 +1,34 @@
+"""The root of the configuration file."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from config import drivers as drivers_cfg
+from config import vision as vision_cfg
+from config.spine import (
+    BufferSettings,
+    GatewaySettings,
+    HealthSettings,
+    LoggingSettings,
+    UplinkSettings,
+)
+from config.types import StrictModel
+
+
+class Settings(StrictModel):
+    """Everything the agent needs; one YAML file validates into this."""
+
+    gateway: GatewaySettings
+    buffer: BufferSettings = BufferSettings()
+    uplink: UplinkSettings = UplinkSettings()
+    health: HealthSettings = HealthSettings()
+    logging: LoggingSettings = LoggingSettings()
+    buses: list[drivers_cfg.BusSettings] = Field(default_factory=list)
+    devices: list[drivers_cfg.DeviceSettings] = Field(default_factory=list)
+    operating_state: drivers_cfg.OperatingStateSettings = drivers_cfg.OperatingStateSettings()
+    cameras: list[vision_cfg.CameraSettings] = Field(default_factory=list)
+
+    def cross_problems(self) -> list[tuple[tuple[str | int, ...], str, str]]:
+        """Problems that no single field can see (e.g. two devices fighting over one port)."""
+        return drivers_cfg.cross_check(self) + vision_cfg.cross_check(self)

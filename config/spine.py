@@ -1,0 +1,124 @@
+"""Settings of the data spine: identity, buffer, uplink, health, logging."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from config.types import ByteSize, ConfigPath, Duration, Ident, StrictModel
+
+Durability = Literal["process_crash", "power_loss"]
+
+
+class GatewaySettings(StrictModel):
+    """Who this gateway is: the site and gateway ids appear in every topic and record."""
+
+    site: Ident
+    id: Ident
+    #: File holding the per-gateway secret that keys the integrity chain (HMAC-SHA256).
+    chain_key_file: ConfigPath | None = None
+
+
+class PerKindDurability(StrictModel):
+    """What a committed append survives, per record kind (see docs/buffer.md)."""
+
+    alarm: Literal["power_loss"] = "power_loss"
+    event: Durability = "power_loss"
+    telemetry: Durability = "process_crash"
+    health: Durability = "process_crash"
+
+
+class PerKindTTL(StrictModel):
+    """How long an unsent record may wait before it expires, per kind."""
+
+    alarm: Duration = 180 * 86400.0
+    event: Duration = 30 * 86400.0
+    telemetry: Duration = 7 * 86400.0
+    health: Duration = 86400.0
+
+
+class BufferSettings(StrictModel):
+    """The SQLite store-and-forward queue."""
+
+    path: ConfigPath = ConfigPath("/var/lib/headframe/buffer.db")  # type: ignore[call-arg]
+    max_bytes: ByteSize = Field(default=1024**3, ge=1024 * 1024)
+    max_attachment_bytes: ByteSize = Field(default=2 * 1024**2, ge=1024)
+    ttl: PerKindTTL = PerKindTTL()
+    durability: PerKindDurability = PerKindDurability()
+    #: How long the writer gathers records into one transaction.
+    flush_interval: Duration = Field(default=0.05, le=5.0)
+
+
+class TLSSettings(StrictModel):
+    """Broker TLS. The server certificate is always verified against ``ca_file`` (or system CAs)."""
+
+    ca_file: ConfigPath | None = None
+    cert_file: ConfigPath | None = None
+    key_file: ConfigPath | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> TLSSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file together (a client certificate needs both)")
+        return self
+
+
+class UplinkSettings(StrictModel):
+    """The MQTT session to the site or cloud broker."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535, description="0 means 1883, or 8883 with TLS")
+    tls: TLSSettings | None = None
+    username: str | None = None
+    password_file: ConfigPath | None = None
+    client_id: str | None = None
+    topic_prefix: Ident = "headframe"
+    qos: Literal[1, 2] = 1
+    inflight: int = Field(default=200, ge=1, le=65535)
+    keepalive: Duration = Field(default=30.0, ge=5.0)
+    connect_timeout: Duration = 10.0
+    reconnect_min: Duration = 1.0
+    reconnect_max: Duration = 60.0
+    #: Optional cap on messages per second while draining a backlog (protects thin links).
+    max_rate: float | None = Field(default=None, gt=0)
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (8883 if self.tls else 1883)
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @model_validator(mode="after")
+    def _secure_off_loopback(self) -> UplinkSettings:
+        if not self.is_loopback and self.tls is None:
+            raise ValueError(
+                f"a 'tls:' section: broker {self.host} is not on loopback, and credentials and site data "
+                "must not cross a network in clear text"
+            )
+        if self.password_file is not None and self.username is None:
+            raise ValueError("'username' together with 'password_file'")
+        if self.reconnect_max < self.reconnect_min:
+            raise ValueError("reconnect_max at least reconnect_min")
+        return self
+
+
+class HealthSettings(StrictModel):
+    """The gateway's own health record."""
+
+    interval: Duration = Field(default=30.0, ge=0.2)
+    disk_path: ConfigPath | None = None
+
+
+class LoggingSettings(StrictModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: ``auto`` uses journald when running under systemd and the module is installed.
+    journald: Literal["auto", "on", "off"] = "auto"

@@ -1,0 +1,1 @@
+"""Video analytics: sources, ONNX detector, tracker, counting, occupancy, seals, tamper, belt."""
