@@ -1,0 +1,1 @@
+"""Real-component helpers for the test suite (mosquitto broker, MQTT collector, certificates)."""
