@@ -1,0 +1,90 @@
+"""``headframe check``, ``run`` and ``buffer stats|peek|export``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+import orjson
+import sqlite_utils
+
+from config import ConfigError, load_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("check", help="validate a config file; non-zero exit on any problem")
+    p.add_argument("config", type=Path)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("run", help="run the agent")
+    p.add_argument("-c", "--config", type=Path, required=True)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("buffer", help="inspect the durable buffer (safe while the agent runs)")
+    p.add_argument("action", choices=["stats", "peek", "export"])
+    p.add_argument("-c", "--config", type=Path, required=True)
+    p.add_argument("-n", "--limit", type=int, default=10, help="peek: how many records")
+    p.add_argument("-o", "--output", type=Path, help="export: JSON-lines file (default stdout)")
+    p.set_defaults(func=cmd_buffer)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{args.config}: {len(exc.problems)} problem(s); nothing was started", file=sys.stderr)
+        return 1
+    print(f"{args.config}: OK (gateway {settings.gateway.site}/{settings.gateway.id}, "
+          f"{len(settings.devices)} device(s), {len(settings.cameras)} camera(s), "
+          f"broker {settings.uplink.host}:{settings.uplink.effective_port})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from agent.daemon import run_daemon
+
+    return run_daemon(args.config)
+
+
+def _open_readonly(path: Path) -> sqlite_utils.Database:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    return sqlite_utils.Database(conn)
+
+
+def cmd_buffer(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    path = settings.buffer.path
+    if not path.exists():
+        print(f"no buffer database at {path} (buffer.path); the agent has not run yet", file=sys.stderr)
+        return 1
+    db = _open_readonly(path)
+    if args.action == "stats":
+        kinds = {0: "alarm", 1: "event", 2: "telemetry", 3: "health"}
+        by_kind = {kinds[r["prio"]]: {"records": r["n"], "bytes": r["b"], "oldest_seq": r["first"]}
+                   for r in db.query("SELECT prio, COUNT(*) n, SUM(size) b, MIN(seq) first FROM records GROUP BY prio")}
+        state = next(db.query("SELECT last_seq, total_bytes, clean_shutdown FROM state"), {})
+        counters = {r["name"]: r["value"] for r in db.query("SELECT name, value FROM counters")}
+        print(json.dumps({"path": str(path), "file_bytes": path.stat().st_size, "unsent": by_kind,
+                          "state": state, "counters": counters}, indent=2))
+    elif args.action == "peek":
+        for row in db.query("SELECT body FROM records ORDER BY prio, seq LIMIT ?", [args.limit]):
+            print(json.dumps(orjson.loads(row["body"]), ensure_ascii=False))
+    else:
+        out = open(args.output, "wb") if args.output else sys.stdout.buffer
+        n = 0
+        for row in db.query("SELECT body FROM records ORDER BY seq"):
+            out.write(row["body"] + b"\n")
+            n += 1
+        if args.output:
+            out.close()
+        print(f"exported {n} unsent record(s)", file=sys.stderr)
+    return 0

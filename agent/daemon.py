@@ -1,0 +1,241 @@
+"""``headframe run``: wires config, buffer, uplink, producers, health and systemd together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.bufferservice import BufferService
+from agent.clock import clock_synchronized
+from agent.health import HealthCollector
+from agent.producers import Producer, build_producers
+from agent.sdnotify import Notifier, watchdog_interval
+from agent.sink import QueueSink
+from agent.uplink import Uplink
+from agent.version import VERSION
+from buffer.record import Kind, Record
+from config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("headframe.agent")
+
+#: A part that has not shown progress for this long is considered hung: watchdog pings stop
+#: and systemd restarts the service. Generous, because an SD card fsync can take seconds.
+WRITER_STALL_S = 20.0
+
+
+class Daemon:
+    """The agent's lifecycle: start, run until SIGTERM, reload on SIGHUP, stop cleanly."""
+
+    def __init__(self, config_path: Path, settings: Settings, notifier: Notifier | None = None) -> None:
+        self.config_path = config_path
+        self.settings = settings
+        self.notifier = notifier or Notifier()
+        self.stop_event = asyncio.Event()
+        self.sink = QueueSink(clock_synchronized)
+        self.buffers = BufferService(settings, self.sink)
+        self.uplink: Uplink | None = None
+        self._uplink_stop = asyncio.Event()
+        self._uplink_task: asyncio.Task[None] | None = None
+        self.producers: list[Producer] = []
+        self.producer_errors: dict[str, str] = {}
+        self.health = HealthCollector(settings.health.disk_path or settings.buffer.path.parent, clock_synchronized)
+        self.previous_shutdown = "unknown"
+        self.reloads = 0
+        self.loop_heartbeat = time.monotonic()
+
+    # ------------------------------------------------------------- start-up
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        store = await self.buffers.open()
+        self.previous_shutdown = "clean" if store.previous_shutdown_clean else "unclean"
+        started: dict[str, Any] = {"event": "agent_started", "version": VERSION,
+                                   "previous_shutdown": self.previous_shutdown}
+        if store.recovered_from:
+            started["buffer_recovered_from"] = str(store.recovered_from)
+            self.sink.emit(Record("agent", Kind.ALARM, {"alarm": "buffer_corrupt", "state": "raised",
+                                                        "moved_to": str(store.recovered_from)}))
+        self.sink.emit(Record("agent", Kind.EVENT, started))
+        self.buffers.on_commit = self._wake_uplink
+        tasks = [
+            asyncio.create_task(self.buffers.writer_loop(self.stop_event), name="writer"),
+            asyncio.create_task(self.buffers.maintenance_loop(self.stop_event, clock_synchronized), name="ttl"),
+            asyncio.create_task(self._health_loop(), name="health"),
+            asyncio.create_task(self._watchdog_loop(), name="watchdog"),
+        ]
+        self._start_uplink(self.settings)
+        await self._start_producers(self.settings)
+        self.notifier.ready(self._status_line())
+        log.info("headframe %s running: gateway %s/%s, buffer %s, broker %s:%d", VERSION, self.settings.gateway.site,
+                 self.settings.gateway.id, self.settings.buffer.path, self.settings.uplink.host,
+                 self.settings.uplink.effective_port)
+        await self.stop_event.wait()
+        await self._shutdown(tasks)
+        return 0
+
+    def _request_stop(self, sig: signal.Signals) -> None:
+        if not self.stop_event.is_set():
+            log.info("received %s: stopping", sig.name)
+            self.notifier.stopping(f"stopping on {sig.name}")
+            self.stop_reason = sig.name
+            self.stop_event.set()
+
+    def _wake_uplink(self) -> None:
+        if self.uplink is not None:
+            self.uplink._wake.set()
+
+    def _start_uplink(self, settings: Settings) -> None:
+        self._uplink_stop = asyncio.Event()
+        self.uplink = Uplink(settings, self.buffers)
+        self._uplink_task = asyncio.create_task(self.uplink.run(self._uplink_stop), name="uplink")
+
+    async def _stop_uplink(self) -> None:
+        self._uplink_stop.set()
+        if self._uplink_task is not None:
+            try:
+                await asyncio.wait_for(self._uplink_task, timeout=10)
+            except (TimeoutError, asyncio.CancelledError):
+                self._uplink_task.cancel()
+
+    async def _start_producers(self, settings: Settings) -> None:
+        self.producers, self.producer_errors = build_producers(settings, self.sink)
+        for producer in list(self.producers):
+            try:
+                await producer.start()
+            except Exception as exc:
+                log.exception("producer %s failed to start; the rest of the agent runs on", producer.name)
+                self.producer_errors[producer.name] = f"start failed: {exc}"
+                self.producers.remove(producer)
+
+    async def _stop_producers(self) -> None:
+        for producer in self.producers:
+            try:
+                await asyncio.wait_for(producer.stop(), timeout=10)
+            except Exception:
+                log.exception("producer %s did not stop cleanly", producer.name)
+        self.producers = []
+
+    # ---------------------------------------------------------------- loops
+    async def _health_loop(self) -> None:
+        interval = self.settings.health.interval
+        while not self.stop_event.is_set():
+            self.sink.refresh_clock()
+            try:
+                await self.emit_health()
+            except Exception:
+                log.exception("health: could not build the health record")
+            self.notifier.status(self._status_line())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=interval)
+            interval = self.settings.health.interval
+
+    async def emit_health(self) -> None:
+        assert self.buffers.store is not None
+        stats = await self.buffers.call(self.buffers.store.stats)
+        stats["writer"] = "error" if self.buffers.last_error else "ok"
+        stats["last_error"] = self.buffers.last_error
+        stats["queue_overflow"] = self.sink.overflow
+        producers: dict[str, Any] = {}
+        for producer in self.producers:
+            try:
+                producers[producer.name] = producer.health()
+            except Exception as exc:
+                producers[producer.name] = {"state": "error", "last_error": str(exc)}
+        for name, err in self.producer_errors.items():
+            producers[name] = {"state": "failed", "last_error": err}
+        payload = self.health.build(buffer=stats, uplink=self.uplink.health() if self.uplink else {},
+                                    producers=producers, previous_shutdown=self.previous_shutdown)
+        self.sink.emit(Record("agent", Kind.HEALTH, payload))
+
+    def alive(self) -> tuple[bool, str]:
+        """Is every part making progress? The watchdog pings only when all are."""
+        now = time.monotonic()
+        if now - self.buffers.heartbeat > WRITER_STALL_S:
+            return False, "buffer writer stalled"
+        if self.uplink is not None:
+            limit = self.settings.uplink.connect_timeout + WRITER_STALL_S
+            if now - self.uplink.heartbeat > limit:
+                return False, "uplink loop stalled"
+        return True, "ok"
+
+    async def _watchdog_loop(self) -> None:
+        interval = watchdog_interval()
+        if interval is None:
+            return
+        while not self.stop_event.is_set():
+            ok, why = self.alive()
+            if ok:
+                self.notifier.watchdog()
+            else:
+                log.error("watchdog: %s; not pinging systemd (it will restart the service)", why)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=interval)
+
+    def _status_line(self) -> str:
+        state = self.uplink.state if self.uplink else "none"
+        depth = self.buffers.store.last_seq if self.buffers.store else 0
+        return f"uplink {state}; last seq {depth}; producers {len(self.producers)}"
+
+    # --------------------------------------------------------------- reload
+    async def reload(self) -> bool:
+        """SIGHUP: validate the file first; a bad config keeps the running one."""
+        try:
+            new = load_settings(self.config_path)
+        except ConfigError as exc:
+            log.error("reload rejected, keeping the running config:\n%s", exc)
+            self.notifier.status("reload rejected: config invalid (see log)")
+            self.sink.emit(Record("agent", Kind.EVENT, {"event": "config_reload_rejected",
+                                                        "problems": [str(p) for p in exc.problems][:20]}))
+            return False
+        old = self.settings
+        if new.buffer != old.buffer or new.gateway != old.gateway:
+            log.warning("reload: changes to 'gateway' or 'buffer' take effect at the next restart")
+            new = new.model_copy(update={"buffer": old.buffer, "gateway": old.gateway})
+        self.settings = new
+        if new.uplink != old.uplink:
+            log.info("reload: uplink settings changed; reconnecting")
+            await self._stop_uplink()
+            self._start_uplink(new)
+        await self._stop_producers()
+        await self._start_producers(new)
+        self.reloads += 1
+        self.sink.emit(Record("agent", Kind.EVENT, {"event": "config_reloaded"}))
+        log.info("reload: new config in effect")
+        return True
+
+    # ------------------------------------------------------------- shutdown
+    async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        await self._stop_producers()
+        self.sink.emit(Record("agent", Kind.EVENT, {"event": "agent_stopping",
+                                                    "reason": getattr(self, "stop_reason", "requested")}))
+        await self.buffers.flush()
+        await self._stop_uplink()
+        for task in tasks:
+            try:
+                await asyncio.wait_for(task, timeout=5)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+        await self.buffers.flush()
+        await self.buffers.close(clean=True)
+        log.info("stopped cleanly")
+
+
+def run_daemon(config_path: Path) -> int:
+    """Entry point of ``headframe run``: validate, then run until stopped."""
+    from agent.logsetup import setup_logging
+
+    try:
+        settings = load_settings(config_path)
+    except ConfigError as exc:
+        setup_logging()
+        log.error("config %s is invalid; nothing started:\n%s", config_path, exc)
+        return 2
+    setup_logging(settings.logging.level, settings.logging.journald)
+    return asyncio.run(Daemon(config_path, settings).run())

@@ -1,0 +1,52 @@
+"""Builds the record producers (drivers, vision) from the config, isolating their failures."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any, Protocol
+
+from buffer.sink import RecordSink
+from config.schema import Settings
+
+log = logging.getLogger("headframe.agent")
+
+#: Producer packages, each exposing ``<module>.build(settings, sink) -> Producer | None``.
+PRODUCER_MODULES = ("drivers.runtime", "vision.runtime")
+
+
+class Producer(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+
+def build_producers(settings: Settings, sink: RecordSink) -> tuple[list[Producer], dict[str, str]]:
+    """Producers that are configured, plus errors of those that could not be built.
+
+    A producer that fails to build (missing model file, bad port) is reported in health and
+    the log; it never stops the others or the data spine.
+    """
+    producers: list[Producer] = []
+    errors: dict[str, str] = {}
+    for module_name in PRODUCER_MODULES:
+        short = module_name.split(".")[0]
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        try:
+            producer = module.build(settings, sink)
+        except Exception as exc:
+            log.exception("%s: could not start (%s); the rest of the agent runs on", short, exc)
+            errors[short] = f"{type(exc).__name__}: {exc}"
+            continue
+        if producer is not None:
+            producers.append(producer)
+    return producers, errors

@@ -1,0 +1,48 @@
+"""The agent's RecordSink: a thread-safe, non-blocking hand-off to the buffer writer."""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Callable
+
+from buffer.record import Record
+
+
+class QueueSink:
+    """Producers emit here from any thread; the writer drains it in batches.
+
+    The queue is bounded so a runaway producer cannot exhaust memory while the disk is
+    stalled; overflow drops the newest telemetry/health first and is counted (alarms and
+    events are always kept).
+    """
+
+    def __init__(self, clock_synced: Callable[[], bool | None], limit: int = 200_000) -> None:
+        self._queue: collections.deque[Record] = collections.deque()
+        self._lock = threading.Lock()
+        self._clock_synced = clock_synced
+        self._synced: bool | None = clock_synced()
+        self.limit = limit
+        self.overflow = 0
+        self.on_emit: Callable[[], None] | None = None
+
+    def refresh_clock(self) -> None:
+        """Re-read clock sync state (called periodically; adjtimex per record would be wasteful)."""
+        self._synced = self._clock_synced()
+
+    def emit(self, record: Record) -> None:
+        if record.clock_synced is None:
+            record.clock_synced = bool(self._synced)
+        with self._lock:
+            if len(self._queue) >= self.limit and record.kind.value in ("telemetry", "health"):
+                self.overflow += 1
+                return
+            self._queue.append(record)
+
+    def drain(self, limit: int = 10_000) -> list[Record]:
+        with self._lock:
+            n = min(limit, len(self._queue))
+            return [self._queue.popleft() for _ in range(n)]
+
+    def __len__(self) -> int:
+        return len(self._queue)

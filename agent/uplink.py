@@ -1,0 +1,315 @@
+"""MQTT uplink: leases records from the buffer, publishes at QoS 1, acks on PUBACK.
+
+One paho client per connection attempt: when a session dies, the client and everything it
+had in flight are dropped and the unacknowledged records are leased again from the buffer,
+so the buffer is the only source of truth (at least once, no hidden second queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import ssl
+import time
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+
+from agent.backoff import Backoff
+from agent.bufferservice import BufferService
+from agent.version import VERSION
+from buffer.record import Kind, StoredRecord
+from config.schema import Settings
+
+log = logging.getLogger("headframe.uplink")
+
+#: How long a stopping agent keeps draining before it leaves the rest in the buffer.
+SHUTDOWN_GRACE_S = 2.0
+
+_AUTH_CODES = {"Not authorized", "Bad user name or password", "Bad username or password"}
+
+
+def iso_now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(t)) + f"{int(t * 1000) % 1000:03d}Z"
+
+
+class Topics:
+    """Topic names from the config: ``{prefix}/{site}/{gateway}/...`` (docs/mqtt.md)."""
+
+    def __init__(self, settings: Settings) -> None:
+        g = settings.gateway
+        self.root = f"{settings.uplink.topic_prefix}/{g.site}/{g.id}/"
+        self.status = self.root + "status"
+        self._cache: dict[tuple[Kind, str], str] = {}
+
+    def for_record(self, kind: Kind, source: str) -> str:
+        key = (kind, source)
+        topic = self._cache.get(key)
+        if topic is None:
+            topic = self._cache[key] = f"{self.root}{kind.value}/{source}"
+        return topic
+
+
+class Uplink:
+    """Keeps one MQTT session alive and drains the buffer through it."""
+
+    def __init__(self, settings: Settings, buffers: BufferService) -> None:
+        self.settings = settings
+        self.cfg = settings.uplink
+        self.buffers = buffers
+        self.topics = Topics(settings)
+        self.state = "connecting"
+        self.last_error: str | None = None
+        self.connected_since: str | None = None
+        self.sent = 0
+        self.acked = 0
+        self.heartbeat = time.monotonic()
+        self._inflight: dict[int, int] = {}
+        self._acks: collections.deque[int] = collections.deque()
+        self._wake = asyncio.Event()
+        self._client: mqtt.Client | None = None
+        self._lost = asyncio.Event()
+        self._backoff = Backoff(self.cfg.reconnect_min, self.cfg.reconnect_max)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._password = self._read_password()
+
+    def _read_password(self) -> str | None:
+        if self.cfg.password_file is None:
+            return None
+        return self.cfg.password_file.read_text().rstrip("\r\n")
+
+    def wake(self) -> None:
+        """New records were committed: the drain loop should look again."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def health(self) -> dict[str, Any]:
+        return {"state": self.state, "last_error": self.last_error, "connected_since": self.connected_since,
+                "inflight": len(self._inflight), "sent": self.sent, "acked": self.acked}
+
+    # ------------------------------------------------------------ session
+    def _status(self, status: str, reason: str | None = None) -> bytes:
+        g = self.settings.gateway
+        doc: dict[str, Any] = {"status": status, "gateway": g.id, "site": g.site, "version": VERSION}
+        if reason:
+            doc["reason"] = reason
+        if status == "online" or reason == "shutdown":
+            doc["since"] = iso_now()
+        return orjson.dumps(doc)
+
+    def _make_client(self) -> mqtt.Client:
+        cid = self.cfg.client_id or f"headframe-{self.settings.gateway.site}-{self.settings.gateway.id}"
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, clean_session=True)
+        client.max_inflight_messages_set(self.cfg.inflight)
+        client.max_queued_messages_set(0)
+        client.will_set(self.topics.status, self._status("offline", "connection lost"), qos=1, retain=True)
+        if self.cfg.username:
+            client.username_pw_set(self.cfg.username, self._password)
+        tls = self.cfg.tls
+        if tls is not None:
+            client.tls_set(
+                ca_certs=str(tls.ca_file) if tls.ca_file else None,
+                certfile=str(tls.cert_file) if tls.cert_file else None,
+                keyfile=str(tls.key_file) if tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        client.connect_timeout = self.cfg.connect_timeout
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    # paho callbacks run on paho's network thread: hand everything to the loop.
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._connack, reason_code)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._lost.set)
+        self._loop.call_soon_threadsafe(self._wake.set)
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        self._acks.append(mid)
+        if len(self._acks) == 1 and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def _connack(self, reason_code: Any) -> None:
+        self._connack_code = reason_code
+        self._connack_event.set()
+
+    async def _connect(self) -> mqtt.Client | None:
+        """One attempt; on failure, state and last_error say why (auth, TLS, refused, ...)."""
+        loop = asyncio.get_running_loop()
+        client = self._make_client()
+        self._connack_event = asyncio.Event()
+        self._lost = asyncio.Event()
+        host, port = self.cfg.host, self.cfg.effective_port
+        try:
+            await loop.run_in_executor(None, client.connect, host, port, int(self.cfg.keepalive))
+        except ssl.SSLError as exc:
+            self._fail("tls_failed", f"TLS handshake with {host}:{port} failed: {exc.reason or exc}")
+            return None
+        except OSError as exc:
+            self._fail("backoff", f"cannot reach broker {host}:{port}: {exc.strerror or exc}")
+            return None
+        client.loop_start()
+        try:
+            await asyncio.wait_for(self._connack_event.wait(), timeout=self.cfg.connect_timeout)
+        except TimeoutError:
+            self._drop(client)
+            self._fail("backoff", f"broker {host}:{port} did not answer CONNECT within {self.cfg.connect_timeout}s")
+            return None
+        code = self._connack_code
+        if code.is_failure:
+            self._drop(client)
+            text = str(code)
+            if text in _AUTH_CODES or getattr(code, "value", 0) in (4, 5, 134, 135):
+                self._fail("auth_failed", f"broker {host}:{port} refused the credentials ({text}); check "
+                           "uplink.username and uplink.password_file")
+            else:
+                self._fail("backoff", f"broker {host}:{port} refused the connection ({text})")
+            return None
+        client.publish(self.topics.status, self._status("online"), qos=1, retain=True)
+        self.state, self.last_error, self.connected_since = "connected", None, iso_now()
+        log.info("uplink: connected to %s:%d as %s", host, port, client._client_id.decode())
+        return client
+
+    def _fail(self, state: str, error: str) -> None:
+        if error != self.last_error:
+            log.error("uplink: %s", error)
+        self.state, self.last_error = state, error
+
+    @staticmethod
+    def _drop(client: mqtt.Client) -> None:
+        try:
+            client.loop_stop()
+            client.disconnect()
+        except Exception:
+            pass
+        try:
+            client.socket() and client.socket().close()  # type: ignore[union-attr]
+        except Exception:
+            pass
+
+    # -------------------------------------------------------------- drain
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, drain, and on any loss reconnect with jittered back-off, until stopped."""
+        self._loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            self.heartbeat = time.monotonic()
+            self.state = "connecting"
+            client = await self._connect()
+            if client is None:
+                delay = self._backoff.next_delay()
+                if self.state != "auth_failed" and self.state != "tls_failed":
+                    self.state = "backoff"
+                await self._sleep_or_stop(stop, delay)
+                continue
+            self._client = client
+            started = time.monotonic()
+            try:
+                await self._drain(client, stop)
+            finally:
+                await self._after_session(client, stop)
+            if time.monotonic() - started > 30:
+                self._backoff.reset()
+            if not stop.is_set():
+                await self._sleep_or_stop(stop, self._backoff.next_delay())
+
+    async def _sleep_or_stop(self, stop: asyncio.Event, delay: float) -> None:
+        end = time.monotonic() + delay
+        while not stop.is_set() and time.monotonic() < end:
+            self.heartbeat = time.monotonic()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=min(1.0, max(0.0, end - time.monotonic())))
+            except TimeoutError:
+                pass
+
+    async def _after_session(self, client: mqtt.Client, stop: asyncio.Event) -> None:
+        await self._flush_acks(force=True)
+        if stop.is_set() and not self._lost.is_set():
+            info = client.publish(self.topics.status, self._status("offline", "shutdown"), qos=1, retain=True)
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, info.wait_for_publish, 2.0)
+            except Exception:
+                pass
+        self._drop(client)
+        self._client = None
+        self._inflight.clear()
+        self._acks.clear()
+        if self.buffers.store is not None:
+            await self.buffers.call(self.buffers.store.release_all)
+        if not stop.is_set():
+            self._fail("backoff", self.last_error or "connection to broker lost")
+        else:
+            self.state = "stopped"
+
+    async def _flush_acks(self, force: bool = False) -> None:
+        seqs = []
+        while self._acks:
+            seq = self._inflight.pop(self._acks.popleft(), None)
+            if seq is not None:
+                seqs.append(seq)
+        if seqs and self.buffers.store is not None:
+            self._pending_acks.extend(seqs)
+        if self._pending_acks and (force or len(self._pending_acks) >= 500
+                                   or time.monotonic() - self._last_ack_flush > 0.05):
+            batch, self._pending_acks = self._pending_acks, []
+            self._last_ack_flush = time.monotonic()
+            assert self.buffers.store is not None
+            await self.buffers.call(self.buffers.store.ack, batch)
+            self.acked += len(batch)
+
+    async def _drain(self, client: mqtt.Client, stop: asyncio.Event) -> None:
+        store = self.buffers.store
+        assert store is not None
+        qos, window = self.cfg.qos, self.cfg.inflight
+        pending: collections.deque[StoredRecord] = collections.deque()
+        self._pending_acks: list[int] = []
+        self._last_ack_flush = time.monotonic()
+        rate = self.cfg.max_rate
+        tokens, last_refill = (rate or 0.0), time.monotonic()
+        grace_end: float | None = None
+        while not self._lost.is_set():
+            self.heartbeat = time.monotonic()
+            self._wake.clear()
+            await self._flush_acks()
+            if stop.is_set():
+                # Shutting down: keep draining briefly (the final events), then leave; whatever
+                # is left stays committed in the buffer for the next start.
+                grace_end = grace_end or time.monotonic() + SHUTDOWN_GRACE_S
+                if time.monotonic() > grace_end:
+                    break
+            room = window - len(self._inflight)
+            if room > 0 and not pending:
+                pending.extend(await self.buffers.call(store.lease, min(max(room, 100), 2000)))
+                if stop.is_set() and not pending and not self._inflight:
+                    break
+            if rate:
+                now = time.monotonic()
+                tokens = min(rate, tokens + (now - last_refill) * rate)
+                last_refill = now
+                room = min(room, int(tokens))
+            sent = 0
+            while pending and sent < room:
+                rec = pending.popleft()
+                info = client.publish(self.topics.for_record(rec.kind, rec.source), rec.body, qos=qos)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    self._lost.set()
+                    break
+                self._inflight[info.mid] = rec.seq
+                sent += 1
+            if rate:
+                tokens -= sent
+            self.sent += sent
+            if sent == 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=0.05 if self._inflight else 0.5)
+                except TimeoutError:
+                    pass
+            else:
+                await asyncio.sleep(0)
