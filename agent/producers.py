@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from typing import Any, Protocol
 
 from buffer.sink import RecordSink
@@ -28,12 +29,14 @@ class Producer(Protocol):
 def build_producers(settings: Settings, sink: RecordSink) -> tuple[list[Producer], dict[str, str]]:
     """Producers that are configured, plus errors of those that could not be built.
 
-    A producer that fails to build (missing model file, bad port) is reported in health and
+    ``HEADFRAME_EXTRA_PRODUCERS`` (comma-separated modules) adds producers for tests and the
+    HIL rig, e.g. a synthetic load generator. A producer that fails to build (missing model file, bad port) is reported in health and
     the log; it never stops the others or the data spine.
     """
     producers: list[Producer] = []
     errors: dict[str, str] = {}
-    for module_name in PRODUCER_MODULES:
+    extra = [m for m in os.environ.get("HEADFRAME_EXTRA_PRODUCERS", "").split(",") if m]
+    for module_name in (*PRODUCER_MODULES, *extra):
         short = module_name.split(".")[0]
         try:
             module = importlib.import_module(module_name)

@@ -1,0 +1,18 @@
+"""Suite-wide fixtures: a real mosquitto broker and helpers to run the agent as a process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.broker import MosquittoBroker
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """An anonymous broker on a free loopback port."""
+    b = MosquittoBroker(tmp_path / "broker").start()
+    yield b
+    b.stop()
