@@ -79,7 +79,7 @@ def cmd_buffer(args: argparse.Namespace) -> int:
         for row in db.query("SELECT body FROM records ORDER BY prio, seq LIMIT ?", [args.limit]):
             print(json.dumps(orjson.loads(row["body"]), ensure_ascii=False))
     else:
-        out = open(args.output, "wb") if args.output else sys.stdout.buffer
+        out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115 - closed below
         n = 0
         for row in db.query("SELECT body FROM records ORDER BY seq"):
             out.write(row["body"] + b"\n")

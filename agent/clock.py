@@ -11,7 +11,7 @@ _STA_UNSYNC = 0x0040
 
 
 class _Timex(ctypes.Structure):
-    _fields_ = [  # noqa: RUF012 - ctypes layout of struct timex (Linux)
+    _fields_ = [
         ("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
         ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long), ("status", ctypes.c_int),
         ("constant", ctypes.c_long), ("precision", ctypes.c_long), ("tolerance", ctypes.c_long),

@@ -30,8 +30,8 @@ def build_producers(settings: Settings, sink: RecordSink) -> tuple[list[Producer
     """Producers that are configured, plus errors of those that could not be built.
 
     ``HEADFRAME_EXTRA_PRODUCERS`` (comma-separated modules) adds producers for tests and the
-    HIL rig, e.g. a synthetic load generator. A producer that fails to build (missing model file, bad port) is reported in health and
-    the log; it never stops the others or the data spine.
+    HIL rig, e.g. a synthetic load generator. A producer that fails to build (missing model
+    file, bad port) is reported in health and the log; it never stops the others.
     """
     producers: list[Producer] = []
     errors: dict[str, str] = {}

@@ -41,7 +41,7 @@ class AgentProcess:
         self.log = log or config.with_suffix(".log")
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
-        self._logfh = open(self.log, "ab")
+        self._logfh = open(self.log, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(config)], cwd=REPO,
                                      env=full_env, stdout=self._logfh, stderr=subprocess.STDOUT)
 

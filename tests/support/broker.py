@@ -53,7 +53,10 @@ class MosquittoBroker:
         self._write_conf()
 
     def _write_conf(self) -> None:
-        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "max_queued_messages 0",
+        # Persistence keeps the collector's session (and messages queued for it) across a
+        # broker stop/start, so a test can restart the broker without losing what it watches.
+        lines = [f"listener {self.port} 127.0.0.1", "persistence true", f"persistence_location {self.workdir}/",
+                 "autosave_interval 0", "max_queued_messages 0",
                  "max_inflight_messages 0", "log_type error", "log_type warning", "log_type notice",
                  f"log_dest file {self.log}", "log_timestamp_format %H:%M:%S"]
         if os.geteuid() == 0:
@@ -80,7 +83,8 @@ class MosquittoBroker:
             wait_port(self.port)
         except TimeoutError:
             self.stop()
-            raise RuntimeError(f"mosquitto did not start; log:\n{self.log.read_text() if self.log.exists() else ''}")
+            log = self.log.read_text() if self.log.exists() else ''
+            raise RuntimeError(f"mosquitto did not start; log:\n{log}") from None
         return self
 
     def stop(self) -> None:
@@ -142,12 +146,12 @@ class Collector:
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.1, 1)
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if not reason_code.is_failure:
             client.subscribe([(t, 1) for t in self.topics])
             self._connected.set()
 
-    def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, msg) -> None:
         with self._lock:
             self.messages.append(Message(msg.topic, bytes(msg.payload), bool(msg.retain)))
 
