@@ -31,8 +31,10 @@ WRITER_STALL_S = 20.0
 class Daemon:
     """The agent's lifecycle: start, run until SIGTERM, reload on SIGHUP, stop cleanly."""
 
-    def __init__(self, config_path: Path, settings: Settings, notifier: Notifier | None = None) -> None:
+    def __init__(self, config_path: Path, settings: Settings, notifier: Notifier | None = None,
+                 install_signals: bool = True) -> None:
         self.config_path = config_path
+        self.install_signals = install_signals
         self.settings = settings
         self.notifier = notifier or Notifier()
         self.stop_event = asyncio.Event()
@@ -50,10 +52,11 @@ class Daemon:
 
     # ------------------------------------------------------------- start-up
     async def run(self) -> int:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._request_stop, sig)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        loop = self.loop = asyncio.get_running_loop()
+        if self.install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._request_stop, sig)
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         store = await self.buffers.open()
         self.previous_shutdown = "clean" if store.previous_shutdown_clean else "unclean"
         started: dict[str, Any] = {"event": "agent_started", "version": VERSION,
@@ -124,17 +127,19 @@ class Daemon:
 
     # ---------------------------------------------------------------- loops
     async def _health_loop(self) -> None:
-        interval = self.settings.health.interval
+        last = 0.0
         while not self.stop_event.is_set():
-            self.sink.refresh_clock()
-            try:
-                await self.emit_health()
-            except Exception:
-                log.exception("health: could not build the health record")
-            self.notifier.status(self._status_line())
+            # re-read the interval each turn so a reload takes effect without waiting a full period
+            if time.monotonic() - last >= self.settings.health.interval:
+                last = time.monotonic()
+                self.sink.refresh_clock()
+                try:
+                    await self.emit_health()
+                except Exception:
+                    log.exception("health: could not build the health record")
+                self.notifier.status(self._status_line())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), timeout=interval)
-            interval = self.settings.health.interval
+                await asyncio.wait_for(self.stop_event.wait(), timeout=min(0.25, self.settings.health.interval))
 
     async def emit_health(self) -> None:
         assert self.buffers.store is not None
