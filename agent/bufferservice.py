@@ -78,7 +78,8 @@ class BufferService:
             except Exception as exc:  # keep the writer alive; the error goes to health and the log
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("buffer: append failed; %d record(s) lost", len(batch))
-        self.heartbeat = time.monotonic()
+        # Proof of life must come from the buffer thread itself: a hung disk shows as silence.
+        self.heartbeat = await self.call(time.monotonic)
         if total:
             self.appended += total
             if self.on_commit:
