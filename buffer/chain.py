@@ -29,7 +29,12 @@ def canonical(doc: dict[str, Any]) -> bytes:
 
 def link(prev: str, doc: dict[str, Any], key: bytes | None) -> str:
     """Hash of ``doc`` chained to ``prev`` (hex). ``doc['prev']`` must already be ``prev``."""
-    data = prev.encode() + b"\n" + canonical(doc)
+    return link_bytes(prev, canonical(doc), key)
+
+
+def link_bytes(prev: str, canon: bytes, key: bytes | None) -> str:
+    """Hash of already-canonical bytes chained to ``prev`` (hex)."""
+    data = prev.encode() + b"\n" + canon
     if key:
         return hmac.new(key, data, hashlib.sha256).hexdigest()
     return hashlib.sha256(data).hexdigest()

@@ -12,7 +12,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +58,8 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 _SYNC = {"process_crash": "NORMAL", "power_loss": "FULL"}
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
+_KIND_VALUE = {k: k.value for k in Kind}  # Enum attribute access is slow on the hot path
+_KIND_PRIO = {k: k.priority for k in Kind}
 
 
 class AttachmentTooLarge(ValueError):
@@ -97,6 +96,7 @@ class BufferStore:
         self._load_state()
         self._cursor = {p: 0 for p in KIND_BY_PRIORITY}
         self._sync = ""
+        self._iso_sec, self._iso_prefix = -1, ""
         self._last_evict_log, self._evicted_since_log = -1e9, 0
 
     # ----------------------------------------------------------------- state
@@ -130,15 +130,20 @@ class BufferStore:
             self._sync = level
 
     # ---------------------------------------------------------------- append
-    def _message(self, seq: int, rec: Record, prev: str) -> tuple[dict[str, Any], str]:
+    def _message(self, seq: int, rec: Record, prev: str) -> tuple[bytes, str]:
+        """The message body (JSON bytes) and its chain hash; hot path, so built once.
+
+        The body is the canonical form (sorted keys) with ``chain`` appended at the end, so
+        the hashed bytes are serialised only once.
+        """
         doc: dict[str, Any] = {
             "gateway": self.gateway,
             "site": self.site,
             "seq": seq,
-            "ts": _iso(rec.ts),
-            "synced": bool(rec.clock_synced) if rec.clock_synced is not None else False,
+            "ts": self._iso(rec.ts),
+            "synced": bool(rec.clock_synced),
             "source": rec.source,
-            "kind": rec.kind.value,
+            "kind": _KIND_VALUE[rec.kind],
             "payload": rec.payload,
             "prev": prev,
         }
@@ -148,9 +153,16 @@ class BufferStore:
                  "sha256": hashlib.sha256(a.data).hexdigest()}
                 for a in rec.attachments
             ]
-        digest = chain.link(prev, doc, self.chain_key)
-        doc["chain"] = digest
-        return doc, digest
+        canon = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+        digest = chain.link_bytes(prev, canon, self.chain_key)
+        return canon[:-1] + b',"chain":"' + digest.encode() + b'"}', digest
+
+    def _iso(self, ts: float) -> str:
+        """ISO-8601 UTC with milliseconds; the date part is cached per second (hot path)."""
+        sec = int(ts)
+        if sec != self._iso_sec:
+            self._iso_sec, self._iso_prefix = sec, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
+        return f"{self._iso_prefix}{int((ts - sec) * 1000):03d}Z"
 
     def append(self, records: Sequence[Record]) -> list[int]:
         """Commit records in one transaction and return their sequence numbers.
@@ -199,12 +211,13 @@ class BufferStore:
         added = 0
         for rec in records:
             seq += 1
-            doc, head = self._message(seq, rec, head)
-            body = orjson.dumps(doc)
-            size = len(body) + sum(len(a.data) for a in rec.attachments)
+            body, head = self._message(seq, rec, head)
+            size = len(body)
+            if rec.attachments:
+                size += sum(len(a.data) for a in rec.attachments)
+                att_rows.extend((seq, i, a.name, a.content_type, a.data) for i, a in enumerate(rec.attachments))
             added += size
-            rows.append((seq, rec.kind.priority, rec.source, now, size, len(rec.attachments), body))
-            att_rows.extend((seq, i, a.name, a.content_type, a.data) for i, a in enumerate(rec.attachments))
+            rows.append((seq, _KIND_PRIO[rec.kind], rec.source, now, size, len(rec.attachments), body))
             seqs.append(seq)
         self.floor.ensure_above(seq)
         strongest = "power_loss" if any(self.durability[r.kind] == "power_loss" for r in records) else "process_crash"

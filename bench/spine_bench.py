@@ -1,0 +1,175 @@
+"""Data spine benchmarks: ingest, drain to mosquitto, 1M backlog, idle RSS, start-up time.
+
+Every figure is printed next to a baseline measured in the same run on the same machine:
+    .venv/bin/python -m bench.spine_bench [--records 200000] [--backlog 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psutil
+
+from agent.bufferservice import BufferService
+from agent.sink import QueueSink
+from agent.uplink import Uplink
+from buffer import BufferStore, Kind, Record
+from buffer.store import SCHEMA
+from config import load_settings_text
+from tests.support.agentproc import write_config
+from tests.support.broker import Collector, MosquittoBroker
+
+
+def records(n: int) -> list[Record]:
+    # ~1000 records per second of observation time, like a busy gateway
+    return [Record(f"meter-{i % 20}", Kind.TELEMETRY,
+                   {"values": {"p": {"v": i * 0.5, "unit": "kW", "q": "good"}}}, ts=1.7e9 + i * 0.001) for i in range(n)]
+
+
+def bench_ingest(n: int, batch: int = 1000) -> dict[str, float]:
+    tmp = Path(tempfile.mkdtemp())
+    recs = records(n)
+    store = BufferStore(tmp / "a.db", gateway="gw", site="s", max_bytes=10 * 1024**3)
+    t0 = time.perf_counter()
+    for i in range(0, n, batch):
+        store.append(recs[i : i + batch])
+    ours = n / (time.perf_counter() - t0)
+    rows = store.db.execute("SELECT seq, prio, source, created, size, n_att, body FROM records").fetchall()
+    store.close()
+    raw = sqlite3.connect(tmp / "raw.db")
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute("PRAGMA synchronous=NORMAL")
+    raw.executescript(SCHEMA)
+    t0 = time.perf_counter()
+    for i in range(0, n, batch):
+        raw.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)", rows[i : i + batch])
+        raw.commit()
+    base = n / (time.perf_counter() - t0)
+    return {"ours_rps": ours, "raw_executemany_rps": base, "ratio": ours / base}
+
+
+def _settings(tmp: Path, port: int, inflight: int = 1000):
+    text = json.dumps({"gateway": {"site": "s", "id": "gw"}, "buffer": {"path": str(tmp / "d.db"), "max_bytes": "20GiB"},
+                       "uplink": {"host": "127.0.0.1", "port": port, "inflight": inflight}})
+    return load_settings_text(text)
+
+
+async def _drain(settings, n: int) -> float:
+    sink = QueueSink(lambda: True)
+    service = BufferService(settings, sink)
+    store = await service.open()
+    recs = records(min(n, 100_000))
+    for i in range(0, n, 10_000):
+        chunk = recs[(i % len(recs)) : (i % len(recs)) + 10_000]
+        await service.call(store.append, chunk)
+    uplink = Uplink(settings, service)
+    stop = asyncio.Event()
+    t0 = time.perf_counter()
+    task = asyncio.create_task(uplink.run(stop))
+    while uplink.acked < n:
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    await task
+    await service.close()
+    return elapsed
+
+
+def bare_paho(port: int, bodies: list[bytes], inflight: int = 1000) -> float:
+    done = threading.Event()
+    acked = [0]
+
+    def on_publish(client, userdata, mid, rc, props):
+        acked[0] += 1
+        if acked[0] == len(bodies):
+            done.set()
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bare")
+    c.max_inflight_messages_set(inflight)
+    c.max_queued_messages_set(0)
+    c.on_publish = on_publish
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    t0 = time.perf_counter()
+    for b in bodies:
+        c.publish("headframe/s/gw/telemetry/meter", b, qos=1)
+    done.wait(600)
+    elapsed = time.perf_counter() - t0
+    c.loop_stop()
+    c.disconnect()
+    return elapsed
+
+
+def bench_drain(n: int) -> dict[str, float]:
+    tmp = Path(tempfile.mkdtemp())
+    broker = MosquittoBroker(tmp / "b").start()
+    try:
+        ours = asyncio.run(_drain(_settings(tmp, broker.port), n))
+        store = BufferStore(tmp / "bodies.db", gateway="gw", site="s", max_bytes=10 * 1024**3)
+        store.append(records(n))
+        bodies = [r.body for r in store.lease(n)]
+        store.close()
+        base = bare_paho(broker.port, bodies)
+    finally:
+        broker.stop()
+    return {"records": n, "ours_s": ours, "ours_mps": n / ours, "bare_paho_mps": n / base, "ratio": base / ours}
+
+
+def bench_process(tmp: Path) -> dict[str, float]:
+    """Spawn ``headframe run`` like systemd does; time to first health record and idle RSS."""
+    broker = MosquittoBroker(tmp / "pb").start()
+    collector = Collector(broker, topics=["headframe/+/+/health/#"]).start()
+    cfg = write_config(tmp / "c.yaml", broker.port, buffer_path=tmp / "p.db", health_interval="30s")
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(cfg)], stderr=subprocess.DEVNULL)
+    collector.wait_for(lambda ms: len(ms) > 0, timeout=30)
+    first_health = time.monotonic() - t0
+    time.sleep(5)
+    rss = psutil.Process(proc.pid).memory_info().rss
+    t0 = time.monotonic()
+    bare = subprocess.run([sys.executable, "-c", "import paho.mqtt.client, sqlite3, pydantic"], check=True)
+    bare_import = time.monotonic() - t0
+    proc.terminate()
+    proc.wait(10)
+    collector.stop()
+    broker.stop()
+    return {"start_to_first_health_s": first_health, "bare_python_import_s": bare_import, "idle_rss_mb": rss / 1e6,
+            "returncode": bare.returncode}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--drain", type=int, default=100_000)
+    ap.add_argument("--backlog", type=int, default=1_000_000)
+    args = ap.parse_args()
+    os.environ.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    ingest = bench_ingest(args.records)
+    print(f"ingest: {ingest['ours_rps']:,.0f} rec/s (batched 1000) vs raw sqlite3 executemany "
+          f"{ingest['raw_executemany_rps']:,.0f} rec/s -> ratio {ingest['ratio']:.2f}  [target >= 50k/s and >= 0.5x]")
+    drain = bench_drain(args.drain)
+    print(f"drain to mosquitto QoS1: {drain['ours_mps']:,.0f} msg/s vs bare paho loop {drain['bare_paho_mps']:,.0f} msg/s "
+          f"-> ratio {drain['ratio']:.2f}  [target >= 10k/s and >= 0.7x]")
+    if args.backlog:
+        big = bench_drain(args.backlog)
+        print(f"backlog of {args.backlog:,} drained in {big['ours_s']:.1f} s ({big['ours_mps']:,.0f} msg/s; bare paho "
+              f"{big['bare_paho_mps']:,.0f} msg/s, ratio {big['ratio']:.2f})  [target < 100 s]")
+    proc = bench_process(Path(tempfile.mkdtemp()))
+    print(f"start to first health record: {proc['start_to_first_health_s']:.2f} s (bare interpreter + imports of "
+          f"paho/sqlite3/pydantic: {proc['bare_python_import_s']:.2f} s)  [target < 1.5 s]")
+    print(f"idle RSS: {proc['idle_rss_mb']:.1f} MB  [target <= 80 MB]")
+
+
+if __name__ == "__main__":
+    main()
