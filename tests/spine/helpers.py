@@ -13,9 +13,11 @@ def buffer_state(db_path: Path) -> tuple[int, set[int]]:
     """(last committed seq, seqs still waiting in the buffer) read from the database file."""
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
-        last = db.execute("SELECT last_seq FROM state").fetchone()[0]
+        row = db.execute("SELECT last_seq FROM state").fetchone()
         pending = {r[0] for r in db.execute("SELECT seq FROM records")}
-        return int(last), pending
+        return (int(row[0]) if row else 0), pending
+    except sqlite3.OperationalError:  # the agent is still creating the schema
+        return 0, set()
     finally:
         db.close()
 
@@ -24,6 +26,8 @@ def buffered_payloads(db_path: Path, kind: int) -> list[dict[str, Any]]:
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         return [orjson.loads(r[0])["payload"] for r in db.execute("SELECT body FROM records WHERE prio = ?", (kind,))]
+    except sqlite3.OperationalError:  # the agent is still creating the schema
+        return []
     finally:
         db.close()
 
