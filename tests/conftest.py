@@ -16,3 +16,11 @@ def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
     b = MosquittoBroker(tmp_path / "broker").start()
     yield b
     b.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_brokers() -> Iterator[None]:
+    """Stop every broker a test started, even when the test failed half-way."""
+    yield
+    while MosquittoBroker.started:
+        MosquittoBroker.started.pop().stop()

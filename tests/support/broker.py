@@ -38,6 +38,9 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 class MosquittoBroker:
     """mosquitto started as a subprocess; can be stopped and restarted on the same port."""
 
+    #: every broker started in this process, so a failed test cannot leak one (see conftest)
+    started: list[MosquittoBroker] = []  # noqa: RUF012
+
     def __init__(self, workdir: Path, *, port: int | None = None, users: dict[str, str] | None = None,
                  tls: TLSFiles | None = None, require_client_cert: bool = False) -> None:
         if shutil.which("mosquitto") is None:
@@ -79,6 +82,7 @@ class MosquittoBroker:
     def start(self) -> MosquittoBroker:
         self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
+        MosquittoBroker.started.append(self)
         try:
             wait_port(self.port)
         except TimeoutError:
