@@ -74,6 +74,8 @@ class Uplink:
         self._lost = asyncio.Event()
         self._backoff = Backoff(self.cfg.reconnect_min, self.cfg.reconnect_max)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._writing = False
+        self._misc: asyncio.Future[None] | None = None
         self._password = self._read_password()
 
     def _read_password(self) -> str | None:
@@ -103,7 +105,9 @@ class Uplink:
     def _make_client(self) -> mqtt.Client:
         cid = self.cfg.client_id or f"headframe-{self.settings.gateway.site}-{self.settings.gateway.id}"
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, clean_session=True)
-        client.max_inflight_messages_set(self.cfg.inflight)
+        # Our own window bounds what is in flight. paho's own limit is switched off: with one
+        # set, every PUBACK makes paho scan all outstanding messages (O(window) per ack).
+        client.max_inflight_messages_set(0)
         client.max_queued_messages_set(0)
         client.will_set(self.topics.status, self._status("offline", "connection lost"), qos=1, retain=True)
         if self.cfg.username:
@@ -122,24 +126,81 @@ class Uplink:
         client.on_publish = self._on_publish
         return client
 
-    # paho callbacks run on paho's network thread: hand everything to the loop.
+    # paho is driven from the event loop (add_reader/add_writer), so its callbacks run on the
+    # loop thread: no network thread, no cross-thread hand-off per message.
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._connack, reason_code)
+        self._connack_code = reason_code
+        self._connack_event.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._lost.set)
-        self._loop.call_soon_threadsafe(self._wake.set)
+        self._lost.set()
+        self._wake.set()
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
         self._acks.append(mid)
-        if len(self._acks) == 1 and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+        self._wake.set()
 
-    def _connack(self, reason_code: Any) -> None:
-        self._connack_code = reason_code
-        self._connack_event.set()
+    # ---------------------------------------------------- asyncio <-> paho
+    def _attach(self, client: mqtt.Client) -> None:
+        """Let the event loop drive paho's socket: read when readable, write when needed."""
+        assert self._loop is not None
+        sock = client.socket()
+        assert sock is not None
+        self._sock = sock
+        self._loop.add_reader(sock, self._readable, client)
+        self._misc = asyncio.ensure_future(self._misc_loop(client))
+        self._want_write(client)
+
+    def _readable(self, client: mqtt.Client) -> None:
+        rc = client.loop_read()
+        sock = client.socket()
+        # TLS may hold decrypted bytes the selector cannot see: read them now.
+        while rc == mqtt.MQTT_ERR_SUCCESS and sock is not None and getattr(sock, "pending", lambda: 0)():
+            rc = client.loop_read()
+        if rc != mqtt.MQTT_ERR_SUCCESS:
+            self._lost.set()
+            self._wake.set()
+        else:
+            self._want_write(client)
+
+    def _writable(self, client: mqtt.Client) -> None:
+        client.loop_write()
+        self._want_write(client)
+
+    def _want_write(self, client: mqtt.Client) -> None:
+        assert self._loop is not None
+        sock = client.socket()
+        if sock is None:
+            return
+        if client.want_write() and not self._writing:
+            self._loop.add_writer(sock, self._writable, client)
+            self._writing = True
+        elif not client.want_write() and self._writing:
+            self._loop.remove_writer(sock)
+            self._writing = False
+
+    async def _misc_loop(self, client: mqtt.Client) -> None:
+        """Keepalive pings and timeouts (paho's loop_misc), once a second."""
+        while True:
+            await asyncio.sleep(1.0)
+            if client.loop_misc() != mqtt.MQTT_ERR_SUCCESS:
+                self._lost.set()
+                self._wake.set()
+                return
+            self._want_write(client)
+
+    def _detach(self) -> None:
+        assert self._loop is not None
+        if getattr(self, "_misc", None) is not None:
+            self._misc.cancel()
+            self._misc = None
+        sock = getattr(self, "_sock", None)
+        if sock is not None:
+            self._loop.remove_reader(sock)
+            if self._writing:
+                self._loop.remove_writer(sock)
+            self._sock = None
+        self._writing = False
 
     async def _connect(self) -> mqtt.Client | None:
         """One attempt; on failure, state and last_error say why (auth, TLS, refused, ...)."""
@@ -156,7 +217,7 @@ class Uplink:
         except OSError as exc:
             self._fail("backoff", f"cannot reach broker {host}:{port}: {exc.strerror or exc}")
             return None
-        client.loop_start()
+        self._attach(client)
         try:
             await asyncio.wait_for(self._connack_event.wait(), timeout=self.cfg.connect_timeout)
         except TimeoutError:
@@ -183,10 +244,9 @@ class Uplink:
             log.error("uplink: %s", error)
         self.state, self.last_error = state, error
 
-    @staticmethod
-    def _drop(client: mqtt.Client) -> None:
+    def _drop(self, client: mqtt.Client) -> None:
+        self._detach()
         try:
-            client.loop_stop()
             client.disconnect()
         except Exception:
             pass
@@ -233,10 +293,9 @@ class Uplink:
         await self._flush_acks(force=True)
         if stop.is_set() and not self._lost.is_set():
             info = client.publish(self.topics.status, self._status("offline", "shutdown"), qos=1, retain=True)
-            try:
-                await asyncio.get_running_loop().run_in_executor(None, info.wait_for_publish, 2.0)
-            except Exception:
-                pass
+            end = time.monotonic() + 2.0
+            while not info.is_published() and not self._lost.is_set() and time.monotonic() < end:
+                await asyncio.sleep(0.02)
         self._drop(client)
         self._client = None
         self._inflight.clear()
@@ -303,6 +362,8 @@ class Uplink:
                     break
                 self._inflight[info.mid] = rec.seq
                 sent += 1
+            if sent:
+                self._want_write(client)  # a full socket buffer leaves bytes for the writer
             if rate:
                 tokens -= sent
             self.sent += sent

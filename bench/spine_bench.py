@@ -87,22 +87,27 @@ async def _drain(settings, n: int) -> float:
 
 
 def bare_paho(port: int, bodies: list[bytes], inflight: int = 1000) -> float:
+    """The same bodies through a plain paho loop with the same in-flight window (a window is
+    needed anyway: paho's message ids wrap at 65535, so an unbounded queue loses messages)."""
     done = threading.Event()
     acked = [0]
+    window = threading.Semaphore(inflight)
 
     def on_publish(client, userdata, mid, rc, props):
         acked[0] += 1
+        window.release()
         if acked[0] == len(bodies):
             done.set()
 
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bare")
-    c.max_inflight_messages_set(inflight)
+    c.max_inflight_messages_set(0)  # the semaphore is the window (paho's own limit is O(n) per ack)
     c.max_queued_messages_set(0)
     c.on_publish = on_publish
     c.connect("127.0.0.1", port)
     c.loop_start()
     t0 = time.perf_counter()
     for b in bodies:
+        window.acquire()
         c.publish("headframe/s/gw/telemetry/meter", b, qos=1)
     done.wait(600)
     elapsed = time.perf_counter() - t0
