@@ -1,26 +1,189 @@
-"""Settings of field buses and devices (owned by the drivers work; placeholder shape)."""
+"""Settings of field buses, devices, their points, and the site operating state."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Literal
 
-from config.types import Ident, StrictModel
+from pydantic import Field, model_validator
+
+from config.types import Duration, Ident, StrictModel
+
+Table = Literal["holding", "input", "coil", "discrete"]
+DataType = Literal["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "bool", "bit",
+                   "string"]
+Order = Literal["ABCD", "CDAB", "BADC", "DCBA"]
+Protocol = Literal["modbus_tcp", "modbus_rtu", "dlt645"]
+
+#: registers a value of each type occupies (string: ``length``)
+TYPE_REGISTERS = {"int16": 1, "uint16": 1, "bit": 1, "int32": 2, "uint32": 2, "float32": 2, "int64": 4, "uint64": 4,
+                  "float64": 4, "bool": 1}
+
+
+class PointSettings(StrictModel):
+    """One value read from a device: where it lives, how to decode it, when to report it."""
+
+    name: Ident
+    table: Table = "holding"
+    address: int = Field(default=0, ge=0, le=65535, description="0-based protocol address")
+    type: DataType = "uint16"
+    order: Order = Field(default="ABCD", description="byte/word order: ABCD big-endian, CDAB word-swapped, ...")
+    bit: int | None = Field(default=None, ge=0, le=15)
+    length: int | None = Field(default=None, ge=1, le=64, description="registers of a string")
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+    deadband: float = Field(default=0.0, ge=0)
+    max_silent: Duration = Field(default=60.0, description="report at least this often even when unchanged")
+    group: Ident = "default"
+    writable: bool = False
+    #: DL/T 645 data identifier (8 hex digits), for dlt645 devices instead of table/address
+    di: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]{8}$")
+
+    @property
+    def registers(self) -> int:
+        if self.type == "string":
+            return self.length or 1
+        return TYPE_REGISTERS[self.type]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PointSettings:
+        if self.type == "bit" and self.bit is None:
+            raise ValueError("'bit: 0..15' for a point of type bit")
+        if self.type == "string" and self.length is None:
+            raise ValueError("'length' (registers) for a point of type string")
+        if self.table in ("coil", "discrete") and self.type not in ("bool",):
+            raise ValueError(f"type bool for table {self.table} (coils and discrete inputs are single bits)")
+        if self.table in ("holding", "input") and self.type == "bool":
+            raise ValueError("type bit (with 'bit:') for a flag inside a register; bool is for coils/discrete")
+        if self.address + self.registers - 1 > 65535:
+            raise ValueError("a point that ends at or below address 65535")
+        return self
+
+
+class PollGroup(StrictModel):
+    name: Ident
+    interval: Duration = Field(ge=0.05)
 
 
 class BusSettings(StrictModel):
+    """A serial port shared by Modbus RTU and DL/T 645 devices (one request at a time)."""
+
     name: Ident
     port: str
+    baudrate: int = Field(default=9600, ge=300, le=921600)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+    timeout: Duration = Field(default=0.5, gt=0, le=30)
+    #: silence between a response and the next request (RS-485 turnaround, slow slaves)
+    inter_frame: Duration = Field(default=0.005, ge=0, le=5)
+
+    def line_settings(self) -> tuple[int, str, int, int]:
+        return (self.baudrate, self.parity, self.stopbits, self.bytesize)
 
 
 class DeviceSettings(StrictModel):
+    """A PLC or meter polled by Headframe."""
+
     id: Ident
-    protocol: str
+    protocol: Protocol
+    enabled: bool = True
+    host: str | None = None
+    port: int = Field(default=502, ge=1, le=65535)
+    bus: Ident | None = None
+    unit: int = Field(default=1, ge=0, le=247, description="Modbus unit (slave) id")
+    address: str | None = Field(default=None, description="DL/T 645 meter address, 12 digits")
+    profile: str | None = None
+    points: list[PointSettings] = Field(default_factory=list)
+    groups: list[PollGroup] = Field(default_factory=lambda: [PollGroup(name="default", interval=1.0)])
+    max_registers: int = Field(default=125, ge=1, le=125)
+    max_bits: int = Field(default=2000, ge=1, le=2000)
+    gap_fill: int = Field(default=8, ge=0, le=124, description="unused registers read to save a request")
+    timeout: Duration = Field(default=1.0, gt=0, le=30)
+    retries: int = Field(default=1, ge=0, le=5)
+    backoff_after: int = Field(default=3, ge=1, description="consecutive failures before backing off")
+    backoff_interval: Duration = Field(default=30.0, ge=0.1, description="how often a dead device is tried")
+    stale_after: float = Field(default=3.0, ge=1.0, description="group intervals without a fresh value → stale")
+
+    @model_validator(mode="after")
+    def _shape(self) -> DeviceSettings:
+        if self.protocol == "modbus_tcp" and not self.host:
+            raise ValueError("'host' for a modbus_tcp device")
+        if self.protocol in ("modbus_rtu", "dlt645") and not self.bus:
+            raise ValueError(f"'bus' (a name from buses:) for a {self.protocol} device")
+        if self.protocol == "dlt645" and (self.address is None or not re.fullmatch(r"\d{12}", self.address)):
+            raise ValueError("'address': the meter's 12-digit address (see: headframe probe dlt645 PORT --discover)")
+        if not self.profile and not self.points:
+            raise ValueError("'profile:' or 'points:' (a device with nothing to read)")
+        groups = {g.name for g in self.groups}
+        for p in self.points:
+            if p.group not in groups:
+                raise ValueError(f"point {p.name} in a poll group that exists (groups: {sorted(groups)})")
+            if self.protocol == "dlt645" and p.di is None:
+                raise ValueError(f"'di:' (data identifier) on point {p.name} of a dlt645 device")
+        names = [p.name for p in self.points]
+        if len(names) != len(set(names)):
+            raise ValueError("unique point names within a device")
+        return self
 
 
 class OperatingStateSettings(StrictModel):
+    """Site "operating / stopped" derived from metered power (for seals: stopped on paper?)."""
+
     enabled: bool = False
+    #: ``device.point`` names whose values (kW) are summed
+    power_points: list[str] = Field(default_factory=list)
+    on_above_kw: float = Field(default=50.0, ge=0)
+    off_below_kw: float = Field(default=20.0, ge=0)
+    min_duration: Duration = 60.0
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> OperatingStateSettings:
+        if self.off_below_kw > self.on_above_kw:
+            raise ValueError("off_below_kw not above on_above_kw (that is the hysteresis band)")
+        if self.enabled and not self.power_points:
+            raise ValueError("'power_points' (device.point of meter power, kW) when enabled")
+        return self
 
 
 def cross_check(settings: Any) -> list[tuple[tuple[str | int, ...], str, str]]:
-    """Checks that span several entries; returns (location, found, expected) triples."""
-    return []
+    """Bus references, one setting per physical port, unique ids, known profiles and points."""
+    from config.profiles import known_profiles  # local import: profiles import this module
+
+    problems: list[tuple[tuple[str | int, ...], str, str]] = []
+    buses = {b.name: (i, b) for i, b in enumerate(settings.buses)}
+    seen_ports: dict[str, tuple[int, Any]] = {}
+    for i, bus in enumerate(settings.buses):
+        if list(buses).count(bus.name) > 1 or buses[bus.name][0] != i:
+            problems.append((("buses", i, "name"), repr(bus.name), "a bus name used once"))
+        other = seen_ports.get(bus.port)
+        if other is not None:
+            j, first = other
+            same = first.line_settings() == bus.line_settings()
+            problems.append((("buses", i, "port"), f"{bus.port!r}, already used by bus '{first.name}' (buses[{j}])"
+                             + ("" if same else " with different settings"),
+                             "one bus entry per serial port; put every device on that port on the same bus"))
+        else:
+            seen_ports[bus.port] = (i, bus)
+    ids: set[str] = set()
+    profiles = known_profiles()
+    point_names: dict[str, set[str]] = {}
+    for i, dev in enumerate(settings.devices):
+        if dev.id in ids:
+            problems.append((("devices", i, "id"), repr(dev.id), "a device id used once"))
+        ids.add(dev.id)
+        if dev.bus is not None and dev.bus not in buses:
+            problems.append((("devices", i, "bus"), repr(dev.bus), f"one of the buses: {sorted(buses) or 'none defined'}"))
+        if dev.profile is not None and dev.profile not in profiles:
+            problems.append((("devices", i, "profile"), repr(dev.profile), f"one of {sorted(profiles)}"))
+        names = {p.name for p in dev.points}
+        if dev.profile in profiles:
+            names |= {p.name for p in profiles[dev.profile].points}
+        point_names[dev.id] = names
+    op = settings.operating_state
+    for k, ref in enumerate(op.power_points):
+        dev_id, _, point = ref.partition(".")
+        if dev_id not in point_names or point not in point_names[dev_id]:
+            problems.append((("operating_state", "power_points", k), repr(ref), "device.point of a configured device"))
+    return problems

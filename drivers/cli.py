@@ -1,9 +1,256 @@
-"""Subcommands of this package for the ``headframe`` CLI (placeholder until implemented)."""
+"""Technician tools: ``probe``, ``scan`` and ``points``; errors say what to check."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from config.drivers import BusSettings, DeviceSettings, PointSettings
+from drivers.codec import DecodeError, decode
+from drivers.dlt645 import DLT645Error
+from drivers.dlt645_ids import FORMATS
+from drivers.modbus_rtu import ModbusError
+from drivers.transport import RtuTransport, SerialBus, TcpTransport
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add this package's subcommands to the ``headframe`` parser."""
+    probe = sub.add_parser("probe", help="read registers or a meter value once and print them")
+    psub = probe.add_subparsers(dest="protocol", required=True)
+    for name in ("modbus-tcp", "modbus-rtu"):
+        p = psub.add_parser(name)
+        p.add_argument("target", help="HOST[:PORT]" if name == "modbus-tcp" else "serial port, e.g. /dev/ttyUSB0")
+        p.add_argument("--unit", type=int, default=1)
+        p.add_argument("--read", required=True, help="ADDR[:COUNT], 0-based protocol address")
+        p.add_argument("--table", choices=["holding", "input", "coil", "discrete"], default="holding")
+        p.add_argument("--type", default="uint16", choices=["int16", "uint16", "int32", "uint32", "int64", "uint64",
+                                                            "float32", "float64"])
+        p.add_argument("--order", default="ABCD", choices=["ABCD", "CDAB", "BADC", "DCBA"])
+        p.add_argument("--timeout", type=float, default=1.0)
+        if name == "modbus-rtu":
+            _serial_args(p, 9600, "N")
+        p.set_defaults(func=cmd_probe_modbus)
+    p = psub.add_parser("dlt645")
+    p.add_argument("target", help="serial port")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--addr", help="12-digit meter address")
+    group.add_argument("--discover", action="store_true", help="read the address by broadcast (one meter on the line)")
+    p.add_argument("--id", action="append", default=[], help="data identifier, e.g. 00010000 (repeatable)")
+    p.add_argument("--timeout", type=float, default=1.5)
+    _serial_args(p, 2400, "E")
+    p.set_defaults(func=cmd_probe_dlt645)
+
+    scan = sub.add_parser("scan", help="find responding Modbus RTU units over common line settings")
+    ssub = scan.add_subparsers(dest="protocol", required=True)
+    p = ssub.add_parser("modbus-rtu")
+    p.add_argument("target", help="serial port")
+    p.add_argument("--units", default="1-32", help="range of unit ids, e.g. 1-247")
+    p.add_argument("--bauds", default="9600,19200,4800,2400,38400,115200")
+    p.add_argument("--parities", default="N,E")
+    p.add_argument("--timeout", type=float, default=0.15, help="per request")
+    p.add_argument("--max-time", type=float, default=120.0, help="give up after this many seconds")
+    p.add_argument("--register", type=int, default=0, help="holding register to read when probing")
+    p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("points", help="live table of a configured device's decoded values with quality")
+    p.add_argument("-c", "--config", type=Path, required=True)
+    p.add_argument("device")
+    p.add_argument("--once", action="store_true", help="one poll, then exit (for scripts)")
+    p.set_defaults(func=cmd_points)
+
+
+def _serial_args(p: argparse.ArgumentParser, baud: int, parity: str) -> None:
+    p.add_argument("--baud", type=int, default=baud)
+    p.add_argument("--parity", choices=["N", "E", "O"], default=parity)
+    p.add_argument("--stopbits", type=int, choices=[1, 2], default=1)
+
+
+def _parse_read(text: str) -> tuple[int, int]:
+    addr, _, count = text.partition(":")
+    return int(addr, 0), int(count or 1, 0)
+
+
+def _words_per_value(kind: str) -> int:
+    return {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "int64": 4, "uint64": 4, "float64": 4}[kind]
+
+
+def _bus(args: argparse.Namespace) -> SerialBus:
+    return SerialBus(BusSettings(name="probe", port=args.target, baudrate=args.baud, parity=args.parity,
+                                 stopbits=args.stopbits, timeout=args.timeout))
+
+
+def cmd_probe_modbus(args: argparse.Namespace) -> int:
+    start, count = _parse_read(args.read)
+    words = _words_per_value(args.type)
+
+    async def go() -> list[int]:
+        if args.protocol == "modbus-tcp":
+            host, _, port = args.target.partition(":")
+            transport = TcpTransport(host, int(port or 502), args.unit, args.timeout)
+        else:
+            bus = _bus(args)
+            transport = RtuTransport(bus, args.unit, args.timeout)
+        try:
+            regs = count if args.table in ("coil", "discrete") else count * words
+            return await transport.read(args.table, start, regs)
+        finally:
+            await transport.close()
+            if args.protocol == "modbus-rtu":
+                await bus.close()
+
+    try:
+        regs = asyncio.run(go())
+    except ModbusError as exc:
+        print(f"error: {exc.reason}", file=sys.stderr)
+        return 2
+    if args.table in ("coil", "discrete"):
+        for i, bit in enumerate(regs):
+            print(f"{args.table}[{start + i}] = {bit}")
+        return 0
+    print("raw: " + " ".join(f"{r:04X}" for r in regs))
+    for i in range(count):
+        chunk = regs[i * words : (i + 1) * words]
+        point = PointSettings(name="p", address=start + i * words, type=args.type, order=args.order)
+        try:
+            value = decode(point, chunk)
+        except DecodeError as exc:
+            value = f"(bad: {exc})"
+        print(f"{args.table}[{start + i * words}] {args.type} {args.order} = {value}")
+    return 0
+
+
+def cmd_probe_dlt645(args: argparse.Namespace) -> int:
+    ids = args.id or ["00010000"]
+
+    async def go() -> int:
+        bus = _bus(args)
+        try:
+            address = args.addr
+            if args.discover:
+                address = await bus.discover_dlt645(args.timeout)
+                print(f"meter address: {address}")
+            for di in ids:
+                fmt = FORMATS.get(di.upper())
+                try:
+                    value = await bus.read_dlt645(address, di.upper(), args.timeout)
+                    print(f"{di} {fmt.name if fmt else ''} = {value} {fmt.unit if fmt else ''}".rstrip())
+                except DLT645Error as exc:
+                    print(f"{di}: {exc.reason}", file=sys.stderr)
+            return 0
+        finally:
+            await bus.close()
+
+    try:
+        return asyncio.run(go())
+    except (DLT645Error, ModbusError) as exc:
+        print(f"error: {exc.reason}", file=sys.stderr)
+        return 2
+
+
+def _units(text: str) -> list[int]:
+    lo, _, hi = text.partition("-")
+    return list(range(int(lo), int(hi or lo) + 1))
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    units = _units(args.units)
+    combos = [(int(b), p) for b in args.bauds.split(",") for p in args.parities.split(",")]
+    deadline = time.monotonic() + args.max_time
+    found: list[tuple[int, str, int, str]] = []
+
+    async def go() -> None:
+        for baud, parity in combos:
+            bus = SerialBus(BusSettings(name="scan", port=args.target, baudrate=baud, parity=parity,
+                                        timeout=args.timeout, inter_frame=0.002))
+            try:
+                for n, unit in enumerate(units):
+                    if time.monotonic() > deadline:
+                        print(f"\nscan: time bound of {args.max_time}s reached", file=sys.stderr)
+                        return
+                    print(f"\r{baud} 8{parity}1 unit {unit:3d} ({n + 1}/{len(units)})", end="", file=sys.stderr)
+                    try:
+                        await bus.read_rtu(unit, "holding", args.register, 1, args.timeout)
+                        found.append((unit, f"{baud} 8{parity}1", args.register, "answered"))
+                    except ModbusError as exc:
+                        if exc.code is not None:  # an exception reply is still a live unit
+                            found.append((unit, f"{baud} 8{parity}1", args.register, exc.reason))
+                        elif "serial port" in exc.reason:
+                            raise
+            finally:
+                await bus.close()
+
+    try:
+        asyncio.run(go())
+    except ModbusError as exc:
+        print(f"\nerror: {exc.reason}", file=sys.stderr)
+        return 2
+    print(file=sys.stderr)
+    for unit, line, _reg, what in found:
+        print(f"unit {unit} at {line}: {what}")
+    if not found:
+        print("no unit answered: check wiring (A/B swapped?), termination, and that the device is powered")
+        return 1
+    return 0
+
+
+def cmd_points(args: argparse.Namespace) -> int:
+    from buffer.sink import ListSink
+    from config import ConfigError, load_settings
+    from drivers.device import DevicePoller
+    from drivers.runtime import device_points
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    devices = {d.id: d for d in settings.devices}
+    dev: DeviceSettings | None = devices.get(args.device)
+    if dev is None:
+        print(f"no device {args.device!r} in {args.config}; devices: {', '.join(devices) or 'none'}", file=sys.stderr)
+        return 1
+
+    async def go() -> None:
+        bus = None
+        if dev.protocol == "modbus_tcp":
+            assert dev.host is not None
+            poller = DevicePoller(dev, device_points(dev), ListSink(), transport=TcpTransport(dev.host, dev.port, dev.unit,
+                                                                                               dev.timeout))
+        else:
+            bus_cfg = next(b for b in settings.buses if b.name == dev.bus)
+            bus = SerialBus(bus_cfg)
+            transport = RtuTransport(bus, dev.unit, dev.timeout) if dev.protocol == "modbus_rtu" else None
+            poller = DevicePoller(dev, device_points(dev), ListSink(), transport=transport, bus=bus)
+        try:
+            while True:
+                for group in poller.groups:
+                    await poller.poll(group)
+                _print_table(poller)
+                if args.once:
+                    return
+                await asyncio.sleep(min(g.interval for g in dev.groups))
+        finally:
+            if poller.transport:
+                await poller.transport.close()
+            if bus:
+                await bus.close()
+
+    try:
+        asyncio.run(go())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _print_table(poller) -> None:
+    rows = [f"{poller.dev.id}  state={poller.health.state}  last_error={poller.health.last_error or '-'}",
+            f"{'point':<22}{'value':>16} {'unit':<6}{'quality':<8}reason"]
+    for p in poller.points:
+        st = poller.state[p.name]
+        value = "" if st.value is None else (f"{st.value:.4g}" if isinstance(st.value, float) else str(st.value))
+        rows.append(f"{p.name:<22}{value:>16} {p.unit:<6}{st.quality:<8}{st.reason or ''}")
+    if sys.stdout.isatty():
+        print("\033[2J\033[H", end="")
+    print("\n".join(rows), flush=True)

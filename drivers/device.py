@@ -1,0 +1,250 @@
+"""Polls one device: planned block reads, decoding, quality, back-off, report-on-change."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from buffer.record import Kind, Record
+from buffer.sink import RecordSink
+from config.drivers import DeviceSettings, PointSettings
+from drivers.codec import DecodeError, decode
+from drivers.dlt645 import DLT645Error
+from drivers.modbus_rtu import ModbusError
+from drivers.planner import Block, plan, split
+from drivers.transport import RegisterTransport, SerialBus
+
+log = logging.getLogger("headframe.drivers")
+
+ValueListener = Callable[[str, str, Any, str, float], None]
+
+
+@dataclass
+class PointState:
+    """What was last read and last reported for a point."""
+
+    value: Any = None
+    quality: str = "bad"
+    reason: str | None = "not read yet"
+    read_at: float = 0.0
+    reported_value: Any = None
+    reported_quality: str | None = None
+    reported_at: float = 0.0
+
+
+@dataclass
+class DeviceHealth:
+    state: str = "starting"
+    last_ok: float | None = None
+    last_error: str | None = None
+    requests: int = 0
+    errors: int = 0
+    consecutive_failures: int = 0
+    next_try: float = 0.0
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def _changed(point: PointSettings, st: PointState, now: float) -> bool:
+    if st.quality != st.reported_quality:
+        return True
+    if now - st.reported_at >= point.max_silent:
+        return True
+    if st.quality != "good":
+        return False
+    if isinstance(st.value, int | float) and not isinstance(st.value, bool) and isinstance(st.reported_value, int | float):
+        return abs(st.value - st.reported_value) > point.deadband
+    return st.value != st.reported_value
+
+
+class DevicePoller:
+    """One device's polling; transport errors become qualities, never exceptions."""
+
+    def __init__(self, dev: DeviceSettings, points: list[PointSettings], sink: RecordSink, *,
+                 transport: RegisterTransport | None = None, bus: SerialBus | None = None,
+                 listener: ValueListener | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.dev, self.sink, self.transport, self.bus = dev, sink, transport, bus
+        self.listener = listener
+        self.clock = clock
+        self.points = points
+        self.state = {p.name: PointState() for p in points}
+        self.health = DeviceHealth()
+        self.barriers: set[tuple[str, int]] = set()
+        self.groups = {g.name: g for g in dev.groups}
+        self._plans: dict[str, list[Block]] = {}
+        self.requests_issued = 0
+
+    # ---------------------------------------------------------------- planning
+    def blocks(self, group: str) -> list[Block]:
+        if group not in self._plans:
+            pts = [p for p in self.points if p.group == group]
+            if self.dev.protocol == "dlt645":
+                self._plans[group] = [Block("di", 0, 1, [p]) for p in pts]
+            else:
+                self._plans[group] = plan(pts, max_registers=self.dev.max_registers, max_bits=self.dev.max_bits,
+                                          gap_fill=self.dev.gap_fill, barriers=frozenset(self.barriers))
+        return self._plans[group]
+
+    # ----------------------------------------------------------------- reading
+    async def _read_block(self, block: Block, attempts: int) -> tuple[list[int] | dict[str, float], float]:
+        last: Exception | None = None
+        for _ in range(attempts):
+            self.requests_issued += 1
+            self.health.requests += 1
+            try:
+                if self.dev.protocol == "dlt645":
+                    assert self.bus is not None and self.dev.address is not None
+                    point = block.points[0]
+                    value = await self.bus.read_dlt645(self.dev.address, point.di or "", self.dev.timeout)
+                    return {point.name: value * point.scale + point.offset}, self.clock()
+                assert self.transport is not None
+                regs = await self.transport.read(block.table, block.start, block.count)
+                return regs, self.clock()  # timestamp at response
+            except (ModbusError, DLT645Error) as exc:
+                last = exc
+                self.health.errors += 1
+                if getattr(exc, "code", None) == 2 and self.dev.protocol != "dlt645":
+                    break  # illegal address: retrying the same block cannot help
+        assert last is not None
+        raise last
+
+    def _decode_block(self, block: Block, regs: list[int], ts: float) -> None:
+        for p in block.points:
+            st = self.state[p.name]
+            if block.table in ("coil", "discrete"):
+                value: Any = bool(regs[p.address - block.start])
+            else:
+                offset = p.address - block.start
+                try:
+                    value = decode(p, regs[offset : offset + p.registers])
+                except DecodeError as exc:
+                    st.quality, st.reason, st.read_at = "bad", str(exc), ts
+                    continue
+            st.value, st.quality, st.reason, st.read_at = value, "good", None, ts
+
+    def _mark_bad(self, points: list[PointSettings], reason: str, ts: float) -> None:
+        for p in points:
+            st = self.state[p.name]
+            st.quality, st.reason, st.read_at = "bad", reason, ts
+
+    async def poll(self, group: str) -> None:
+        """One cycle of a poll group; afterwards, report what changed."""
+        now = self.clock()
+        h = self.health
+        in_backoff = h.consecutive_failures >= self.dev.backoff_after
+        if in_backoff and now < h.next_try:
+            self._age(group, now)
+            self._report(group, now)
+            return
+        attempts = 1 if in_backoff else 1 + self.dev.retries  # a probe of a dead device costs one timeout
+        any_ok, errors = False, []
+        queue = list(self.blocks(group))
+        while queue:
+            block = queue.pop(0)
+            try:
+                data, ts = await self._read_block(block, attempts)
+            except (ModbusError, DLT645Error) as exc:
+                if getattr(exc, "code", None) == 2 and len(block.points) > 1 and self.dev.protocol != "dlt645":
+                    halves, barrier = split(block)
+                    if barrier:
+                        self.barriers.add(barrier)
+                        self._plans.pop(group, None)
+                        log.info("%s: device refused block %s@%d+%d; split and remembered", self.dev.id, block.table,
+                                 block.start, block.count)
+                    queue[:0] = halves
+                    continue
+                errors.append(exc.reason)
+                self._mark_bad(block.points, exc.reason, self.clock())
+                if "timeout" in exc.reason or "connect" in exc.reason or "serial port" in exc.reason:
+                    break  # the device is not answering: don't spend a timeout per block
+                continue
+            any_ok = True
+            if isinstance(data, dict):
+                for name, value in data.items():
+                    st = self.state[name]
+                    st.value, st.quality, st.reason, st.read_at = value, "good", None, ts
+            else:
+                self._decode_block(block, data, ts)
+        if queue:  # skipped after a timeout
+            self._mark_bad([p for b in queue for p in b.points], errors[-1], self.clock())
+        self._update_state(any_ok, errors)
+        self._report(group, self.clock())
+
+    def _age(self, group: str, now: float) -> None:
+        """Values not refreshed for ``stale_after`` intervals become stale (last value kept)."""
+        limit = self.groups[group].interval * self.dev.stale_after
+        for p in self.points:
+            st = self.state[p.name]
+            if p.group == group and st.quality == "good" and now - st.read_at > limit:
+                st.quality, st.reason = "stale", f"not refreshed for {now - st.read_at:.0f}s ({self.health.state})"
+
+    def _update_state(self, any_ok: bool, errors: list[str]) -> None:
+        h = self.health
+        old = h.state
+        if any_ok:
+            h.consecutive_failures = 0
+            h.last_ok = self.clock()
+            h.state = "degraded" if errors else "ok"
+            h.last_error = errors[-1] if errors else None
+        else:
+            h.consecutive_failures += 1
+            h.last_error = errors[-1] if errors else "no answer"
+            if h.consecutive_failures >= self.dev.backoff_after:
+                h.state = "backoff"
+                h.next_try = self.clock() + self.dev.backoff_interval
+            else:
+                h.state = "offline" if old in ("offline", "backoff", "starting") else "degraded"
+        if h.state != old:
+            log.log(logging.WARNING if h.state in ("backoff", "offline") else logging.INFO,
+                    "%s: %s -> %s%s", self.dev.id, old, h.state, f" ({h.last_error})" if h.last_error else "")
+            self.sink.emit(Record(self.dev.id, Kind.EVENT, {"event": "device_state", "state": h.state,
+                                                             "previous": old, "reason": h.last_error}))
+
+    def _report(self, group: str, now: float) -> None:
+        values: dict[str, Any] = {}
+        for p in self.points:
+            if p.group != group:
+                continue
+            st = self.state[p.name]
+            if self.listener and st.quality == "good":
+                self.listener(self.dev.id, p.name, st.value, st.quality, st.read_at)
+            if not _changed(p, st, now):
+                continue
+            entry: dict[str, Any] = {"v": st.value if st.quality != "bad" else None, "q": st.quality}
+            if p.unit:
+                entry["unit"] = p.unit
+            if st.reason:
+                entry["reason"] = st.reason
+            values[p.name] = entry
+            st.reported_value, st.reported_quality, st.reported_at = st.value, st.quality, now
+        if values:
+            ts = max((self.state[n].read_at for n in values), default=now) or now
+            self.sink.emit(Record(self.dev.id, Kind.TELEMETRY, {"group": group, "values": values}, ts=ts))
+
+    def health_dict(self) -> dict[str, Any]:
+        h = self.health
+        iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(h.last_ok)) if h.last_ok else None
+        return {"state": h.state, "protocol": self.dev.protocol, "last_ok": iso, "last_error": h.last_error,
+                "requests": h.requests, "errors": h.errors}
+
+    async def run_group(self, group: str, stop: asyncio.Event) -> None:
+        """Poll at a fixed rate; a slow cycle skips ahead instead of piling up."""
+        interval = self.groups[group].interval
+        next_due = time.monotonic()
+        while not stop.is_set():
+            try:
+                await self.poll(group)
+            except Exception:  # a bug must not end polling of this device
+                log.exception("%s: poll of group %s failed", self.dev.id, group)
+            next_due += interval
+            delay = next_due - time.monotonic()
+            if delay < 0:
+                next_due = time.monotonic()
+                delay = 0
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except TimeoutError:
+                pass

@@ -1,0 +1,75 @@
+"""Coalesce a device's points into the fewest Modbus requests.
+
+Within one table and poll group, points sorted by address are packed greedily into blocks:
+a block grows while the next point starts at most ``gap_fill`` registers after the block's
+end and the block stays within ``max_registers``. For this constraint set (fixed-size items
+on a line, bounded span, bounded gaps) the greedy cut is optimal: any plan's i-th block
+ends no later than greedy's i-th block (exchange argument), so greedy never needs more
+blocks. ``tests/drivers/test_planner.py`` checks it against a dynamic-programming optimum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from config.drivers import PointSettings
+
+
+@dataclass
+class Block:
+    """One read request: a table, a start address, a count, and the points it serves."""
+
+    table: str
+    start: int
+    count: int
+    points: list[PointSettings] = field(default_factory=list)
+
+    @property
+    def end(self) -> int:
+        return self.start + self.count
+
+
+def _span(p: PointSettings) -> int:
+    return 1 if p.table in ("coil", "discrete") else p.registers
+
+
+def plan(points: list[PointSettings], *, max_registers: int = 125, max_bits: int = 2000, gap_fill: int = 8,
+         barriers: frozenset[tuple[str, int]] = frozenset()) -> list[Block]:
+    """Blocks for ``points`` (all of one poll group). ``barriers`` are (table, address) pairs
+    where a block must not continue across: learned from devices that answered "illegal
+    data address" for a block spanning them."""
+    blocks: list[Block] = []
+    by_table: dict[str, list[PointSettings]] = {}
+    for p in points:
+        by_table.setdefault(p.table, []).append(p)
+    for table, pts in sorted(by_table.items()):
+        limit = max_bits if table in ("coil", "discrete") else max_registers
+        gap = gap_fill if table in ("holding", "input") else gap_fill * 16
+        current: Block | None = None
+        for p in sorted(pts, key=lambda q: (q.address, -_span(q))):
+            end = p.address + _span(p)
+            if current is not None:
+                fits = max(current.end, end) - current.start <= limit
+                close = p.address - current.end <= gap
+                blocked = (table, p.address) in barriers
+                if fits and close and not blocked:
+                    current.count = max(current.end, end) - current.start
+                    current.points.append(p)
+                    continue
+            current = Block(table, p.address, _span(p), [p])
+            blocks.append(current)
+    return blocks
+
+
+def split(block: Block) -> tuple[list[Block], tuple[str, int] | None]:
+    """Halve a block that the device refused; returns the halves and the new barrier."""
+    if len(block.points) < 2:
+        return [block], None
+    pts = sorted(block.points, key=lambda q: q.address)
+    mid = len(pts) // 2
+    halves = []
+    for part in (pts[:mid], pts[mid:]):
+        start = part[0].address
+        end = max(q.address + _span(q) for q in part)
+        halves.append(Block(block.table, start, end - start, part))
+    return halves, (block.table, pts[mid].address)

@@ -1,0 +1,87 @@
+"""The drivers producer: builds buses, transports and pollers from the config and runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from buffer.sink import RecordSink
+from config.drivers import DeviceSettings, PointSettings
+from config.profiles import known_profiles
+from drivers.device import DevicePoller
+from drivers.opstate import OperatingState
+from drivers.transport import RtuTransport, SerialBus, TcpTransport
+
+log = logging.getLogger("headframe.drivers")
+
+
+def device_points(dev: DeviceSettings) -> list[PointSettings]:
+    """The profile's points (if any) followed by the device's own; own points override by name."""
+    points: dict[str, PointSettings] = {}
+    if dev.profile:
+        default_group = dev.groups[0].name
+        for p in known_profiles()[dev.profile].points:
+            points[p.name] = p.model_copy(update={"group": default_group}) if p.group == "default" else p
+    for p in dev.points:
+        points[p.name] = p
+    return list(points.values())
+
+
+class Drivers:
+    name = "drivers"
+
+    def __init__(self, settings: Any, sink: RecordSink) -> None:
+        self.settings, self.sink = settings, sink
+        self.buses = {b.name: SerialBus(b) for b in settings.buses}
+        self.opstate = OperatingState(settings.operating_state, sink) if settings.operating_state.enabled else None
+        listener = self.opstate.listener() if self.opstate else None
+        self.pollers: list[DevicePoller] = []
+        for dev in settings.devices:
+            if not dev.enabled:
+                continue
+            points = device_points(dev)
+            if dev.protocol == "modbus_tcp":
+                assert dev.host is not None
+                poller = DevicePoller(dev, points, sink, transport=TcpTransport(dev.host, dev.port, dev.unit, dev.timeout),
+                                      listener=listener)
+            else:
+                bus = self.buses[dev.bus or ""]
+                transport = RtuTransport(bus, dev.unit, dev.timeout) if dev.protocol == "modbus_rtu" else None
+                poller = DevicePoller(dev, points, sink, transport=transport, bus=bus, listener=listener)
+            self.pollers.append(poller)
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._stop = asyncio.Event()
+        for poller in self.pollers:
+            for group in poller.groups:
+                if any(p.group == group for p in poller.points):
+                    self._tasks.append(asyncio.create_task(poller.run_group(group, self._stop),
+                                                           name=f"poll-{poller.dev.id}-{group}"))
+        log.info("drivers: polling %d device(s) on %d serial bus(es)", len(self.pollers), len(self.buses))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+        for poller in self.pollers:
+            if poller.transport is not None:
+                await poller.transport.close()
+        for bus in self.buses.values():
+            await bus.close()
+
+    def health(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"devices": {p.dev.id: p.health_dict() for p in self.pollers}}
+        out["buses"] = {name: {"open": b.port is not None, "error": b.open_error, "bytes_out": b.bytes_out,
+                               "bytes_in": b.bytes_in} for name, b in self.buses.items()}
+        if self.opstate:
+            out["operating_state"] = self.opstate.state
+        return out
+
+
+def build(settings: Any, sink: RecordSink) -> Drivers | None:
+    if not settings.devices:
+        return None
+    return Drivers(settings, sink)

@@ -1,0 +1,72 @@
+"""Real peers for driver tests: pymodbus servers over TCP and over socat pty pairs."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from hil.sim.modbus_slaves import RegisterImage, ServerThread
+from tests.support.broker import free_port
+
+
+@dataclass
+class PtyPair:
+    a: str
+    b: str
+    proc: subprocess.Popen[bytes]
+
+
+def open_pty_pair() -> PtyPair:
+    """Two connected pseudo-terminals made by socat (what a USB RS-485 adapter pair looks like)."""
+    if shutil.which("socat") is None:
+        raise RuntimeError("socat is not installed: run scripts/setup.sh test")
+    proc = subprocess.Popen(["socat", "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"], stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    paths: list[str] = []
+    deadline = time.monotonic() + 5
+    while len(paths) < 2 and time.monotonic() < deadline:
+        line = proc.stderr.readline().decode()
+        m = re.search(r"PTY is (\S+)", line)
+        if m:
+            paths.append(m.group(1))
+    if len(paths) < 2:
+        proc.kill()
+        raise RuntimeError("socat did not create a pty pair")
+    return PtyPair(paths[0], paths[1], proc)
+
+
+@pytest.fixture
+def pty_pair() -> Iterator[PtyPair]:
+    pair = open_pty_pair()
+    yield pair
+    pair.proc.terminate()
+    pair.proc.wait(5)
+
+
+@pytest.fixture
+def tcp_slave() -> Iterator[tuple[RegisterImage, int]]:
+    image = RegisterImage()
+    port = free_port()
+    server = ServerThread({1: image}, tcp_port=port).start()
+    _wait_tcp(port)
+    yield image, port
+    server.stop()
+
+
+def _wait_tcp(port: int) -> None:
+    import socket
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("modbus server did not start")

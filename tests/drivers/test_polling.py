@@ -1,0 +1,216 @@
+"""Polling real pymodbus servers (TCP and RTU on pty pairs) and a DL/T 645 meter simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from buffer.record import Kind
+from buffer.sink import ListSink
+from config.drivers import BusSettings, DeviceSettings, PointSettings
+from drivers.device import DevicePoller
+from drivers.modbus_rtu import crc16
+from drivers.runtime import device_points
+from drivers.transport import RtuTransport, SerialBus, TcpTransport
+from hil.sim.dlt645_meter import MeterSimulator
+from hil.sim.modbus_slaves import RegisterImage, ServerThread
+from tests.support.broker import free_port
+
+
+def device(**kw) -> DeviceSettings:
+    base = {"id": "plc", "protocol": "modbus_tcp", "host": "127.0.0.1", "timeout": 0.3, "retries": 0}
+    return DeviceSettings(**(base | kw))
+
+
+def tcp_poller(dev: DeviceSettings, sink: ListSink) -> DevicePoller:
+    return DevicePoller(dev, device_points(dev), sink, transport=TcpTransport(dev.host, dev.port, dev.unit, dev.timeout))
+
+
+def telemetry(sink: ListSink) -> list[dict]:
+    return [r.payload["values"] for r in sink.records if r.kind is Kind.TELEMETRY]
+
+
+def test_tcp_values_quality_and_report_on_change(tcp_slave) -> None:
+    image, port = tcp_slave
+    image.set_float("holding", 0, 12.5)
+    image.set_registers("holding", 10, [0x0000, 0x0001])  # uint32 CDAB = 65536
+    image.set_registers("input", 20, [0b100])
+    image.set_bits("coil", 5, [True])
+    points = [PointSettings(name="speed", address=0, type="float32", unit="m/s", deadband=0.5),
+              PointSettings(name="count", address=10, type="uint32", order="CDAB"),
+              PointSettings(name="flag", table="input", address=20, type="bit", bit=2),
+              PointSettings(name="pump", table="coil", address=5, type="bool")]
+    sink = ListSink()
+    poller = tcp_poller(device(port=port, points=points), sink)
+
+    async def go() -> None:
+        await poller.poll("default")
+        await poller.poll("default")  # nothing changed: nothing reported
+        image.set_float("holding", 0, 12.7)  # within the deadband
+        await poller.poll("default")
+        image.set_float("holding", 0, 14.0)
+        await poller.poll("default")
+        await poller.transport.close()
+
+    asyncio.run(go())
+    reports = telemetry(sink)
+    assert reports[0] == {"speed": {"v": 12.5, "q": "good", "unit": "m/s"}, "count": {"v": 65536, "q": "good"},
+                          "flag": {"v": True, "q": "good"}, "pump": {"v": True, "q": "good"}}
+    assert reports[1:] == [{"speed": {"v": 14.0, "q": "good", "unit": "m/s"}}]
+    assert poller.health.state == "ok"
+
+
+def test_illegal_address_block_is_split_and_remembered(tcp_slave) -> None:
+    _, port = tcp_slave
+    points = [PointSettings(name="ok", address=9990), PointSettings(name="beyond", address=10005)]
+    sink = ListSink()
+    poller = tcp_poller(device(port=port, points=points, gap_fill=20), sink)
+
+    async def go() -> None:
+        await poller.poll("default")
+        first = poller.requests_issued
+        await poller.poll("default")
+        second = poller.requests_issued - first
+        await poller.transport.close()
+        assert first == 3  # the joint block, then each half
+        assert second == 2  # remembered: no joint block again
+
+    asyncio.run(go())
+    values = telemetry(sink)[0]
+    assert values["ok"]["q"] == "good"
+    assert values["beyond"]["q"] == "bad" and "illegal data address" in values["beyond"]["reason"]
+    assert poller.health.state == "degraded"
+
+
+def test_dead_tcp_device_backs_off_and_reports_state() -> None:
+    sink = ListSink()
+    dev = device(port=free_port(), points=[PointSettings(name="x", address=0)], backoff_after=2, backoff_interval=60)
+    poller = tcp_poller(dev, sink)
+
+    async def go() -> None:
+        for _ in range(6):
+            await poller.poll("default")
+        await poller.transport.close()
+
+    asyncio.run(go())
+    assert poller.requests_issued == 2  # two failures, then backing off for 60 s
+    assert poller.health.state == "backoff"
+    events = [r.payload for r in sink.records if r.kind is Kind.EVENT]
+    assert events[-1]["state"] == "backoff" and "cannot connect" in events[-1]["reason"]
+    bad = telemetry(sink)[0]["x"]
+    assert bad["q"] == "bad" and bad["v"] is None
+
+
+def test_dead_slave_on_shared_bus_costs_one_timeout_per_backoff_window(pty_pair) -> None:
+    image = RegisterImage()
+    image.set_registers("holding", 0, [42])
+    server = ServerThread({1: image}, serial_port=pty_pair.b).start()
+    bus = SerialBus(BusSettings(name="rs485", port=pty_pair.a, timeout=0.2))
+    sink = ListSink()
+    common = {"protocol": "modbus_rtu", "bus": "rs485", "timeout": 0.2, "retries": 0, "backoff_after": 2,
+              "backoff_interval": 1.0, "points": [PointSettings(name="v", address=0)],
+              "groups": [{"name": "default", "interval": 0.05}]}
+    live = DeviceSettings(id="live", unit=1, **common)
+    dead = DeviceSettings(id="dead", unit=7, **common)
+    pollers = [DevicePoller(d, d.points, sink, transport=RtuTransport(bus, d.unit, d.timeout), bus=bus)
+               for d in (live, dead)]
+    duration = 3.2
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(p.run_group("default", stop)) for p in pollers]
+        await asyncio.sleep(duration)
+        stop.set()
+        await asyncio.gather(*tasks)
+        await bus.close()
+
+    asyncio.run(go())
+    server.stop()
+    live_p, dead_p = pollers
+    # 2 failures to enter back-off, then at most one probe per 1 s window
+    assert dead_p.requests_issued <= 2 + int(duration / 1.0) + 1
+    assert dead_p.health.state == "backoff"
+    assert live_p.health.state == "ok" and live_p.state["v"].value == 42
+    # the live slave kept being polled: far more requests than the dead one
+    assert live_p.requests_issued > 5 * dead_p.requests_issued
+
+
+class GarbagePeer:
+    """The far end of a pty answering every request with fixed bytes (a misbehaving slave)."""
+
+    def __init__(self, port: str, answer: bytes) -> None:
+        import serial
+
+        self.serial = serial.Serial(port, 9600, timeout=0.05)
+        self.answer = answer
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            if self.serial.read(8):
+                self.serial.write(self.answer)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(2)
+        self.serial.close()
+
+
+def _rtu_frame(body: bytes) -> bytes:
+    return body + crc16(body).to_bytes(2, "little")
+
+
+@pytest.mark.parametrize(("answer", "reason"), [
+    (_rtu_frame(bytes([1, 3, 2, 0, 42]))[:-1] + b"\x00", "crc error"),
+    (b"\x13\x37\xde\xad\xbe\xef\x00", "crc error"),
+    (_rtu_frame(bytes([1, 0x83, 2])), "exception 2: illegal data address"),
+    (_rtu_frame(bytes([1, 3, 4, 0, 1, 0, 2])), "garbage"),
+    (_rtu_frame(bytes([9, 3, 2, 0, 1])), "garbage: answer from unit 9"),
+])
+def test_rtu_bad_answers_become_bad_quality_with_reason(pty_pair, answer: bytes, reason: str) -> None:
+    peer = GarbagePeer(pty_pair.b, answer)
+    bus = SerialBus(BusSettings(name="b", port=pty_pair.a, timeout=0.2))
+    dev = DeviceSettings(id="m", protocol="modbus_rtu", bus="b", unit=1, timeout=0.2, retries=0,
+                         points=[PointSettings(name="v", address=0)])
+    sink = ListSink()
+    poller = DevicePoller(dev, dev.points, sink, transport=RtuTransport(bus, 1, 0.2), bus=bus)
+
+    async def go() -> None:
+        await poller.poll("default")
+        await bus.close()
+
+    asyncio.run(go())
+    peer.stop()
+    value = telemetry(sink)[0]["v"]
+    assert value["q"] == "bad" and reason in value["reason"]
+
+
+def test_dlt645_meter_profile_over_pty(pty_pair) -> None:
+    meter = MeterSimulator(pty_pair.b, address="000000123456").start()
+    del meter.values["02800002"]  # this meter does not support frequency: it answers with an error
+    bus = SerialBus(BusSettings(name="b", port=pty_pair.a, baudrate=2400, parity="E", timeout=1.0))
+    dev = DeviceSettings(id="meter", protocol="dlt645", bus="b", address="000000123456", profile="dlt645_three_phase",
+                         timeout=1.0, retries=0)
+    sink = ListSink()
+    poller = DevicePoller(dev, device_points(dev), sink, bus=bus)
+
+    async def go() -> str:
+        await poller.poll("default")
+        found = await bus.discover_dlt645(1.0)
+        await bus.close()
+        return found
+
+    found = asyncio.run(go())
+    meter.stop()
+    assert found == "000000123456"
+    values = telemetry(sink)[0]
+    assert values["energy_total"] == {"v": 1234.56, "q": "good", "unit": "kWh"}
+    assert values["voltage_a"]["v"] == pytest.approx(229.8)
+    assert values["current_a"]["v"] == pytest.approx(12.345)
+    assert values["p_total"]["v"] == pytest.approx(8.2)
+    assert values["pf_total"]["v"] == pytest.approx(0.982)
+    assert values["frequency"]["q"] == "bad" and "no requested data" in values["frequency"]["reason"]
