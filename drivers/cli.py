@@ -69,7 +69,7 @@ def _serial_args(p: argparse.ArgumentParser, baud: int, parity: str) -> None:
 
 def _parse_read(text: str) -> tuple[int, int]:
     addr, _, count = text.partition(":")
-    return int(addr, 0), int(count or 1, 0)
+    return int(addr, 0), int(count or "1", 0)
 
 
 def _words_per_value(kind: str) -> int:

@@ -110,7 +110,14 @@ class Decoder:
             length = self.buffer[9]
             total = 12 + length
             if len(self.buffer) < total:
-                return frames
+                # Possibly a false start in noise claiming a long length: if a complete,
+                # valid frame starts later in the buffer, resynchronise onto it now.
+                later = self._complete_frame_after(1)
+                if later is None:
+                    return frames
+                self.dropped += later
+                del self.buffer[:later]
+                continue
             frame = bytes(self.buffer[:total])
             if frame[-1] != 0x16 or sum(frame[:-2]) & 0xFF != frame[-2]:
                 self._skip()
@@ -118,6 +125,17 @@ class Decoder:
             del self.buffer[:total]
             data = bytes((b - 0x33) & 0xFF for b in frame[10 : 10 + length])
             frames.append(Frame(address_text(frame[1:7]), frame[8], data))
+
+    def _complete_frame_after(self, offset: int) -> int | None:
+        buf = self.buffer
+        pos = buf.find(0x68, offset)
+        while pos >= 0 and pos + 12 <= len(buf):
+            if buf[pos + 7] == 0x68:
+                end = pos + 12 + buf[pos + 9]
+                if end <= len(buf) and buf[end - 1] == 0x16 and sum(buf[pos : end - 2]) & 0xFF == buf[end - 2]:
+                    return pos
+            pos = buf.find(0x68, pos + 1)
+        return None
 
     def _skip(self) -> None:
         self.dropped += 1

@@ -12,6 +12,7 @@ import asyncio
 import struct
 import threading
 
+from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import SimData, SimDevice
 from pymodbus.simulator.simutils import DataType
@@ -73,12 +74,25 @@ class RegisterImage:
         return None
 
 
+def _silent_catch_all() -> SimDevice:
+    """Device id 0 receives requests for ids nobody serves; raising NoSuchIdException makes
+    pymodbus stay silent (with ``ignore_missing_devices``), as an absent RS-485 unit would.
+    pymodbus 3.16 otherwise answers "device failure" for unknown ids."""
+
+    async def absent(*_args: object) -> None:
+        raise NoSuchIdException("no such unit on this line")
+
+    return SimDevice(0, simdata=[SimData(0, count=1, values=0, datatype=DataType.REGISTERS)], action=absent)
+
+
 class ServerThread:
     """Runs a pymodbus server (several units on one line or port) on its own loop in a thread."""
 
     def __init__(self, units: dict[int, RegisterImage], *, tcp_port: int | None = None, serial_port: str | None = None,
                  baudrate: int = 9600, parity: str = "N") -> None:
         self.devices = [img.device(unit) for unit, img in units.items()]
+        if serial_port is not None:
+            self.devices.append(_silent_catch_all())
         self.tcp_port, self.serial_port = tcp_port, serial_port
         self.baudrate, self.parity = baudrate, parity
         self._loop = asyncio.new_event_loop()
@@ -99,8 +113,9 @@ class ServerThread:
         if self.tcp_port is not None:
             self._server = ModbusTcpServer(self.devices, address=("127.0.0.1", self.tcp_port))
         else:
+            # on RS-485 a unit that is not there stays silent (no exception reply)
             self._server = ModbusSerialServer(self.devices, port=self.serial_port or "", baudrate=self.baudrate,
-                                              parity=self.parity, bytesize=8, stopbits=1)
+                                              parity=self.parity, bytesize=8, stopbits=1, ignore_missing_devices=True)
         asyncio.get_running_loop().call_soon(self._ready.set)
         await self._server.serve_forever()
 
