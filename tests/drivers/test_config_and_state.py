@@ -1,0 +1,82 @@
+"""Driver config errors name key and line; operating state; polling while the broker is down."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from buffer.record import Kind
+from buffer.sink import ListSink
+from config import ConfigError, load_settings_text
+from config.drivers import OperatingStateSettings
+from drivers.opstate import OperatingState
+from tests.support.agentproc import AgentProcess, write_config
+from tests.support.broker import free_port
+
+HEAD = "gateway: {site: s, id: g}\n"
+
+
+@pytest.mark.parametrize(("text", "line", "key", "words"), [
+    (HEAD + "buses:\n  - {name: a, port: /dev/ttyS0, baudrate: 9600}\n  - {name: b, port: /dev/ttyS0, baudrate: 2400}\n",
+     4, "buses[1].port", "different settings"),
+    (HEAD + "devices:\n  - {id: m, protocol: modbus_rtu, bus: nope, profile: eastron_sdm630}\n", 3, "devices[0].bus",
+     "buses"),
+    (HEAD + "devices:\n  - {id: m, protocol: modbus_tcp, profile: eastron_sdm630}\n", 3, "devices[0]", "host"),
+    (HEAD + "devices:\n  - {id: m, protocol: modbus_tcp, host: h, profile: sdm999}\n", 3, "devices[0].profile",
+     "eastron_sdm630"),
+    (HEAD + "devices:\n  - id: m\n    protocol: modbus_tcp\n    host: h\n    points:\n      - {name: x, address: 1, type: flaot32}\n",
+     7, "devices[0].points[0].type", "float32"),
+    (HEAD + "devices:\n  - id: m\n    protocol: modbus_tcp\n    host: h\n    points:\n      - {name: x, type: bit}\n",
+     7, "devices[0].points[0]", "bit"),
+    (HEAD + "buses: [{name: b, port: /dev/x}]\ndevices:\n  - {id: m, protocol: dlt645, bus: b, address: '12', profile: dlt645_three_phase}\n",
+     4, "devices[0]", "12-digit"),
+    (HEAD + "operating_state: {enabled: true, power_points: [ghost.p_total]}\n", 2, "operating_state.power_points[0]",
+     "device.point"),
+    (HEAD + "operating_state: {on_above_kw: 10, off_below_kw: 20}\n", 2, "operating_state", "hysteresis"),
+])
+def test_driver_config_errors(text: str, line: int, key: str, words: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings_text(text, "site.yaml")
+    msgs = [str(p) for p in info.value.problems]
+    hit = [m for m in msgs if m.startswith(f"site.yaml:{line}:") and f" {key}:" in m]
+    assert hit, msgs
+    assert words in hit[0]
+
+
+def test_operating_state_hysteresis_and_minimum_duration() -> None:
+    sink = ListSink()
+    op = OperatingState(OperatingStateSettings(enabled=True, power_points=["m.p"], on_above_kw=50, off_below_kw=20,
+                                               min_duration=60), sink)
+    feed = op.listener()
+    t = 1000.0
+    for kw, dt in [(5, 0), (5, 61), (80, 10), (80, 30), (30, 20), (80, 10), (80, 50), (35, 30), (10, 100), (10, 61)]:
+        t += dt
+        feed("m", "p", kw, "good", t)
+    events = [(r.payload["state"], r.payload["previous"]) for r in sink.records if r.kind is Kind.EVENT]
+    # stopped after 61 s low; a 30 kW dip inside the band does not stop it; short spikes do not flip it
+    assert events == [("stopped", "unknown"), ("operating", "stopped"), ("stopped", "operating")]
+
+
+def test_polling_goes_on_while_the_broker_is_down(tcp_slave, tmp_path: Path) -> None:
+    image, port = tcp_slave
+    image.set_float("input", 52, 75000.0)
+    db = tmp_path / "buf.db"
+    cfg = write_config(tmp_path / "c.yaml", free_port(), buffer_path=db, extra={
+        "devices": [{"id": "meter-main", "protocol": "modbus_tcp", "host": "127.0.0.1", "port": port,
+                     "profile": "eastron_sdm630", "groups": [{"name": "default", "interval": "0.2s"}]}]})
+    agent = AgentProcess(cfg)
+    try:
+        time.sleep(1.0)
+        image.set_float("input", 52, 91000.0)
+        time.sleep(1.5)
+    finally:
+        assert agent.terminate() == 0, agent.output()
+    rows = sqlite3.connect(db).execute("SELECT body FROM records WHERE source = 'meter-main'").fetchall()
+    docs = [orjson.loads(r[0]) for r in rows]
+    totals = [d["payload"]["values"]["p_total"]["v"] for d in docs if "p_total" in d["payload"].get("values", {})]
+    assert totals[0] == pytest.approx(75.0) and totals[-1] == pytest.approx(91.0)
+    assert "backoff" in agent.output() or "cannot reach broker" in agent.output()
