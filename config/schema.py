@@ -28,6 +28,7 @@ class Settings(StrictModel):
     devices: list[drivers_cfg.DeviceSettings] = Field(default_factory=list)
     operating_state: drivers_cfg.OperatingStateSettings = drivers_cfg.OperatingStateSettings()
     cameras: list[vision_cfg.CameraSettings] = Field(default_factory=list)
+    shafts: list[vision_cfg.ShaftSettings] = Field(default_factory=list)
 
     def cross_problems(self) -> list[tuple[tuple[str | int, ...], str, str]]:
         """Problems that no single field can see (e.g. two devices fighting over one port)."""

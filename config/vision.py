@@ -1,17 +1,157 @@
-"""Settings of cameras and their analytics (owned by the vision work; placeholder shape)."""
+"""Settings of cameras and their analytics; geometry in normalised image coordinates (0..1)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from config.types import Ident, StrictModel
+from pydantic import Field, field_validator, model_validator
+
+from config.types import ConfigPath, Duration, Ident, StrictModel
+
+Point = tuple[float, float]
+ModelName = Literal["ssdlite_person_300", "nanodet_m_416"]
+ObjectClass = Literal["person", "car", "truck", "bus", "motorcycle", "bicycle"]
+
+
+def _check_points(points: list[Point], minimum: int) -> list[Point]:
+    if len(points) < minimum:
+        raise ValueError(f"at least {minimum} points [x, y]")
+    for x, y in points:
+        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+            raise ValueError("coordinates normalised to the image: 0..1 for x and y")
+    return points
+
+
+class DetectorSettings(StrictModel):
+    model: ModelName = "ssdlite_person_300"
+    #: override the bundled model file (e.g. a site-tuned export with the same outputs)
+    model_path: ConfigPath | None = None
+    threads: int = Field(default=1, ge=1, le=8)
+    score_threshold: float = Field(default=0.5, gt=0, lt=1)
+    classes: list[ObjectClass] = Field(default_factory=lambda: ["person"])
+    #: run the detector on every n-th analysed frame (tracker predicts in between)
+    every_n_frames: int = Field(default=1, ge=1, le=30)
+
+
+class LineSettings(StrictModel):
+    """A counting line; "in" is crossing from the left of A→B to its right (see docs/vision.md)."""
+
+    name: Ident
+    points: list[Point]
+    #: hysteresis band on each side, as a fraction of the image diagonal
+    band: float = Field(default=0.02, ge=0, le=0.2)
+    shaft: Ident | None = Field(default=None, description="people-underground counter this line feeds")
+
+    _pts = field_validator("points")(lambda cls, v: _check_points(v, 2))
+
+
+class ZoneSettings(StrictModel):
+    name: Ident
+    polygon: list[Point]
+    limit: int = Field(default=10, ge=1, description="alarm at this many people or more")
+    debounce_frames: int = Field(default=5, ge=1)
+
+    _pts = field_validator("polygon")(lambda cls, v: _check_points(v, 3))
+
+
+class SealWindow(StrictModel):
+    """Sealed between ``start`` and ``end`` local time (HH:MM); end < start wraps past midnight."""
+
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class SealSettings(StrictModel):
+    polygon: list[Point] = Field(default_factory=lambda: [(0, 0), (1, 0), (1, 1), (0, 1)])
+    #: empty = sealed all the time (a closed mine)
+    schedule: list[SealWindow] = Field(default_factory=list)
+    min_frames: int = Field(default=3, ge=1, description="frames an object must be seen before the alarm")
+    classes: list[ObjectClass] = Field(default_factory=lambda: ["person", "car", "truck", "bus", "motorcycle", "bicycle"])
+    burst_frames: int = Field(default=4, ge=0, le=20)
+    cooldown: Duration = 60.0
+
+    _pts = field_validator("polygon")(lambda cls, v: _check_points(v, 3))
+
+
+class TamperSettings(StrictModel):
+    enabled: bool = True
+    dark_level: float = Field(default=25.0, ge=0, le=255, description="mean grey below this = covered/dark")
+    blur_ratio: float = Field(default=0.25, gt=0, lt=1, description="sharpness below this share of the reference")
+    shift_fraction: float = Field(default=0.08, gt=0, lt=1, description="scene shift beyond this share of the width")
+    frozen_frames: int = Field(default=20, ge=2)
+    debounce_frames: int = Field(default=3, ge=1)
+
+
+class BeltSettings(StrictModel):
+    polygon: list[Point]
+    danger_zone: list[Point] | None = None
+    motion_threshold: float = Field(default=4.0, gt=0, description="mean abs frame difference that means moving")
+    debounce_frames: int = Field(default=3, ge=1)
+    #: JPEG/PNG of the empty belt for load estimation; without it the first still frames are used
+    empty_reference: ConfigPath | None = None
+
+    _pts = field_validator("polygon")(lambda cls, v: _check_points(v, 3))
+
+    @field_validator("danger_zone")
+    @classmethod
+    def _danger(cls, v: list[Point] | None) -> list[Point] | None:
+        return None if v is None else _check_points(v, 3)
 
 
 class CameraSettings(StrictModel):
+    """One camera: where frames come from and what is analysed."""
+
     id: Ident
-    url: str
+    url: str = Field(description="rtsp://…, http://…mjpeg, file path, or usb:N")
+    enabled: bool = True
+    fps: float = Field(default=4.0, gt=0, le=30, description="frames analysed per second")
+    role: Literal["shaft", "seal", "belt", "area"] = "area"
+    detector: DetectorSettings = DetectorSettings()
+    lines: list[LineSettings] = Field(default_factory=list)
+    zones: list[ZoneSettings] = Field(default_factory=list)
+    seal: SealSettings | None = None
+    tamper: TamperSettings = TamperSettings()
+    belt: BeltSettings | None = None
+    reconnect_max: Duration = 30.0
+    #: a worker that produces no heartbeat for this long is considered hung and restarted
+    hang_timeout: Duration = 20.0
+    jpeg_quality: int = Field(default=80, ge=30, le=95)
+    telemetry_interval: Duration = 10.0
+
+    @model_validator(mode="after")
+    def _needs(self) -> CameraSettings:
+        if self.role == "seal" and self.seal is None:
+            raise ValueError("a 'seal:' section for a camera with role seal")
+        if self.role == "belt" and self.belt is None:
+            raise ValueError("a 'belt:' section for a camera with role belt")
+        if self.seal is not None:
+            missing = set(self.seal.classes) - set(self.detector.classes)
+            if missing:
+                raise ValueError(f"detector.classes to include the seal's classes {sorted(missing)}")
+        return self
+
+
+class ShaftSettings(StrictModel):
+    """People underground = in − out over the shaft's lines, reconciled daily."""
+
+    name: Ident
+    limit: int = Field(default=500, ge=1, description="alarm when more people than this are underground")
+    reconcile_at: str = Field(default="06:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 def cross_check(settings: Any) -> list[tuple[tuple[str | int, ...], str, str]]:
-    """Checks that span several entries; returns (location, found, expected) triples."""
-    return []
+    problems: list[tuple[tuple[str | int, ...], str, str]] = []
+    seen: set[str] = set()
+    shafts = {s.name for s in getattr(settings, "shafts", [])}
+    for i, cam in enumerate(settings.cameras):
+        if cam.id in seen:
+            problems.append((("cameras", i, "id"), repr(cam.id), "a camera id used once"))
+        seen.add(cam.id)
+        for j, line in enumerate(cam.lines):
+            if line.shaft is not None and line.shaft not in shafts:
+                problems.append((("cameras", i, "lines", j, "shaft"), repr(line.shaft),
+                                 f"a shaft defined under 'shafts:' ({sorted(shafts) or 'none defined'})"))
+        if cam.detector.model == "ssdlite_person_300" and set(cam.detector.classes) - {"person"}:
+            problems.append((("cameras", i, "detector", "classes"), str(cam.detector.classes),
+                             "only person with ssdlite_person_300 (use nanodet_m_416 for vehicles)"))
+    return problems

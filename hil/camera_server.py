@@ -1,0 +1,84 @@
+"""HTTP MJPEG camera server streaming real video files, with fault modes for the HIL rig.
+
+``GET /<name>.mjpg`` streams ``multipart/x-mixed-replace`` JPEG frames of a looping video
+at its own frame rate. Modes (set per stream, e.g. from a scenario): ``normal``, ``covered``
+(black frames), ``frozen`` (the same frame again and again), ``blurred``, ``down`` (the
+connection is refused / closed).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+BOUNDARY = b"headframeframe"
+
+
+class CameraServer:
+    def __init__(self, videos: dict[str, Path], port: int = 0, fps: float | None = None) -> None:
+        self.videos = videos
+        self.modes: dict[str, str] = dict.fromkeys(videos, "normal")
+        self.fps = fps
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                return
+
+            def do_GET(self) -> None:
+                name = self.path.strip("/").removesuffix(".mjpg")
+                if name not in server.videos or server.modes.get(name) == "down":
+                    self.send_error(404 if name not in server.videos else 503)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}")
+                self.end_headers()
+                try:
+                    server._stream(name, self.wfile)
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="camera-server")
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}.mjpg"
+
+    def start(self) -> CameraServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _stream(self, name: str, out) -> None:
+        cap = cv2.VideoCapture(str(self.videos[name]))
+        fps = self.fps or cap.get(cv2.CAP_PROP_FPS) or 10.0
+        last: np.ndarray | None = None
+        while True:
+            mode = self.modes.get(name, "normal")
+            if mode == "down":
+                return
+            if mode != "frozen" or last is None:
+                ok, frame = cap.read()
+                if not ok:
+                    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    continue
+                last = frame
+            frame = last
+            if mode == "covered":
+                frame = np.full_like(frame, 8)
+            elif mode == "blurred":
+                frame = cv2.GaussianBlur(frame, (31, 31), 0)
+            ok, jpg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])
+            out.write(b"--" + BOUNDARY + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                      + str(len(jpg)).encode() + b"\r\n\r\n" + jpg.tobytes() + b"\r\n")
+            time.sleep(1.0 / fps)

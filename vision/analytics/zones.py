@@ -1,0 +1,37 @@
+"""Zone occupancy: people inside a polygon, alarm at ≥ limit (debounced) and a clear event."""
+
+from __future__ import annotations
+
+from buffer.record import Kind
+from config.vision import ZoneSettings
+from vision.analytics import Emit, FrameContext
+from vision.geometry import inside, to_pixels
+
+
+class ZoneOccupancy:
+    def __init__(self, settings: ZoneSettings, emit: Emit) -> None:
+        self.settings, self.emit = settings, emit
+        self.count = 0
+        self.peak = 0
+        self.alarm = False
+        self._streak = 0
+        self._poly = None
+
+    def process(self, ctx: FrameContext) -> int:
+        if self._poly is None:
+            self._poly = to_pixels(self.settings.polygon, *ctx.size)
+        self.count = sum(1 for t in ctx.tracks if t.label == "person" and inside(self._poly, t.anchor))
+        self.peak = max(self.peak, self.count)
+        over = self.count >= self.settings.limit
+        self._streak = self._streak + 1 if over != self.alarm else 0
+        if self._streak >= self.settings.debounce_frames:
+            self.alarm, self._streak = over, 0
+            if over:
+                self.emit(Kind.ALARM, {"alarm": "occupancy_limit", "state": "raised", "zone": self.settings.name,
+                                       "count": self.count, "limit": self.settings.limit}, ())
+            else:
+                self.emit(Kind.EVENT, {"event": "occupancy_clear", "zone": self.settings.name, "count": self.count,
+                                       "limit": self.settings.limit}, ())
+                self.emit(Kind.ALARM, {"alarm": "occupancy_limit", "state": "cleared", "zone": self.settings.name,
+                                       "count": self.count}, ())
+        return self.count

@@ -1,0 +1,144 @@
+"""Video sources through OpenCV (FFmpeg backend): RTSP, HTTP MJPEG, USB, files.
+
+A reader thread keeps only the newest frame, so analysis never falls behind a live stream
+(frames are dropped, never queued). Lost streams are reopened with capped back-off.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import cv2
+import numpy as np
+
+os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp|stimeout;5000000")
+
+
+class MjpegCapture:
+    """HTTP MJPEG (multipart JPEG) read directly: frames are cut at JPEG SOI/EOI markers.
+
+    OpenCV's FFmpeg backend probes an endless multipart stream for up to its 30 s open
+    timeout before giving up on our test server, so HTTP MJPEG is read here; RTSP, files
+    and USB cameras go through OpenCV (FFmpeg/V4L2). Same ``isOpened/read/release`` API.
+    """
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        import urllib.request
+
+        self._buf = b""
+        try:
+            self._resp = urllib.request.urlopen(url, timeout=timeout)
+        except OSError:
+            self._resp = None
+
+    def isOpened(self) -> bool:
+        return self._resp is not None
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        if self._resp is None:
+            return False, None
+        while True:
+            start = self._buf.find(b"\xff\xd8")
+            end = self._buf.find(b"\xff\xd9", start + 2) if start >= 0 else -1
+            if start >= 0 and end >= 0:
+                jpg, self._buf = self._buf[start : end + 2], self._buf[end + 2 :]
+                frame = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
+                return True, frame  # None here means a corrupt JPEG: the caller counts it
+            try:
+                chunk = self._resp.read1(65536) if hasattr(self._resp, "read1") else self._resp.read(65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                return False, None
+            self._buf = self._buf[-4_000_000:] + chunk
+
+    def get(self, prop: int) -> float:
+        return 0.0
+
+    def release(self) -> None:
+        if self._resp is not None:
+            self._resp.close()
+
+
+def open_capture(url: str) -> cv2.VideoCapture | MjpegCapture:
+    if url.startswith("usb:"):
+        return cv2.VideoCapture(int(url[4:]), cv2.CAP_V4L2)
+    if url.startswith(("http://", "https://")):
+        return MjpegCapture(url)
+    return cv2.VideoCapture(url, cv2.CAP_FFMPEG)
+
+
+class LatestFrameSource:
+    """Live source: ``latest()`` returns the newest frame (or None); state says what is wrong."""
+
+    def __init__(self, url: str, reconnect_max: float = 30.0) -> None:
+        self.url, self.reconnect_max = url, reconnect_max
+        self.state = "connecting"
+        self.error: str | None = None
+        self.frames = 0
+        self.corrupt = 0
+        self._frame: tuple[np.ndarray, float] | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="video-reader")
+
+    def start(self) -> LatestFrameSource:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def latest(self) -> tuple[np.ndarray, float] | None:
+        with self._lock:
+            frame, self._frame = self._frame, None
+        return frame
+
+    def _run(self) -> None:
+        delay = 0.5
+        while not self._stop.is_set():
+            cap = open_capture(self.url)
+            if not cap.isOpened():
+                self.state, self.error = "lost", f"cannot open {self.url}"
+                self._stop.wait(delay)
+                delay = min(self.reconnect_max, delay * 2)
+                continue
+            self.state, self.error, delay = "streaming", None, 0.5
+            is_file = os.path.exists(self.url)
+            fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
+            while not self._stop.is_set():
+                ok, frame = cap.read()
+                if not ok:
+                    self.state, self.error = "lost", "stream ended or closed"
+                    break
+                if frame is None or frame.ndim != 3 or frame.size == 0:
+                    self.corrupt += 1
+                    continue
+                with self._lock:
+                    self._frame = (frame, time.time())
+                self.frames += 1
+                if is_file:  # a file plays at its own rate, as a camera would
+                    time.sleep(1.0 / fps)
+            cap.release()
+            self._stop.wait(delay)
+            delay = min(self.reconnect_max, delay * 2)
+
+
+def file_frames(path: str):
+    """Every frame of a file as fast as it decodes (offline replay), with media timestamps."""
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        raise FileNotFoundError(f"cannot open video {path}")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
+    start = time.time()
+    i = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        yield frame, start + i / fps
+        i += 1
+    cap.release()
