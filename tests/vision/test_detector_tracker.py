@@ -36,11 +36,11 @@ def test_nanodet_finds_people_on_real_video(vtest_frames: list[np.ndarray]) -> N
 
 
 def test_missing_and_mismatched_models_are_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="camera cam-7: model file .* not found"):
+    with pytest.raises(ModelError, match=r"camera cam-7: model file .* not found"):
         Detector("ssdlite_person_300", path=tmp_path / "nope.onnx", camera="cam-7")
     wrong = tmp_path / "nanodet.onnx"
     shutil.copy(MODEL_DIR / "ssdlite_mobilenetv2_person_300.onnx", wrong)
-    with pytest.raises(ModelError, match="cam-7: model nanodet.onnx does not look like NanoDet"):
+    with pytest.raises(ModelError, match=r"cam-7: model nanodet\.onnx does not look like NanoDet"):
         Detector("nanodet_m_416", path=wrong, camera="cam-7")
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model")
