@@ -7,6 +7,7 @@ error reply (0xD1, "no requested data"), like a real meter.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 
@@ -22,10 +23,13 @@ class MeterSimulator:
         self.values: dict[str, float] = {"00000000": 1234.56, "00010000": 1200.00, "00020000": 34.56,
                                          "02010100": 229.8, "02010200": 230.1, "02010300": 231.0,
                                          "02020100": 12.345, "02020200": 11.5, "02020300": 12.0,
-                                         "02030000": 8.2, "02040000": 1.5, "02060000": 0.982, "02800002": 50.01}
+                                         "02030000": 8.2, "02030100": 2.7, "02030200": 2.8, "02030300": 2.7,
+                                         "02040000": 1.5, "02060000": 0.982, "02800002": 50.01}
         #: called before each answer, e.g. to make power follow a process model
         self.on_request: Callable[[MeterSimulator], None] | None = None
         self.silent = False
+        #: line noise: garbage before answers and one answer in four corrupted
+        self.noise = False
         self.requests = 0
         self._serial = serial.Serial(port, baudrate=baudrate, parity=parity, bytesize=8, stopbits=1, timeout=0.05)
         self._stop = threading.Event()
@@ -64,5 +68,9 @@ class MeterSimulator:
             for frame in decoder.feed(chunk):
                 self.requests += 1
                 answer = None if self.silent else self._answer(frame)
+                if answer and self.noise:
+                    answer = os.urandom(5) + answer
+                    if self.requests % 4 == 0:
+                        answer = answer[:-3] + bytes([answer[-3] ^ 0x5A]) + answer[-2:]
                 if answer:
                     self._serial.write(answer)

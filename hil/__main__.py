@@ -1,0 +1,107 @@
+"""``python -m hil site|watch|run``: the simulated site, a live view, and fault scenarios."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from config import ConfigError
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    from hil.site import Site
+    from hil.watch import watch
+
+    work = Path(args.workdir).resolve()
+    site = Site(work).start()
+    cfg = site.config(work / "headframe.yaml", work / "buffer.db")
+    print(f"simulated site up: broker 127.0.0.1:{site.broker_port}, PLC 127.0.0.1:{site.plc_port}, "
+          f"RS-485 {site.rtu_agent_end}, DL/T 645 {site.dlt_agent_end}, cameras {site.cameras.url('shaft')}")
+    print(f"config: {cfg}")
+    agent = None
+    try:
+        if args.agent:
+            env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+            log = open(work / "agent.log", "ab")  # noqa: SIM115 - lives as long as the agent
+            agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(cfg)], env=env, stdout=log,
+                                     stderr=subprocess.STDOUT)
+            print(f"agent started (log {work / 'agent.log'})")
+        if args.watch:
+            watch("127.0.0.1", site.broker_port, args.duration)
+        else:
+            signal.sigwait({signal.SIGINT, signal.SIGTERM}) if args.duration is None else time.sleep(args.duration)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if agent is not None:
+            agent.terminate()
+            agent.wait(20)
+        site.stop()
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from hil.watch import watch
+
+    host, _, port = args.broker.partition(":")
+    return watch(host, int(port or 1883), args.duration)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hil.runner import ScenarioRun
+    from hil.scenario import load_scenario
+
+    scenarios = []
+    for path in args.scenarios:
+        try:
+            scenarios.append(load_scenario(Path(path)))
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    results = []
+    for sc in scenarios:
+        print(f"=== {sc.name}: {sc.description}", flush=True)
+        work = Path(tempfile.mkdtemp(prefix=f"hil-{sc.name}-"))
+        result = ScenarioRun(sc, work, args.scale).run()
+        result["workdir"] = str(work)
+        results.append(result)
+        for name, check in result["checks"].items():
+            print(f"  [{'PASS' if check['ok'] else 'FAIL'}] {name}: {check['detail']}")
+        print(f"  => {'PASSED' if result['passed'] else 'FAILED'} in {result['seconds']} s", flush=True)
+    out = Path(args.json or "hil-report.json")
+    out.write_text(json.dumps(results, indent=2))
+    print(f"report: {out}")
+    return 0 if all(r["passed"] for r in results) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hil")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("site", help="start the simulated site (and the agent, and the live view)")
+    p.add_argument("--workdir", default="var/site")
+    p.add_argument("--agent", action="store_true", help="also run headframe against it")
+    p.add_argument("--watch", action="store_true", help="show records flowing")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.set_defaults(func=cmd_site)
+    p = sub.add_parser("watch", help="live view of a broker")
+    p.add_argument("--broker", default="127.0.0.1:1883")
+    p.add_argument("--duration", type=float)
+    p.set_defaults(func=cmd_watch)
+    p = sub.add_parser("run", help="run fault scenarios and report")
+    p.add_argument("scenarios", nargs="+")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply wait times (soak runs: 10)")
+    p.add_argument("--json", help="where to write the JSON report (default hil-report.json)")
+    p.set_defaults(func=cmd_run)
+    args = ap.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

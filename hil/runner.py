@@ -1,0 +1,230 @@
+"""Runs scenarios against the simulated site (or real devices) and reports pass/fail."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+
+from buffer import verify
+from hil.proxy import FaultProxy
+from hil.scenario import Scenario
+from hil.site import Site, free_port
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Recorder:
+    """Subscribes to the real broker (not through the proxy) and keeps every record message."""
+
+    def __init__(self, port: int) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hil-recorder", clean_session=False)
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("headframe/#", qos=1)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        if msg.topic.endswith("/status"):
+            return
+        try:
+            doc = orjson.loads(msg.payload)
+        except orjson.JSONDecodeError:
+            return
+        with self.lock:
+            self.messages.append(doc)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.messages)
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Agent:
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config, self.log = config, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, clock: str = "kernel") -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        if clock != "kernel":
+            env["HEADFRAME_CLOCK_OVERRIDE"] = clock
+        with open(self.log, "ab") as fh:
+            self.proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(self.config)], cwd=REPO,
+                                         env=env, stdout=fh, stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                return self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.returncode
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+def buffer_state(db: Path) -> tuple[int, set[int]]:
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        row = conn.execute("SELECT last_seq FROM state").fetchone()
+        pending = {r[0] for r in conn.execute("SELECT seq FROM records")}
+        conn.close()
+        return (int(row[0]) if row else 0), pending
+    except sqlite3.Error:
+        return 0, set()
+
+
+def _matches(msg: dict[str, Any], want: dict[str, Any]) -> bool:
+    for key, value in want.items():
+        if key in ("kind", "source", "synced"):
+            if msg.get(key) != value:
+                return False
+        elif msg.get("payload", {}).get(key) != value:
+            return False
+    return True
+
+
+class ScenarioRun:
+    def __init__(self, scenario: Scenario, workdir: Path, scale: float = 1.0) -> None:
+        self.sc, self.workdir, self.scale = scenario, workdir, scale
+        self.checks: list[dict[str, Any]] = []
+        self._mount: Path | None = None
+
+    def run(self) -> dict[str, Any]:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        site = Site(self.workdir / "site").start()
+        proxy = FaultProxy(free_port(), site.broker_port).start()
+        recorder = Recorder(site.broker_port)
+        buf_dir = self.workdir
+        if self.sc.buffer_tmpfs:
+            buf_dir = self._tmpfs(self.sc.buffer_tmpfs)
+        db = buf_dir / "buffer.db"
+        cfg = site.config(self.workdir / "headframe.yaml", db)
+        doc = json.loads(cfg.read_text())
+        doc["uplink"]["port"] = proxy.listen_port
+        if self.sc.max_bytes:
+            doc["buffer"]["max_bytes"] = self.sc.max_bytes
+        cfg.write_text(json.dumps(doc, indent=2))
+        agent = Agent(cfg, self.workdir / "agent.log")
+        agent.start()
+        error = None
+        try:
+            for i, step in enumerate(self.sc.steps):
+                self._step(step, site, proxy, agent, db)
+                self.checks.append({"step": i + 1, "action": step.action, "ok": True})
+        except Exception as exc:  # a failing step is a failed scenario, with the reason
+            error = f"step {len(self.checks) + 1}: {exc}"
+        try:
+            result = self._expect(recorder, agent, db, error)
+        finally:
+            agent.stop()
+            recorder.stop()
+            proxy.stop()
+            site.stop()
+            self._umount()
+        result.update({"scenario": self.sc.name, "seconds": round(time.monotonic() - started, 1)})
+        return result
+
+    def _tmpfs(self, size: int) -> Path:
+        mnt = self.workdir / "tmpfs"
+        mnt.mkdir(exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], check=True)
+        self._mount = mnt
+        return mnt
+
+    def _umount(self) -> None:
+        if self._mount:
+            subprocess.run(["umount", "-l", str(self._mount)], check=False)
+
+    def _step(self, step: Any, site: Site, proxy: FaultProxy, agent: Agent, db: Path) -> None:
+        a = step.action
+        if a == "wait":
+            time.sleep(step.seconds * self.scale)
+        elif a == "proxy":
+            proxy.set_mode(step.mode, delay_s=step.delay_s, flap_s=step.flap_s)
+        elif a == "camera":
+            site.cameras.modes[step.name] = step.mode
+        elif a == "device":
+            if step.name == "plc":
+                site.plc.set_alive(step.state == "alive")
+            else:
+                site.dlt.silent = step.state == "dead"
+        elif a == "serial_noise":
+            site.dlt.noise = step.enabled
+        elif a == "kill_agent":
+            agent.kill()
+        elif a == "start_agent":
+            agent.stop()
+            agent.start(step.clock)
+        elif a == "site_mode":
+            site.model.mode = step.mode
+        elif a == "wait_drained":
+            deadline = time.monotonic() + step.timeout
+            while time.monotonic() < deadline:
+                last, pending = buffer_state(db)
+                if last and len(pending) <= 2:
+                    return
+                time.sleep(0.5)
+            raise TimeoutError(f"buffer not drained within {step.timeout}s ({len(buffer_state(db)[1])} left)")
+
+    def _expect(self, rec: Recorder, agent: Agent, db: Path, error: str | None) -> dict[str, Any]:
+        e = self.sc.expect
+        time.sleep(1.0)
+        msgs = rec.snapshot()
+        results: dict[str, Any] = {}
+        if error:
+            results["steps"] = {"ok": False, "detail": error}
+        if e.agent_alive:
+            results["agent_alive"] = {"ok": agent.alive(), "detail": "" if agent.alive() else "agent exited"}
+        last, pending = buffer_state(db)
+        got = {m["seq"] for m in msgs}
+        if e.all_delivered:
+            missing = set(range(1, last + 1)) - pending - got
+            results["all_delivered"] = {"ok": not missing and last > 0,
+                                        "detail": f"{last} committed, {len(pending)} still buffered, "
+                                                  f"{len(missing)} missing{': ' + str(sorted(missing)[:10]) if missing else ''}"}
+        if e.ordered_per_source:
+            seen: set[int] = set()
+            order: dict[tuple[str, str], list[int]] = {}
+            for m in msgs:
+                if m["seq"] not in seen:
+                    seen.add(m["seq"])
+                    order.setdefault((m["source"], m["kind"]), []).append(m["seq"])
+            bad = [k for k, v in order.items() if v != sorted(v)]
+            results["ordered_per_source"] = {"ok": not bad, "detail": f"out of order: {bad}" if bad else "ok"}
+        if e.chain_intact:
+            problems = verify(msgs)
+            results["chain_intact"] = {"ok": not problems, "detail": str(problems[:3]) if problems else "ok"}
+        for want in e.records:
+            hit = any(_matches(m, want) for m in msgs)
+            results[f"record {want}"] = {"ok": hit, "detail": "seen" if hit else "not seen"}
+        for want in e.absent:
+            hit = any(_matches(m, want) for m in msgs)
+            results[f"absent {want}"] = {"ok": not hit, "detail": "not seen" if not hit else "seen"}
+        return {"passed": all(r["ok"] for r in results.values()), "checks": results, "messages": len(msgs)}

@@ -1,0 +1,106 @@
+"""Fault scenarios as YAML: steps and expectations, validated before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError
+
+from config.errors import ConfigError, ConfigProblem
+from config.loader import _plain, locate, parse_yaml
+from config.types import ByteSize, StrictModel
+
+
+class Wait(StrictModel):
+    action: Literal["wait"]
+    seconds: float = Field(gt=0)
+
+
+class Proxy(StrictModel):
+    action: Literal["proxy"]
+    mode: Literal["pass", "drop", "blackhole", "delay", "flap"]
+    delay_s: float = 0.5
+    flap_s: float = 2.0
+
+
+class Camera(StrictModel):
+    action: Literal["camera"]
+    name: Literal["shaft", "seal"]
+    mode: Literal["normal", "covered", "frozen", "blurred", "down"]
+
+
+class Device(StrictModel):
+    action: Literal["device"]
+    name: Literal["plc", "dlt645"]
+    state: Literal["dead", "alive"]
+
+
+class SerialNoise(StrictModel):
+    action: Literal["serial_noise"]
+    enabled: bool
+
+
+class KillAgent(StrictModel):
+    """SIGKILL: what a power cut looks like to the process."""
+
+    action: Literal["kill_agent"]
+
+
+class StartAgent(StrictModel):
+    action: Literal["start_agent"]
+    clock: Literal["synced", "unsynced", "kernel"] = "kernel"
+
+
+class SiteMode(StrictModel):
+    action: Literal["site_mode"]
+    mode: Literal["operating", "stopped", "secretly_running"]
+
+
+class WaitDrained(StrictModel):
+    action: Literal["wait_drained"]
+    timeout: float = Field(default=60, gt=0)
+
+
+Step = Annotated[Wait | Proxy | Camera | Device | SerialNoise | KillAgent | StartAgent | SiteMode | WaitDrained,
+                 Field(discriminator="action")]
+
+
+class Expect(StrictModel):
+    all_delivered: bool = False
+    ordered_per_source: bool = False
+    chain_intact: bool = False
+    agent_alive: bool = True
+    #: each entry: kind, optional source, and payload keys that must match in at least one record
+    records: list[dict[str, Any]] = Field(default_factory=list)
+    #: payload keys that must match in NO record (e.g. no seal alarm on an empty scene)
+    absent: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Scenario(StrictModel):
+    name: str
+    description: str = ""
+    #: put the agent's buffer on a tmpfs of this size (a full disk that is real)
+    buffer_tmpfs: ByteSize | None = None
+    max_bytes: ByteSize | None = None
+    steps: list[Step]
+    expect: Expect = Expect()
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Validate a scenario file; errors name the step and its line."""
+    text = path.read_text(encoding="utf-8")
+    tree = parse_yaml(text, str(path))
+    try:
+        return Scenario.model_validate(_plain(tree))
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            line, col, key = locate(tree, loc)
+            if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
+                step = _plain(tree)["steps"][loc[1]]
+                action = step.get("action", "?") if isinstance(step, dict) else "?"
+                key = f"step {loc[1] + 1} ({action}): {key}"
+            problems.append(ConfigProblem(str(path), line, col, key, repr(err.get("input"))[:60], err["msg"]))
+        raise ConfigError(problems) from None
