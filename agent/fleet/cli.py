@@ -1,9 +1,80 @@
-"""Subcommands of this package for the ``headframe`` CLI (placeholder until implemented)."""
+"""``headframe fleet``: watch many gateways' health and status over MQTT."""
 
 from __future__ import annotations
 
 import argparse
+import ssl
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from agent.fleet.model import FleetState
+from agent.fleet.view import FleetWeb, text_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add this package's subcommands to the ``headframe`` parser."""
+    p = sub.add_parser("fleet", help="fleet health view (terminal and local web page)")
+    p.add_argument("--broker", required=True, help="HOST[:PORT]")
+    p.add_argument("--prefix", default="headframe")
+    p.add_argument("--username")
+    p.add_argument("--password-file", type=Path)
+    p.add_argument("--ca-file", type=Path, help="enables TLS, verifying the broker against this CA")
+    p.add_argument("--offline-after", type=float, default=5.0, help="minutes offline before it is flagged")
+    p.add_argument("--once", action="store_true", help="collect for --wait seconds, print one table, exit")
+    p.add_argument("--wait", type=float, default=3.0)
+    p.add_argument("--http", help="serve the page on ADDR:PORT, e.g. 127.0.0.1:8080")
+    p.set_defaults(func=cmd_fleet)
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    host, _, port = args.broker.partition(":")
+    state = FleetState(offline_after_s=args.offline_after * 60)
+    lock = threading.Lock()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"headframe-fleet-{int(time.time())}")
+    if args.username:
+        password = args.password_file.read_text().strip() if args.password_file else None
+        client.username_pw_set(args.username, password)
+    if args.ca_file:
+        client.tls_set(ca_certs=str(args.ca_file), cert_reqs=ssl.CERT_REQUIRED)
+
+    def on_connect(c: mqtt.Client, u: object, f: object, rc: object, p: object) -> None:
+        c.subscribe([(f"{args.prefix}/+/+/status", 1), (f"{args.prefix}/+/+/health/#", 0)])
+
+    def on_message(c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
+        with lock:
+            state.on_message(msg.topic, bytes(msg.payload))
+
+    client.on_connect = on_connect
+    client.on_message = on_message
+    try:
+        client.connect(host, int(port or (8883 if args.ca_file else 1883)))
+    except OSError as exc:
+        print(f"error: cannot reach broker {args.broker}: {exc}", file=sys.stderr)
+        return 2
+    client.loop_start()
+    try:
+        if args.http:
+            addr, _, hport = args.http.partition(":")
+            web = FleetWeb(state, lock, addr, int(hport))
+            web.serve_in_background()
+            print(f"fleet page: http://{addr}:{web.port}/", flush=True)
+        if args.once:
+            time.sleep(args.wait)
+            with lock:
+                print(text_table(state.rows()))
+            return 0
+        while True:
+            time.sleep(2)
+            with lock:
+                table = text_table(state.rows())
+            if sys.stdout.isatty():
+                print("\033[2J\033[H", end="")
+            print(table, flush=True)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        client.loop_stop()
+        client.disconnect()

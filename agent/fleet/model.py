@@ -1,0 +1,122 @@
+"""Fleet state from retained status and health messages; pure, so it is easy to test.
+
+Flags what a fleet engineer acts on: offline too long, backlog growing, a camera tampered,
+clock not synchronised, records dropped, devices or cameras failing, malformed health.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+
+@dataclass
+class Gateway:
+    key: str
+    site: str
+    gateway: str
+    status: str = "unknown"
+    status_since: float | None = None
+    reason: str | None = None
+    last_seen: float | None = None
+    health: dict[str, Any] | None = None
+    health_error: str | None = None
+    backlog: list[tuple[float, int]] = field(default_factory=list)
+
+
+class FleetState:
+    def __init__(self, offline_after_s: float = 300.0, clock: Any = time.time) -> None:
+        self.gateways: dict[str, Gateway] = {}
+        self.offline_after_s = offline_after_s
+        self.clock = clock
+
+    def _gw(self, site: str, gateway: str) -> Gateway:
+        key = f"{site}/{gateway}"
+        if key not in self.gateways:
+            self.gateways[key] = Gateway(key, site, gateway)
+        return self.gateways[key]
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        parts = topic.split("/")
+        if len(parts) < 4:
+            return
+        gw = self._gw(parts[1], parts[2])
+        now = self.clock()
+        try:
+            doc = orjson.loads(payload)
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            if parts[3] == "health":
+                gw.health_error = f"malformed health: {exc}"
+                gw.last_seen = now
+            return
+        if parts[3] == "status":
+            status = doc.get("status", "unknown")
+            if status != gw.status:
+                gw.status_since = now
+            gw.status, gw.reason = status, doc.get("reason")
+            return
+        if parts[3] == "health":
+            payload_doc = doc.get("payload")
+            if not isinstance(payload_doc, dict) or payload_doc.get("schema") != "headframe.health/1":
+                gw.health_error = "malformed health: not a headframe.health/1 payload"
+                gw.last_seen = now
+                return
+            gw.health, gw.health_error, gw.last_seen = payload_doc, None, now
+            depth = payload_doc.get("buffer", {}).get("depth")
+            if isinstance(depth, int):
+                gw.backlog = [*gw.backlog[-9:], (now, depth)]
+
+    def problems(self, gw: Gateway) -> list[str]:
+        now = self.clock()
+        out: list[str] = []
+        if gw.status == "offline" and gw.status_since and now - gw.status_since > self.offline_after_s:
+            out.append(f"offline for {int((now - gw.status_since) / 60)} min ({gw.reason or 'no reason'})")
+        if gw.health_error:
+            out.append(gw.health_error)
+        h = gw.health or {}
+        if len(gw.backlog) >= 3 and all(b[1] < a[1] for b, a in zip(gw.backlog[-3:], gw.backlog[-2:], strict=False)):
+            out.append(f"backlog growing ({gw.backlog[-1][1]} unsent)")
+        if h.get("clock", {}).get("synchronized") is False:
+            out.append("clock not synchronised")
+        dropped = {k: v for k, v in h.get("buffer", {}).get("dropped", {}).items() if v}
+        if dropped:
+            out.append(f"records dropped: {dropped}")
+        uplink = h.get("uplink", {}).get("state")
+        if uplink in ("auth_failed", "tls_failed"):
+            out.append(f"uplink {uplink}")
+        for cam_id, cam in h.get("producers", {}).get("vision", {}).get("cameras", {}).items():
+            if cam.get("tamper"):
+                out.append(f"camera {cam_id} tampered: {', '.join(cam['tamper'])}")
+            if cam.get("state") not in ("running", None):
+                out.append(f"camera {cam_id} {cam.get('state')}")
+        for dev_id, dev in h.get("producers", {}).get("drivers", {}).get("devices", {}).items():
+            if dev.get("state") in ("offline", "backoff"):
+                out.append(f"device {dev_id} {dev['state']}: {dev.get('last_error')}")
+        return out
+
+    def rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for gw in sorted(self.gateways.values(), key=lambda g: g.key):
+            h = gw.health or {}
+            b, s = h.get("buffer", {}), h.get("system", {})
+            rows.append({
+                "gateway": gw.key, "status": gw.status,
+                "since": _iso(gw.status_since), "last_seen": _iso(gw.last_seen),
+                "backlog": b.get("depth"), "oldest_unsent_s": b.get("oldest_unsent_age_s"),
+                "dropped": sum(v for v in b.get("dropped", {}).values() if isinstance(v, int)),
+                "devices": {k: v.get("state") for k, v in h.get("producers", {}).get("drivers", {}).get("devices", {}).items()},
+                "cameras": {k: v.get("state") for k, v in h.get("producers", {}).get("vision", {}).get("cameras", {}).items()},
+                "disk_free_mb": round(s["disk_free_bytes"] / 1e6) if isinstance(s.get("disk_free_bytes"), int) else None,
+                "temperature_c": s.get("temperature_c"), "clock_synced": h.get("clock", {}).get("synchronized"),
+                "problems": self.problems(gw),
+            })
+        return rows
+
+
+def _iso(ts: float | None) -> str | None:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else None

@@ -1,0 +1,83 @@
+"""Rendering of the fleet: a plain-text table and a small self-refreshing HTML page."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from agent.fleet.model import FleetState
+
+
+def text_table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'gateway':<24}{'status':<9}{'since':<21}{'last seen':<21}{'backlog':>8}{'oldest s':>9}"
+             f"{'drop':>6}{'disk MB':>9}{'temp':>6}  clock"]
+    for r in rows:
+        lines.append(f"{r['gateway']:<24}{r['status']:<9}{r['since'] or '-':<21}{r['last_seen'] or '-':<21}"
+                     f"{r['backlog'] if r['backlog'] is not None else '-':>8}{r['oldest_unsent_s'] or 0:>9.0f}"
+                     f"{r['dropped']:>6}{r['disk_free_mb'] or '-':>9}{r['temperature_c'] or '-':>6}  "
+                     f"{'ok' if r['clock_synced'] else 'NOT SYNCED' if r['clock_synced'] is False else '?'}")
+        for dev, st in {**r["devices"], **r["cameras"]}.items():
+            lines.append(f"    {dev}: {st}")
+        for p in r["problems"]:
+            lines.append(f"    !! {p}")
+    return "\n".join(lines)
+
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Headframe fleet</title>
+<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}td,th{border:1px solid #999;padding:4px 8px}
+.offline{background:#fdd}.problem{color:#b00}.online{background:#dfd}</style></head><body>
+<h1>Headframe fleet</h1><p id="updated">loading…</p><table id="fleet"><thead><tr><th>gateway</th><th>status</th>
+<th>since</th><th>last seen</th><th>backlog</th><th>oldest unsent s</th><th>dropped</th><th>devices / cameras</th>
+<th>disk MB</th><th>temp °C</th><th>clock</th><th>problems</th></tr></thead><tbody></tbody></table>
+<script>
+function esc(s){return String(s??'-').replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]))}
+async function refresh(){const r=await fetch('/api/fleet');const rows=await r.json();
+ document.querySelector('#fleet tbody').innerHTML=rows.map(g=>`<tr class="${esc(g.status)}" data-gateway="${esc(g.gateway)}">
+ <td>${esc(g.gateway)}</td><td>${esc(g.status)}</td><td>${esc(g.since)}</td><td>${esc(g.last_seen)}</td>
+ <td>${esc(g.backlog)}</td><td>${esc(g.oldest_unsent_s)}</td><td>${esc(g.dropped)}</td>
+ <td>${Object.entries({...g.devices,...g.cameras}).map(([k,v])=>esc(k)+': '+esc(v)).join('<br>')}</td>
+ <td>${esc(g.disk_free_mb)}</td><td>${esc(g.temperature_c)}</td>
+ <td>${g.clock_synced===false?'NOT SYNCED':esc(g.clock_synced)}</td>
+ <td class="problem">${g.problems.map(esc).join('<br>')}</td></tr>`).join('');
+ document.getElementById('updated').textContent='updated '+new Date().toLocaleTimeString()+' — '+rows.length+' gateway(s)';}
+refresh();setInterval(refresh,2000);
+</script></body></html>"""
+
+
+class FleetWeb:
+    """A local page (no external assets) and ``/api/fleet`` JSON."""
+
+    def __init__(self, state: FleetState, lock: threading.Lock, host: str, port: int) -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                return
+
+            def do_GET(self) -> None:
+                if self.path.startswith("/api/fleet"):
+                    with outer.lock:
+                        body = json.dumps(outer.state.rows()).encode()
+                    ctype = "application/json"
+                elif self.path in ("/", "/index.html"):
+                    body, ctype = PAGE.encode(), "text/html; charset=utf-8"
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.state, self.lock = state, lock
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.port = self.httpd.server_address[1]
+
+    def serve_in_background(self) -> None:
+        threading.Thread(target=self.httpd.serve_forever, daemon=True, name="fleet-web").start()
+
+
+__all__ = ["PAGE", "FleetWeb", "text_table"]

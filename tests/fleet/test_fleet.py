@@ -1,0 +1,106 @@
+"""Fleet view with real mosquitto, two real agents, a malformed publisher, and headless Chromium."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import paho.mqtt.client as mqtt
+import pytest
+
+from agent.fleet.model import FleetState
+from tests.support.agentproc import REPO, AgentProcess, write_config
+from tests.support.broker import free_port
+
+
+def health(depth: int, **extra) -> bytes:
+    payload = {"schema": "headframe.health/1", "buffer": {"depth": depth, "dropped": {}}, "clock": {"synchronized": True},
+               "system": {}, "producers": {}, **extra}
+    return orjson.dumps({"seq": 1, "payload": payload})
+
+
+def test_model_flags_problems_and_survives_garbage() -> None:
+    now = [1000.0]
+    fleet = FleetState(offline_after_s=300, clock=lambda: now[0])
+    fleet.on_message("headframe/s/a/status", b'{"status": "online"}')
+    for depth in (10, 20, 30, 40):
+        now[0] += 30
+        fleet.on_message("headframe/s/a/health/agent", health(depth, producers={
+            "vision": {"cameras": {"cam-1": {"state": "running", "tamper": ["covered"]}}}}))
+    fleet.on_message("headframe/s/b/health/agent", b"\x00not json")
+    fleet.on_message("headframe/s/c/status", b'{"status": "offline", "reason": "connection lost"}')
+    now[0] += 400
+    fleet.on_message("headframe/s/d/health/agent", orjson.dumps({"payload": {"schema": "other"}}))
+    rows = {r["gateway"]: r for r in fleet.rows()}
+    assert any("backlog growing" in p for p in rows["s/a"]["problems"])
+    assert "camera cam-1 tampered: covered" in rows["s/a"]["problems"]
+    assert rows["s/b"]["problems"][0].startswith("malformed health")
+    assert rows["s/c"]["problems"][0].startswith("offline for 6 min (connection lost)")
+    assert "malformed" in rows["s/d"]["problems"][0]
+
+
+@pytest.fixture
+def two_agents(tmp_path: Path, broker):  # noqa: ANN001, ANN201
+    agents = []
+    for gw in ("gw-north", "gw-south"):
+        cfg = write_config(tmp_path / f"{gw}.yaml", broker.port, buffer_path=tmp_path / f"{gw}.db",
+                           extra={"gateway": {"id": gw}})
+        agents.append(AgentProcess(cfg))
+    bad = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bad-gw")
+    bad.connect("127.0.0.1", broker.port)
+    bad.loop_start()
+    bad.publish("headframe/test-site/gw-broken/health/agent", b"{half a json", qos=1, retain=True).wait_for_publish(5)
+    bad.publish("headframe/test-site/gw-broken/status", b'{"status": "online"}', qos=1, retain=True).wait_for_publish(5)
+    time.sleep(2.0)
+    yield broker
+    for a in agents:
+        a.terminate()
+    bad.loop_stop()
+
+
+def test_fleet_once_shows_real_agents_and_a_malformed_one(two_agents) -> None:  # noqa: ANN001
+    res = subprocess.run([sys.executable, "-m", "agent.cli", "fleet", "--broker", f"127.0.0.1:{two_agents.port}", "--once",
+                          "--wait", "2.5"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "test-site/gw-north" in out and "test-site/gw-south" in out
+    north = next(line for line in out.splitlines() if line.startswith("test-site/gw-north"))
+    assert "online" in north
+    assert "!! malformed health" in out
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
+                    reason="Debian chromium and chromium-driver are installed by scripts/setup.sh test")
+def test_fleet_page_in_headless_chromium(two_agents, tmp_path: Path) -> None:  # noqa: ANN001
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "fleet", "--broker", f"127.0.0.1:{two_agents.port}",
+                             "--http", f"127.0.0.1:{port}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'prof'}"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    try:
+        time.sleep(1.0)
+        driver.get(f"http://127.0.0.1:{port}/")
+        WebDriverWait(driver, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tr[data-gateway]")) >= 3)
+        rows = {r.get_attribute("data-gateway"): r for r in driver.find_elements(By.CSS_SELECTOR, "tr[data-gateway]")}
+        assert "online" in rows["test-site/gw-north"].get_attribute("class")
+        assert "malformed health" in rows["test-site/gw-broken"].text
+        shot = tmp_path / "fleet.png"
+        driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 5000
+    finally:
+        driver.quit()
+        proc.terminate()
+        proc.wait(10)
