@@ -28,11 +28,13 @@ HEAD = "gateway: {site: s, id: g}\n"
     (HEAD + "devices:\n  - {id: m, protocol: modbus_tcp, profile: eastron_sdm630}\n", 3, "devices[0]", "host"),
     (HEAD + "devices:\n  - {id: m, protocol: modbus_tcp, host: h, profile: sdm999}\n", 3, "devices[0].profile",
      "eastron_sdm630"),
-    (HEAD + "devices:\n  - id: m\n    protocol: modbus_tcp\n    host: h\n    points:\n      - {name: x, address: 1, type: flaot32}\n",
+    (HEAD + "devices:\n  - id: m\n    protocol: modbus_tcp\n    host: h\n    points:\n"
+     "      - {name: x, address: 1, type: flaot32}\n",
      7, "devices[0].points[0].type", "float32"),
     (HEAD + "devices:\n  - id: m\n    protocol: modbus_tcp\n    host: h\n    points:\n      - {name: x, type: bit}\n",
      7, "devices[0].points[0]", "bit"),
-    (HEAD + "buses: [{name: b, port: /dev/x}]\ndevices:\n  - {id: m, protocol: dlt645, bus: b, address: '12', profile: dlt645_three_phase}\n",
+    (HEAD + "buses: [{name: b, port: /dev/x}]\ndevices:\n"
+     "  - {id: m, protocol: dlt645, bus: b, address: '12', profile: dlt645_three_phase}\n",
      4, "devices[0]", "12-digit"),
     (HEAD + "operating_state: {enabled: true, power_points: [ghost.p_total]}\n", 2, "operating_state.power_points[0]",
      "device.point"),

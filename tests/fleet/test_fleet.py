@@ -44,7 +44,7 @@ def test_model_flags_problems_and_survives_garbage() -> None:
 
 
 @pytest.fixture
-def two_agents(tmp_path: Path, broker):  # noqa: ANN001, ANN201
+def two_agents(tmp_path: Path, broker):
     agents = []
     for gw in ("gw-north", "gw-south"):
         cfg = write_config(tmp_path / f"{gw}.yaml", broker.port, buffer_path=tmp_path / f"{gw}.db",
@@ -62,7 +62,7 @@ def two_agents(tmp_path: Path, broker):  # noqa: ANN001, ANN201
     bad.loop_stop()
 
 
-def test_fleet_once_shows_real_agents_and_a_malformed_one(two_agents) -> None:  # noqa: ANN001
+def test_fleet_once_shows_real_agents_and_a_malformed_one(two_agents) -> None:
     res = subprocess.run([sys.executable, "-m", "agent.cli", "fleet", "--broker", f"127.0.0.1:{two_agents.port}", "--once",
                           "--wait", "2.5"], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert res.returncode == 0, res.stderr
@@ -75,7 +75,7 @@ def test_fleet_once_shows_real_agents_and_a_malformed_one(two_agents) -> None:  
 
 @pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
                     reason="Debian chromium and chromium-driver are installed by scripts/setup.sh test")
-def test_fleet_page_in_headless_chromium(two_agents, tmp_path: Path) -> None:  # noqa: ANN001
+def test_fleet_page_in_headless_chromium(two_agents, tmp_path: Path) -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
