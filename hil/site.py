@@ -131,8 +131,8 @@ class Site:
                  "profile": "dlt645_three_phase", "groups": [{"name": "default", "interval": "5s"}],
                  "timeout": "1s"},
             ],
-            "operating_state": {"enabled": True, "power_points": ["meter-main.p_total"], "on_above_kw": 50,
-                                "off_below_kw": 20, "min_duration": "5s"},
+            "operating_state": {"enabled": True, "power_points": ["meter-main.p_total"], "on_above_kw": 120,
+                                "off_below_kw": 70, "min_duration": "5s"},
             "shafts": [{"name": "main-shaft", "limit": 50}],
             "cameras": [
                 {"id": "cam-shaft", "url": self.cameras.url("shaft"), "fps": 4, "role": "shaft",

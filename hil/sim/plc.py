@@ -44,7 +44,7 @@ class ProcessModel:
     def power_kw(self) -> float:
         s = self.state()
         return round(5.0 + (180 if s["hoist_running"] else 0) + (90 if s["fan_running"] else 0)
-                     + 30 * s["pump1_running"] + 30 * s["pump2_running"] + (55 if s["belt_running"] else 0), 1)
+                     + 30 * s["pump1_running"] + 30 * s["pump2_running"] + (80 if s["belt_running"] else 0), 1)
 
 
 class PlcSimulator:
