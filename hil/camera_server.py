@@ -43,8 +43,12 @@ class CameraServer:
                 except (BrokenPipeError, ConnectionResetError):
                     return
 
+        self._stopping = threading.Event()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.httpd.daemon_threads = True
+        # Streaming threads are joined on close: a thread left inside OpenCV while the
+        # interpreter exits aborts the whole process ("terminate called ...").
+        self.httpd.daemon_threads = False
+        self.httpd.block_on_close = True
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="camera-server")
 
@@ -56,6 +60,7 @@ class CameraServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -63,10 +68,10 @@ class CameraServer:
         cap = cv2.VideoCapture(str(self.videos[name]))
         fps = self.fps or cap.get(cv2.CAP_PROP_FPS) or 10.0
         last: np.ndarray | None = None
-        while True:
+        while not self._stopping.is_set():
             mode = self.modes.get(name, "normal")
             if mode == "down":
-                return
+                break
             if mode != "frozen" or last is None:
                 ok, frame = cap.read()
                 if not ok:
@@ -82,3 +87,4 @@ class CameraServer:
             out.write(b"--" + BOUNDARY + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
                       + str(len(jpg)).encode() + b"\r\n\r\n" + jpg.tobytes() + b"\r\n")
             time.sleep(1.0 / fps)
+        cap.release()

@@ -52,6 +52,9 @@ def test_sigkill_during_ingest_and_drain(tmp_path: Path) -> None:
     assert last > ROUNDS * 200, "the rounds should have ingested a real amount of data"
     assert verify(records) == []
     starts = [r["payload"] for r in records if r["payload"].get("event") == "agent_started"]
-    assert sum(s["previous_shutdown"] == "unclean" for s in starts) >= ROUNDS - 1
+    # some kills land before the store is even open; every start that got that far (after the
+    # first) must have seen the kill, including the final clean-up run
+    assert len(starts) >= ROUNDS // 2
+    assert all(s["previous_shutdown"] == "unclean" for s in starts[1:])
     collector.stop()
     broker.stop()
