@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import time
-from functools import cache
 
 import psutil
 from pymodbus.client import AsyncModbusTcpClient
@@ -21,7 +20,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from buffer.sink import ListSink
 from config import load_settings_text
 from config.profiles import known_profiles
-from drivers.planner import plan
+from drivers.planner import optimum_count, plan
 from drivers.runtime import Drivers
 from tests.support.broker import free_port
 
@@ -84,22 +83,6 @@ async def _bare(ports: list[int], seconds: float) -> float:
     return (c1.user + c1.system - c0.user - c0.system) / (time.monotonic() - t0)
 
 
-@cache
-def _optimum(items: tuple[tuple[int, int], ...], limit: int, gap: int, i: int = 0) -> int:
-    if i == len(items):
-        return 0
-    best, start, end = 10**9, items[i][0], items[i][0] + items[i][1]
-    for j in range(i, len(items)):
-        if j > i:
-            if items[j][0] - end > gap:
-                break
-            end = max(end, items[j][0] + items[j][1])
-        if end - start > limit:
-            break
-        best = min(best, 1 + _optimum(items, limit, gap, j + 1))
-    return best
-
-
 def planner_report() -> list[str]:
     lines = []
     for name, prof in known_profiles().items():
@@ -109,7 +92,7 @@ def planner_report() -> list[str]:
         by_table: dict[str, list[tuple[int, int]]] = {}
         for p in prof.points:
             by_table.setdefault(p.table, []).append((p.address, p.registers))
-        best = sum(_optimum(tuple(sorted(v)), prof.max_registers or 125, 8) for v in by_table.values())
+        best = sum(optimum_count(v, prof.max_registers or 125, 8) for v in by_table.values())
         useful = len({(p.table, p.address + k) for p in prof.points for k in range(p.registers)})
         wire = sum(8 + 5 + 2 * b.count for b in blocks)  # RTU request 8 bytes, response 5 + data
         lines.append(f"{name}: {len(blocks)} requests per cycle (optimum {best}); RTU bytes on the wire per useful "

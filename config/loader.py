@@ -80,6 +80,24 @@ def _problem_from_error(file: str, tree: Any, err: dict[str, Any]) -> ConfigProb
     return ConfigProblem(file, line, col, key, found, expected)
 
 
+def validate_tree(model: Any, tree: Any, file: str, label: Any = None) -> Any:
+    """Validate a parsed YAML tree into ``model``; every error located as file:line:column.
+
+    ``label(loc, key)`` may rewrite the key shown (e.g. "step 3 (proxy): mode").
+    """
+    try:
+        return model.model_validate(_plain(tree))
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            problem = _problem_from_error(file, tree, err)
+            if label is not None:
+                problem = ConfigProblem(problem.file, problem.line, problem.column,
+                                        label(tuple(err["loc"]), problem.key), problem.found, problem.expected)
+            problems.append(problem)
+        raise ConfigError(problems) from None
+
+
 def parse_yaml(text: str, file: str) -> Any:
     """Parse YAML keeping line numbers; syntax errors and duplicate keys become problems."""
     yaml = YAML(typ="rt")

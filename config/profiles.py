@@ -10,10 +10,9 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from config.drivers import PointSettings
-from config.errors import ConfigError, ConfigProblem
 from config.types import StrictModel
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "drivers" / "profiles"
@@ -32,20 +31,9 @@ class Profile(StrictModel):
 
 
 def load_profile(path: Path) -> Profile:
-    from config.loader import locate, parse_yaml
+    from config.loader import parse_yaml, validate_tree
 
-    text = path.read_text(encoding="utf-8")
-    tree = parse_yaml(text, str(path))
-    from config.loader import _plain
-
-    try:
-        return Profile.model_validate(_plain(tree))
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            line, col, key = locate(tree, tuple(err["loc"]))
-            problems.append(ConfigProblem(str(path), line, col, key, repr(err.get("input"))[:60], err["msg"]))
-        raise ConfigError(problems) from None
+    return validate_tree(Profile, parse_yaml(path.read_text(encoding="utf-8"), str(path)), str(path))
 
 
 @cache

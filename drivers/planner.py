@@ -11,6 +11,7 @@ blocks. ``tests/drivers/test_planner.py`` checks it against a dynamic-programmin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 
 from config.drivers import PointSettings
 
@@ -73,3 +74,26 @@ def split(block: Block) -> tuple[list[Block], tuple[str, int] | None]:
         end = max(q.address + _span(q) for q in part)
         halves.append(Block(block.table, start, end - start, part))
     return halves, (block.table, pts[mid].address)
+
+
+def optimum_count(spans: list[tuple[int, int]], limit: int, gap: int) -> int:
+    """Fewest blocks for (address, size) spans by dynamic programming: the reference the
+    tests and the benchmark hold ``plan`` against (exponential-free, O(n²))."""
+    items = tuple(sorted(spans))
+
+    @cache
+    def best(i: int) -> int:
+        if i == len(items):
+            return 0
+        result, start, end = 10**9, items[i][0], items[i][0] + items[i][1]
+        for j in range(i, len(items)):
+            if j > i:
+                if items[j][0] - end > gap:
+                    break
+                end = max(end, items[j][0] + items[j][1])
+            if end - start > limit:
+                break
+            result = min(result, 1 + best(j + 1))
+        return result
+
+    return best(0)

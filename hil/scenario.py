@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from config.errors import ConfigError, ConfigProblem
-from config.loader import _plain, locate, parse_yaml
+from config.loader import _plain, parse_yaml, validate_tree
 from config.types import ByteSize, StrictModel
 
 
@@ -89,18 +88,13 @@ class Scenario(StrictModel):
 
 def load_scenario(path: Path) -> Scenario:
     """Validate a scenario file; errors name the step and its line."""
-    text = path.read_text(encoding="utf-8")
-    tree = parse_yaml(text, str(path))
-    try:
-        return Scenario.model_validate(_plain(tree))
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            line, col, key = locate(tree, loc)
-            if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
-                step = _plain(tree)["steps"][loc[1]]
-                action = step.get("action", "?") if isinstance(step, dict) else "?"
-                key = f"step {loc[1] + 1} ({action}): {key}"
-            problems.append(ConfigProblem(str(path), line, col, key, repr(err.get("input"))[:60], err["msg"]))
-        raise ConfigError(problems) from None
+    tree = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+
+    def label(loc: tuple[Any, ...], key: str) -> str:
+        if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
+            step = _plain(tree)["steps"][loc[1]]
+            action = step.get("action", "?") if isinstance(step, dict) else "?"
+            return f"step {loc[1] + 1} ({action}): {key}"
+        return key
+
+    return validate_tree(Scenario, tree, str(path), label)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from hil.sim.modbus_slaves import RegisterImage, ServerThread
-from tests.support.broker import free_port
+from tests.support.broker import free_port, wait_port
 
 
 @dataclass
@@ -54,19 +54,6 @@ def tcp_slave() -> Iterator[tuple[RegisterImage, int]]:
     image = RegisterImage()
     port = free_port()
     server = ServerThread({1: image}, tcp_port=port).start()
-    _wait_tcp(port)
+    wait_port(port)
     yield image, port
     server.stop()
-
-
-def _wait_tcp(port: int) -> None:
-    import socket
-
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("modbus server did not start")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config.drivers import PointSettings
 from config.profiles import known_profiles
+from drivers.planner import optimum_count as optimum
 from drivers.planner import plan, split
 
 
@@ -49,29 +48,6 @@ def test_split_learns_a_barrier() -> None:
     assert [(b.start, b.count) for b in halves] == [(0, 2), (10, 2)]
     assert barrier == ("holding", 10)
     assert len(plan(points, gap_fill=10, barriers=frozenset({barrier}))) == 2
-
-
-def optimum(addresses: list[tuple[int, int]], limit: int, gap: int) -> int:
-    """Fewest blocks by dynamic programming over the sorted points (reference answer)."""
-    items = sorted(addresses)
-
-    @cache
-    def best(i: int) -> int:
-        if i == len(items):
-            return 0
-        result = 10**9
-        start, end = items[i][0], items[i][0] + items[i][1]
-        for j in range(i, len(items)):
-            if j > i:
-                if items[j][0] - end > gap:
-                    break
-                end = max(end, items[j][0] + items[j][1])
-            if end - start > limit:
-                break
-            result = min(result, 1 + best(j + 1))
-        return result
-
-    return best(0)
 
 
 @settings(max_examples=200, deadline=None)
