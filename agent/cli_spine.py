@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import sqlite_utils
 
-from config import ConfigError, load_settings
+from config import ConfigError, load_or_report, load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -57,10 +57,8 @@ def _open_readonly(path: Path) -> sqlite_utils.Database:
 
 
 def cmd_buffer(args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    settings = load_or_report(args.config)
+    if settings is None:
         return 1
     path = settings.buffer.path
     if not path.exists():

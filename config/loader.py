@@ -170,3 +170,14 @@ def load_settings(path: str | Path) -> Settings:
         raise ConfigError([ConfigProblem(str(path), 1, 1, "", f"bytes that are not UTF-8 ({exc.reason})",
                                          "a UTF-8 text file")]) from None
     return load_settings_text(text, str(path), base_dir=path.parent.resolve())
+
+
+def load_or_report(path: str | Path) -> Settings | None:
+    """For CLI commands: the settings, or None after printing every problem to stderr."""
+    import sys
+
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None

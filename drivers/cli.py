@@ -197,14 +197,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 def cmd_points(args: argparse.Namespace) -> int:
     from buffer.sink import ListSink
-    from config import ConfigError, load_settings
+    from config import load_or_report
     from drivers.device import DevicePoller
     from drivers.runtime import device_points
 
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    settings = load_or_report(args.config)
+    if settings is None:
         return 1
     devices = {d.id: d for d in settings.devices}
     dev: DeviceSettings | None = devices.get(args.device)

@@ -146,13 +146,18 @@ class SerialBus:
         if self.port is None:
             await self._call(self._open)
 
-    def _rtu(self, request: bytes, unit: int, table: str, count: int, timeout: float) -> list[int]:
+    def _send(self, request: bytes) -> serial.Serial:
+        """Drop stale input (a late answer to an earlier request) and put a request on the line."""
         port = self.port
         assert port is not None
         port.reset_input_buffer()
         port.write(request)
         port.flush()
         self.bytes_out += len(request)
+        return port
+
+    def _rtu(self, request: bytes, unit: int, table: str, count: int, timeout: float) -> list[int]:
+        port = self._send(request)
         deadline = time.monotonic() + timeout
         head = _read_until(port, 3, deadline)  # unit, function, byte count (or exception code)
         if len(head) < 3:
@@ -174,12 +179,7 @@ class SerialBus:
                 raise ModbusError(port_error_text(self.settings.port, exc)) from None
 
     def _dlt(self, request: bytes, timeout: float, want: tuple[int, ...]) -> dlt645.Frame:
-        port = self.port
-        assert port is not None
-        port.reset_input_buffer()
-        port.write(request)
-        port.flush()
-        self.bytes_out += len(request)
+        port = self._send(request)
         decoder = dlt645.Decoder()
         deadline = time.monotonic() + timeout
         try:

@@ -60,13 +60,11 @@ def replay(cam: Any, shafts: list[Any], video: str, every_frame: bool = False,
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from config import ConfigError, load_settings
+    from config import load_or_report
     from vision.detector import ModelError
 
-    try:
-        settings = load_settings(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    settings = load_or_report(args.config)
+    if settings is None:
         return 1
     cams = {c.id: c for c in settings.cameras}
     if args.camera not in cams:
