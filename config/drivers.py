@@ -1,19 +1,35 @@
-"""Settings of field buses, devices, their points, and the site operating state."""
+"""Settings of field buses, devices (one model per protocol), their points, and the site operating state."""
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from config.types import Duration, Ident, StrictModel
+from config.types import Duration, Ident, StrictModel, rejected
 
-Table = Literal["holding", "input", "coil", "discrete"]
 DataType = Literal["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "bool", "bit",
                    "string"]
 Order = Literal["ABCD", "CDAB", "BADC", "DCBA"]
-Protocol = Literal["modbus_tcp", "modbus_rtu", "dlt645"]
+Problem = tuple[tuple[str | int, ...], str, str]
+
+
+class RegisterTable(StrEnum):
+    """The four Modbus data tables (S7 and others map onto them or add their own)."""
+
+    HOLDING = "holding"
+    INPUT = "input"
+    COIL = "coil"
+    DISCRETE = "discrete"
+
+    @property
+    def is_bits(self) -> bool:
+        """Coils and discrete inputs hold single bits, addressed one per bit."""
+        return self in (RegisterTable.COIL, RegisterTable.DISCRETE)
+
 
 #: registers a value of each type occupies (string: ``length``)
 TYPE_REGISTERS = {"int16": 1, "uint16": 1, "bit": 1, "int32": 2, "uint32": 2, "float32": 2, "int64": 4, "uint64": 4,
@@ -24,7 +40,7 @@ class PointSettings(StrictModel):
     """One value read from a device: where it lives, how to decode it, when to report it."""
 
     name: Ident
-    table: Table = "holding"
+    table: RegisterTable = RegisterTable.HOLDING
     address: int = Field(default=0, ge=0, le=65535, description="0-based protocol address")
     type: DataType = "uint16"
     order: Order = Field(default="ABCD", description="byte/word order: ABCD big-endian, CDAB word-swapped, ...")
@@ -52,9 +68,9 @@ class PointSettings(StrictModel):
             raise ValueError("'bit: 0..15' for a point of type bit")
         if self.type == "string" and self.length is None:
             raise ValueError("'length' (registers) for a point of type string")
-        if self.table in ("coil", "discrete") and self.type not in ("bool",):
+        if self.table.is_bits and self.type not in ("bool",):
             raise ValueError(f"type bool for table {self.table} (coils and discrete inputs are single bits)")
-        if self.table in ("holding", "input") and self.type == "bool":
+        if not self.table.is_bits and self.type == "bool":
             raise ValueError("type bit (with 'bit:') for a flag inside a register; bool is for coils/discrete")
         if self.address + self.registers - 1 > 65535:
             raise ValueError("a point that ends at or below address 65535")
@@ -83,23 +99,37 @@ class BusSettings(StrictModel):
         return (self.baudrate, self.parity, self.stopbits, self.bytesize)
 
 
-class DeviceSettings(StrictModel):
-    """A PLC or meter polled by Headframe."""
+class Profile(StrictModel):
+    """A device's published map; ``source`` cites the document it was taken from."""
+
+    name: str
+    title: str
+    source: str
+    protocol: Literal["modbus", "dlt645"]
+    notes: str = ""
+    max_registers: int | None = Field(default=None, ge=1, le=125)
+    points: list[PointSettings]
+
+
+# ------------------------------------------------------------------------------ devices
+def _elsewhere(key: str, protocol: str, belongs: str) -> object:
+    return rejected(f"no '{key}' on a {protocol} device ('{key}' is a setting of {belongs}; "
+                    "remove it, or check 'protocol:')")
+
+
+_NOT = Field(default=None, exclude=True)
+
+
+class DeviceBase(StrictModel):
+    """What every polled device has, whatever its protocol: points, poll groups, retries, back-off."""
 
     id: Ident
-    protocol: Protocol
+    #: narrowed to one literal by each protocol's model (the union's discriminator)
+    protocol: str
     enabled: bool = True
-    host: str | None = None
-    port: int = Field(default=502, ge=1, le=65535)
-    bus: Ident | None = None
-    unit: int = Field(default=1, ge=0, le=247, description="Modbus unit (slave) id")
-    address: str | None = Field(default=None, description="DL/T 645 meter address, 12 digits")
     profile: str | None = None
     points: list[PointSettings] = Field(default_factory=list)
     groups: list[PollGroup] = Field(default_factory=lambda: [PollGroup(name="default", interval=1.0)])
-    max_registers: int = Field(default=125, ge=1, le=125)
-    max_bits: int = Field(default=2000, ge=1, le=2000)
-    gap_fill: int = Field(default=8, ge=0, le=124, description="unused registers read to save a request")
     timeout: Duration = Field(default=1.0, gt=0, le=30)
     retries: int = Field(default=1, ge=0, le=5)
     backoff_after: int = Field(default=3, ge=1, description="consecutive failures before backing off")
@@ -107,25 +137,90 @@ class DeviceSettings(StrictModel):
     stale_after: float = Field(default=3.0, ge=1.0, description="group intervals without a fresh value → stale")
 
     @model_validator(mode="after")
-    def _shape(self) -> DeviceSettings:
-        if self.protocol == "modbus_tcp" and not self.host:
-            raise ValueError("'host' for a modbus_tcp device")
-        if self.protocol in ("modbus_rtu", "dlt645") and not self.bus:
-            raise ValueError(f"'bus' (a name from buses:) for a {self.protocol} device")
-        if self.protocol == "dlt645" and (self.address is None or not re.fullmatch(r"\d{12}", self.address)):
-            raise ValueError("'address': the meter's 12-digit address (see: headframe probe dlt645 PORT --discover)")
+    def _shape(self) -> DeviceBase:
         if not self.profile and not self.points:
             raise ValueError("'profile:' or 'points:' (a device with nothing to read)")
         groups = {g.name for g in self.groups}
         for p in self.points:
             if p.group not in groups:
                 raise ValueError(f"point {p.name} in a poll group that exists (groups: {sorted(groups)})")
-            if self.protocol == "dlt645" and p.di is None:
-                raise ValueError(f"'di:' (data identifier) on point {p.name} of a dlt645 device")
         names = [p.name for p in self.points]
         if len(names) != len(set(names)):
             raise ValueError("unique point names within a device")
         return self
+
+
+class ModbusPlanning(StrictModel):
+    """Request planning of register devices (Modbus TCP and RTU)."""
+
+    unit: int = Field(default=1, ge=0, le=247, description="Modbus unit (slave) id")
+    max_registers: int = Field(default=125, ge=1, le=125)
+    max_bits: int = Field(default=2000, ge=1, le=2000)
+    gap_fill: int = Field(default=8, ge=0, le=124, description="unused registers read to save a request")
+
+
+class ModbusTcpDevice(DeviceBase, ModbusPlanning):
+    """A PLC or meter on Modbus TCP (one connection per device)."""
+
+    protocol: Literal["modbus_tcp"]
+    host: str = Field(default="", description="IP address or DNS name of the device or gateway")
+    port: int = Field(default=502, ge=1, le=65535)
+    bus: Annotated[None, _elsewhere("bus", "modbus_tcp", "serial (modbus_rtu, dlt645) devices")] = _NOT
+    address: Annotated[None, _elsewhere("address", "modbus_tcp", "dlt645 meters; Modbus uses 'unit'")] = _NOT
+
+    @model_validator(mode="after")
+    def _host(self) -> ModbusTcpDevice:
+        if not self.host:
+            raise ValueError("'host' for a modbus_tcp device")
+        return self
+
+
+class ModbusRtuDevice(DeviceBase, ModbusPlanning):
+    """A Modbus RTU unit on a shared serial bus."""
+
+    protocol: Literal["modbus_rtu"]
+    bus: Ident = Field(default="", description="name of an entry under buses:")
+    host: Annotated[None, _elsewhere("host", "modbus_rtu", "modbus_tcp devices; RTU devices use 'bus'")] = _NOT
+    port: Annotated[None, _elsewhere("port", "modbus_rtu", "modbus_tcp devices; the serial port is the bus's")] = _NOT
+    address: Annotated[None, _elsewhere("address", "modbus_rtu", "dlt645 meters; Modbus uses 'unit'")] = _NOT
+
+    @model_validator(mode="after")
+    def _bus(self) -> ModbusRtuDevice:
+        if not self.bus:
+            raise ValueError(f"'bus' (a name from buses:) for a {self.protocol} device")
+        return self
+
+
+class Dlt645Device(DeviceBase):
+    """A DL/T 645-2007 meter on a shared serial bus, read point by point by data identifier."""
+
+    protocol: Literal["dlt645"]
+    bus: Ident = Field(default="", description="name of an entry under buses:")
+    address: str = Field(default="", description="DL/T 645 meter address, 12 digits")
+    host: Annotated[None, _elsewhere("host", "dlt645", "modbus_tcp devices; meters use 'bus'")] = _NOT
+    port: Annotated[None, _elsewhere("port", "dlt645", "modbus_tcp devices; the serial port is the bus's")] = _NOT
+    unit: Annotated[None, _elsewhere("unit", "dlt645", "Modbus devices; a meter has a 12-digit 'address'")] = _NOT
+    max_registers: Annotated[None, _elsewhere("max_registers", "dlt645", "Modbus devices")] = _NOT
+    max_bits: Annotated[None, _elsewhere("max_bits", "dlt645", "Modbus devices")] = _NOT
+    gap_fill: Annotated[None, _elsewhere("gap_fill", "dlt645", "Modbus devices")] = _NOT
+
+    @model_validator(mode="after")
+    def _meter(self) -> Dlt645Device:
+        if not self.bus:
+            raise ValueError(f"'bus' (a name from buses:) for a {self.protocol} device")
+        if not re.fullmatch(r"\d{12}", self.address):
+            raise ValueError("'address': the meter's 12-digit address (see: headframe probe dlt645 PORT --discover)")
+        for p in self.points:
+            if p.di is None:
+                raise ValueError(f"'di:' (data identifier) on point {p.name} of a dlt645 device")
+        return self
+
+
+#: One entry under ``devices:``; ``protocol`` picks the model (add OPC UA / S7 models here).
+DeviceSettings = Annotated[ModbusTcpDevice | ModbusRtuDevice | Dlt645Device, Field(discriminator="protocol")]
+SerialDevice = ModbusRtuDevice | Dlt645Device
+#: which profile family (``Profile.protocol``) each device protocol can use
+PROFILE_FAMILY = {"modbus_tcp": "modbus", "modbus_rtu": "modbus", "dlt645": "dlt645"}
 
 
 class OperatingStateSettings(StrictModel):
@@ -147,15 +242,18 @@ class OperatingStateSettings(StrictModel):
         return self
 
 
-def cross_check(settings: Any) -> list[tuple[tuple[str | int, ...], str, str]]:
-    """Bus references, one setting per physical port, unique ids, known profiles and points."""
-    from config.profiles import known_profiles  # local import: profiles import this module
+def cross_check(buses: Sequence[BusSettings], devices: Sequence[DeviceSettings], op: OperatingStateSettings,
+                profiles: Mapping[str, Profile]) -> list[Problem]:
+    """Bus references, one setting per physical port, unique ids, known profiles and points.
 
-    problems: list[tuple[tuple[str | int, ...], str, str]] = []
-    buses = {b.name: (i, b) for i, b in enumerate(settings.buses)}
-    seen_ports: dict[str, tuple[int, Any]] = {}
-    for i, bus in enumerate(settings.buses):
-        if list(buses).count(bus.name) > 1 or buses[bus.name][0] != i:
+    ``profiles`` are passed in by the loader, so this module never imports the profile loader.
+    """
+    problems: list[Problem] = []
+    by_name = {b.name: (i, b) for i, b in enumerate(buses)}
+    names = [b.name for b in buses]
+    seen_ports: dict[str, tuple[int, BusSettings]] = {}
+    for i, bus in enumerate(buses):
+        if names.count(bus.name) > 1 or by_name[bus.name][0] != i:
             problems.append((("buses", i, "name"), repr(bus.name), "a bus name used once"))
         other = seen_ports.get(bus.port)
         if other is not None:
@@ -167,21 +265,21 @@ def cross_check(settings: Any) -> list[tuple[tuple[str | int, ...], str, str]]:
         else:
             seen_ports[bus.port] = (i, bus)
     ids: set[str] = set()
-    profiles = known_profiles()
     point_names: dict[str, set[str]] = {}
-    for i, dev in enumerate(settings.devices):
+    for i, dev in enumerate(devices):
         if dev.id in ids:
             problems.append((("devices", i, "id"), repr(dev.id), "a device id used once"))
         ids.add(dev.id)
-        if dev.bus is not None and dev.bus not in buses:
-            problems.append((("devices", i, "bus"), repr(dev.bus), f"one of the buses: {sorted(buses) or 'none defined'}"))
-        if dev.profile is not None and dev.profile not in profiles:
+        if isinstance(dev, SerialDevice) and dev.bus not in by_name:
+            problems.append((("devices", i, "bus"), repr(dev.bus), f"one of the buses: {sorted(by_name) or 'none defined'}"))
+        profile = profiles.get(dev.profile) if dev.profile is not None else None
+        if dev.profile is not None and profile is None:
             problems.append((("devices", i, "profile"), repr(dev.profile), f"one of {sorted(profiles)}"))
-        names = {p.name for p in dev.points}
-        if dev.profile in profiles:
-            names |= {p.name for p in profiles[dev.profile].points}
-        point_names[dev.id] = names
-    op = settings.operating_state
+        elif profile is not None and profile.protocol != PROFILE_FAMILY[dev.protocol]:
+            fits = sorted(n for n, p in profiles.items() if p.protocol == PROFILE_FAMILY[dev.protocol])
+            problems.append((("devices", i, "profile"), f"{dev.profile!r}, a {profile.protocol} profile",
+                             f"a profile for {dev.protocol} devices: one of {fits}"))
+        point_names[dev.id] = {p.name for p in dev.points} | ({p.name for p in profile.points} if profile else set())
     for k, ref in enumerate(op.power_points):
         dev_id, _, point = ref.partition(".")
         if dev_id not in point_names or point not in point_names[dev_id]:

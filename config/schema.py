@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import Field
 
 from config import drivers as drivers_cfg
@@ -30,6 +32,10 @@ class Settings(StrictModel):
     cameras: list[vision_cfg.CameraSettings] = Field(default_factory=list)
     shafts: list[vision_cfg.ShaftSettings] = Field(default_factory=list)
 
-    def cross_problems(self) -> list[tuple[tuple[str | int, ...], str, str]]:
-        """Problems that no single field can see (e.g. two devices fighting over one port)."""
-        return drivers_cfg.cross_check(self) + vision_cfg.cross_check(self)
+    def cross_problems(self, profiles: Mapping[str, drivers_cfg.Profile]) -> list[drivers_cfg.Problem]:
+        """Problems that no single field can see (e.g. two devices fighting over one port).
+
+        ``profiles`` come from the loader (``config.profiles``), which this module does not import.
+        """
+        return (drivers_cfg.cross_check(self.buses, self.devices, self.operating_state, profiles)
+                + vision_cfg.cross_check(self.cameras, self.shafts))

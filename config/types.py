@@ -67,6 +67,17 @@ ConfigPath = Annotated[Path, WrapValidator(_resolve_path)]
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
+def rejected(hint: str) -> BeforeValidator:
+    """For a key that belongs to another variant of a union (e.g. ``bus`` on a TCP device):
+    the problem names the key's own line and says where the key belongs, instead of the
+    generic "unknown key, check the spelling" of a typo."""
+
+    def reject(value: Any) -> None:
+        raise ValueError(hint)
+
+    return BeforeValidator(reject)
+
+
 class StrictModel(BaseModel):
     """Base for every config section: unknown keys are errors, a typo never passes silently."""
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -139,11 +140,13 @@ class ShaftSettings(StrictModel):
     reconcile_at: str = Field(default="06:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
-def cross_check(settings: Any) -> list[tuple[tuple[str | int, ...], str, str]]:
+def cross_check(cameras: Sequence[CameraSettings], shafts_cfg: Sequence[ShaftSettings]
+                ) -> list[tuple[tuple[str | int, ...], str, str]]:
+    """Unique camera ids, lines feeding defined shafts, detector classes the model knows."""
     problems: list[tuple[tuple[str | int, ...], str, str]] = []
     seen: set[str] = set()
-    shafts = {s.name for s in getattr(settings, "shafts", [])}
-    for i, cam in enumerate(settings.cameras):
+    shafts = {s.name for s in shafts_cfg}
+    for i, cam in enumerate(cameras):
         if cam.id in seen:
             problems.append((("cameras", i, "id"), repr(cam.id), "a camera id used once"))
         seen.add(cam.id)

@@ -8,12 +8,18 @@ import sys
 import time
 from pathlib import Path
 
-from config.drivers import BusSettings, DeviceSettings, PointSettings
+from buffer.sink import ListSink
+from config import load_or_report
+from config.drivers import BusSettings, DeviceSettings, PointSettings, RegisterTable
+from drivers import dlt645_driver, modbus_rtu
+from drivers.bus import SerialBus
 from drivers.codec import DecodeError, decode
-from drivers.dlt645 import DLT645Error
+from drivers.device import DevicePoller
 from drivers.dlt645_ids import FORMATS
-from drivers.modbus_rtu import ModbusError
-from drivers.transport import RtuTransport, SerialBus, TcpTransport
+from drivers.errors import DeviceException, DriverError, PortUnavailable
+from drivers.modbus_tcp import TcpLink
+from drivers.registry import make_driver
+from drivers.runtime import device_points
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -24,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         p.add_argument("target", help="HOST[:PORT]" if name == "modbus-tcp" else "serial port, e.g. /dev/ttyUSB0")
         p.add_argument("--unit", type=int, default=1)
         p.add_argument("--read", required=True, help="ADDR[:COUNT], 0-based protocol address")
-        p.add_argument("--table", choices=["holding", "input", "coil", "discrete"], default="holding")
+        p.add_argument("--table", type=RegisterTable, choices=list(RegisterTable), default=RegisterTable.HOLDING)
         p.add_argument("--type", default="uint16", choices=["int16", "uint16", "int32", "uint32", "int64", "uint64",
                                                             "float32", "float64"])
         p.add_argument("--order", default="ABCD", choices=["ABCD", "CDAB", "BADC", "DCBA"])
@@ -85,27 +91,29 @@ def cmd_probe_modbus(args: argparse.Namespace) -> int:
     start, count = _parse_read(args.read)
     words = _words_per_value(args.type)
 
+    table: RegisterTable = args.table
+    n = count if table.is_bits else count * words
+
     async def go() -> list[int]:
         if args.protocol == "modbus-tcp":
             host, _, port = args.target.partition(":")
-            transport = TcpTransport(host, int(port or 502), args.unit, args.timeout)
-        else:
-            bus = _bus(args)
-            transport = RtuTransport(bus, args.unit, args.timeout)
+            link = TcpLink(host, int(port or 502), args.unit, args.timeout)
+            try:
+                return await link.read_registers(table, start, n)
+            finally:
+                await link.close()
+        bus = _bus(args)
         try:
-            regs = count if args.table in ("coil", "discrete") else count * words
-            return await transport.read(args.table, start, regs)
+            return await modbus_rtu.read_registers(bus, args.unit, table, start, n, args.timeout)
         finally:
-            await transport.close()
-            if args.protocol == "modbus-rtu":
-                await bus.close()
+            await bus.close()
 
     try:
         regs = asyncio.run(go())
-    except ModbusError as exc:
+    except DriverError as exc:
         print(f"error: {exc.reason}", file=sys.stderr)
         return 2
-    if args.table in ("coil", "discrete"):
+    if table.is_bits:
         for i, bit in enumerate(regs):
             print(f"{args.table}[{start + i}] = {bit}")
         return 0
@@ -129,14 +137,16 @@ def cmd_probe_dlt645(args: argparse.Namespace) -> int:
         try:
             address = args.addr
             if args.discover:
-                address = await bus.discover_dlt645(args.timeout)
+                address = await dlt645_driver.discover(bus, args.timeout)
                 print(f"meter address: {address}")
             for di in ids:
                 fmt = FORMATS.get(di.upper())
                 try:
-                    value = await bus.read_dlt645(address, di.upper(), args.timeout)
+                    value = await dlt645_driver.read_value(bus, address, di.upper(), args.timeout)
                     print(f"{di} {fmt.name if fmt else ''} = {value} {fmt.unit if fmt else ''}".rstrip())
-                except DLT645Error as exc:
+                except PortUnavailable:
+                    raise
+                except DriverError as exc:
                     print(f"{di}: {exc.reason}", file=sys.stderr)
             return 0
         finally:
@@ -144,7 +154,7 @@ def cmd_probe_dlt645(args: argparse.Namespace) -> int:
 
     try:
         return asyncio.run(go())
-    except (DLT645Error, ModbusError) as exc:
+    except DriverError as exc:
         print(f"error: {exc.reason}", file=sys.stderr)
         return 2
 
@@ -171,19 +181,21 @@ def cmd_scan(args: argparse.Namespace) -> int:
                         return
                     print(f"\r{baud} 8{parity}1 unit {unit:3d} ({n + 1}/{len(units)})", end="", file=sys.stderr)
                     try:
-                        await bus.read_rtu(unit, "holding", args.register, 1, args.timeout)
+                        await modbus_rtu.read_registers(bus, unit, RegisterTable.HOLDING, args.register, 1,
+                                                        args.timeout)
                         found.append((unit, f"{baud} 8{parity}1", args.register, "answered"))
-                    except ModbusError as exc:
-                        if exc.code is not None:  # an exception reply is still a live unit
-                            found.append((unit, f"{baud} 8{parity}1", args.register, exc.reason))
-                        elif "serial port" in exc.reason:
-                            raise
+                    except DeviceException as exc:  # an exception reply is still a live unit
+                        found.append((unit, f"{baud} 8{parity}1", args.register, exc.reason))
+                    except PortUnavailable:
+                        raise
+                    except DriverError:
+                        continue
             finally:
                 await bus.close()
 
     try:
         asyncio.run(go())
-    except ModbusError as exc:
+    except DriverError as exc:
         print(f"\nerror: {exc.reason}", file=sys.stderr)
         return 2
     print(file=sys.stderr)
@@ -196,11 +208,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_points(args: argparse.Namespace) -> int:
-    from buffer.sink import ListSink
-    from config import load_or_report
-    from drivers.device import DevicePoller
-    from drivers.runtime import device_points
-
     settings = load_or_report(args.config)
     if settings is None:
         return 1
@@ -211,16 +218,8 @@ def cmd_points(args: argparse.Namespace) -> int:
         return 1
 
     async def go() -> None:
-        bus = None
-        if dev.protocol == "modbus_tcp":
-            assert dev.host is not None
-            poller = DevicePoller(dev, device_points(dev), ListSink(), transport=TcpTransport(dev.host, dev.port, dev.unit,
-                                                                                               dev.timeout))
-        else:
-            bus_cfg = next(b for b in settings.buses if b.name == dev.bus)
-            bus = SerialBus(bus_cfg)
-            transport = RtuTransport(bus, dev.unit, dev.timeout) if dev.protocol == "modbus_rtu" else None
-            poller = DevicePoller(dev, device_points(dev), ListSink(), transport=transport, bus=bus)
+        buses = {b.name: SerialBus(b) for b in settings.buses}
+        poller = DevicePoller(dev, device_points(dev), ListSink(), make_driver(dev, buses))
         try:
             while True:
                 for group in poller.groups:
@@ -230,9 +229,8 @@ def cmd_points(args: argparse.Namespace) -> int:
                     return
                 await asyncio.sleep(min(g.interval for g in dev.groups))
         finally:
-            if poller.transport:
-                await poller.transport.close()
-            if bus:
+            await poller.driver.close()
+            for bus in buses.values():
                 await bus.close()
 
     try:
@@ -242,7 +240,7 @@ def cmd_points(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_table(poller) -> None:
+def _print_table(poller: DevicePoller) -> None:
     rows = [f"{poller.dev.id}  state={poller.health.state}  last_error={poller.health.last_error or '-'}",
             f"{'point':<22}{'value':>16} {'unit':<6}{'quality':<8}reason"]
     for p in poller.points:

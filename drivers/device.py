@@ -11,12 +11,10 @@ from typing import Any
 
 from buffer.record import Kind, Record
 from buffer.sink import RecordSink
-from config.drivers import DeviceSettings, PointSettings
-from drivers.codec import DecodeError, decode
-from drivers.dlt645 import DLT645Error
-from drivers.modbus_rtu import ModbusError
-from drivers.planner import Block, plan, split
-from drivers.transport import RegisterTransport, SerialBus
+from config.drivers import DeviceBase, PointSettings
+from drivers.errors import DriverError, IllegalAddress
+from drivers.planner import Barrier, Block, split
+from drivers.protocol import BadValue, Driver, Values
 
 log = logging.getLogger("headframe.drivers")
 
@@ -61,18 +59,20 @@ def _changed(point: PointSettings, st: PointState, now: float) -> bool:
 
 
 class DevicePoller:
-    """One device's polling; transport errors become qualities, never exceptions."""
+    """One device's polling through its ``Driver``; driver errors become qualities, never exceptions.
 
-    def __init__(self, dev: DeviceSettings, points: list[PointSettings], sink: RecordSink, *,
-                 transport: RegisterTransport | None = None, bus: SerialBus | None = None,
+    Protocol-agnostic: what differs between Modbus TCP, RTU and DL/T 645 lives in the driver.
+    """
+
+    def __init__(self, dev: DeviceBase, points: list[PointSettings], sink: RecordSink, driver: Driver, *,
                  listener: ValueListener | None = None, clock: Callable[[], float] = time.time) -> None:
-        self.dev, self.sink, self.transport, self.bus = dev, sink, transport, bus
+        self.dev, self.sink, self.driver = dev, sink, driver
         self.listener = listener
         self.clock = clock
         self.points = points
         self.state = {p.name: PointState() for p in points}
         self.health = DeviceHealth()
-        self.barriers: set[tuple[str, int]] = set()
+        self.barriers: set[Barrier] = set()
         self.groups = {g.name: g for g in dev.groups}
         self._plans: dict[str, list[Block]] = {}
         self.requests_issued = 0
@@ -81,49 +81,33 @@ class DevicePoller:
     def blocks(self, group: str) -> list[Block]:
         if group not in self._plans:
             pts = [p for p in self.points if p.group == group]
-            if self.dev.protocol == "dlt645":
-                self._plans[group] = [Block("di", 0, 1, [p]) for p in pts]
-            else:
-                self._plans[group] = plan(pts, max_registers=self.dev.max_registers, max_bits=self.dev.max_bits,
-                                          gap_fill=self.dev.gap_fill, barriers=frozenset(self.barriers))
+            self._plans[group] = self.driver.plan(pts, frozenset(self.barriers))
         return self._plans[group]
 
     # ----------------------------------------------------------------- reading
-    async def _read_block(self, block: Block, attempts: int) -> tuple[list[int] | dict[str, float], float]:
-        last: Exception | None = None
+    async def _read_block(self, block: Block, attempts: int) -> tuple[Values, float]:
+        last: DriverError | None = None
         for _ in range(attempts):
             self.requests_issued += 1
             self.health.requests += 1
             try:
-                if self.dev.protocol == "dlt645":
-                    assert self.bus is not None and self.dev.address is not None
-                    point = block.points[0]
-                    value = await self.bus.read_dlt645(self.dev.address, point.di or "", self.dev.timeout)
-                    return {point.name: value * point.scale + point.offset}, self.clock()
-                assert self.transport is not None
-                regs = await self.transport.read(block.table, block.start, block.count)
-                return regs, self.clock()  # timestamp at response
-            except (ModbusError, DLT645Error) as exc:
+                values = await self.driver.read(block)
+                return values, self.clock()  # timestamp at response
+            except DriverError as exc:
                 last = exc
                 self.health.errors += 1
-                if getattr(exc, "code", None) == 2 and self.dev.protocol != "dlt645":
-                    break  # illegal address: retrying the same block cannot help
+                if isinstance(exc, IllegalAddress):
+                    break  # retrying the same block cannot help
         assert last is not None
         raise last
 
-    def _decode_block(self, block: Block, regs: list[int], ts: float) -> None:
-        for p in block.points:
-            st = self.state[p.name]
-            if block.table in ("coil", "discrete"):
-                value: Any = bool(regs[p.address - block.start])
+    def _store(self, values: Values, ts: float) -> None:
+        for name, value in values.items():
+            st = self.state[name]
+            if isinstance(value, BadValue):
+                st.quality, st.reason, st.read_at = "bad", value.reason, ts
             else:
-                offset = p.address - block.start
-                try:
-                    value = decode(p, regs[offset : offset + p.registers])
-                except DecodeError as exc:
-                    st.quality, st.reason, st.read_at = "bad", str(exc), ts
-                    continue
-            st.value, st.quality, st.reason, st.read_at = value, "good", None, ts
+                st.value, st.quality, st.reason, st.read_at = value, "good", None, ts
 
     def _mark_bad(self, points: list[PointSettings], reason: str, ts: float) -> None:
         for p in points:
@@ -145,10 +129,10 @@ class DevicePoller:
         while queue:
             block = queue.pop(0)
             try:
-                data, ts = await self._read_block(block, attempts)
-            except (ModbusError, DLT645Error) as exc:
-                if getattr(exc, "code", None) == 2 and len(block.points) > 1 and self.dev.protocol != "dlt645":
-                    halves, barrier = split(block)
+                values, ts = await self._read_block(block, attempts)
+            except IllegalAddress as exc:
+                halves, barrier = split(block)
+                if len(halves) > 1:
                     if barrier:
                         self.barriers.add(barrier)
                         self._plans.pop(group, None)
@@ -158,16 +142,15 @@ class DevicePoller:
                     continue
                 errors.append(exc.reason)
                 self._mark_bad(block.points, exc.reason, self.clock())
-                if "timeout" in exc.reason or "connect" in exc.reason or "serial port" in exc.reason:
+                continue
+            except DriverError as exc:
+                errors.append(exc.reason)
+                self._mark_bad(block.points, exc.reason, self.clock())
+                if exc.silent:
                     break  # the device is not answering: don't spend a timeout per block
                 continue
             any_ok = True
-            if isinstance(data, dict):
-                for name, value in data.items():
-                    st = self.state[name]
-                    st.value, st.quality, st.reason, st.read_at = value, "good", None, ts
-            else:
-                self._decode_block(block, data, ts)
+            self._store(values, ts)
         if queue:  # skipped after a timeout
             self._mark_bad([p for b in queue for p in b.points], errors[-1], self.clock())
         self._update_state(any_ok, errors)

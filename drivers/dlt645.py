@@ -30,12 +30,6 @@ ERROR_BITS = {
 }
 
 
-class DLT645Error(Exception):
-    def __init__(self, reason: str, code: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason, self.code = reason, code
-
-
 def error_text(code: int) -> str:
     names = [text for bit, text in ERROR_BITS.items() if code & bit]
     return f"meter error 0x{code:02X}: " + ("; ".join(names) or "unknown")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drivers.dlt645 import DLT645Error, di_bytes
+from drivers.dlt645 import di_bytes
+from drivers.errors import BadFrame, Unsupported
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ for code, label in (("00", "total"), ("01", "A"), ("02", "B"), ("03", "C")):
 
 
 def bcd_decode(raw: bytes, decimals: int, signed: bool) -> float:
-    """Little-endian BCD bytes → value; raises DLT645Error on a non-BCD nibble."""
+    """Little-endian BCD bytes → value; raises BadFrame on a non-BCD nibble."""
     digits = []
     negative = False
     for i, byte in enumerate(reversed(raw)):
@@ -45,7 +46,7 @@ def bcd_decode(raw: bytes, decimals: int, signed: bool) -> float:
             byte &= 0x7F
         hi, lo = byte >> 4, byte & 0x0F
         if hi > 9 or lo > 9:
-            raise DLT645Error(f"garbage: byte 0x{byte:02X} is not BCD")
+            raise BadFrame(f"garbage: byte 0x{byte:02X} is not BCD")
         digits.append(hi * 10 + lo)
     value = 0
     for pair in digits:
@@ -67,10 +68,10 @@ def decode_value(di: str, data: bytes) -> float:
     """Value of a normal read answer's data (DI + value bytes)."""
     fmt = FORMATS.get(di.upper())
     if fmt is None:
-        raise DLT645Error(f"data identifier {di} has no known format")
+        raise Unsupported(f"data identifier {di} has no known format (see drivers/dlt645_ids.py)")
     if data[:4] != di_bytes(di):
-        raise DLT645Error(f"garbage: answer is for another data identifier ({data[:4][::-1].hex()})")
+        raise BadFrame(f"garbage: answer is for another data identifier ({data[:4][::-1].hex()})")
     value = data[4:]
     if len(value) < fmt.nbytes:
-        raise DLT645Error(f"garbage: {len(value)} value bytes, format needs {fmt.nbytes}")
+        raise BadFrame(f"garbage: {len(value)} value bytes, format needs {fmt.nbytes}")
     return bcd_decode(value[: fmt.nbytes], fmt.decimals, fmt.signed)

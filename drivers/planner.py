@@ -10,17 +10,25 @@ blocks. ``tests/drivers/test_planner.py`` checks it against a dynamic-programmin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
-from config.drivers import PointSettings
+from config.drivers import PointSettings, RegisterTable
+
+#: (table, address) where a block must not continue across
+Barrier = tuple[RegisterTable, int]
 
 
 @dataclass
 class Block:
-    """One read request: a table, a start address, a count, and the points it serves."""
+    """One read request: a table, a start address, a count, and the points it serves.
 
-    table: str
+    Protocols that address each point by an identifier (DL/T 645, OPC UA) have no table:
+    their blocks are single points (``plan_singly``).
+    """
+
+    table: RegisterTable | None
     start: int
     count: int
     points: list[PointSettings] = field(default_factory=list)
@@ -31,21 +39,26 @@ class Block:
 
 
 def _span(p: PointSettings) -> int:
-    return 1 if p.table in ("coil", "discrete") else p.registers
+    return 1 if p.table.is_bits else p.registers
 
 
-def plan(points: list[PointSettings], *, max_registers: int = 125, max_bits: int = 2000, gap_fill: int = 8,
-         barriers: frozenset[tuple[str, int]] = frozenset()) -> list[Block]:
+def plan_singly(points: Sequence[PointSettings]) -> list[Block]:
+    """One request per point, for protocols that read a point by its identifier."""
+    return [Block(None, 0, 1, [p]) for p in points]
+
+
+def plan(points: Sequence[PointSettings], *, max_registers: int = 125, max_bits: int = 2000, gap_fill: int = 8,
+         barriers: frozenset[Barrier] = frozenset()) -> list[Block]:
     """Blocks for ``points`` (all of one poll group). ``barriers`` are (table, address) pairs
     where a block must not continue across: learned from devices that answered "illegal
     data address" for a block spanning them."""
     blocks: list[Block] = []
-    by_table: dict[str, list[PointSettings]] = {}
+    by_table: dict[RegisterTable, list[PointSettings]] = {}
     for p in points:
         by_table.setdefault(p.table, []).append(p)
     for table, pts in sorted(by_table.items()):
-        limit = max_bits if table in ("coil", "discrete") else max_registers
-        gap = gap_fill if table in ("holding", "input") else gap_fill * 16
+        limit = max_bits if table.is_bits else max_registers
+        gap = gap_fill * 16 if table.is_bits else gap_fill
         current: Block | None = None
         for p in sorted(pts, key=lambda q: (q.address, -_span(q))):
             end = p.address + _span(p)
@@ -62,7 +75,7 @@ def plan(points: list[PointSettings], *, max_registers: int = 125, max_bits: int
     return blocks
 
 
-def split(block: Block) -> tuple[list[Block], tuple[str, int] | None]:
+def split(block: Block) -> tuple[list[Block], Barrier | None]:
     """Halve a block that the device refused; returns the halves and the new barrier."""
     if len(block.points) < 2:
         return [block], None
@@ -73,6 +86,8 @@ def split(block: Block) -> tuple[list[Block], tuple[str, int] | None]:
         start = part[0].address
         end = max(q.address + _span(q) for q in part)
         halves.append(Block(block.table, start, end - start, part))
+    if block.table is None:
+        return halves, None
     return halves, (block.table, pts[mid].address)
 
 

@@ -1,4 +1,4 @@
-"""The drivers producer: builds buses, transports and pollers from the config and runs them."""
+"""The drivers producer: builds buses, drivers and pollers from the config and runs them."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import Any
 from buffer.sink import RecordSink
 from config.drivers import DeviceSettings, PointSettings
 from config.profiles import known_profiles
+from config.schema import Settings
+from drivers.bus import SerialBus
 from drivers.device import DevicePoller
 from drivers.opstate import OperatingState
-from drivers.transport import RtuTransport, SerialBus, TcpTransport
+from drivers.registry import make_driver
 
 log = logging.getLogger("headframe.drivers")
 
@@ -31,25 +33,14 @@ def device_points(dev: DeviceSettings) -> list[PointSettings]:
 class Drivers:
     name = "drivers"
 
-    def __init__(self, settings: Any, sink: RecordSink) -> None:
+    def __init__(self, settings: Settings, sink: RecordSink) -> None:
         self.settings, self.sink = settings, sink
         self.buses = {b.name: SerialBus(b) for b in settings.buses}
         self.opstate = OperatingState(settings.operating_state, sink) if settings.operating_state.enabled else None
         listener = self.opstate.listener() if self.opstate else None
-        self.pollers: list[DevicePoller] = []
-        for dev in settings.devices:
-            if not dev.enabled:
-                continue
-            points = device_points(dev)
-            if dev.protocol == "modbus_tcp":
-                assert dev.host is not None
-                poller = DevicePoller(dev, points, sink, transport=TcpTransport(dev.host, dev.port, dev.unit, dev.timeout),
-                                      listener=listener)
-            else:
-                bus = self.buses[dev.bus or ""]
-                transport = RtuTransport(bus, dev.unit, dev.timeout) if dev.protocol == "modbus_rtu" else None
-                poller = DevicePoller(dev, points, sink, transport=transport, bus=bus, listener=listener)
-            self.pollers.append(poller)
+        self.pollers: list[DevicePoller] = [
+            DevicePoller(dev, device_points(dev), sink, make_driver(dev, self.buses), listener=listener)
+            for dev in settings.devices if dev.enabled]
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -67,8 +58,7 @@ class Drivers:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
         for poller in self.pollers:
-            if poller.transport is not None:
-                await poller.transport.close()
+            await poller.driver.close()
         for bus in self.buses.values():
             await bus.close()
 
@@ -81,7 +71,7 @@ class Drivers:
         return out
 
 
-def build(settings: Any, sink: RecordSink) -> Drivers | None:
+def build(settings: Settings, sink: RecordSink) -> Drivers | None:
     if not settings.devices:
         return None
     return Drivers(settings, sink)

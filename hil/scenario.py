@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from config.loader import _plain, parse_yaml, validate_tree
 from config.types import ByteSize, StrictModel
+from config.yamlio import parse_yaml, plain, validate_tree
 
 
 class Wait(StrictModel):
@@ -92,7 +92,7 @@ def load_scenario(path: Path) -> Scenario:
 
     def label(loc: tuple[Any, ...], key: str) -> str:
         if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
-            step = _plain(tree)["steps"][loc[1]]
+            step = plain(tree)["steps"][loc[1]]
             action = step.get("action", "?") if isinstance(step, dict) else "?"
             return f"step {loc[1] + 1} ({action}): {key}"
         return key

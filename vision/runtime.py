@@ -16,6 +16,7 @@ from typing import Any
 
 from buffer.record import Attachment, Kind, Record
 from buffer.sink import RecordSink
+from config.schema import Settings
 from config.vision import CameraSettings, ShaftSettings
 
 log = logging.getLogger("headframe.vision")
@@ -183,7 +184,7 @@ class Vision:
         return {"cameras": {w.cam.id: w.health() for w in self.workers}}
 
 
-def build(settings: Any, sink: RecordSink) -> Vision | None:
+def build(settings: Settings, sink: RecordSink) -> Vision | None:
     if not any(c.enabled for c in settings.cameras):
         return None
     return Vision(settings, sink)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from drivers import dlt645
 from drivers.dlt645_ids import FORMATS, bcd_decode, bcd_encode, decode_value
+from drivers.errors import BadFrame
 
 
 def test_read_request_bytes_match_the_standard() -> None:
@@ -32,7 +33,7 @@ def test_decoder_roundtrip_and_address() -> None:
 def test_bcd_signed_and_formats() -> None:
     assert bcd_decode(bytes([0x56, 0x34, 0x12, 0x00]), 2, False) == 1234.56
     assert bcd_decode(bcd_encode(-1.2345, 3, 4, True), 4, True) == -1.2345
-    with pytest.raises(dlt645.DLT645Error, match="not BCD"):
+    with pytest.raises(BadFrame, match="not BCD"):
         bcd_decode(bytes([0x1A]), 0, False)
     assert FORMATS["02030000"].unit == "kW" and FORMATS["00010000"].nbytes == 4
 

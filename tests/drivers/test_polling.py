@@ -9,23 +9,25 @@ import pytest
 
 from buffer.record import Kind
 from buffer.sink import ListSink
-from config.drivers import BusSettings, DeviceSettings, PointSettings
+from config.drivers import BusSettings, Dlt645Device, ModbusRtuDevice, ModbusTcpDevice, PointSettings
+from drivers.bus import SerialBus
 from drivers.device import DevicePoller
-from drivers.modbus_rtu import crc16
+from drivers.dlt645_driver import Dlt645Driver, discover
+from drivers.modbus_rtu import ModbusRtuDriver, crc16
+from drivers.modbus_tcp import ModbusTcpDriver
 from drivers.runtime import device_points
-from drivers.transport import RtuTransport, SerialBus, TcpTransport
 from hil.sim.dlt645_meter import MeterSimulator
 from hil.sim.modbus_slaves import RegisterImage, ServerThread
 from tests.support.broker import free_port
 
 
-def device(**kw) -> DeviceSettings:
+def device(**kw) -> ModbusTcpDevice:
     base = {"id": "plc", "protocol": "modbus_tcp", "host": "127.0.0.1", "timeout": 0.3, "retries": 0}
-    return DeviceSettings(**(base | kw))
+    return ModbusTcpDevice(**(base | kw))
 
 
-def tcp_poller(dev: DeviceSettings, sink: ListSink) -> DevicePoller:
-    return DevicePoller(dev, device_points(dev), sink, transport=TcpTransport(dev.host, dev.port, dev.unit, dev.timeout))
+def tcp_poller(dev: ModbusTcpDevice, sink: ListSink) -> DevicePoller:
+    return DevicePoller(dev, device_points(dev), sink, ModbusTcpDriver(dev))
 
 
 def telemetry(sink: ListSink) -> list[dict]:
@@ -52,7 +54,7 @@ def test_tcp_values_quality_and_report_on_change(tcp_slave) -> None:
         await poller.poll("default")
         image.set_float("holding", 0, 14.0)
         await poller.poll("default")
-        await poller.transport.close()
+        await poller.driver.close()
 
     asyncio.run(go())
     reports = telemetry(sink)
@@ -73,7 +75,7 @@ def test_illegal_address_block_is_split_and_remembered(tcp_slave) -> None:
         first = poller.requests_issued
         await poller.poll("default")
         second = poller.requests_issued - first
-        await poller.transport.close()
+        await poller.driver.close()
         assert first == 3  # the joint block, then each half
         assert second == 2  # remembered: no joint block again
 
@@ -92,7 +94,7 @@ def test_dead_tcp_device_backs_off_and_reports_state() -> None:
     async def go() -> None:
         for _ in range(6):
             await poller.poll("default")
-        await poller.transport.close()
+        await poller.driver.close()
 
     asyncio.run(go())
     assert poller.requests_issued == 2  # two failures, then backing off for 60 s
@@ -112,10 +114,9 @@ def test_dead_slave_on_shared_bus_costs_one_timeout_per_backoff_window(pty_pair)
     common = {"protocol": "modbus_rtu", "bus": "rs485", "timeout": 0.2, "retries": 0, "backoff_after": 2,
               "backoff_interval": 1.0, "points": [PointSettings(name="v", address=0)],
               "groups": [{"name": "default", "interval": 0.05}]}
-    live = DeviceSettings(id="live", unit=1, **common)
-    dead = DeviceSettings(id="dead", unit=7, **common)
-    pollers = [DevicePoller(d, d.points, sink, transport=RtuTransport(bus, d.unit, d.timeout), bus=bus)
-               for d in (live, dead)]
+    live = ModbusRtuDevice(id="live", unit=1, **common)
+    dead = ModbusRtuDevice(id="dead", unit=7, **common)
+    pollers = [DevicePoller(d, d.points, sink, ModbusRtuDriver(d, bus)) for d in (live, dead)]
     duration = 3.2
 
     async def go() -> None:
@@ -174,10 +175,10 @@ def _rtu_frame(body: bytes) -> bytes:
 def test_rtu_bad_answers_become_bad_quality_with_reason(pty_pair, answer: bytes, reason: str) -> None:
     peer = GarbagePeer(pty_pair.b, answer)
     bus = SerialBus(BusSettings(name="b", port=pty_pair.a, timeout=0.2))
-    dev = DeviceSettings(id="m", protocol="modbus_rtu", bus="b", unit=1, timeout=0.2, retries=0,
-                         points=[PointSettings(name="v", address=0)])
+    dev = ModbusRtuDevice(id="m", protocol="modbus_rtu", bus="b", unit=1, timeout=0.2, retries=0,
+                          points=[PointSettings(name="v", address=0)])
     sink = ListSink()
-    poller = DevicePoller(dev, dev.points, sink, transport=RtuTransport(bus, 1, 0.2), bus=bus)
+    poller = DevicePoller(dev, dev.points, sink, ModbusRtuDriver(dev, bus))
 
     async def go() -> None:
         await poller.poll("default")
@@ -193,14 +194,14 @@ def test_dlt645_meter_profile_over_pty(pty_pair) -> None:
     meter = MeterSimulator(pty_pair.b, address="000000123456").start()
     del meter.values["02800002"]  # this meter does not support frequency: it answers with an error
     bus = SerialBus(BusSettings(name="b", port=pty_pair.a, baudrate=2400, parity="E", timeout=1.0))
-    dev = DeviceSettings(id="meter", protocol="dlt645", bus="b", address="000000123456", profile="dlt645_three_phase",
-                         timeout=1.0, retries=0)
+    dev = Dlt645Device(id="meter", protocol="dlt645", bus="b", address="000000123456", profile="dlt645_three_phase",
+                       timeout=1.0, retries=0)
     sink = ListSink()
-    poller = DevicePoller(dev, device_points(dev), sink, bus=bus)
+    poller = DevicePoller(dev, device_points(dev), sink, Dlt645Driver(dev, bus))
 
     async def go() -> str:
         await poller.poll("default")
-        found = await bus.discover_dlt645(1.0)
+        found = await discover(bus, 1.0)
         await bus.close()
         return found
 

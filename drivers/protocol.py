@@ -1,0 +1,50 @@
+"""The contract between the protocol-agnostic poller and one driver per protocol.
+
+The poller (``drivers/device.py``) plans, retries, backs off, ages values and reports on
+change; a driver only knows how to talk to its device. Adding a protocol (OPC UA, S7) is a
+settings model in ``config/drivers.py``, a class implementing ``Driver`` and one line in
+``drivers/registry.py`` (see docs/drivers.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from config.drivers import PointSettings
+from drivers.planner import Barrier, Block
+
+#: a decoded engineering value
+Value = float | int | bool | str
+
+
+@dataclass(frozen=True, slots=True)
+class BadValue:
+    """A point whose answer arrived but cannot be a value (NaN, wrong count): quality bad."""
+
+    reason: str
+
+
+#: what one read returns: point name → value, or why that one point is bad
+Values = dict[str, Value | BadValue]
+
+
+class Driver(Protocol):
+    """One device behind one protocol. Errors are ``drivers.errors.DriverError`` subclasses."""
+
+    async def connect(self) -> None:
+        """Open what the device needs (connection, serial port); raises DriverError."""
+        ...
+
+    def plan(self, points: Sequence[PointSettings], barriers: frozenset[Barrier]) -> list[Block]:
+        """The requests that read ``points`` (one poll group), avoiding learned ``barriers``."""
+        ...
+
+    async def read(self, block: Block) -> Values:
+        """Read one planned block; raises DriverError when the block produced nothing."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection (a shared serial bus stays open for its other devices)."""
+        ...

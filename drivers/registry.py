@@ -1,0 +1,28 @@
+"""Which driver class serves which device settings: the one place protocols are told apart.
+
+A new protocol adds its settings model to ``config.drivers.DeviceSettings`` and a case here;
+``assert_never`` makes a type checker point at this function when a case is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import assert_never
+
+from config.drivers import DeviceSettings, Dlt645Device, ModbusRtuDevice, ModbusTcpDevice
+from drivers.bus import SerialBus
+from drivers.dlt645_driver import Dlt645Driver
+from drivers.modbus_rtu import ModbusRtuDriver
+from drivers.modbus_tcp import ModbusTcpDriver
+from drivers.protocol import Driver
+
+
+def make_driver(dev: DeviceSettings, buses: Mapping[str, SerialBus]) -> Driver:
+    """The driver for ``dev``; serial devices get the bus they share with the others on it."""
+    if isinstance(dev, ModbusTcpDevice):
+        return ModbusTcpDriver(dev)
+    if isinstance(dev, ModbusRtuDevice):
+        return ModbusRtuDriver(dev, buses[dev.bus])
+    if isinstance(dev, Dlt645Device):
+        return Dlt645Driver(dev, buses[dev.bus])
+    assert_never(dev)
