@@ -87,7 +87,7 @@ def problem_from_error(file: str, tree: Any, err: Any) -> ConfigProblem:
         found = "nothing (the key is missing)"
         expected = f"'{loc[-1]}' to be set here" if loc else "a value"
         if kind == "union_tag_not_found":
-            expected += f" ({err['msg']})"
+            expected += " (it decides which other keys apply)"
     elif kind == "union_tag_invalid":
         found = repr(ctx.get("tag"))
         expected = f"one of {ctx.get('expected_tags')}"

@@ -39,6 +39,16 @@ HEAD = "gateway: {site: s, id: g}\n"
     (HEAD + "operating_state: {enabled: true, power_points: [ghost.p_total]}\n", 2, "operating_state.power_points[0]",
      "device.point"),
     (HEAD + "operating_state: {on_above_kw: 10, off_below_kw: 20}\n", 2, "operating_state", "hysteresis"),
+    # one model per protocol: a key of another protocol is named at its own line, with where it belongs
+    (HEAD + "buses: [{name: b, port: /dev/x}]\ndevices:\n  - id: m\n    protocol: modbus_tcp\n    host: h\n"
+     "    bus: b\n    profile: eastron_sdm630\n", 7, "devices[0].bus", "no 'bus' on a modbus_tcp device"),
+    (HEAD + "buses: [{name: b, port: /dev/x}]\ndevices:\n  - id: m\n    protocol: dlt645\n    bus: b\n"
+     "    address: '000000123456'\n    unit: 3\n    profile: dlt645_three_phase\n", 8, "devices[0].unit",
+     "a meter has a 12-digit 'address'"),
+    (HEAD + "devices:\n  - id: m\n    protocol: modbus_tpc\n    host: h\n", 4, "devices[0].protocol", "'modbus_tcp'"),
+    (HEAD + "devices:\n  - id: m\n    host: h\n    profile: eastron_sdm630\n", 3, "devices[0].protocol", "missing"),
+    (HEAD + "devices:\n  - {id: m, protocol: modbus_tcp, host: h, profile: dlt645_three_phase}\n", 3,
+     "devices[0].profile", "a profile for modbus_tcp devices"),
 ])
 def test_driver_config_errors(text: str, line: int, key: str, words: str) -> None:
     with pytest.raises(ConfigError) as info:
