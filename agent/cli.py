@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run the chosen subcommand; its return value is the exit code."""
+    from agent.logsetup import quiet_third_party
+
+    quiet_third_party()  # technician commands print our words, not a library's frame dumps
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

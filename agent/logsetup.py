@@ -6,6 +6,33 @@ import logging
 import os
 import sys
 
+#: Third-party loggers held at a level: pymodbus logs every discarded frame at ERROR with hex
+#: dumps of a frame buffer shared by all devices, naming no device. Our drivers report the
+#: same fault once per state change, naming the device and the cause ("bad frame: ...").
+THIRD_PARTY_LEVELS = {"pymodbus": logging.CRITICAL}
+
+
+class _ThirdPartyTraceback(logging.Filter):
+    """Drops asyncio's "protocol.data_received() call failed" tracebacks when the protocol is
+    pymodbus raising in its own receive callback over a frame it cannot decode (the driver
+    reports that request as a bad frame)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return exc is None or not type(exc).__module__.startswith(tuple(THIRD_PARTY_LEVELS))
+
+
+_TRACEBACK_FILTER = _ThirdPartyTraceback()
+
+
+def quiet_third_party() -> None:
+    """Hold chatty libraries at their level; idempotent (CLI commands and the daemon call it)."""
+    for name, lvl in THIRD_PARTY_LEVELS.items():
+        logging.getLogger(name).setLevel(lvl)
+    asyncio_log = logging.getLogger("asyncio")
+    if _TRACEBACK_FILTER not in asyncio_log.filters:
+        asyncio_log.addFilter(_TRACEBACK_FILTER)
+
 
 def setup_logging(level: str = "INFO", journald: str = "auto") -> str:
     """Configure the root logger once; returns where logs go ("journald" or "stderr")."""
@@ -29,4 +56,5 @@ def setup_logging(level: str = "INFO", journald: str = "auto") -> str:
     if target == "stderr":
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
+    quiet_third_party()
     return target

@@ -57,3 +57,32 @@ def tcp_slave() -> Iterator[tuple[RegisterImage, int]]:
     wait_port(port)
     yield image, port
     server.stop()
+
+
+class GarbageTcpServer:
+    """A real TCP server on the Modbus port that answers every request with fixed bytes
+    (a web server, a device speaking another protocol, a broken gateway), or with nothing."""
+
+    def __init__(self, answer: bytes) -> None:
+        import socketserver
+        import threading
+
+        outer = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                while self.request.recv(260):
+                    outer.requests += 1
+                    if outer.answer:
+                        self.request.sendall(outer.answer)
+
+        self.answer, self.requests = answer, 0
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from hil.sim.dlt645_meter import MeterSimulator
@@ -95,3 +96,25 @@ devices:
     assert "good" in bad  # address 342 exists in the simulator's map
     res = hf("points", "-c", str(cfg), "nope", "--once")
     assert res.returncode == 1 and "meter-main" in res.stderr
+
+
+def test_probe_dlt645_discover_when_the_port_fails_mid_read_says_so_without_a_traceback(pty_pair) -> None:
+    import serial
+
+    peer = serial.Serial(pty_pair.b, 2400, parity="E", timeout=0.2)
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "probe", "dlt645", pty_pair.a, "--discover",
+                             "--timeout", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        seen = b""
+        deadline = time.monotonic() + 30
+        while not seen.endswith(b"\x16") and time.monotonic() < deadline:
+            seen += peer.read(64)
+        assert seen.endswith(b"\x16"), seen  # the broadcast request is on the line: the CLI waits for an answer
+        pty_pair.proc.kill()  # the adapter goes away mid-read
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        peer.close()
+    assert proc.returncode == 2, (out, err)
+    assert "Traceback" not in err, err
+    assert f"serial port {pty_pair.a}" in err and "check the USB adapter" in err, err

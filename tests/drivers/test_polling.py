@@ -13,11 +13,13 @@ from config.drivers import BusSettings, Dlt645Device, ModbusRtuDevice, ModbusTcp
 from drivers.bus import SerialBus
 from drivers.device import DevicePoller
 from drivers.dlt645_driver import Dlt645Driver, discover
+from drivers.errors import BAD_FRAME, BadFrame, DriverError, Timeout
 from drivers.modbus_rtu import ModbusRtuDriver, crc16
 from drivers.modbus_tcp import ModbusTcpDriver
 from drivers.runtime import device_points
 from hil.sim.dlt645_meter import MeterSimulator
 from hil.sim.modbus_slaves import RegisterImage, ServerThread
+from tests.drivers.conftest import GarbageTcpServer
 from tests.support.broker import free_port
 
 
@@ -171,6 +173,7 @@ def _rtu_frame(body: bytes) -> bytes:
     (_rtu_frame(bytes([1, 0x83, 2])), "exception 2: illegal data address"),
     (_rtu_frame(bytes([1, 3, 4, 0, 1, 0, 2])), "garbage"),
     (_rtu_frame(bytes([9, 3, 2, 0, 1])), "garbage: answer from unit 9"),
+    (b"\x01\x83", BAD_FRAME),  # bytes came back, too few for a frame: not a timeout
 ])
 def test_rtu_bad_answers_become_bad_quality_with_reason(pty_pair, answer: bytes, reason: str) -> None:
     peer = GarbagePeer(pty_pair.b, answer)
@@ -215,3 +218,41 @@ def test_dlt645_meter_profile_over_pty(pty_pair) -> None:
     assert values["p_total"]["v"] == pytest.approx(8.2)
     assert values["pf_total"]["v"] == pytest.approx(0.982)
     assert values["frequency"]["q"] == "bad" and "no requested data" in values["frequency"]["reason"]
+
+
+#: a reply with a valid MBAP header but an unknown function code: pymodbus raises inside its own receive callback
+_MBAP_UNKNOWN_FUNCTION = bytes([0, 1, 0, 0, 0, 3, 1, 0x55, 0])
+
+
+@pytest.mark.parametrize(("answer", "kind", "reason"), [
+    (b"HTTP/1.1 400 Bad Request\r\n\r\n", BadFrame, BAD_FRAME),
+    (_MBAP_UNKNOWN_FUNCTION, BadFrame, BAD_FRAME),
+    (b"\x01\x02", BadFrame, BAD_FRAME),
+    (b"", Timeout, "timeout: no answer — check the address, port and unit id"),
+])
+def test_tcp_garbage_is_a_bad_frame_and_silence_a_timeout(answer: bytes, kind: type, reason: str) -> None:
+    server = GarbageTcpServer(answer)
+    sink = ListSink()
+    dev = device(port=server.port, points=[PointSettings(name="a", address=0), PointSettings(name="b", address=500)])
+    poller = tcp_poller(dev, sink)
+
+    async def go() -> BaseException | None:
+        await poller.poll("default")
+        try:
+            await poller.driver.read(poller.blocks("default")[0])
+        except DriverError as exc:
+            return exc
+        finally:
+            await poller.driver.close()
+        return None
+
+    try:
+        error = asyncio.run(go())
+    finally:
+        server.stop()
+    assert type(error) is kind and error.reason == reason
+    values = telemetry(sink)[0]
+    assert values["a"] == {"v": None, "q": "bad", "reason": reason}
+    assert poller.health.last_error == reason
+    if kind is Timeout:  # a silent device ends the cycle: the second block is not asked for
+        assert poller.requests_issued == 1 and values["b"]["reason"] == reason
