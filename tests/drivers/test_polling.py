@@ -256,3 +256,30 @@ def test_tcp_garbage_is_a_bad_frame_and_silence_a_timeout(answer: bytes, kind: t
     assert poller.health.last_error == reason
     if kind is Timeout:  # a silent device ends the cycle: the second block is not asked for
         assert poller.requests_issued == 1 and values["b"]["reason"] == reason
+
+
+@pytest.mark.parametrize(("answer", "kind", "reason"), [
+    (b"\xfe\xfe\x68\x01\x02garbage\x16", BadFrame, BAD_FRAME),  # a wake-up and noise, never a whole frame
+    (None, Timeout, "timeout: no answer"),
+])
+def test_dlt645_noise_is_a_bad_frame_and_silence_a_timeout(pty_pair, answer: bytes | None, kind: type,
+                                                          reason: str) -> None:
+    peer = GarbagePeer(pty_pair.b, answer) if answer is not None else None
+    bus = SerialBus(BusSettings(name="b", port=pty_pair.a, baudrate=2400, parity="E", timeout=0.3))
+    dev = Dlt645Device(id="meter", protocol="dlt645", bus="b", address="000000123456", timeout=0.3, retries=0,
+                       points=[PointSettings(name="e", di="00010000")])
+    driver = Dlt645Driver(dev, bus)
+
+    async def go() -> BaseException | None:
+        try:
+            await driver.read(driver.plan(dev.points, frozenset())[0])
+        except DriverError as exc:
+            return exc
+        finally:
+            await bus.close()
+        return None
+
+    error = asyncio.run(go())
+    if peer is not None:
+        peer.stop()
+    assert type(error) is kind and error.reason.startswith(reason)
