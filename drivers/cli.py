@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 import time
 from pathlib import Path
@@ -41,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = psub.add_parser("dlt645")
     p.add_argument("target", help="serial port")
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--addr", help="12-digit meter address")
+    group.add_argument("--addr", type=_meter_address, help="12-digit meter address")
     group.add_argument("--discover", action="store_true", help="read the address by broadcast (one meter on the line)")
     p.add_argument("--id", action="append", default=[], help="data identifier, e.g. 00010000 (repeatable)")
     p.add_argument("--timeout", type=float, default=1.5)
@@ -65,6 +66,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("device")
     p.add_argument("--once", action="store_true", help="one poll, then exit (for scripts)")
     p.set_defaults(func=cmd_points)
+
+
+def _meter_address(text: str) -> str:
+    if not re.fullmatch(r"\d{12}", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: the 12 digits printed on the meter (or use --discover)")
+    return text
 
 
 def _serial_args(p: argparse.ArgumentParser, baud: int, parity: str) -> None:
