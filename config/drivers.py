@@ -117,6 +117,7 @@ def _elsewhere(key: str, protocol: str, belongs: str) -> object:
                     "remove it, or check 'protocol:')")
 
 
+#: the default of a rejected key: never set, never dumped (pydantic copies it per field)
 _NOT = Field(default=None, exclude=True)
 
 

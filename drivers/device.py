@@ -1,4 +1,4 @@
-"""Polls one device: planned block reads, decoding, quality, back-off, report-on-change."""
+"""Polls one device through its driver: planning, quality, retries, back-off, ageing, report-on-change."""
 
 from __future__ import annotations
 
