@@ -116,6 +116,8 @@ def test_seal_breach_alarm_with_jpeg_evidence(person_image: np.ndarray) -> None:
         pipe.process(frame, 1_800_000_000.0 + i)
     breaches = [(p, a) for k, p, a in out.items if k is Kind.ALARM and p["alarm"] == "seal_breach"]
     assert len(breaches) == 1  # one alarm, then the cooldown
+    record = next(r for r in out.records if r.kind is Kind.ALARM)  # the Record the sink gets, as built
+    assert record.source == "cam-seal" and 1_800_000_015.0 <= record.ts <= 1_800_000_039.0
     payload, attachments = breaches[0]
     assert payload["classes"] == ["person"] and payload["frames_seen"] >= 3
     names = [a.name for a in attachments]

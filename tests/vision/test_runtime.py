@@ -57,9 +57,10 @@ def test_worker_streams_mjpeg_and_restarts_after_a_crash() -> None:
     worker = vision.workers[0]
     assert killed, "the worker never produced telemetry"
     assert worker.restarts == 1
-    restarts = [r.payload for r in sink.records if r.payload.get("event") == "camera_worker_restart"]
-    assert restarts and "exited" in restarts[0]["reason"]
-    tele_after = [r for r in sink.records if r.kind is Kind.TELEMETRY and r.ts > time.time() - 100]
+    restarts = [r for r in sink.records if r.payload.get("event") == "camera_worker_restart"]
+    assert restarts and "exited" in restarts[0].payload["reason"]
+    # the restarted worker streams again: telemetry observed after the restart was decided
+    tele_after = [r for r in sink.records if r.kind is Kind.TELEMETRY and r.ts > restarts[0].ts]
     assert len(tele_after) >= 4 and "zones" in tele_after[-1].payload
     assert worker.health()["restarts"] == 1
 
