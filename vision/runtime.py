@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from buffer.record import Kind, Record
 from buffer.sink import RecordSink
+from config.redact import redact
 from config.vision import CameraSettings, ShaftSettings
 from vision.channel import RecordChannel
 from vision.worklog import forward_logs
@@ -52,7 +53,6 @@ def _run_worker(cam: CameraSettings, shafts: list[ShaftSettings], channel: Recor
                 stop: Any, wlog: logging.Logger) -> None:
     from vision.detector import ModelError
     from vision.pipeline import CameraPipeline
-    from vision.redact import redact
     from vision.source import LatestFrameSource
 
     def beat() -> None:

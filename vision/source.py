@@ -13,7 +13,7 @@ import time
 import cv2
 import numpy as np
 
-from vision.redact import redact
+from config.redact import redact
 
 os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp|stimeout;5000000")
 

@@ -15,7 +15,7 @@ import queue
 import sys
 from typing import Any
 
-from vision.redact import redact
+from config.redact import redact
 
 
 class _CameraLine(logging.Formatter):

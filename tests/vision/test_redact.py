@@ -9,8 +9,8 @@ import logging
 import pytest
 
 from buffer.sink import ListSink
+from config.redact import redact
 from tests.vision.test_runtime import run_for, settings_for
-from vision.redact import redact
 from vision.runtime import Vision
 
 SECRETS = ("admin", "s3cr3t-pw", "tok-123", "k-456")

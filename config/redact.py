@@ -3,6 +3,8 @@
 Cameras are configured as ``rtsp://user:password@host/path`` or with ``?token=…`` in the
 query; the URL is the natural thing to print when a stream cannot be opened, so every
 message, health reason and record that may carry one goes through ``redact`` first.
+It lives in ``config`` (which imports nothing of ours) so config error messages, which quote
+the offending input, can use it as well as vision and anything that prints an endpoint.
 """
 
 from __future__ import annotations
