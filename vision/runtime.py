@@ -98,7 +98,7 @@ def _run_worker(cam: CameraSettings, shafts: list[ShaftSettings], channel: Recor
         except ValueError as exc:  # a corrupt frame: skip it, say so, keep going
             wlog.warning("frame skipped: %s", redact(str(exc)))
         time.sleep(max(0.0, period - (time.monotonic() - started)))
-    source.stop()
+    source.stop(wait=0.5)  # a daemon thread: a read blocked on a dead stream must not delay the exit
 
 
 class CameraWorker:

@@ -106,9 +106,10 @@ class LatestFrameSource:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 5.0) -> None:
+        """Stop reading; ``wait`` bounds the join (a read may block for the 5 s socket timeout)."""
         self._stop.set()
-        self._thread.join(5)
+        self._thread.join(wait)
 
     def latest(self) -> tuple[np.ndarray, float] | None:
         with self._lock:
