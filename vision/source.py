@@ -27,6 +27,7 @@ class MjpegCapture:
     """
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
+        import http.client
         import urllib.request
 
         self._buf = b""
@@ -34,7 +35,7 @@ class MjpegCapture:
         try:  # urllib refuses user:password@ in the URL: send it as HTTP basic auth instead
             plain, headers = _basic_auth(url)
             self._resp = urllib.request.urlopen(urllib.request.Request(plain, headers=headers), timeout=timeout)
-        except (OSError, ValueError):  # ValueError: a malformed URL (its text may hold the password)
+        except (OSError, ValueError, http.client.HTTPException):  # a malformed URL: its text may hold the password
             self._resp = None
 
     def isOpened(self) -> bool:

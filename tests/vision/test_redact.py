@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 
@@ -12,6 +13,7 @@ from buffer.sink import ListSink
 from config.redact import redact
 from tests.vision.test_runtime import run_for, settings_for
 from vision.runtime import Vision
+from vision.source import MjpegCapture, _basic_auth
 
 SECRETS = ("admin", "s3cr3t-pw", "tok-123", "k-456")
 
@@ -50,3 +52,12 @@ def test_credentials_to_a_closed_port_stay_out_of_health_records_and_logs(
     everything = "\n".join([json.dumps(health), *(json.dumps(r.payload) for r in sink.records), caplog.text, out, err])
     for secret in SECRETS:
         assert secret not in everything, secret
+
+
+def test_mjpeg_credentials_go_as_basic_auth_not_in_the_url() -> None:
+    plain, headers = _basic_auth("http://admin:s3cr3t%40pw@127.0.0.1:8080/video.mjpg?res=720")
+    assert plain == "http://127.0.0.1:8080/video.mjpg?res=720"
+    assert base64.b64decode(headers["Authorization"].removeprefix("Basic ")) == b"admin:s3cr3t@pw"
+    assert _basic_auth("http://127.0.0.1/x.mjpg") == ("http://127.0.0.1/x.mjpg", {})
+    # a malformed URL with credentials is "cannot open", not an exception quoting the URL
+    assert not MjpegCapture("http://admin:s3cr3t-pw@127.0.0.1:notaport/x", timeout=1).isOpened()
