@@ -79,9 +79,11 @@ def test_bad_model_is_reported_and_retried_without_stopping_others(tmp_path: Pat
 def test_unreachable_stream_raises_signal_lost(tmp_path: Path) -> None:
     sink = ListSink()
     vision = Vision(settings_for("http://127.0.0.1:9/nothing.mjpg", zones=[], fps=2), sink)
+    started = time.time()
     asyncio.run(run_for(vision, 5))
-    lost = [r.payload for r in sink.records if r.payload.get("kind") == "signal_lost"]
-    assert lost and lost[0]["state"] == "raised" and "cannot open" in lost[0]["reason"]
+    lost = [r for r in sink.records if r.payload.get("kind") == "signal_lost"]
+    assert lost and lost[0].payload["state"] == "raised" and "cannot open" in lost[0].payload["reason"]
+    assert started < lost[0].ts < time.time()  # stamped when it was seen, not with a (missing) frame's time
 
 
 def test_replay_cli_prints_json(tmp_path: Path) -> None:
