@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from buffer.record import Attachment, Kind
+from buffer.record import Record
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -33,10 +33,10 @@ def replay(cam: Any, shafts: list[Any], video: str, every_frame: bool = False,
 
     saved: list[str] = []
 
-    def out(kind: Kind, payload: dict[str, Any], attachments: tuple[Attachment, ...], ts: float) -> None:
-        if evidence and attachments:
+    def out(record: Record) -> None:
+        if evidence and record.attachments:
             evidence.mkdir(parents=True, exist_ok=True)
-            for a in attachments:
+            for a in record.attachments:
                 path = evidence / f"{len(saved):03d}-{a.name}"
                 path.write_bytes(a.data)
                 saved.append(str(path))

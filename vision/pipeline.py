@@ -1,16 +1,15 @@
-"""One camera's analysis: detector → tracker → analytics, emitting records."""
+"""One camera's analysis: detector → tracker → analytics, emitting ``Record``s to ``out``."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from buffer.record import Attachment, Kind
+from buffer.record import Kind, Record
 from config.vision import CameraSettings, ShaftSettings
-from vision.analytics import FrameContext
+from vision.analytics import Emit, FrameContext, RecordOut
 from vision.analytics.belt import BeltMonitor
 from vision.analytics.lines import Headcount, LineCounter
 from vision.analytics.seal import ElectronicSeal
@@ -19,14 +18,12 @@ from vision.analytics.zones import ZoneOccupancy
 from vision.detector import Detector
 from vision.tracker import Tracker
 
-RecordOut = Callable[[Kind, dict[str, Any], tuple[Attachment, ...], float], None]
-
 
 class CameraPipeline:
     def __init__(self, cam: CameraSettings, out: RecordOut, shafts: list[ShaftSettings] | None = None,
                  detector: Detector | None = None) -> None:
         self.cam, self.out = cam, out
-        self.ts = 0.0
+        self._emit = Emit(cam.id, self._record)
         d = cam.detector
         needs_detector = bool(cam.lines or cam.zones or cam.seal or (cam.belt and cam.belt.danger_zone))
         self.detector = detector or (Detector(d.model, threads=d.threads, classes=list(d.classes),
@@ -48,13 +45,19 @@ class CameraPipeline:
         self._fps_mark = (time.monotonic(), 0)
         self.fps = 0.0
 
-    def _emit(self, kind: Kind, payload: dict[str, Any], attachments: tuple[Attachment, ...] = ()) -> None:
-        if kind is Kind.ALARM:
-            self.alarms.append({**payload, "ts": self.ts})
-        self.out(kind, payload, attachments, self.ts)
+    def _record(self, record: Record) -> None:
+        if record.kind is Kind.ALARM:
+            self.alarms.append({**record.payload, "ts": record.ts})
+        self.out(record)
+
+    def source_state(self, lost: bool, reason: str = "") -> None:
+        """The stream is gone (or back): a tamper alarm stamped now, not with the last frame's time."""
+        if self.tamper:
+            self._emit.ts = None
+            self.tamper.signal(lost, reason)
 
     def process(self, frame: np.ndarray, ts: float) -> None:
-        self.ts = ts
+        self._emit.ts = ts
         run_detector = self.detector is not None and self.index % self.cam.detector.every_n_frames == 0
         detections = self.detector.detect(frame) if run_detector and self.detector else None
         tracks = self.tracker.update(detections) if self.detector else []
@@ -82,7 +85,7 @@ class CameraPipeline:
             self._fps_mark = (now, self.frames)
         if ts - self._last_telemetry >= self.cam.telemetry_interval:
             self._last_telemetry = ts
-            self.out(Kind.TELEMETRY, self.telemetry(), (), ts)
+            self._emit(Kind.TELEMETRY, self.telemetry())
 
     def telemetry(self) -> dict[str, Any]:
         data: dict[str, Any] = {"fps": round(self.fps, 2), "people_visible": sum(

@@ -1,8 +1,10 @@
 """The vision producer: one worker process per camera, supervised from the agent's loop.
 
-A worker decodes and analyses; records come back over a bounded queue (telemetry is dropped
-when it is full, never alarms). A worker that dies or stops sending heartbeats is killed and
-restarted with back-off; its state is in health. Polling never waits on video.
+A worker decodes and analyses; records come back as ``Record``s over a bounded channel
+(``vision.channel``: alarms and events wait for room, telemetry may be dropped and is counted),
+and its log lines come back over a queue of their own (``vision.worklog``). A worker that dies
+or stops sending heartbeats is killed and restarted with back-off; its state is in health.
+Polling never waits on video.
 """
 
 from __future__ import annotations
@@ -10,78 +12,108 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing as mp
-import queue
 import time
 from typing import Any
 
-from buffer.record import Attachment, Kind, Record
+from buffer.record import Kind, Record
 from buffer.sink import RecordSink
+from config.redact import redact
 from config.schema import Settings
 from config.vision import CameraSettings, ShaftSettings
+from vision.channel import RecordChannel
+from vision.worklog import forward_logs
 
 log = logging.getLogger("headframe.vision")
 _CTX = mp.get_context("spawn")  # no fork of a threaded asyncio process
 
 
-def worker_main(cam_json: str, shafts_json: list[str], out: Any, heartbeat: Any) -> None:
-    """Runs in the child: source → pipeline → queue. Exits non-zero on a fatal error."""
+def worker_main(cam_json: str, shafts_json: list[str], channel: RecordChannel, heartbeat: Any,
+                stop: Any = None, log_queue: Any = None, log_level: str = "INFO") -> None:
+    """Runs in the child: source → pipeline → channel. Exits non-zero on a fatal error."""
     import json
 
+    from vision.worklog import configure_worker_logging
+
+    cam = CameraSettings.model_validate(json.loads(cam_json))
+    configure_worker_logging(cam.id, log_level, log_queue)
+    wlog = logging.getLogger("headframe.vision.worker")
+    shafts = [ShaftSettings.model_validate(json.loads(s)) for s in shafts_json]
+    try:
+        _run_worker(cam, shafts, channel, heartbeat, stop, wlog)
+    except SystemExit:
+        raise
+    except Exception:
+        wlog.exception("worker failed")
+        raise SystemExit(1) from None
+
+
+def _run_worker(cam: CameraSettings, shafts: list[ShaftSettings], channel: RecordChannel, heartbeat: Any,
+                stop: Any, wlog: logging.Logger) -> None:
     from vision.detector import ModelError
     from vision.pipeline import CameraPipeline
     from vision.source import LatestFrameSource
 
-    cam = CameraSettings.model_validate(json.loads(cam_json))
-    shafts = [ShaftSettings.model_validate(json.loads(s)) for s in shafts_json]
+    def beat() -> None:
+        heartbeat.value = time.time()
 
-    def send(kind: Kind, payload: dict[str, Any], attachments: tuple[Attachment, ...], ts: float) -> None:
-        item = (kind.value, payload, [(a.name, a.content_type, a.data) for a in attachments], ts)
-        try:
-            out.put(item, block=kind is not Kind.TELEMETRY, timeout=5)
-        except queue.Full:
-            pass
+    def send(record: Record) -> None:
+        channel.send(record, beat)
 
     try:
         pipeline = CameraPipeline(cam, send, shafts)
     except (ModelError, ValueError) as exc:
-        send(Kind.EVENT, {"event": "camera_error", "error": str(exc)}, (), time.time())
+        error = redact(str(exc))
+        wlog.error("cannot start analysis: %s", error)
+        send(Record(cam.id, Kind.EVENT, {"event": "camera_error", "error": error}))
         raise SystemExit(3) from None
     source = LatestFrameSource(cam.url, cam.reconnect_max).start()
     period = 1.0 / cam.fps
     lost_since: float | None = None
-    while True:
-        heartbeat.value = time.time()
+    said: str | None = None  # the stream problem last logged, so a retrying source logs once
+    while stop is None or not stop.is_set():
+        beat()
         started = time.monotonic()
+        if source.error != said:
+            if source.error:
+                wlog.warning("stream: %s (retrying)", source.error)
+            elif said:
+                wlog.info("stream: back")
+            said = source.error
         item = source.latest()
         if item is None:
             if source.state == "lost":
                 lost_since = lost_since or time.time()
-                if pipeline.tamper and time.time() - lost_since > 3 * period + 2:
-                    pipeline.tamper.signal(True, source.error or "no frames")
+                if time.time() - lost_since > 3 * period + 2:
+                    pipeline.source_state(True, source.error or "no frames")
             time.sleep(period / 2)
             continue
         frame, ts = item
-        if lost_since is not None and pipeline.tamper:
-            pipeline.tamper.signal(False)
+        if lost_since is not None:
+            pipeline.source_state(False)
         lost_since = None
         try:
             pipeline.process(frame, ts)
         except ValueError as exc:  # a corrupt frame: skip it, say so, keep going
-            log.warning("camera %s: %s", cam.id, exc)
+            wlog.warning("frame skipped: %s", redact(str(exc)))
         time.sleep(max(0.0, period - (time.monotonic() - started)))
+    source.stop(wait=0.5)  # a daemon thread: a read blocked on a dead stream must not delay the exit
 
 
 class CameraWorker:
     """Supervises one camera's process."""
 
-    def __init__(self, cam: CameraSettings, shafts: list[ShaftSettings], sink: RecordSink) -> None:
-        self.cam, self.shafts, self.sink = cam, shafts, sink
-        self.queue: Any = _CTX.Queue(maxsize=256)
+    def __init__(self, cam: CameraSettings, shafts: list[ShaftSettings], sink: RecordSink,
+                 log_level: str = "INFO", queue_size: int = 256) -> None:
+        self.cam, self.shafts, self.sink, self.log_level = cam, shafts, sink, log_level
+        self.channel = RecordChannel(_CTX, queue_size)
+        self.logs: Any = _CTX.Queue(maxsize=1000)
         self.heartbeat: Any = _CTX.Value("d", 0.0)
+        self.stopping: Any = _CTX.Event()
         self.proc: Any = None
         self.state = "starting"
         self.restarts = 0
         self.last_error: str | None = None
+        self.stream_error: str | None = None  # why the stream is lost (credentials redacted), if it is
         self.next_start = 0.0
         self.started_at = 0.0
         self.tamper: list[str] = []
@@ -90,29 +122,29 @@ class CameraWorker:
     def start(self) -> None:
         shafts = [s.model_dump_json() for s in self.shafts]
         self.heartbeat.value = time.time()
-        self.proc = _CTX.Process(target=worker_main, args=(self.cam.model_dump_json(), shafts, self.queue, self.heartbeat),
+        self.stopping.clear()
+        self.proc = _CTX.Process(target=worker_main, args=(self.cam.model_dump_json(), shafts, self.channel,
+                                                           self.heartbeat, self.stopping, self.logs, self.log_level),
                                  daemon=True, name=f"camera-{self.cam.id}")
         self.proc.start()
         self.started_at = time.time()
         self.state = "running"
 
     def drain(self, limit: int = 200) -> int:
+        """Hand queued records to the sink and worker log lines to the log; never waits."""
+        forward_logs(self.logs)
         n = 0
-        while n < limit:
-            try:
-                kind, payload, atts, ts = self.queue.get_nowait()
-            except queue.Empty:
-                break
-            except (EOFError, OSError):
-                break
+        for record in self.channel.receive(limit):
             n += 1
-            if kind == "telemetry":
+            payload = record.payload
+            if record.kind is Kind.TELEMETRY:
                 self.tamper = payload.get("tamper", self.tamper)
                 self.fps = payload.get("fps", self.fps)
             if payload.get("event") == "camera_error":
                 self.last_error = payload["error"]
-            self.sink.emit(Record(self.cam.id, Kind(kind), payload, ts=ts,
-                                  attachments=tuple(Attachment(*a) for a in atts)))
+            if payload.get("kind") == "signal_lost":
+                self.stream_error = payload.get("reason") if payload.get("state") == "raised" else None
+            self.sink.emit(record)
         return n
 
     def supervise(self) -> None:
@@ -141,25 +173,35 @@ class CameraWorker:
         self.sink.emit(Record(self.cam.id, Kind.EVENT, {"event": "camera_worker_restart", "reason": why,
                                                          "restarts": self.restarts, "error": self.last_error}))
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 3.0) -> None:
+        """Ask the worker to finish, draining while it does so nothing it queued is lost."""
         if self.proc is not None and self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(3)
+            self.stopping.set()
+            end = time.monotonic() + grace
+            while self.proc.is_alive() and time.monotonic() < end:
+                self.drain()
+                self.proc.join(0.05)
+            if self.proc.is_alive():
+                self.proc.terminate()
+                self.proc.join(3)
             if self.proc.is_alive():
                 self.proc.kill()
-        self.drain()
+                self.proc.join(1)
+        while self.drain():
+            pass
         self.state = "stopped"
 
     def health(self) -> dict[str, Any]:
         return {"state": self.state, "fps": self.fps, "restarts": self.restarts, "last_error": self.last_error,
-                "tamper": self.tamper}
+                "stream_error": self.stream_error, "tamper": self.tamper, "records": self.channel.stats()}
 
 
 class Vision:
     name = "vision"
 
-    def __init__(self, settings: Any, sink: RecordSink) -> None:
-        self.workers = [CameraWorker(c, list(settings.shafts), sink) for c in settings.cameras if c.enabled]
+    def __init__(self, settings: Settings, sink: RecordSink) -> None:
+        level = settings.logging.level
+        self.workers = [CameraWorker(c, list(settings.shafts), sink, level) for c in settings.cameras if c.enabled]
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -13,6 +13,8 @@ import time
 import cv2
 import numpy as np
 
+from config.redact import redact
+
 os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp|stimeout;5000000")
 
 
@@ -25,12 +27,15 @@ class MjpegCapture:
     """
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
+        import http.client
         import urllib.request
 
         self._buf = b""
-        try:
-            self._resp = urllib.request.urlopen(url, timeout=timeout)
-        except OSError:
+        self._resp = None
+        try:  # urllib refuses user:password@ in the URL: send it as HTTP basic auth instead
+            plain, headers = _basic_auth(url)
+            self._resp = urllib.request.urlopen(urllib.request.Request(plain, headers=headers), timeout=timeout)
+        except (OSError, ValueError, http.client.HTTPException):  # a malformed URL: its text may hold the password
             self._resp = None
 
     def isOpened(self) -> bool:
@@ -62,6 +67,20 @@ class MjpegCapture:
             self._resp.close()
 
 
+def _basic_auth(url: str) -> tuple[str, dict[str, str]]:
+    """``http://user:pw@host/x`` → (``http://host/x``, Authorization header)."""
+    import base64
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, {}
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+    return urlunsplit(parts._replace(netloc=hostport)), {"Authorization": f"Basic {token}"}
+
+
 def open_capture(url: str) -> cv2.VideoCapture | MjpegCapture:
     if url.startswith("usb:"):
         return cv2.VideoCapture(int(url[4:]), cv2.CAP_V4L2)
@@ -88,9 +107,10 @@ class LatestFrameSource:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 5.0) -> None:
+        """Stop reading; ``wait`` bounds the join (a read may block for the 5 s socket timeout)."""
         self._stop.set()
-        self._thread.join(5)
+        self._thread.join(wait)
 
     def latest(self) -> tuple[np.ndarray, float] | None:
         with self._lock:
@@ -102,7 +122,7 @@ class LatestFrameSource:
         while not self._stop.is_set():
             cap = open_capture(self.url)
             if not cap.isOpened():
-                self.state, self.error = "lost", f"cannot open {self.url}"
+                self.state, self.error = "lost", f"cannot open {redact(self.url)}"
                 self._stop.wait(delay)
                 delay = min(self.reconnect_max, delay * 2)
                 continue
@@ -131,7 +151,7 @@ def file_frames(path: str):
     """Every frame of a file as fast as it decodes (offline replay), with media timestamps."""
     cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
     if not cap.isOpened():
-        raise FileNotFoundError(f"cannot open video {path}")
+        raise FileNotFoundError(f"cannot open video {redact(path)}")
     fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
     start = time.time()
     i = 0

@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from buffer.record import Kind
+from buffer.record import Kind, Record
 from config import load_settings_text
 from config.vision import CameraSettings, LineSettings, ZoneSettings
 from tests.vision.conftest import MEDIA, read_frames
-from vision.analytics import FrameContext
+from vision.analytics import Emit, FrameContext
 from vision.analytics.lines import LineCounter
 from vision.analytics.zones import ZoneOccupancy
 from vision.cli import replay
@@ -24,11 +24,15 @@ DATA = Path(__file__).parent / "data"
 
 
 class Collect:
+    """The records a pipeline or analytic produced (the same Record objects the sink would get)."""
+
     def __init__(self) -> None:
         self.items: list[tuple[Kind, dict, tuple]] = []
+        self.records: list[Record] = []
 
-    def __call__(self, kind, payload, attachments=(), ts=0.0) -> None:
-        self.items.append((kind, payload, attachments))
+    def __call__(self, record: Record) -> None:
+        self.records.append(record)
+        self.items.append((record.kind, record.payload, record.attachments))
 
     def alarms(self, name: str | None = None) -> list[dict]:
         return [p for k, p, _ in self.items if k is Kind.ALARM and (name is None or p.get("alarm") == name)]
@@ -44,7 +48,7 @@ def ctx(tracks: list[Track], frame: np.ndarray | None = None) -> FrameContext:
 
 def test_line_hysteresis_counts_a_lingerer_once() -> None:
     out = Collect()
-    counter = LineCounter(LineSettings(name="l", points=[(0.5, 0.0), (0.5, 1.0)], band=0.02), out)
+    counter = LineCounter(LineSettings(name="l", points=[(0.5, 0.0), (0.5, 1.0)], band=0.02), Emit("cam", out))
     # walks right across, then dithers on the line, then stays right
     for x in [250, 280, 300, 340, 330, 318, 322, 316, 324, 360, 400]:
         counter.process(ctx([track(1, x)]))
@@ -56,7 +60,8 @@ def test_line_hysteresis_counts_a_lingerer_once() -> None:
 
 def test_zone_alarm_debounce_and_clear_event() -> None:
     out = Collect()
-    zone = ZoneOccupancy(ZoneSettings(name="z", polygon=[(0, 0), (1, 0), (1, 1), (0, 1)], limit=3, debounce_frames=2), out)
+    zone = ZoneOccupancy(ZoneSettings(name="z", polygon=[(0, 0), (1, 0), (1, 1), (0, 1)], limit=3, debounce_frames=2),
+                         Emit("cam", out))
     many = [track(i, 100 + 40 * i) for i in range(4)]
     zone.process(ctx(many[:3]))
     assert out.alarms() == []  # one frame at the limit is not enough
@@ -111,6 +116,8 @@ def test_seal_breach_alarm_with_jpeg_evidence(person_image: np.ndarray) -> None:
         pipe.process(frame, 1_800_000_000.0 + i)
     breaches = [(p, a) for k, p, a in out.items if k is Kind.ALARM and p["alarm"] == "seal_breach"]
     assert len(breaches) == 1  # one alarm, then the cooldown
+    record = next(r for r in out.records if r.kind is Kind.ALARM)  # the Record the sink gets, as built
+    assert record.source == "cam-seal" and 1_800_000_015.0 <= record.ts <= 1_800_000_039.0
     payload, attachments = breaches[0]
     assert payload["classes"] == ["person"] and payload["frames_seen"] >= 3
     names = [a.name for a in attachments]

@@ -57,9 +57,10 @@ def test_worker_streams_mjpeg_and_restarts_after_a_crash() -> None:
     worker = vision.workers[0]
     assert killed, "the worker never produced telemetry"
     assert worker.restarts == 1
-    restarts = [r.payload for r in sink.records if r.payload.get("event") == "camera_worker_restart"]
-    assert restarts and "exited" in restarts[0]["reason"]
-    tele_after = [r for r in sink.records if r.kind is Kind.TELEMETRY and r.ts > time.time() - 100]
+    restarts = [r for r in sink.records if r.payload.get("event") == "camera_worker_restart"]
+    assert restarts and "exited" in restarts[0].payload["reason"]
+    # the restarted worker streams again: telemetry observed after the restart was decided
+    tele_after = [r for r in sink.records if r.kind is Kind.TELEMETRY and r.ts > restarts[0].ts]
     assert len(tele_after) >= 4 and "zones" in tele_after[-1].payload
     assert worker.health()["restarts"] == 1
 
@@ -78,9 +79,11 @@ def test_bad_model_is_reported_and_retried_without_stopping_others(tmp_path: Pat
 def test_unreachable_stream_raises_signal_lost(tmp_path: Path) -> None:
     sink = ListSink()
     vision = Vision(settings_for("http://127.0.0.1:9/nothing.mjpg", zones=[], fps=2), sink)
+    started = time.time()
     asyncio.run(run_for(vision, 5))
-    lost = [r.payload for r in sink.records if r.payload.get("kind") == "signal_lost"]
-    assert lost and lost[0]["state"] == "raised" and "cannot open" in lost[0]["reason"]
+    lost = [r for r in sink.records if r.payload.get("kind") == "signal_lost"]
+    assert lost and lost[0].payload["state"] == "raised" and "cannot open" in lost[0].payload["reason"]
+    assert started < lost[0].ts < time.time()  # stamped when it was seen, not with a (missing) frame's time
 
 
 def test_replay_cli_prints_json(tmp_path: Path) -> None:

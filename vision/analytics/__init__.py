@@ -1,16 +1,41 @@
-"""Per-camera analytics. Each takes a FrameContext and emits records through ``Emit``."""
+"""Per-camera analytics. Each takes a FrameContext and says what it saw through an ``Emit``.
+
+The record shape is ``buffer.record.Record`` from here to the buffer: ``Emit`` builds it (the
+camera is the source, the frame's time is the timestamp) and the same object travels through
+the pipeline, the worker's queue (it pickles as it is) and into the agent's sink.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from buffer.record import Attachment, Kind
+from buffer.record import Attachment, Kind, Record
 from vision.tracker import Track
 
-Emit = Callable[[Kind, dict, tuple[Attachment, ...]], None]
+#: Where a camera's records go: a sink's ``emit``, the worker's channel, a list's ``append``.
+RecordOut = Callable[[Record], None]
+
+
+class Emit:
+    """Turns an analytic's finding into a Record of this camera at the current frame's time.
+
+    Analytics only say what (kind, payload, evidence); who and when are the same for all of
+    them, so they are added here once. ``ts`` is set by the pipeline per frame; ``None``
+    means "now" (e.g. the source reporting a lost stream while no frame arrives).
+    """
+
+    def __init__(self, source: str, out: RecordOut) -> None:
+        self.source, self.out = source, out
+        self.ts: float | None = None
+
+    def __call__(self, kind: Kind, payload: dict[str, Any], attachments: tuple[Attachment, ...] = ()) -> None:
+        ts = time.time() if self.ts is None else self.ts
+        self.out(Record(self.source, kind, payload, ts=ts, attachments=attachments))
 
 
 @dataclass
