@@ -16,6 +16,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from config.errors import ConfigError, ConfigProblem
+from config.redact import redact
 
 _SECRET_KEY = re.compile(r"(password|secret|token|passphrase)(?!_file)", re.IGNORECASE)
 M = TypeVar("M", bound=BaseModel)
@@ -71,7 +72,7 @@ def locate(tree: Any, loc: Loc) -> tuple[int, int, str]:
 def _describe(value: Any, key: str) -> str:
     if _SECRET_KEY.search(key):
         return "a value (hidden: secrets belong in a *_file)"
-    text = repr(plain(value))
+    text = redact(repr(plain(value)))  # a quoted camera entry may hold rtsp://user:password@
     return text if len(text) <= 80 else text[:77] + "..."
 
 
