@@ -61,3 +61,20 @@ def test_mjpeg_credentials_go_as_basic_auth_not_in_the_url() -> None:
     assert _basic_auth("http://127.0.0.1/x.mjpg") == ("http://127.0.0.1/x.mjpg", {})
     # a malformed URL with credentials is "cannot open", not an exception quoting the URL
     assert not MjpegCapture("http://admin:s3cr3t-pw@127.0.0.1:notaport/x", timeout=1).isOpened()
+
+
+def test_config_error_quoting_a_camera_entry_hides_its_credentials(tmp_path) -> None:
+    """A config error quotes the offending input; a camera URL in it must not carry its password."""
+    from config import ConfigError, load_settings
+
+    cfg = tmp_path / "h.yaml"
+    cfg.write_text("gateway: {site: s, id: g}\nbuffer: {path: %s}\nuplink: {host: 127.0.0.1}\n"
+                   "cameras:\n  - \"rtsp://admin:s3cret@10.0.0.1/stream\"\n" % (tmp_path / "b.db"))
+    try:
+        load_settings(cfg)
+    except ConfigError as exc:
+        text = str(exc)
+    else:
+        raise AssertionError("a camera given as a bare string must be rejected")
+    assert "cameras[0]" in text and "rtsp://***@10.0.0.1/stream" in text
+    assert "s3cret" not in text
