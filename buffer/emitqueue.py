@@ -1,4 +1,4 @@
-"""The agent's RecordSink: a thread-safe, non-blocking hand-off to the buffer writer."""
+"""The producer-facing hand-off: a thread-safe, non-blocking, bounded queue of records."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import collections
 import threading
 from collections.abc import Callable
 
-from buffer.record import Record
+from buffer.record import Kind, Record
+
+_SHEDDABLE = (Kind.TELEMETRY, Kind.HEALTH)
 
 
-class QueueSink:
+class EmitQueue:
     """Producers emit here from any thread; the writer drains it in batches.
 
     The queue is bounded so a runaway producer cannot exhaust memory while the disk is
@@ -24,7 +26,10 @@ class QueueSink:
         self._synced: bool | None = clock_synced()
         self.limit = limit
         self.overflow = 0
-        self.on_emit: Callable[[], None] | None = None
+
+    @property
+    def synced(self) -> bool | None:
+        return self._synced
 
     def refresh_clock(self) -> None:
         """Re-read clock sync state (called periodically; adjtimex per record would be wasteful)."""
@@ -34,7 +39,7 @@ class QueueSink:
         if record.clock_synced is None:
             record.clock_synced = bool(self._synced)
         with self._lock:
-            if len(self._queue) >= self.limit and record.kind.value in ("telemetry", "health"):
+            if len(self._queue) >= self.limit and record.kind in _SHEDDABLE:
                 self.overflow += 1
                 return
             self._queue.append(record)
