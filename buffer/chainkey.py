@@ -42,22 +42,35 @@ def read_key(path: Path, *, configured: bool) -> bytes:
 
 
 def create_key(path: Path) -> bool:
-    """Create ``path`` with a fresh random key unless it exists; True if it was created."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+    """Create ``path`` with a fresh random key unless it exists; True if it was created.
+
+    The key is written and fsynced under a temporary name, then linked into place: ``link``
+    fails if the key exists (like O_EXCL), and a kill mid-write can never leave an empty key
+    that would stop the next start.
+    """
+    if path.exists():
         return False
+    tmp = path.with_name(f".{path.name}.new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
+        os.fchmod(fd, 0o600)
         os.write(fd, secrets.token_hex(32).encode() + b"\n")
         os.fsync(fd)
     finally:
         os.close(fd)
+    try:
+        os.link(tmp, path)
+        created = True
+    except FileExistsError:
+        created = False
+    finally:
+        tmp.unlink()
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    return True
+    return created
 
 
 def load_chain_key(configured: Path | None, buffer_path: Path) -> tuple[bytes, Path, bool]:
