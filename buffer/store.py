@@ -375,5 +375,7 @@ class BufferStore(Eviction):
             self.db.execute("UPDATE state SET clean_shutdown = ?", (1 if clean else 0,))
             self.db.commit()
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:  # e.g. a full disk: what was committed is safe in the WAL
+            log.error("buffer: closing: %s (the next start will report an unclean shutdown)", exc)
         finally:
             self.db.close()

@@ -171,6 +171,9 @@ def test_configured_key_that_vanished_or_default_key_unusable_is_a_clear_error(t
     key.unlink()  # deleted after the config was checked
     with pytest.raises(ChainKeyError, match=r"gateway.chain_key_file: .*gw.key does not exist; create it"):
         run(lambda svc: asyncio.sleep(0), BufferService(cfg))
+    key.write_text(" \n")  # emptied after the check
+    with pytest.raises(ChainKeyError, match=r"gw\.key is empty"):
+        run(lambda svc: asyncio.sleep(0), BufferService(cfg))
     (tmp_path / "chain.key").mkdir()  # the default key path is not a readable file
     with pytest.raises(ChainKeyError, match=r"chain\.key is not readable"):
         run(lambda svc: asyncio.sleep(0), BufferService(settings(tmp_path)))
@@ -280,3 +283,55 @@ def test_export_writes_attachments_beside_the_jsonl_privately(tmp_path: Path) ->
         assert hashlib.sha256(f.read_bytes()).hexdigest() == meta["sha256"]
     for p in out.parent.iterdir():
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 2 MiB filesystem (tmpfs) that fills up: needs root, skipped otherwise."""
+    import subprocess
+
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_filesystem_never_stops_the_writer_or_loses_an_alarm(small_disk: Path) -> None:
+    """Issue 13: eviction inside the disk-full handler can fail too; alarms must survive."""
+    filler = small_disk / "filler"
+    filler.write_bytes(b"f" * 600_000)
+    cfg = load_settings_text(json.dumps({"gateway": {"site": "s", "id": "gw"},
+                                         "buffer": {"path": str(small_disk / "buf.db"), "max_bytes": "1GiB"}}))
+    alarms = 0
+    errors: list[str] = []
+
+    async def body(svc: BufferService) -> None:
+        nonlocal alarms
+        pad = "p" * 1500
+        for round_no in range(150):
+            for i in range(20):
+                svc.emit(Record("m", Kind.TELEMETRY, {"pad": pad, "r": round_no, "i": i}))
+            svc.emit(Record("cam", Kind.ALARM, {"n": alarms}))
+            alarms += 1
+            await svc.flush()  # must never raise
+            if svc.last_error:
+                errors.append(svc.last_error)
+        assert errors and "full" in errors[-1].lower(), "the disk never filled: the test proves nothing"
+        filler.unlink()  # the operator frees space
+        for _ in range(200):
+            await svc.flush()
+            if (await svc.stats())["uncommitted"] == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert (await svc.stats())["uncommitted"] == 0
+
+    run(body, BufferService(cfg))
+    stored = docs(small_disk / "buf.db")
+    assert sorted(d["payload"]["n"] for d in stored if d["source"] == "cam") == list(range(alarms))
+    notes = [d["payload"] for d in stored if d["payload"].get("event") == "records_dropped"]
+    assert notes and {n["reason"] for n in notes} == {"disk_full"}
+    assert all(set(n["by_kind"]) <= {"telemetry", "health"} for n in notes)
+    assert bridge(stored, (small_disk / "chain.key").read_bytes().strip()) == []  # every eviction explained
