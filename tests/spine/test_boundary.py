@@ -335,3 +335,18 @@ def test_full_filesystem_never_stops_the_writer_or_loses_an_alarm(small_disk: Pa
     assert notes and {n["reason"] for n in notes} == {"disk_full"}
     assert all(set(n["by_kind"]) <= {"telemetry", "health"} for n in notes)
     assert bridge(stored, (small_disk / "chain.key").read_bytes().strip()) == []  # every eviction explained
+
+
+def test_agent_with_an_unusable_default_key_refuses_to_start_and_says_why(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.support.agentproc import REPO, write_config
+
+    cfg = write_config(tmp_path / "c.yaml", 1883, buffer_path=tmp_path / "buf.db")
+    (tmp_path / "chain.key").mkdir()
+    res = subprocess.run([sys.executable, "-m", "agent.cli", "run", "-c", str(cfg)], capture_output=True, text=True,
+                         cwd=REPO, timeout=30)
+    assert res.returncode == 2
+    assert "chain.key is not readable" in res.stderr and "nothing started" in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "buf.db").exists()
