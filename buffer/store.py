@@ -271,8 +271,9 @@ class BufferStore(Eviction):
     def _insert(self, records: Sequence[Record], power_loss: bool = False) -> tuple[list[int], list[str]]:
         """Insert records inside the open transaction; in-memory state follows (see _rollback)."""
         now = self.clock()
-        seq, head = self.last_seq, self.chain_head
-        rows, att_rows, seqs, chains = [], [], [], []
+        first = seq = self.last_seq
+        head = self.chain_head
+        rows, att_rows, chains = [], [], []
         added = 0
         for rec in records:
             seq += 1
@@ -283,7 +284,6 @@ class BufferStore(Eviction):
                 att_rows.extend((seq, i, a.name, a.content_type, a.data) for i, a in enumerate(rec.attachments))
             added += size
             rows.append((seq, _KIND_PRIO[rec.kind], rec.source, now, size, len(rec.attachments), body, rec.ts))
-            seqs.append(seq)
             chains.append(head)
         self.floor.ensure_above(seq)
         if not self.db.in_transaction:  # inside one (a drop note with its deletion) the level is set
@@ -295,7 +295,7 @@ class BufferStore(Eviction):
             db.executemany("INSERT INTO attachments VALUES (?, ?, ?, ?, ?)", att_rows)
         self.last_seq, self.chain_head = seq, head
         self.total_bytes += added
-        return seqs, chains
+        return list(range(first + 1, seq + 1)), chains
 
     # ----------------------------------------------------------- lease/ack
     def lease(self, limit: int) -> list[StoredRecord]:
