@@ -125,6 +125,8 @@ class BufferStore(Eviction):
         columns = {r[1] for r in self.db.execute("PRAGMA table_info(records)")}
         if "ts" not in columns:  # databases written before records kept their observation time
             self.db.execute("ALTER TABLE records ADD COLUMN ts REAL")
+            self.db.execute("UPDATE records SET ts = created")  # the best time they still have
+            self.db.commit()
         row = self.db.execute("SELECT last_seq, chain_head, total_bytes, clean_shutdown FROM state").fetchone()
         if row is None:
             start = self.floor.read()
@@ -308,7 +310,7 @@ class BufferStore(Eviction):
             if len(out) >= limit:
                 break
             rows = self.db.execute(
-                "SELECT seq, source, n_att, body, COALESCE(ts, created) FROM records WHERE prio = ? AND seq > ? "
+                "SELECT seq, source, n_att, body, ts FROM records WHERE prio = ? AND seq > ? "
                 "ORDER BY seq LIMIT ?",
                 (prio, self._cursor[prio], limit - len(out)),
             ).fetchall()

@@ -187,3 +187,24 @@ def test_database_written_by_store_is_plain_sqlite(tmp_path: Path) -> None:
     s.close()
     db = sqlite3.connect(tmp_path / "buf.db")
     assert db.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 1
+
+
+def test_database_from_before_the_ts_column_is_upgraded_in_place(tmp_path: Path) -> None:
+    from buffer.store import SCHEMA
+
+    old = SCHEMA.replace("    body BLOB NOT NULL,\n    ts REAL\n", "    body BLOB NOT NULL\n")
+    assert old != SCHEMA
+    s = store(tmp_path)
+    s.append([tele("a", 1)])
+    s.close()
+    db = sqlite3.connect(tmp_path / "buf.db")  # rebuild the table as an older agent wrote it
+    rows = db.execute("SELECT seq, prio, source, created, size, n_att, body FROM records").fetchall()
+    db.execute("DROP TABLE records")
+    db.executescript(old)
+    db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    db.commit()
+    db.close()
+    s = store(tmp_path)
+    (rec,) = s.lease(10)
+    assert rec.seq == 1 and rec.ts == rows[0][3]
+    assert s.append([tele("a", 2)]) == [2]
