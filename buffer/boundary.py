@@ -81,7 +81,7 @@ class BufferService:
     """All store access goes through one thread: SQLite likes one writer, the loop stays free."""
 
     def __init__(self, settings: Settings, clock_synced: Callable[[], bool | None] = lambda: None, *,
-                 queue_limit: int = 200_000, backlog_limit: int = 100_000) -> None:
+                 queue_limit: int = 200_000, backlog_limit: int = 200_000) -> None:
         self.settings = settings
         self._queue = EmitQueue(clock_synced, queue_limit)
         self._clock_synced = clock_synced
@@ -258,12 +258,13 @@ class BufferService:
                       "in memory and retried", shed, len(self._backlog))
             if shed:
                 return True
-        elif not isinstance(exc, (sqlite3.Error, OSError)):
-            # Not the disk: a record the store cannot take (e.g. a payload that is not JSON).
-            # Find it, count it, keep the others.
-            self._backlog.remove(bad := self._unstorable(batch))
+        elif not isinstance(exc, (sqlite3.Error, OSError)) and (bad := self._unstorable(batch)):
+            # Not the disk: a record the store cannot take (a payload that is not JSON).
+            # Count it and keep the others.
+            self._backlog.remove(bad)
             self._backlog.lost("writer_error", bad)
-            log.exception("buffer: %d record(s) cannot be stored and were dropped", len(bad))
+            log.error("buffer: %d record(s) with a payload that is not JSON were dropped (first from %s: %s)",
+                      len(bad), bad[0].source, exc)
             return True
         else:
             self._last_reason = "writer_error"
@@ -277,10 +278,10 @@ class BufferService:
         bad = []
         for rec in batch:
             try:
-                orjson.dumps(rec.payload)
+                orjson.dumps(rec.payload, option=orjson.OPT_SORT_KEYS)
             except TypeError:
                 bad.append(rec)
-        return bad or batch[:1]
+        return bad
 
     async def run(self, stop: asyncio.Event) -> None:
         """The writer and TTL maintenance loops, until ``stop`` is set."""

@@ -128,6 +128,20 @@ def test_retry_backlog_is_bounded_sheds_telemetry_never_alarms_and_says_so(tmp_p
     assert verify(stored, key_of(tmp_path)) == []
 
 
+def test_a_payload_that_is_not_json_is_dropped_alone_and_reported(tmp_path: Path) -> None:
+    async def body(svc: BufferService) -> None:
+        svc.emit(Record("m", Kind.ALARM, {"i": 0}))
+        svc.emit(Record("m", Kind.TELEMETRY, {"i": object()}))  # a producer bug
+        svc.emit(Record("m", Kind.ALARM, {"i": 2}))
+        assert await svc.flush() == 2
+
+    run(body, BufferService(settings(tmp_path)))
+    stored = [d["payload"] for d in docs(tmp_path / "buf.db")]
+    assert stored[1:] == [{"i": 0}, {"i": 2}]
+    assert stored[0] == {"event": "records_dropped", "reason": "writer_error", "count": 1,
+                         "by_kind": {"telemetry": 1}, "seqs_assigned": False}
+
+
 def test_oversize_attachment_marks_only_the_record_that_lost_one(tmp_path: Path) -> None:
     small, big = Attachment("s.jpg", "image/jpeg", b"s" * 100), Attachment("b.jpg", "image/jpeg", b"b" * 5000)
 
