@@ -136,6 +136,8 @@ class BufferService:
 
     @property
     def store(self) -> BufferStore:
+        """The SQLite store, for tests and tools only: the agent talks to this service, and the
+        store may only be used from the buffer thread while the writer runs."""
         if self._store is None:
             raise RuntimeError("buffer not open")
         return self._store

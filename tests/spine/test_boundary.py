@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import stat
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -89,6 +90,9 @@ def test_sqlite_error_keeps_the_batch_and_retries(tmp_path: Path) -> None:
         assert await svc.flush() == 0
         stats = await svc.stats()
         assert stats["writer"] == "error" and "readonly" in stats["last_error"] and stats["uncommitted"] == 20
+        with pytest.raises(sqlite3.OperationalError):  # commit-now fails loudly, and keeps the record
+            await svc.append([Record("m", Kind.ALARM, {"i": 20})], durability=Durability.POWER_LOSS)
+        assert (await svc.stats())["uncommitted"] == 21
         svc.store.db.execute("PRAGMA query_only = OFF")
         for _ in range(100):  # back-off: the retry comes within a few hundred ms
             if await svc.flush():
@@ -97,7 +101,7 @@ def test_sqlite_error_keeps_the_batch_and_retries(tmp_path: Path) -> None:
         assert (await svc.stats())["writer"] == "ok"
 
     run(body, BufferService(settings(tmp_path)))
-    assert [d["payload"]["i"] for d in docs(tmp_path / "buf.db")] == list(range(20))
+    assert [d["payload"]["i"] for d in docs(tmp_path / "buf.db")] == list(range(21))
 
 
 def test_retry_backlog_is_bounded_sheds_telemetry_never_alarms_and_says_so(tmp_path: Path) -> None:
