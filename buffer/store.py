@@ -275,7 +275,9 @@ class BufferStore(Eviction):
         now = self.clock()
         first = seq = self.last_seq
         head = self.chain_head
-        rows, att_rows, chains = [], [], []
+        rows: list[tuple[Any, ...]] = []
+        att_rows: list[tuple[int, int, str, str, bytes]] = []
+        chains: list[str] = []
         added = 0
         for rec in records:
             seq += 1
