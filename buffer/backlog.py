@@ -70,6 +70,11 @@ class Backlog:
         for rec in records:
             counts[rec.kind.value] = counts.get(rec.kind.value, 0) + 1
 
+    def lost_counts(self, reason: str, by_kind: dict[str, int]) -> None:
+        counts = self.unreported.setdefault(reason, {})
+        for kind, n in by_kind.items():
+            counts[kind] = counts.get(kind, 0) + n
+
     def counters(self) -> dict[str, int]:
         """Health counter names of the losses not yet written to the store."""
         return {f"dropped_{reason}_{kind}": n for reason, kinds in self.unreported.items() for kind, n in kinds.items()}

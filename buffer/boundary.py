@@ -210,6 +210,9 @@ class BufferService:
         while batch := self._queue.drain(BATCH):
             strip_oversize(batch, cap)
             self._backlog.extend(batch)
+        if shed := self._queue.take_shed():  # the writer could not keep up with the producers
+            self._backlog.lost_counts("writer_error", shed)
+            log.error("buffer: emit queue full (buffer writer behind): %s record(s) refused", shed)
         if len(self._backlog) > self._backlog.limit:
             shed = self._backlog.shed(self._last_reason, keep=self._backlog.limit)
             if shed:

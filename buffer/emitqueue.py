@@ -26,6 +26,7 @@ class EmitQueue:
         self._synced: bool | None = clock_synced()
         self.limit = limit
         self.overflow = 0
+        self._shed: dict[str, int] = {}
 
     @property
     def synced(self) -> bool | None:
@@ -41,6 +42,7 @@ class EmitQueue:
         with self._lock:
             if len(self._queue) >= self.limit and record.kind in _SHEDDABLE:
                 self.overflow += 1
+                self._shed[record.kind.value] = self._shed.get(record.kind.value, 0) + 1
                 return
             self._queue.append(record)
 
@@ -48,6 +50,12 @@ class EmitQueue:
         with self._lock:
             n = min(limit, len(self._queue))
             return [self._queue.popleft() for _ in range(n)]
+
+    def take_shed(self) -> dict[str, int]:
+        """Records refused on overflow since the last call, per kind (for a records_dropped event)."""
+        with self._lock:
+            shed, self._shed = self._shed, {}
+        return shed
 
     def __len__(self) -> int:
         return len(self._queue)

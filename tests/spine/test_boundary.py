@@ -132,6 +132,21 @@ def test_retry_backlog_is_bounded_sheds_telemetry_never_alarms_and_says_so(tmp_p
     assert verify(stored, key_of(tmp_path)) == []
 
 
+def test_emit_queue_overflow_sheds_telemetry_keeps_alarms_and_says_so(tmp_path: Path) -> None:
+    async def body(svc: BufferService) -> None:
+        for i in range(12):  # no flush in between: a writer that is behind
+            svc.emit(Record("m", Kind.ALARM if i % 4 == 0 else Kind.TELEMETRY, {"i": i}))
+        await svc.flush()
+        assert (await svc.stats())["queue_overflow"] == 6
+
+    run(body, BufferService(settings(tmp_path), queue_limit=5))
+    stored = [d["payload"] for d in docs(tmp_path / "buf.db")]
+    assert [p["i"] for p in stored if "i" in p] == [0, 1, 2, 3, 4, 8]  # alarms are never refused
+    (note,) = [p for p in stored if p.get("event") == "records_dropped"]
+    assert note == {"event": "records_dropped", "reason": "writer_error", "count": 6, "by_kind": {"telemetry": 6},
+                    "seqs_assigned": False}
+
+
 def test_a_payload_that_is_not_json_is_dropped_alone_and_reported(tmp_path: Path) -> None:
     async def body(svc: BufferService) -> None:
         svc.emit(Record("m", Kind.ALARM, {"i": 0}))
