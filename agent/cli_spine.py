@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -27,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("action", choices=["stats", "peek", "export"])
     p.add_argument("-c", "--config", type=Path, required=True)
     p.add_argument("-n", "--limit", type=int, default=10, help="peek: how many records")
-    p.add_argument("-o", "--output", type=Path, help="export: JSON-lines file (default stdout)")
+    p.add_argument("-o", "--output", type=Path,
+                   help="export: JSON-lines file, mode 0600, attachments as files beside it (default stdout)")
     p.set_defaults(func=cmd_buffer)
 
 
@@ -77,12 +80,43 @@ def cmd_buffer(args: argparse.Namespace) -> int:
         for row in db.query("SELECT body FROM records ORDER BY prio, seq LIMIT ?", [args.limit]):
             print(json.dumps(orjson.loads(row["body"]), ensure_ascii=False))
     else:
-        out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115 - closed below
-        n = 0
-        for row in db.query("SELECT body FROM records ORDER BY seq"):
-            out.write(row["body"] + b"\n")
-            n += 1
-        if args.output:
-            out.close()
-        print(f"exported {n} unsent record(s)", file=sys.stderr)
+        export(db, args.output)
     return 0
+
+
+def _private_file(path: Path) -> int:
+    """Open ``path`` for writing with mode 0600 (also when it existed): exports hold evidence."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
+def attachment_file(jsonl: Path, seq: int, idx: int, name: str) -> Path:
+    """``<jsonl>.<seq>.<idx>.<name>`` beside the export; the name is reduced to safe characters."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).name).lstrip(".") or "attachment"
+    return jsonl.with_name(f"{jsonl.name}.{seq}.{idx}.{safe}")
+
+
+def export(db: sqlite_utils.Database, output: Path | None) -> None:
+    """All unsent records as JSON lines (the stored documents, verifiable with the chain key),
+    and each attachment as a file named by seq whose sha256 matches the record's metadata."""
+    out = os.fdopen(_private_file(output), "wb") if output else sys.stdout.buffer
+    n = files = skipped = 0
+    for row in db.query("SELECT seq, n_att, body FROM records ORDER BY seq"):
+        out.write(row["body"] + b"\n")
+        n += 1
+        if not row["n_att"]:
+            continue
+        if output is None:
+            skipped += row["n_att"]
+            continue
+        for att in db.query("SELECT idx, name, data FROM attachments WHERE seq = ? ORDER BY idx", [row["seq"]]):
+            fd = _private_file(attachment_file(output, row["seq"], att["idx"], att["name"]))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(att["data"])
+            files += 1
+    if output:
+        out.close()
+    print(f"exported {n} unsent record(s) and {files} attachment file(s)", file=sys.stderr)
+    if skipped:
+        print(f"{skipped} attachment(s) not exported: give -o FILE to write them beside the export", file=sys.stderr)

@@ -7,18 +7,19 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.bufferservice import BufferService
 from agent.clock import clock_synchronized
 from agent.health import HealthCollector
 from agent.producers import Producer, build_producers
 from agent.sdnotify import Notifier, watchdog_interval
-from agent.sink import QueueSink
 from agent.uplink import Uplink
 from agent.version import VERSION
-from buffer.record import Kind, Record
+from buffer.boundary import BufferService
+from buffer.chainkey import ChainKeyError
+from buffer.record import Committed, Kind, Record
 from config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("headframe.agent")
@@ -38,8 +39,7 @@ class Daemon:
         self.settings = settings
         self.notifier = notifier or Notifier()
         self.stop_event = asyncio.Event()
-        self.sink = QueueSink(clock_synchronized)
-        self.buffers = BufferService(settings, self.sink)
+        self.buffer = BufferService(settings, clock_synchronized)
         self.uplink: Uplink | None = None
         self._uplink_stop = asyncio.Event()
         self._uplink_task: asyncio.Task[None] | None = None
@@ -57,19 +57,18 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._request_stop, sig)
             loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
-        store = await self.buffers.open()
-        self.previous_shutdown = "clean" if store.previous_shutdown_clean else "unclean"
+        opened = await self.buffer.open()
+        self.previous_shutdown = "clean" if opened.previous_shutdown_clean else "unclean"
         started: dict[str, Any] = {"event": "agent_started", "version": VERSION,
                                    "previous_shutdown": self.previous_shutdown}
-        if store.recovered_from:
-            started["buffer_recovered_from"] = str(store.recovered_from)
-            self.sink.emit(Record("agent", Kind.ALARM, {"alarm": "buffer_corrupt", "state": "raised",
-                                                        "moved_to": str(store.recovered_from)}))
-        self.sink.emit(Record("agent", Kind.EVENT, started))
-        self.buffers.on_commit = self._wake_uplink
+        if opened.recovered_from:
+            started["buffer_recovered_from"] = str(opened.recovered_from)
+            self.buffer.emit(Record("agent", Kind.ALARM, {"alarm": "buffer_corrupt", "state": "raised",
+                                                          "moved_to": str(opened.recovered_from)}))
+        self.buffer.emit(Record("agent", Kind.EVENT, started))
+        self.buffer.subscribe(self._wake_uplink)
         tasks = [
-            asyncio.create_task(self.buffers.writer_loop(self.stop_event), name="writer"),
-            asyncio.create_task(self.buffers.maintenance_loop(self.stop_event, clock_synchronized), name="ttl"),
+            asyncio.create_task(self.buffer.run(self.stop_event), name="buffer"),
             asyncio.create_task(self._health_loop(), name="health"),
             asyncio.create_task(self._watchdog_loop(), name="watchdog"),
         ]
@@ -90,13 +89,13 @@ class Daemon:
             self.stop_reason = sig.name
             self.stop_event.set()
 
-    def _wake_uplink(self) -> None:
+    def _wake_uplink(self, committed: Sequence[Committed]) -> None:
         if self.uplink is not None:
-            self.uplink._wake.set()
+            self.uplink.wake()
 
     def _start_uplink(self, settings: Settings) -> None:
         self._uplink_stop = asyncio.Event()
-        self.uplink = Uplink(settings, self.buffers)
+        self.uplink = Uplink(settings, self.buffer)
         self._uplink_task = asyncio.create_task(self.uplink.run(self._uplink_stop), name="uplink")
 
     async def _stop_uplink(self) -> None:
@@ -108,7 +107,7 @@ class Daemon:
                 self._uplink_task.cancel()
 
     async def _start_producers(self, settings: Settings) -> None:
-        self.producers, self.producer_errors = build_producers(settings, self.sink)
+        self.producers, self.producer_errors = build_producers(settings, self.buffer)
         for producer in list(self.producers):
             try:
                 await producer.start()
@@ -132,7 +131,7 @@ class Daemon:
             # re-read the interval each turn so a reload takes effect without waiting a full period
             if time.monotonic() - last >= self.settings.health.interval:
                 last = time.monotonic()
-                self.sink.refresh_clock()
+                self.buffer.refresh_clock()
                 try:
                     await self.emit_health()
                 except Exception:
@@ -142,11 +141,7 @@ class Daemon:
                 await asyncio.wait_for(self.stop_event.wait(), timeout=min(0.25, self.settings.health.interval))
 
     async def emit_health(self) -> None:
-        assert self.buffers.store is not None
-        stats = await self.buffers.call(self.buffers.store.stats)
-        stats["writer"] = "error" if self.buffers.last_error else "ok"
-        stats["last_error"] = self.buffers.last_error
-        stats["queue_overflow"] = self.sink.overflow
+        stats = await self.buffer.stats()
         producers: dict[str, Any] = {}
         for producer in self.producers:
             try:
@@ -157,12 +152,12 @@ class Daemon:
             producers[name] = {"state": "failed", "last_error": err}
         payload = self.health.build(buffer=stats, uplink=self.uplink.health() if self.uplink else {},
                                     producers=producers, previous_shutdown=self.previous_shutdown)
-        self.sink.emit(Record("agent", Kind.HEALTH, payload))
+        self.buffer.emit(Record("agent", Kind.HEALTH, payload))
 
     def alive(self) -> tuple[bool, str]:
         """Is every part making progress? The watchdog pings only when all are."""
         now = time.monotonic()
-        if now - self.buffers.heartbeat > WRITER_STALL_S:
+        if now - self.buffer.heartbeat > WRITER_STALL_S:
             return False, "buffer writer stalled"
         if self.uplink is not None:
             limit = self.settings.uplink.connect_timeout + WRITER_STALL_S
@@ -185,8 +180,7 @@ class Daemon:
 
     def _status_line(self) -> str:
         state = self.uplink.state if self.uplink else "none"
-        depth = self.buffers.store.last_seq if self.buffers.store else 0
-        return f"uplink {state}; last seq {depth}; producers {len(self.producers)}"
+        return f"uplink {state}; last seq {self.buffer.last_seq}; producers {len(self.producers)}"
 
     # --------------------------------------------------------------- reload
     async def reload(self) -> bool:
@@ -196,8 +190,8 @@ class Daemon:
         except ConfigError as exc:
             log.error("reload rejected, keeping the running config:\n%s", exc)
             self.notifier.status("reload rejected: config invalid (see log)")
-            self.sink.emit(Record("agent", Kind.EVENT, {"event": "config_reload_rejected",
-                                                        "problems": [str(p) for p in exc.problems][:20]}))
+            self.buffer.emit(Record("agent", Kind.EVENT, {"event": "config_reload_rejected",
+                                                          "problems": [str(p) for p in exc.problems][:20]}))
             return False
         old = self.settings
         if new.buffer != old.buffer or new.gateway != old.gateway:
@@ -211,24 +205,24 @@ class Daemon:
         await self._stop_producers()
         await self._start_producers(new)
         self.reloads += 1
-        self.sink.emit(Record("agent", Kind.EVENT, {"event": "config_reloaded"}))
+        self.buffer.emit(Record("agent", Kind.EVENT, {"event": "config_reloaded"}))
         log.info("reload: new config in effect")
         return True
 
     # ------------------------------------------------------------- shutdown
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
         await self._stop_producers()
-        self.sink.emit(Record("agent", Kind.EVENT, {"event": "agent_stopping",
-                                                    "reason": getattr(self, "stop_reason", "requested")}))
-        await self.buffers.flush()
+        self.buffer.emit(Record("agent", Kind.EVENT, {"event": "agent_stopping",
+                                                      "reason": getattr(self, "stop_reason", "requested")}))
+        await self.buffer.flush()
         await self._stop_uplink()
         for task in tasks:
             try:
                 await asyncio.wait_for(task, timeout=5)
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
-        await self.buffers.flush()
-        await self.buffers.close(clean=True)
+        await self.buffer.flush()
+        await self.buffer.close(clean=True)
         log.info("stopped cleanly")
 
 
@@ -243,4 +237,8 @@ def run_daemon(config_path: Path) -> int:
         log.error("config %s is invalid; nothing started:\n%s", config_path, exc)
         return 2
     setup_logging(settings.logging.level, settings.logging.journald)
-    return asyncio.run(Daemon(config_path, settings).run())
+    try:
+        return asyncio.run(Daemon(config_path, settings).run())
+    except ChainKeyError as exc:
+        log.error("chain key: %s; nothing started", exc)
+        return 2

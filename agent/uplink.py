@@ -8,6 +8,7 @@ so the buffer is the only source of truth (at least once, no hidden second queue
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import logging
 import ssl
@@ -18,8 +19,8 @@ import orjson
 import paho.mqtt.client as mqtt
 
 from agent.backoff import Backoff
-from agent.bufferservice import BufferService
 from agent.version import VERSION
+from buffer.boundary import Buffer
 from buffer.record import Kind, StoredRecord
 from config.schema import Settings
 
@@ -34,6 +35,18 @@ _AUTH_CODES = {"Not authorized", "Bad user name or password", "Bad username or p
 def iso_now() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(t)) + f"{int(t * 1000) % 1000:03d}Z"
+
+
+# --- JSON body: on the buffer branch only; replaced by agent/uplink/formatters.py (JsonFormatter) at merge.
+def json_body(rec: StoredRecord) -> bytes:
+    """Today's wire format: the stored document, with each attachment's data added in base64."""
+    if not rec.attachments:
+        return rec.doc
+    doc = orjson.loads(rec.doc)
+    for meta, att in zip(doc.get("attachments", []), rec.attachments, strict=False):
+        meta["data"] = base64.b64encode(att.data).decode()
+    return orjson.dumps(doc)
+# --- end JSON body
 
 
 class Topics:
@@ -56,10 +69,10 @@ class Topics:
 class Uplink:
     """Keeps one MQTT session alive and drains the buffer through it."""
 
-    def __init__(self, settings: Settings, buffers: BufferService) -> None:
+    def __init__(self, settings: Settings, buffer: Buffer) -> None:
         self.settings = settings
         self.cfg = settings.uplink
-        self.buffers = buffers
+        self.buffer = buffer
         self.topics = Topics(settings)
         self.state = "connecting"
         self.last_error: str | None = None
@@ -300,8 +313,7 @@ class Uplink:
         self._client = None
         self._inflight.clear()
         self._acks.clear()
-        if self.buffers.store is not None:
-            await self.buffers.call(self.buffers.store.release_all)
+        await self.buffer.release_all()
         if not stop.is_set():
             self._fail("backoff", self.last_error or "connection to broker lost")
         else:
@@ -313,19 +325,16 @@ class Uplink:
             seq = self._inflight.pop(self._acks.popleft(), None)
             if seq is not None:
                 seqs.append(seq)
-        if seqs and self.buffers.store is not None:
+        if seqs:
             self._pending_acks.extend(seqs)
         if self._pending_acks and (force or len(self._pending_acks) >= 500
                                    or time.monotonic() - self._last_ack_flush > 0.05):
             batch, self._pending_acks = self._pending_acks, []
             self._last_ack_flush = time.monotonic()
-            assert self.buffers.store is not None
-            await self.buffers.call(self.buffers.store.ack, batch)
+            await self.buffer.ack(batch)
             self.acked += len(batch)
 
     async def _drain(self, client: mqtt.Client, stop: asyncio.Event) -> None:
-        store = self.buffers.store
-        assert store is not None
         qos, window = self.cfg.qos, self.cfg.inflight
         pending: collections.deque[StoredRecord] = collections.deque()
         self._pending_acks: list[int] = []
@@ -345,7 +354,7 @@ class Uplink:
                     break
             room = window - len(self._inflight)
             if room > 0 and not pending:
-                pending.extend(await self.buffers.call(store.lease, min(max(room, 100), 2000)))
+                pending.extend(await self.buffer.lease(min(max(room, 100), 2000)))
                 if stop.is_set() and not pending and not self._inflight:
                     break
             if rate:
@@ -356,7 +365,7 @@ class Uplink:
             sent = 0
             while pending and sent < room:
                 rec = pending.popleft()
-                info = client.publish(self.topics.for_record(rec.kind, rec.source), rec.body, qos=qos)
+                info = client.publish(self.topics.for_record(rec.kind, rec.source), json_body(rec), qos=qos)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     self._lost.set()
                     break

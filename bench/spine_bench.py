@@ -21,10 +21,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import psutil
 
-from agent.bufferservice import BufferService
-from agent.sink import QueueSink
 from agent.uplink import Uplink
 from buffer import BufferStore, Kind, Record
+from buffer.boundary import BufferService
 from buffer.store import SCHEMA
 from config import load_settings_text
 from tests.support.agentproc import write_config
@@ -45,7 +44,7 @@ def bench_ingest(n: int, batch: int = 1000) -> dict[str, float]:
     for i in range(0, n, batch):
         store.append(recs[i : i + batch])
     ours = n / (time.perf_counter() - t0)
-    rows = store.db.execute("SELECT seq, prio, source, created, size, n_att, body FROM records").fetchall()
+    rows = store.db.execute("SELECT seq, prio, source, created, size, n_att, body, ts FROM records").fetchall()
     store.close()
     raw = sqlite3.connect(tmp / "raw.db")
     raw.execute("PRAGMA journal_mode=WAL")
@@ -53,7 +52,7 @@ def bench_ingest(n: int, batch: int = 1000) -> dict[str, float]:
     raw.executescript(SCHEMA)
     t0 = time.perf_counter()
     for i in range(0, n, batch):
-        raw.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)", rows[i : i + batch])
+        raw.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows[i : i + batch])
         raw.commit()
     base = n / (time.perf_counter() - t0)
     return {"ours_rps": ours, "raw_executemany_rps": base, "ratio": ours / base}
@@ -66,13 +65,12 @@ def _settings(tmp: Path, port: int, inflight: int = 1000):
 
 
 async def _drain(settings, n: int) -> float:
-    sink = QueueSink(lambda: True)
-    service = BufferService(settings, sink)
-    store = await service.open()
+    service = BufferService(settings, lambda: True)
+    await service.open()
     recs = records(min(n, 100_000))
     for i in range(0, n, 10_000):
         chunk = recs[(i % len(recs)) : (i % len(recs)) + 10_000]
-        await service.call(store.append, chunk)
+        await service.append(chunk)
     uplink = Uplink(settings, service)
     stop = asyncio.Event()
     t0 = time.perf_counter()
@@ -123,7 +121,7 @@ def bench_drain(n: int) -> dict[str, float]:
         ours = asyncio.run(_drain(_settings(tmp, broker.port), n))
         store = BufferStore(tmp / "bodies.db", gateway="gw", site="s", max_bytes=10 * 1024**3)
         store.append(records(n))
-        bodies = [r.body for r in store.lease(n)]
+        bodies = [r.doc for r in store.lease(n)]  # no attachments: the JSON body is the document
         store.close()
         base = bare_paho(broker.port, bodies)
     finally:

@@ -63,9 +63,25 @@ class Record:
 
 @dataclass(frozen=True)
 class StoredRecord:
-    """A record as leased from the buffer: with its seq and the ready-to-send message body."""
+    """A record as leased from the buffer: its seq and the canonical chained document.
+
+    ``doc`` is the JSON document that was hashed into the chain (attachments as metadata
+    only); ``attachments`` carries the binary evidence for formatters that send it. The
+    buffer knows no topics: turning this into a message is the uplink's job.
+    """
 
     seq: int
     source: str
     kind: Kind
-    body: bytes
+    ts: float
+    doc: bytes
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class Committed:
+    """One record as committed, handed to commit subscribers (uplink wake-up, rules)."""
+
+    seq: int
+    record: Record
+    chain: str

@@ -1,24 +1,26 @@
 """SQLite (WAL) store-and-forward queue: append, lease/ack, byte cap, TTL, integrity chain.
 
-Not thread-safe by design: the agent gives it one thread of its own. Every public method is
-one short transaction, so a ``kill -9`` at any instant leaves a consistent database.
+Not thread-safe by design: ``buffer.boundary`` gives it one thread of its own. Every public
+method is one short transaction, so a ``kill -9`` at any instant leaves a consistent database.
+It stores canonical chained record documents; it knows nothing of topics or MQTT.
 """
 
 from __future__ import annotations
 
-import base64
+import errno
 import hashlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from buffer import chain
-from buffer.record import EVICTION_ORDER, KIND_BY_PRIORITY, Kind, Record, StoredRecord
+from buffer.eviction import Eviction
+from buffer.record import KIND_BY_PRIORITY, Attachment, Committed, Kind, Record, StoredRecord
 from buffer.recovery import open_or_recover
 from buffer.seqfloor import SeqFloor
 
@@ -32,7 +34,8 @@ CREATE TABLE IF NOT EXISTS records (
     created REAL NOT NULL,
     size INTEGER NOT NULL,
     n_att INTEGER NOT NULL DEFAULT 0,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    ts REAL
 );
 CREATE INDEX IF NOT EXISTS records_prio_seq ON records (prio, seq);
 CREATE TABLE IF NOT EXISTS attachments (
@@ -60,13 +63,26 @@ _SYNC = {"process_crash": "NORMAL", "power_loss": "FULL"}
 
 _KIND_VALUE = {k: k.value for k in Kind}  # Enum attribute access is slow on the hot path
 _KIND_PRIO = {k: k.priority for k in Kind}
+_INSERT = "INSERT INTO records (seq, prio, source, created, size, n_att, body, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 class AttachmentTooLarge(ValueError):
     """An attachment above the configured cap; the producer should shrink it (JPEG quality)."""
 
 
-class BufferStore:
+class BufferFull(sqlite3.OperationalError):
+    """The disk is full even after evicting low-priority records; nothing of the batch was stored."""
+
+
+def is_full(exc: BaseException) -> bool:
+    """SQLITE_FULL, by error code (never by message text)."""
+    if isinstance(exc, BufferFull) or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_FULL
+
+
+class BufferStore(Eviction):
     """The durable queue between producers and the uplink."""
 
     def __init__(
@@ -89,6 +105,8 @@ class BufferStore:
         self.durability = {k: "process_crash" for k in Kind} | {Kind.ALARM: "power_loss"} | (durability or {})
         self.chain_key = chain_key
         self.clock = clock
+        #: Clock state stamped on records the store writes itself (records_dropped).
+        self.clock_synced: bool | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.recovered_from: Path | None = None
         self.db, self.recovered_from = open_or_recover(self.path, SCHEMA)
@@ -98,9 +116,17 @@ class BufferStore:
         self._sync = ""
         self._iso_sec, self._iso_prefix = -1, ""
         self._last_evict_log, self._evicted_since_log = -1e9, 0
+        self._snapshot = (self.last_seq, self.chain_head, self.total_bytes)
+        self._side: list[Committed] = []
+        self._side_mark = 0
 
     # ----------------------------------------------------------------- state
     def _load_state(self) -> None:
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(records)")}
+        if "ts" not in columns:  # databases written before records kept their observation time
+            self.db.execute("ALTER TABLE records ADD COLUMN ts REAL")
+            self.db.execute("UPDATE records SET ts = created")  # the best time they still have
+            self.db.commit()
         row = self.db.execute("SELECT last_seq, chain_head, total_bytes, clean_shutdown FROM state").fetchone()
         if row is None:
             start = self.floor.read()
@@ -124,17 +150,17 @@ class BufferStore:
                 (name, n),
             )
 
-    def _set_sync(self, level: str) -> None:
+    def set_sync(self, level: str) -> None:
         if level != self._sync:
             self.db.execute(f"PRAGMA synchronous = {level}")
             self._sync = level
 
     # ---------------------------------------------------------------- append
-    def _message(self, seq: int, rec: Record, prev: str) -> tuple[bytes, str]:
-        """The message body (JSON bytes) and its chain hash; hot path, so built once.
+    def _document(self, seq: int, rec: Record, prev: str) -> tuple[bytes, str]:
+        """The canonical record document (JSON bytes) and its chain hash; hot path, built once.
 
-        The body is the canonical form (sorted keys) with ``chain`` appended at the end, so
-        the hashed bytes are serialised only once.
+        The document is the canonical form (sorted keys) with ``chain`` appended at the end,
+        so the hashed bytes are serialised only once. Attachments appear as metadata only.
         """
         doc: dict[str, Any] = {
             "gateway": self.gateway,
@@ -164,12 +190,7 @@ class BufferStore:
             self._iso_sec, self._iso_prefix = sec, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
         return f"{self._iso_prefix}{int((ts - sec) * 1000):03d}Z"
 
-    def append(self, records: Sequence[Record]) -> list[int]:
-        """Commit records in one transaction and return their sequence numbers.
-
-        On a full disk, lower-priority records are evicted to make room; if that is not
-        enough, the records that cannot be stored are dropped and counted (never a crash).
-        """
+    def check_attachments(self, records: Sequence[Record]) -> None:
         for rec in records:
             for att in rec.attachments:
                 if len(att.data) > self.max_attachment_bytes:
@@ -177,124 +198,108 @@ class BufferStore:
                         f"attachment {att.name!r} of {rec.source} is {len(att.data)} bytes; "
                         f"the cap is {self.max_attachment_bytes} (buffer.max_attachment_bytes)"
                     )
-        pending = list(records)
-        for attempt in range(3):
-            try:
-                return self._append_once(pending)
-            except sqlite3.OperationalError as exc:
-                self.db.rollback()
-                if "full" not in str(exc).lower():
-                    raise
-                freed = self._evict_bytes(max(self.total_bytes // 10, 64 * 1024), protect_alarms=True)
-                log.error("buffer: disk full (%s); evicted %d bytes of low-priority records, retry %d",
-                          exc, freed, attempt + 1)
-                if attempt == 1:
-                    dropped = [r for r in pending if r.kind is not Kind.ALARM]
-                    for rec in dropped:
-                        self._count(f"dropped_disk_full_{rec.kind.value}", 1)
-                    pending = [r for r in pending if r.kind is Kind.ALARM]
-                    self.db.commit()
-                    if not pending:
-                        return []
-        for rec in pending:
-            self._count(f"dropped_disk_full_{rec.kind.value}", 1)
-        self.db.commit()
-        log.error("buffer: disk full; %d alarm record(s) could not be stored", len(pending))
-        return []
 
-    def _append_once(self, records: Sequence[Record]) -> list[int]:
+    def append(self, records: Sequence[Record], *, power_loss: bool = False,
+               count: Mapping[str, int] | None = None) -> list[int]:
+        """Commit records in one transaction and return their sequence numbers (see ``commit``)."""
+        return self._commit(records, power_loss, count)[0]
+
+    def commit(self, records: Sequence[Record], *, power_loss: bool = False,
+               count: Mapping[str, int] | None = None) -> list[Committed]:
+        """Commit records in one transaction; returns them with their seqs and chain hashes.
+
+        ``power_loss`` forces an fsync at commit whatever the kinds; ``count`` adds to the
+        counters in the same transaction. On a full disk, committed low-priority records are
+        evicted (and replaced by a ``records_dropped`` event) to make room and the batch is
+        retried once; if there is still no room, ``BufferFull`` is raised and nothing of the
+        batch is stored: the caller keeps it. Any other SQLite error is raised after rollback.
+        """
+        seqs, chains = self._commit(records, power_loss, count)
+        out = [Committed(s, r, c) for s, r, c in zip(seqs, records, chains, strict=True)]
+        return out + self.pop_side_commits()
+
+    def pop_side_commits(self) -> list[Committed]:
+        """Records the store committed on its own (records_dropped events) since the last call."""
+        out, self._side = self._side, []
+        return out
+
+    def _commit(self, records: Sequence[Record], power_loss: bool,
+                count: Mapping[str, int] | None) -> tuple[list[int], list[str]]:
+        self.check_attachments(records)
         if not records:
-            return []
+            return [], []
+        for attempt in (1, 2):
+            try:
+                return self._append_once(records, power_loss, count)
+            except Exception as exc:
+                self._rollback()
+                if not is_full(exc):
+                    raise
+                if attempt == 2:
+                    raise BufferFull(f"disk full ({exc}); {len(records)} record(s) not stored") from exc
+                freed = self._make_room()
+                log.error("buffer: disk full (%s); evicted %d bytes of low-priority records, retrying", exc, freed)
+        raise AssertionError("unreachable")
+
+    def _append_once(self, records: Sequence[Record], power_loss: bool,
+                     count: Mapping[str, int] | None) -> tuple[list[int], list[str]]:
+        self._begin()
+        seqs, chains = self._insert(records, power_loss)
+        for name, n in (count or {}).items():
+            self._count(name, n)
+        if self.total_bytes > self.max_bytes:
+            self._evict_to_cap()
+        self._save_state()
+        self.db.commit()
+        return seqs, chains
+
+    def _save_state(self) -> None:
+        self.db.execute("UPDATE state SET last_seq = ?, chain_head = ?, total_bytes = ?",
+                        (self.last_seq, self.chain_head, self.total_bytes))
+
+    def _begin(self) -> None:
+        """Remember the in-memory state, so a failed transaction can restore it."""
+        self._snapshot = (self.last_seq, self.chain_head, self.total_bytes)
+        self._side_mark = len(self._side)
+
+    def _rollback(self) -> None:
+        try:
+            self.db.rollback()
+        except sqlite3.Error:
+            log.exception("buffer: rollback failed")
+        self.last_seq, self.chain_head, self.total_bytes = self._snapshot
+        del self._side[self._side_mark :]
+
+    def _insert(self, records: Sequence[Record], power_loss: bool = False) -> tuple[list[int], list[str]]:
+        """Insert records inside the open transaction; in-memory state follows (see _rollback)."""
         now = self.clock()
-        seq, head = self.last_seq, self.chain_head
-        rows, att_rows, seqs = [], [], []
+        first = seq = self.last_seq
+        head = self.chain_head
+        rows: list[tuple[Any, ...]] = []
+        att_rows: list[tuple[int, int, str, str, bytes]] = []
+        chains: list[str] = []
         added = 0
         for rec in records:
             seq += 1
-            body, head = self._message(seq, rec, head)
+            body, head = self._document(seq, rec, head)
             size = len(body)
             if rec.attachments:
                 size += sum(len(a.data) for a in rec.attachments)
                 att_rows.extend((seq, i, a.name, a.content_type, a.data) for i, a in enumerate(rec.attachments))
             added += size
-            rows.append((seq, _KIND_PRIO[rec.kind], rec.source, now, size, len(rec.attachments), body))
-            seqs.append(seq)
+            rows.append((seq, _KIND_PRIO[rec.kind], rec.source, now, size, len(rec.attachments), body, rec.ts))
+            chains.append(head)
         self.floor.ensure_above(seq)
-        strongest = "power_loss" if any(self.durability[r.kind] == "power_loss" for r in records) else "process_crash"
-        self._set_sync(_SYNC[strongest])
+        if not self.db.in_transaction:  # inside one (a drop note with its deletion) the level is set
+            strongest = power_loss or any(self.durability[r.kind] == "power_loss" for r in records)
+            self.set_sync(_SYNC["power_loss" if strongest else "process_crash"])
         db = self.db
-        db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany(_INSERT, rows)
         if att_rows:
             db.executemany("INSERT INTO attachments VALUES (?, ?, ?, ?, ?)", att_rows)
-        db.execute("UPDATE state SET last_seq = ?, chain_head = ?, total_bytes = ?", (seq, head, self.total_bytes + added))
-        db.commit()
         self.last_seq, self.chain_head = seq, head
         self.total_bytes += added
-        if self.total_bytes > self.max_bytes:
-            self._evict_bytes(self.total_bytes - self.max_bytes, protect_alarms=False)
-            db.commit()
-        return seqs
-
-    # --------------------------------------------------------------- evict
-    def _evict_bytes(self, need: int, *, protect_alarms: bool) -> int:
-        """Delete oldest records, cheapest kind first, until ``need`` bytes are freed."""
-        freed = 0
-        for kind in EVICTION_ORDER:
-            if protect_alarms and kind is Kind.ALARM:
-                break
-            while freed < need:
-                rows = self.db.execute(
-                    "SELECT seq, size, n_att FROM records WHERE prio = ? ORDER BY seq LIMIT 1000", (kind.priority,)
-                ).fetchall()
-                if not rows:
-                    break
-                victims: list[tuple[int]] = []
-                with_att: list[tuple[int]] = []
-                for seq, size, n_att in rows:
-                    if freed >= need:
-                        break
-                    victims.append((seq,))
-                    freed += size
-                    if n_att:
-                        with_att.append((seq,))
-                self._delete(victims, with_att)
-                self._count(f"dropped_cap_{kind.value}", len(victims))
-            if freed >= need:
-                break
-        self.total_bytes -= freed
-        self.db.execute("UPDATE state SET total_bytes = ?", (self.total_bytes,))
-        self._evicted_since_log += freed
-        if freed and time.monotonic() - self._last_evict_log > 60:
-            log.warning("buffer: byte cap %d reached; evicted %d bytes of the oldest low-priority records "
-                        "in the last minute (see counters dropped_cap_*)", self.max_bytes, self._evicted_since_log)
-            self._last_evict_log, self._evicted_since_log = time.monotonic(), 0
-        return freed
-
-    def _delete(self, seqs: list[tuple[int]], with_att: list[tuple[int]]) -> None:
-        self.db.executemany("DELETE FROM records WHERE seq = ?", seqs)
-        if with_att:
-            self.db.executemany("DELETE FROM attachments WHERE seq = ?", with_att)
-
-    def expire(self) -> dict[str, int]:
-        """Delete records older than their kind's TTL; returns the counts per kind."""
-        now = self.clock()
-        expired: dict[str, int] = {}
-        for kind, ttl in self.ttl.items():
-            if not ttl:
-                continue
-            rows = self.db.execute(
-                "SELECT seq, size, n_att FROM records WHERE prio = ? AND created < ?", (kind.priority, now - ttl)
-            ).fetchall()
-            if rows:
-                self._delete([(r[0],) for r in rows], [(r[0],) for r in rows if r[2]])
-                self.total_bytes -= sum(r[1] for r in rows)
-                self._count(f"expired_{kind.value}", len(rows))
-                expired[kind.value] = len(rows)
-        if expired:
-            self.db.execute("UPDATE state SET total_bytes = ?", (self.total_bytes,))
-            self.db.commit()
-            log.warning("buffer: TTL expired unsent records: %s", expired)
-        return expired
+        return list(range(first + 1, seq + 1)), chains
 
     # ----------------------------------------------------------- lease/ack
     def lease(self, limit: int) -> list[StoredRecord]:
@@ -307,29 +312,26 @@ class BufferStore:
             if len(out) >= limit:
                 break
             rows = self.db.execute(
-                "SELECT seq, source, n_att, body FROM records WHERE prio = ? AND seq > ? ORDER BY seq LIMIT ?",
+                "SELECT seq, source, n_att, body, ts FROM records WHERE prio = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?",
                 (prio, self._cursor[prio], limit - len(out)),
             ).fetchall()
-            for seq, source, n_att, body in rows:
-                if n_att:
-                    body = self._with_attachments(seq, body)
-                out.append(StoredRecord(seq, source, kind, bytes(body)))
+            for seq, source, n_att, body, ts in rows:
+                atts = self._attachments(seq) if n_att else ()
+                out.append(StoredRecord(seq, source, kind, ts, bytes(body), atts))
             if rows:
                 self._cursor[prio] = rows[-1][0]
         return out
 
-    def _with_attachments(self, seq: int, body: bytes) -> bytes:
-        doc = orjson.loads(body)
-        data = self.db.execute("SELECT data FROM attachments WHERE seq = ? ORDER BY idx", (seq,)).fetchall()
-        for meta, (blob,) in zip(doc.get("attachments", []), data, strict=False):
-            meta["data"] = base64.b64encode(blob).decode()
-        return orjson.dumps(doc)
+    def _attachments(self, seq: int) -> tuple[Attachment, ...]:
+        rows = self.db.execute("SELECT name, content_type, data FROM attachments WHERE seq = ? ORDER BY idx", (seq,))
+        return tuple(Attachment(name, ctype, bytes(data)) for name, ctype, data in rows)
 
     def ack(self, seqs: Sequence[int]) -> int:
         """Delete delivered records (the broker acknowledged them). Unknown seqs are ignored."""
         removed = 0
         seqs = list(seqs)
-        self._set_sync("NORMAL")  # a lost ack only means a duplicate later, never a loss
+        self.set_sync("NORMAL")  # a lost ack only means a duplicate later, never a loss
         for i in range(0, len(seqs), 500):
             chunk = seqs[i : i + 500]
             marks = ",".join("?" * len(chunk))
@@ -373,9 +375,11 @@ class BufferStore:
         """Checkpoint and close; a clean close is remembered so the next start can tell."""
         try:
             self.db.commit()
-            self._set_sync("FULL")
+            self.set_sync("FULL")
             self.db.execute("UPDATE state SET clean_shutdown = ?", (1 if clean else 0,))
             self.db.commit()
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:  # e.g. a full disk: what was committed is safe in the WAL
+            log.error("buffer: closing: %s (the next start will report an unclean shutdown)", exc)
         finally:
             self.db.close()

@@ -53,11 +53,16 @@ def _file_problems(settings: Settings, tree: Any, file: str) -> list[ConfigProbl
         if path is None:
             continue
         try:
-            path.read_bytes()
+            content = path.read_bytes()
         except OSError as exc:
             line, col, key = locate(tree, loc)
             problems.append(ConfigProblem(file, line, col, key, f"{path} ({exc.strerror or exc})",
                                           "a readable file"))
+            continue
+        if loc == ("gateway", "chain_key_file") and not content.strip():
+            line, col, key = locate(tree, loc)
+            problems.append(ConfigProblem(file, line, col, key, f"{path} (empty: the chain would be unkeyed)",
+                                          "a file holding the gateway's secret (openssl rand -hex 32)"))
     return problems
 
 

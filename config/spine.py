@@ -17,7 +17,8 @@ class GatewaySettings(StrictModel):
 
     site: Ident
     id: Ident
-    #: File holding the per-gateway secret that keys the integrity chain (HMAC-SHA256).
+    #: File holding the per-gateway secret that keys the integrity chain (HMAC-SHA256). Unset:
+    #: ``chain.key`` beside the buffer database, created on first start (docs/buffer.md).
     chain_key_file: ConfigPath | None = None
 
 

@@ -17,6 +17,7 @@ import orjson
 import paho.mqtt.client as mqtt
 
 from buffer import verify
+from buffer.chainkey import default_key_path
 from hil.proxy import FaultProxy
 from hil.scenario import Scenario
 from hil.site import Site, free_port
@@ -86,6 +87,12 @@ class Agent:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+
+def _chain_key(db: Path) -> bytes | None:
+    """The agent's default chain key beside its buffer (None if the agent never started)."""
+    path = default_key_path(db)
+    return path.read_bytes().strip() if path.exists() else None
 
 
 def buffer_state(db: Path) -> tuple[int, set[int]]:
@@ -219,7 +226,7 @@ class ScenarioRun:
             bad = [k for k, v in order.items() if v != sorted(v)]
             results["ordered_per_source"] = {"ok": not bad, "detail": f"out of order: {bad}" if bad else "ok"}
         if e.chain_intact:
-            problems = verify(msgs)
+            problems = verify(msgs, _chain_key(db))
             results["chain_intact"] = {"ok": not problems, "detail": str(problems[:3]) if problems else "ok"}
         for want in e.records:
             hit = any(_matches(m, want) for m in msgs)

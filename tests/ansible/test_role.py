@@ -83,11 +83,18 @@ def test_real_run_into_a_temporary_root_is_idempotent(tmp_path: Path, wheel: Pat
     cfg = root / "etc/headframe/headframe.yaml"
     assert oct(cfg.stat().st_mode & 0o777) == "0o640"
     assert oct((root / "var/lib/headframe").stat().st_mode & 0o777) == "0o750"
+    key = root / "var/lib/headframe/chain.key"
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    key_text = key.read_text()
+    assert len(bytes.fromhex(key_text.strip())) == 32
+    assert key.read_text().strip() not in first.stdout
+    assert f"chain_key_file: {key}" in cfg.read_text()
     check = subprocess.run([str(root / "opt/headframe/venv/bin/headframe"), "check", str(cfg)], capture_output=True, text=True)
     assert check.returncode == 0 and "gw-t1" in check.stdout
     assert "MaxUse=200M" in (root / "etc/systemd/journald.conf.d/headframe.conf").read_text().replace("System", "")
     second = play(inv, root, wheel)
     assert second.returncode == 0
+    assert key.read_text() == key_text, "the key is never replaced"
     recap = [ln for ln in second.stdout.splitlines() if ln.startswith("localhost")][-1]
     assert "changed=0" in recap, recap
     if shutil.which("systemd-analyze"):

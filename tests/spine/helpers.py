@@ -32,6 +32,11 @@ def buffered_payloads(db_path: Path, kind: int) -> list[dict[str, Any]]:
         db.close()
 
 
+def chain_key(db_path: Path) -> bytes:
+    """The key the agent created beside its buffer (keyed chain by default)."""
+    return (db_path.parent / "chain.key").read_bytes().strip()
+
+
 def integrity_ok(db_path: Path) -> bool:
     db = sqlite3.connect(db_path)
     try:

@@ -45,7 +45,7 @@ def test_lease_priority_first_and_order_per_source_kept(tmp_path: Path) -> None:
     per_source = {}
     for r in leased:
         if r.kind is Kind.TELEMETRY:
-            per_source.setdefault(r.source, []).append(orjson.loads(r.body)["payload"]["n"])
+            per_source.setdefault(r.source, []).append(orjson.loads(r.doc)["payload"]["n"])
     assert per_source == {"a": [1, 2], "b": [1, 2]}
 
 
@@ -78,7 +78,7 @@ def test_byte_cap_evicts_telemetry_then_events_alarms_last(tmp_path: Path) -> No
     assert stats["counters"]["dropped_cap_event"] > 0
     assert stats["bytes"] <= 60_000
     # the survivors of each kind are the newest ones
-    remaining_events = [orjson.loads(r.body)["payload"]["i"] for r in s.lease(1000) if r.kind is Kind.EVENT]
+    remaining_events = [orjson.loads(r.doc)["payload"]["i"] for r in s.lease(1000) if r.source == "ev"]
     assert remaining_events == sorted(remaining_events) and (not remaining_events or remaining_events[-1] == 39)
 
 
@@ -91,11 +91,12 @@ def test_ttl_expires_records_per_kind(tmp_path: Path) -> None:
     assert s.expire() == {}
     now[0] += 45  # first telemetry is 75 s old, second 45 s, alarm 75 s (TTL 1 h)
     assert s.expire() == {"telemetry": 1}
-    left = [orjson.loads(r.body)["payload"] for r in s.lease(10)]
-    assert left == [{}, {"n": 2}]
+    left = [orjson.loads(r.doc)["payload"] for r in s.lease(10)]
+    assert left[0] == {} and left[2] == {"n": 2}
+    assert left[1]["event"] == "records_dropped" and left[1]["reason"] == "ttl"  # the removal is explained
     assert s.counters()["expired_telemetry"] == 1
     stats = s.stats()
-    assert stats["depth"] == 2
+    assert stats["depth"] == 3
     assert stats["bytes"] == s.db.execute("SELECT SUM(size) FROM records").fetchone()[0]
 
 
@@ -103,7 +104,7 @@ def test_chain_verifies_and_detects_removed_and_altered_records(tmp_path: Path) 
     key = b"gateway-secret"
     s = store(tmp_path, chain_key=key)
     s.append([tele("a", i) for i in range(20)])
-    msgs = [orjson.loads(r.body) for r in s.lease(100)]
+    msgs = [orjson.loads(r.doc) for r in s.lease(100)]
     assert verify(msgs, key) == []
     assert verify(msgs + msgs[:3], key) == []  # duplicates are harmless
     removed = msgs[:7] + msgs[8:]
@@ -118,11 +119,11 @@ def test_chain_verifies_and_detects_removed_and_altered_records(tmp_path: Path) 
 def test_chain_continues_across_restart(tmp_path: Path) -> None:
     s = store(tmp_path)
     s.append([tele("a", 1)])
-    msgs = [orjson.loads(r.body) for r in s.lease(10)]
+    msgs = [orjson.loads(r.doc) for r in s.lease(10)]
     s.close()
     s = store(tmp_path)
     s.append([tele("a", 2)])
-    msgs += [orjson.loads(r.body) for r in s.lease(10) if r.seq == 2]
+    msgs += [orjson.loads(r.doc) for r in s.lease(10) if r.seq == 2]
     assert verify(msgs) == []
 
 
@@ -131,12 +132,13 @@ def test_attachments_stored_with_record_and_capped(tmp_path: Path) -> None:
     jpeg = bytes(range(256)) * 8
     s.append([Record("cam", Kind.ALARM, {"alarm": "seal"}, attachments=(Attachment("a.jpg", "image/jpeg", jpeg),))])
     (rec,) = s.lease(10)
-    doc = orjson.loads(rec.body)
-    import base64
+    doc = orjson.loads(rec.doc)
     import hashlib
 
     att = doc["attachments"][0]
-    assert base64.b64decode(att["data"]) == jpeg and att["sha256"] == hashlib.sha256(jpeg).hexdigest()
+    assert "data" not in att  # the stored document carries metadata; the uplink's formatter adds data
+    assert rec.attachments == (Attachment("a.jpg", "image/jpeg", jpeg),)
+    assert att["sha256"] == hashlib.sha256(jpeg).hexdigest() and att["size"] == len(jpeg)
     assert verify([doc]) == []
     with pytest.raises(AttachmentTooLarge, match="max_attachment_bytes"):
         s.append([Record("cam", Kind.ALARM, {}, attachments=(Attachment("b.jpg", "image/jpeg", b"x" * 5000),))])
@@ -185,3 +187,24 @@ def test_database_written_by_store_is_plain_sqlite(tmp_path: Path) -> None:
     s.close()
     db = sqlite3.connect(tmp_path / "buf.db")
     assert db.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 1
+
+
+def test_database_from_before_the_ts_column_is_upgraded_in_place(tmp_path: Path) -> None:
+    from buffer.store import SCHEMA
+
+    old = SCHEMA.replace("    body BLOB NOT NULL,\n    ts REAL\n", "    body BLOB NOT NULL\n")
+    assert old != SCHEMA
+    s = store(tmp_path)
+    s.append([tele("a", 1)])
+    s.close()
+    db = sqlite3.connect(tmp_path / "buf.db")  # rebuild the table as an older agent wrote it
+    rows = db.execute("SELECT seq, prio, source, created, size, n_att, body FROM records").fetchall()
+    db.execute("DROP TABLE records")
+    db.executescript(old)
+    db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    db.commit()
+    db.close()
+    s = store(tmp_path)
+    (rec,) = s.lease(10)
+    assert rec.seq == 1 and rec.ts == rows[0][3]
+    assert s.append([tele("a", 2)]) == [2]

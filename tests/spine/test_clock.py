@@ -35,5 +35,5 @@ def test_clock_jumping_backwards_does_not_disturb_seq_order(tmp_path: Path) -> N
     ts = [1_800_000_000.0, 1_700_000_000.0, 1_900_000_000.0, 1_000.0]  # jumps back and forth
     seqs = [store.append([Record("m", Kind.TELEMETRY, {"i": i}, ts=t)])[0] for i, t in enumerate(ts)]
     assert seqs == sorted(seqs)
-    order = [orjson.loads(r.body)["payload"]["i"] for r in store.lease(10)]
+    order = [orjson.loads(r.doc)["payload"]["i"] for r in store.lease(10)]
     assert order == [0, 1, 2, 3]

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from buffer import verify
-from tests.spine.helpers import buffer_state, integrity_ok
+from tests.spine.helpers import buffer_state, chain_key, integrity_ok
 from tests.support.agentproc import AgentProcess, write_config
 from tests.support.broker import Collector, MosquittoBroker
 
@@ -50,7 +50,7 @@ def test_sigkill_during_ingest_and_drain(tmp_path: Path) -> None:
     for rec in records:
         assert by_seq.setdefault(rec["seq"], rec["chain"]) == rec["chain"], f"seq {rec['seq']} reused"
     assert last > ROUNDS * 200, "the rounds should have ingested a real amount of data"
-    assert verify(records) == []
+    assert verify(records, chain_key(db)) == []
     starts = [r["payload"] for r in records if r["payload"].get("event") == "agent_started"]
     # some kills land before the store is even open; every start that got that far (after the
     # first) must have seen the kill, including the final clean-up run

@@ -116,7 +116,7 @@ def test_watchdog_pings_stop_while_a_part_is_stalled(tmp_path: Path, broker, mon
         if stall == "event_loop":
             target.call_soon_threadsafe(time.sleep, 2.0)  # a producer that blocks the loop
         else:
-            d.buffers._pool.submit(time.sleep, 2.0)  # a disk that hangs the buffer thread
+            d.buffer._pool.submit(time.sleep, 2.0)  # a disk that hangs the buffer thread
         time.sleep(2.0)
         window["end"] = time.monotonic()
         time.sleep(1.0)  # recovery: pings resume

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from buffer import verify
-from tests.spine.helpers import buffer_state, buffered_payloads, first_delivery_order_ok
+from tests.spine.helpers import buffer_state, buffered_payloads, chain_key, first_delivery_order_ok
 from tests.support.agentproc import AgentProcess, write_config
 from tests.support.broker import Collector, MosquittoBroker
 from tests.support.certs import make_tls_files
@@ -62,7 +62,10 @@ def test_end_to_end_with_password_auth(tmp_path: Path) -> None:
         assert doc["gateway"] == "gw-test" and doc["ts"].endswith("Z")
     health = [r for r in records if r["kind"] == "health"][-1]["payload"]
     assert health["schema"] == "headframe.health/1" and health["uplink"]["state"] == "connected"
-    assert verify(records) == []  # the whole delivered stream is one unbroken chain
+    key = chain_key(tmp_path / "buf.db")
+    assert verify(records, key) == []  # the whole delivered stream is one unbroken chain, keyed by default
+    assert verify(records) != []  # an unkeyed hash does not match: nobody without the key can forge it
+    assert key.decode() not in agent.output()
     assert "s3cret" not in agent.output()
     collector.stop()
     broker.stop()

@@ -1,4 +1,4 @@
-"""The agent's RecordSink: a thread-safe, non-blocking hand-off to the buffer writer."""
+"""The producer-facing hand-off: a thread-safe, non-blocking, bounded queue of records."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import collections
 import threading
 from collections.abc import Callable
 
-from buffer.record import Record
+from buffer.record import Kind, Record
+
+_SHEDDABLE = (Kind.TELEMETRY, Kind.HEALTH)
 
 
-class QueueSink:
+class EmitQueue:
     """Producers emit here from any thread; the writer drains it in batches.
 
     The queue is bounded so a runaway producer cannot exhaust memory while the disk is
@@ -24,7 +26,11 @@ class QueueSink:
         self._synced: bool | None = clock_synced()
         self.limit = limit
         self.overflow = 0
-        self.on_emit: Callable[[], None] | None = None
+        self._shed: dict[str, int] = {}
+
+    @property
+    def synced(self) -> bool | None:
+        return self._synced
 
     def refresh_clock(self) -> None:
         """Re-read clock sync state (called periodically; adjtimex per record would be wasteful)."""
@@ -34,8 +40,9 @@ class QueueSink:
         if record.clock_synced is None:
             record.clock_synced = bool(self._synced)
         with self._lock:
-            if len(self._queue) >= self.limit and record.kind.value in ("telemetry", "health"):
+            if len(self._queue) >= self.limit and record.kind in _SHEDDABLE:
                 self.overflow += 1
+                self._shed[record.kind.value] = self._shed.get(record.kind.value, 0) + 1
                 return
             self._queue.append(record)
 
@@ -43,6 +50,12 @@ class QueueSink:
         with self._lock:
             n = min(limit, len(self._queue))
             return [self._queue.popleft() for _ in range(n)]
+
+    def take_shed(self) -> dict[str, int]:
+        """Records refused on overflow since the last call, per kind (for a records_dropped event)."""
+        with self._lock:
+            shed, self._shed = self._shed, {}
+        return shed
 
     def __len__(self) -> int:
         return len(self._queue)
