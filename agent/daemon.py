@@ -17,6 +17,7 @@ from agent.producers import Producer, build_producers
 from agent.sdnotify import Notifier, watchdog_interval
 from agent.sink import QueueSink
 from agent.uplink import Uplink
+from agent.uplink._legacy_adapter import LegacyBuffer  # removed at merge (buffer.boundary)
 from agent.version import VERSION
 from buffer.record import Kind, Record
 from config import ConfigError, Settings, load_settings
@@ -40,6 +41,7 @@ class Daemon:
         self.stop_event = asyncio.Event()
         self.sink = QueueSink(clock_synchronized)
         self.buffers = BufferService(settings, self.sink)
+        self.buffer = LegacyBuffer(self.buffers)  # removed at merge: the boundary is the buffer
         self.uplink: Uplink | None = None
         self._uplink_stop = asyncio.Event()
         self._uplink_task: asyncio.Task[None] | None = None
@@ -66,7 +68,6 @@ class Daemon:
             self.sink.emit(Record("agent", Kind.ALARM, {"alarm": "buffer_corrupt", "state": "raised",
                                                         "moved_to": str(store.recovered_from)}))
         self.sink.emit(Record("agent", Kind.EVENT, started))
-        self.buffers.on_commit = self._wake_uplink
         tasks = [
             asyncio.create_task(self.buffers.writer_loop(self.stop_event), name="writer"),
             asyncio.create_task(self.buffers.maintenance_loop(self.stop_event, clock_synchronized), name="ttl"),
@@ -90,13 +91,9 @@ class Daemon:
             self.stop_reason = sig.name
             self.stop_event.set()
 
-    def _wake_uplink(self) -> None:
-        if self.uplink is not None:
-            self.uplink._wake.set()
-
     def _start_uplink(self, settings: Settings) -> None:
         self._uplink_stop = asyncio.Event()
-        self.uplink = Uplink(settings, self.buffers)
+        self.uplink = Uplink(settings, self.buffer)
         self._uplink_task = asyncio.create_task(self.uplink.run(self._uplink_stop), name="uplink")
 
     async def _stop_uplink(self) -> None:

@@ -24,6 +24,7 @@ import psutil
 from agent.bufferservice import BufferService
 from agent.sink import QueueSink
 from agent.uplink import Uplink
+from agent.uplink._legacy_adapter import LegacyBuffer  # removed at merge (buffer.boundary)
 from buffer import BufferStore, Kind, Record
 from buffer.store import SCHEMA
 from config import load_settings_text
@@ -73,7 +74,7 @@ async def _drain(settings, n: int) -> float:
     for i in range(0, n, 10_000):
         chunk = recs[(i % len(recs)) : (i % len(recs)) + 10_000]
         await service.call(store.append, chunk)
-    uplink = Uplink(settings, service)
+    uplink = Uplink(settings, LegacyBuffer(service))
     stop = asyncio.Event()
     t0 = time.perf_counter()
     task = asyncio.create_task(uplink.run(stop))
