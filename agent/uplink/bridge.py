@@ -9,7 +9,6 @@ the event loop for reading or writing. What the session is waiting for lives in 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 import threading
@@ -118,12 +117,15 @@ class Bridge:
 
     # ------------------------------------------------ paho events -> futures
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode, properties: Any) -> None:
+        self._on_loop(self._connack, reason_code)
+
+    def _connack(self, reason_code: ReasonCode) -> None:
         if not self.connected.done():
             self.connected.set_result(reason_code)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode,
                        properties: Any) -> None:
-        self.mark_lost(f"{reason_code} (code {reason_code.value})")
+        self._on_loop(self.mark_lost, f"{reason_code} (code {reason_code.value})")
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
         if self.on_ack is not None:
@@ -145,8 +147,10 @@ class Bridge:
         sock = self.client.socket()
         if sock is not None:
             self._detach(sock)
-            with contextlib.suppress(OSError):  # already reset by the peer: nothing left to close
+            try:
                 sock.close()
+            except OSError as exc:  # already reset by the peer: nothing left to close
+                log.debug("uplink: closing the socket: %s", exc)
         if self._misc is not None:
             self._misc.cancel()
             self._misc = None
