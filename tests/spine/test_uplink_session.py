@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 from datetime import datetime
 from pathlib import Path
 
@@ -11,9 +13,11 @@ import pytest
 from agent.fleet.model import FleetState
 from agent.uplink.errors import AuthRefused, ConnectionRefused, refusal
 from agent.uplink.session import Will, connect, read_password
+from buffer import verify
 from config.spine import UplinkSettings
 from tests.support.agentproc import AgentProcess, write_config
 from tests.support.broker import Collector, Message, MosquittoBroker
+from tests.support.snapgen import snapshot_bytes
 
 ROOT = "headframe/test-site/gw-test/"
 
@@ -101,5 +105,27 @@ def test_online_after_reconnect_reports_the_outage(tmp_path: Path) -> None:
     assert 1.0 <= prev["down_s"] < 30, prev
     assert ts(online["since"]) - ts(prev["lost_at"]) == pytest.approx(prev["down_s"], abs=0.01)
     assert prev["attempts"] >= 1 and "cannot reach broker" in prev["last_error"]
+    collector.stop()
+    broker.stop()
+
+
+def test_attachments_go_out_base64_in_their_entries(tmp_path: Path) -> None:
+    broker = MosquittoBroker(tmp_path / "b").start()
+    collector = Collector(broker, topics=[ROOT + "alarm/#"]).start()
+    agent = AgentProcess(write_config(tmp_path / "c.yaml", broker.port, buffer_path=tmp_path / "buf.db"),
+                         env={"HEADFRAME_EXTRA_PRODUCERS": "tests.support.snapgen", "SNAPGEN_COUNT": "3"})
+    try:
+        msgs = collector.wait_for(lambda ms: len({m.json()["payload"]["n"] for m in ms}) == 3)
+    finally:
+        assert agent.terminate() == 0, agent.output()
+    for m in msgs:
+        assert m.topic == ROOT + "alarm/snap"
+        doc = m.json()
+        assert list(doc)[-1] == "chain" and verify([doc]) == []  # the data is not part of the chain
+        for part, att in enumerate(doc["attachments"]):
+            data = base64.b64decode(att["data"], validate=True)
+            assert data == snapshot_bytes(doc["payload"]["n"], part)
+            assert list(att) == ["content_type", "name", "sha256", "size", "data"]
+            assert att["size"] == len(data) and att["sha256"] == hashlib.sha256(data).hexdigest()
     collector.stop()
     broker.stop()
