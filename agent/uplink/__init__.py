@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agent.backoff import Backoff
@@ -54,6 +54,9 @@ class Uplink:
         self.heartbeat = time.monotonic()
         self.status_docs = StatusDocs(settings)
         self.previous = PreviousSession(lost_at=None, reason="uplink started")
+        #: called on the loop after each session came up, with how the one before ended and
+        #: the time it came up (the hook for a "link_down" gap record, issue 10)
+        self.on_online: Callable[[PreviousSession, float], None] | None = None
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._backoff = Backoff(self.cfg.reconnect_min, self.cfg.reconnect_max)
@@ -124,6 +127,11 @@ class Uplink:
         self.state, self.last_error, self.connected_since = "connected", None, iso(now)
         down = f" after {now - prev.lost_at:.1f}s down" if prev.lost_at is not None else ""
         log.info("uplink: connected to %s as %s%s", session.where, session.client_id, down)
+        if self.on_online is not None:
+            try:
+                self.on_online(prev, now)
+            except Exception:  # a listener's bug must not take the link down
+                log.exception("uplink: on_online listener failed")
 
     async def _end(self, session: Session, stop: asyncio.Event, started_wall: float) -> None:
         await self._drain.flush_acks(force=True)
