@@ -135,17 +135,17 @@ class Uplink:
 
     async def _end(self, session: Session, stop: asyncio.Event, started_wall: float) -> None:
         await self._drain.flush_acks(force=True)
+        reason = session.loss_reason or "the drain ended with an error"
         if stop.is_set() and not session.lost:
             await session.end(self.topics.status, self.status_docs.shutdown(started_wall, time.time()), SHUTDOWN_GRACE_S)
         else:
-            reason = session.loss_reason or "connection to broker lost"
             self.previous = PreviousSession(lost_at=time.time(), reason=f"connection lost: {reason}")
             session.drop()
         await self._drain.reset()
         if stop.is_set():
             self.state = "stopped"
         else:
-            self._fail("backoff", f"connection to broker {session.where} lost: {session.loss_reason}")
+            self._fail("backoff", f"connection to broker {session.where} lost: {reason}")
 
     def _fail(self, state: str, error: str) -> None:
         if error != self.last_error:
