@@ -10,8 +10,10 @@ import asyncio
 import logging
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.uplink.bridge import Bridge
 from agent.uplink.errors import BrokerUnreachable, ConnectionRefused, ConnectTimeout, TlsFailed, refusal
@@ -38,7 +40,7 @@ def read_password(cfg: UplinkSettings) -> str | None:
 def make_client(cfg: UplinkSettings, client_id: str, will: Will, password: str | None) -> mqtt.Client:
     """A paho client for one attempt. TLS always verifies the broker (CERT_REQUIRED); the config
     already refuses a broker off loopback without TLS (config/spine.py)."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
     # Our own window bounds what is in flight. paho's own limit is switched off: with one
     # set, every PUBACK makes paho scan all outstanding messages (O(window) per ack).
     client.max_inflight_messages_set(0)
@@ -111,8 +113,8 @@ async def connect(cfg: UplinkSettings, client_id: str, will: Will, password: str
     except OSError as exc:
         bridge.close()
         raise BrokerUnreachable(f"cannot reach broker {where}: {exc.strerror or exc}") from exc
-    done, _ = await asyncio.wait({bridge.connected, bridge.disconnected}, timeout=cfg.connect_timeout,
-                                 return_when=asyncio.FIRST_COMPLETED)
+    either: list[asyncio.Future[Any]] = [bridge.connected, bridge.disconnected]
+    done, _ = await asyncio.wait(either, timeout=cfg.connect_timeout, return_when=asyncio.FIRST_COMPLETED)
     if bridge.connected.done():
         code = bridge.connected.result()
         if code.is_failure:
