@@ -7,7 +7,6 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from agent.uplink import Uplink
 from agent.version import VERSION
 from buffer.boundary import BufferService
 from buffer.chainkey import ChainKeyError
-from buffer.record import Committed, Kind, Record
+from buffer.record import Kind, Record
 from config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("headframe.agent")
@@ -66,7 +65,6 @@ class Daemon:
             self.buffer.emit(Record("agent", Kind.ALARM, {"alarm": "buffer_corrupt", "state": "raised",
                                                           "moved_to": str(opened.recovered_from)}))
         self.buffer.emit(Record("agent", Kind.EVENT, started))
-        self.buffer.subscribe(self._wake_uplink)
         tasks = [
             asyncio.create_task(self.buffer.run(self.stop_event), name="buffer"),
             asyncio.create_task(self._health_loop(), name="health"),
@@ -88,10 +86,6 @@ class Daemon:
             self.notifier.stopping(f"stopping on {sig.name}")
             self.stop_reason = sig.name
             self.stop_event.set()
-
-    def _wake_uplink(self, committed: Sequence[Committed]) -> None:
-        if self.uplink is not None:
-            self.uplink.wake()
 
     def _start_uplink(self, settings: Settings) -> None:
         self._uplink_stop = asyncio.Event()

@@ -2,12 +2,18 @@
 
 Flags what a fleet engineer acts on: offline too long, backlog growing, a camera tampered,
 clock not synchronised, records dropped, devices or cameras failing, malformed health.
+
+Times come from what the gateway says (status ``since``, the will's session, record ``ts``),
+not from when this consumer happened to receive a message: a retained "offline" read today
+about a gateway that died last week must say last week. Receive time is only the fallback
+for messages that carry no time (older agents).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -20,8 +26,13 @@ class Gateway:
     gateway: str
     status: str = "unknown"
     status_since: float | None = None
+    #: True when ``status_since`` is the last sign of life (a will cannot know the moment of death)
+    since_is_last_seen: bool = False
     reason: str | None = None
     last_seen: float | None = None
+    #: the previous outage as the gateway reported it when it came back online
+    previous_down_s: float | None = None
+    previous_reason: str | None = None
     health: dict[str, Any] | None = None
     health_error: str | None = None
     backlog: list[tuple[float, int]] = field(default_factory=list)
@@ -55,10 +66,7 @@ class FleetState:
                 gw.last_seen = now
             return
         if parts[3] == "status":
-            status = doc.get("status", "unknown")
-            if status != gw.status:
-                gw.status_since = now
-            gw.status, gw.reason = status, doc.get("reason")
+            self._on_status(gw, doc, now)
             return
         if parts[3] == "health":
             payload_doc = doc.get("payload")
@@ -66,16 +74,37 @@ class FleetState:
                 gw.health_error = "malformed health: not a headframe.health/1 payload"
                 gw.last_seen = now
                 return
-            gw.health, gw.health_error, gw.last_seen = payload_doc, None, now
+            gw.health, gw.health_error, gw.last_seen = payload_doc, None, parse_iso(doc.get("ts")) or now
             depth = payload_doc.get("buffer", {}).get("depth")
             if isinstance(depth, int):
                 gw.backlog = [*gw.backlog[-9:], (now, depth)]
+
+    def _on_status(self, gw: Gateway, doc: dict[str, Any], now: float) -> None:
+        status = doc.get("status", "unknown")
+        since = parse_iso(doc.get("since"))
+        last_seen = False
+        if since is None and status == "offline":
+            # the will: set at connect, so the best the gateway can vouch for is its last sign of life
+            marks = [t for t in (parse_iso(doc.get("last_seen_by_gateway")), parse_iso(doc.get("session_started")),
+                                 gw.last_seen) if t is not None]
+            since, last_seen = (max(marks), True) if marks else (None, False)
+        if since is not None:
+            gw.status_since, gw.since_is_last_seen = since, last_seen
+        elif status != gw.status:
+            gw.status_since, gw.since_is_last_seen = now, False
+        gw.status, gw.reason = status, doc.get("reason")
+        prev = doc.get("previous_session")
+        if status == "online" and isinstance(prev, dict):
+            down = prev.get("down_s")
+            gw.previous_down_s = float(down) if isinstance(down, int | float) else None
+            gw.previous_reason = prev.get("reason") if isinstance(prev.get("reason"), str) else None
 
     def problems(self, gw: Gateway) -> list[str]:
         now = self.clock()
         out: list[str] = []
         if gw.status == "offline" and gw.status_since and now - gw.status_since > self.offline_after_s:
-            out.append(f"offline for {int((now - gw.status_since) / 60)} min ({gw.reason or 'no reason'})")
+            mark = " since the last sign of life" if gw.since_is_last_seen else ""
+            out.append(f"offline for {int((now - gw.status_since) / 60)} min{mark} ({gw.reason or 'no reason'})")
         if gw.health_error:
             out.append(gw.health_error)
         h = gw.health or {}
@@ -106,7 +135,9 @@ class FleetState:
             b, s = h.get("buffer", {}), h.get("system", {})
             rows.append({
                 "gateway": gw.key, "status": gw.status,
-                "since": _iso(gw.status_since), "last_seen": _iso(gw.last_seen),
+                "since": _iso(gw.status_since), "since_is_last_seen": gw.since_is_last_seen,
+                "last_seen": _iso(gw.last_seen),
+                "previous_down_s": gw.previous_down_s, "previous_reason": gw.previous_reason,
                 "backlog": b.get("depth"), "oldest_unsent_s": b.get("oldest_unsent_age_s"),
                 "dropped": sum(v for v in b.get("dropped", {}).values() if isinstance(v, int)),
                 "devices": {k: v.get("state") for k, v in h.get("producers", {}).get("drivers", {}).get("devices", {}).items()},
@@ -116,6 +147,16 @@ class FleetState:
                 "problems": self.problems(gw),
             })
         return rows
+
+
+def parse_iso(value: Any) -> float | None:
+    """Epoch seconds from the agent's ISO-8601 UTC times; None for anything else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        return None
 
 
 def _iso(ts: float | None) -> str | None:

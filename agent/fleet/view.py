@@ -18,6 +18,8 @@ def text_table(rows: list[dict[str, Any]]) -> str:
                      f"{r['backlog'] if r['backlog'] is not None else '-':>8}{r['oldest_unsent_s'] or 0:>9.0f}"
                      f"{r['dropped']:>6}{r['disk_free_mb'] or '-':>9}{r['temperature_c'] or '-':>6}  "
                      f"{'ok' if r['clock_synced'] else 'NOT SYNCED' if r['clock_synced'] is False else '?'}")
+        if r["status"] == "online" and r["previous_down_s"] is not None:
+            lines.append(f"    previous outage: {r['previous_down_s']:.0f} s down ({r['previous_reason'] or 'no reason'})")
         for dev, st in {**r["devices"], **r["cameras"]}.items():
             lines.append(f"    {dev}: {st}")
         for p in r["problems"]:
@@ -33,9 +35,12 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Headframe flee
 <th>disk MB</th><th>temp °C</th><th>clock</th><th>problems</th></tr></thead><tbody></tbody></table>
 <script>
 function esc(s){return String(s??'-').replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]))}
+function outage(g){return g.status==='online'&&g.previous_down_s!=null?
+ '<br><small>after '+esc(Math.round(g.previous_down_s))+' s down</small>':''}
 async function refresh(){const r=await fetch('/api/fleet');const rows=await r.json();
  document.querySelector('#fleet tbody').innerHTML=rows.map(g=>`<tr class="${esc(g.status)}" data-gateway="${esc(g.gateway)}">
- <td>${esc(g.gateway)}</td><td>${esc(g.status)}</td><td>${esc(g.since)}</td><td>${esc(g.last_seen)}</td>
+ <td>${esc(g.gateway)}</td><td>${esc(g.status)}${outage(g)}</td>
+ <td>${esc(g.since)}${g.since_is_last_seen?' (last sign of life)':''}</td><td>${esc(g.last_seen)}</td>
  <td>${esc(g.backlog)}</td><td>${esc(g.oldest_unsent_s)}</td><td>${esc(g.dropped)}</td>
  <td>${Object.entries({...g.devices,...g.cameras}).map(([k,v])=>esc(k)+': '+esc(v)).join('<br>')}</td>
  <td>${esc(g.disk_free_mb)}</td><td>${esc(g.temperature_c)}</td>

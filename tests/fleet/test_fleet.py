@@ -13,6 +13,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from agent.fleet.model import FleetState
+from agent.fleet.view import text_table
+from agent.uplink.status import iso
 from tests.support.agentproc import REPO, AgentProcess, write_config
 from tests.support.broker import free_port
 
@@ -41,6 +43,30 @@ def test_model_flags_problems_and_survives_garbage() -> None:
     assert rows["s/b"]["problems"][0].startswith("malformed health")
     assert rows["s/c"]["problems"][0].startswith("offline for 6 min (connection lost)")
     assert "malformed" in rows["s/d"]["problems"][0]
+
+
+def test_model_takes_times_from_the_gateway_not_from_when_it_reads() -> None:
+    """A consumer that starts now and reads retained status must see when things happened."""
+    now = [2_000_000_000.0]
+    fleet = FleetState(offline_after_s=300, clock=lambda: now[0])
+    fleet.on_message("headframe/s/a/status", orjson.dumps({
+        "status": "online", "since": iso(now[0] - 3600), "session": {"started": iso(now[0] - 3601)},
+        "previous_session": {"lost_at": iso(now[0] - 3690), "down_s": 90.0, "reason": "connection lost: keepalive"}}))
+    fleet.on_message("headframe/s/b/health/agent", orjson.dumps({"seq": 9, "ts": iso(now[0] - 7200), "payload": {
+        "schema": "headframe.health/1", "buffer": {"depth": 0, "dropped": {}}, "clock": {"synchronized": True}}}))
+    fleet.on_message("headframe/s/b/status", orjson.dumps({
+        "status": "offline", "reason": "connection lost", "session_started": iso(now[0] - 86400),
+        "last_seen_by_gateway": iso(now[0] - 86400)}))
+    fleet.on_message("headframe/s/c/status", orjson.dumps({"status": "offline", "reason": "shutdown",
+                                                           "since": iso(now[0] - 2 * 86400)}))
+    rows = {r["gateway"]: r for r in fleet.rows()}
+    assert fleet.gateways["s/a"].status_since == pytest.approx(now[0] - 3600)
+    assert rows["s/a"]["previous_down_s"] == 90.0 and rows["s/a"]["problems"] == []
+    # the will cannot know when the gateway died: the last sign of life (its last health record) stands in
+    assert fleet.gateways["s/b"].status_since == pytest.approx(now[0] - 7200)
+    assert "offline for 120 min since the last sign of life (connection lost)" in rows["s/b"]["problems"]
+    assert rows["s/c"]["problems"][0] == "offline for 2880 min (shutdown)"
+    assert "previous outage: 90 s down (connection lost: keepalive)" in text_table(fleet.rows())
 
 
 @pytest.fixture
