@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS state (
     clean_shutdown INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS boot (id INTEGER PRIMARY KEY CHECK (id = 1), boot_id TEXT NOT NULL);
 """
 
 #: SQLite's synchronous level per durability class: NORMAL survives a process kill in WAL
@@ -60,6 +61,14 @@ _SYNC = {"process_crash": "NORMAL", "power_loss": "FULL"}
 
 _KIND_VALUE = {k: k.value for k in Kind}  # Enum attribute access is slow on the hot path
 _KIND_PRIO = {k: k.priority for k in Kind}
+
+
+def current_boot_id() -> str:
+    """The kernel's id of this boot ("" if unknown): the page cache lives exactly that long."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
 
 
 class AttachmentTooLarge(ValueError):
@@ -81,6 +90,7 @@ class BufferStore:
         durability: dict[Kind, str] | None = None,
         chain_key: bytes | None = None,
         clock: Callable[[], float] = time.time,
+        boot_id: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.gateway, self.site = gateway, site
@@ -89,6 +99,7 @@ class BufferStore:
         self.durability = {k: "process_crash" for k in Kind} | {Kind.ALARM: "power_loss"} | (durability or {})
         self.chain_key = chain_key
         self.clock = clock
+        self.boot_id = current_boot_id() if boot_id is None else boot_id
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.recovered_from: Path | None = None
         self.db, self.recovered_from = open_or_recover(self.path, SCHEMA)
@@ -109,8 +120,20 @@ class BufferStore:
             row = (start, chain.GENESIS, 0, 1)
         self.last_seq, self.chain_head = int(row[0]), str(row[1])
         self.previous_shutdown_clean = bool(row[3])
+        self.seq_resumed_from: int | None = None
+        booted = self.db.execute("SELECT boot_id FROM boot").fetchone()
+        if not self.previous_shutdown_clean and (booted is None or not self.boot_id or booted[0] != self.boot_id):
+            # Unclean stop and the machine rebooted since (power cut, kernel crash): commits of
+            # process_crash durability that were only in the page cache are gone, but their seqs
+            # may have been sent. Resume above the fsynced reservation so no seq is ever reused.
+            floor = self.floor.read()
+            if floor > self.last_seq:
+                log.warning("buffer: unclean stop before a reboot; seqs after %d may have been issued and lost, "
+                            "numbering resumes at %d", self.last_seq, floor + 1)
+                self.seq_resumed_from, self.last_seq = self.last_seq, floor
+        self.db.execute("INSERT OR REPLACE INTO boot VALUES (1, ?)", (self.boot_id,))
         self.total_bytes = int(self.db.execute("SELECT COALESCE(SUM(size), 0) FROM records").fetchone()[0])
-        self.db.execute("UPDATE state SET clean_shutdown = 0, total_bytes = ?", (self.total_bytes,))
+        self.db.execute("UPDATE state SET clean_shutdown = 0, total_bytes = ?, last_seq = ?", (self.total_bytes, self.last_seq))
         self.db.commit()
         self.floor.ensure_above(self.last_seq)
 

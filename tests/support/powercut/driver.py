@@ -11,7 +11,7 @@ call returned (commits) or *before* it starts (acks, which may delete records):
     {"a": [seq, ...]}
     {"closed": true}
 
-Run: python -m tests.support.powercut.driver DB --seed N --duration S --durability JSON [--boot-id ID]
+Run: python -m tests.support.powercut.driver DB --seed N --duration S --durability JSON [--boot-id ID] [--quiet-site]
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=1.0)
     ap.add_argument("--durability", default="{}")
     ap.add_argument("--boot-id", default=None)
+    ap.add_argument("--quiet-site", action="store_true", help="telemetry and health only: no FULL commits")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     durability = {Kind(k): v for k, v in json.loads(args.durability).items()}
@@ -74,11 +75,11 @@ def main() -> None:
         n += len(batch)
         if rng.random() < 0.05:
             batch.append(Record("agent", Kind.HEALTH, {"uptime": tick, "pad": "h" * rng.randint(50, 800)}))
-        if rng.random() < 0.03:
+        if rng.random() < 0.03 and not args.quiet_site:
             batch.append(Record("agent", Kind.EVENT, {"event": "door", "n": tick}))
         seqs = store.append(batch)
         report_commit(store, seqs, durability, {r.kind for r in batch})
-        if rng.random() < 0.06:  # an alarm committed at once, alone (the mains-lost path)
+        if rng.random() < 0.06 and not args.quiet_site:  # an alarm committed at once, alone (the mains-lost path)
             alarm = Record("ups", Kind.ALARM, {"alarm": "mains_lost", "state": "raised", "n": tick})
             report_commit(store, store.append([alarm]), durability, {Kind.ALARM})
         if tick % 4 == 0:  # the uplink: lease, "deliver", ack most of it

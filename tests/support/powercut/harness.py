@@ -59,6 +59,7 @@ class Figures:
     cuts_with_loss: int = 0
     max_lost_records: int = 0
     max_lost_window_s: float = 0.0
+    max_unsynced_wal_kib: float = 0.0  # WAL bytes written since its last fsync, at the worst cut
     seq_jumps: list[int] = field(default_factory=list)
     integrity_failures: int = 0
     problems: list[str] = field(default_factory=list)
@@ -103,13 +104,14 @@ class PowerCuts:
     """Rounds of run → cut → rebuild → check, on one database directory."""
 
     def __init__(self, work: Path, *, seed: int, durability: dict[str, str], torn_share: float = 1 / 3,
-                 kill_share: float = 0.15, max_duration: float = 2.5, boot_ids: bool = True) -> None:
+                 kill_share: float = 0.15, max_duration: float = 2.5, boot_ids: bool = True,
+                 quiet_site: bool = False) -> None:
         self.work, self.rng = work, random.Random(seed)
         self.dbdir = work / "db"
         self.dbdir.mkdir(parents=True, exist_ok=True)
         self.shim = build_shim(work / "shim")
         self.durability, self.torn_share, self.kill_share = durability, torn_share, kill_share
-        self.max_duration, self.boot_ids = max_duration, boot_ids
+        self.max_duration, self.boot_ids, self.quiet_site = max_duration, boot_ids, quiet_site
         self.figures = Figures()
         self.history: dict[int, str] = {}  # seq -> chain, of everything ever reported or seen
         self.stream: dict[int, tuple[str, str]] = {}  # seq -> (chain, prev), the live branch
@@ -137,6 +139,8 @@ class PowerCuts:
                "--durability", json.dumps(self.durability)]
         if self.boot_ids:
             cmd += ["--boot-id", f"sim-boot-{self.boot}"]
+        if self.quiet_site:
+            cmd.append("--quiet-site")
         err = open(self.work / "driver.err", "wb")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, cwd=REPO)
         err.close()
@@ -171,6 +175,10 @@ class PowerCuts:
             torn = self.rng.random() < self.torn_share
             self.figures.torn += torn
             image = disk.image(self.rng if torn else None)
+            wal = disk.entries.get(DB + "-wal")
+            if wal is not None:
+                unsynced_kib = sum(len(d) for k, _o, d in wal.pending if k == "w") / 1024
+                self.figures.max_unsynced_wal_kib = max(self.figures.max_unsynced_wal_kib, round(unsynced_kib, 1))
             self.boot += 1
         model.write_dir(self.dbdir, image)
         self._check(round_no, reports, inspect(image, self.work / "check"), cut_time, plain_kill)
