@@ -17,7 +17,7 @@ from buffer.record import Kind, Record
 #: Ranges per record: keeps one drop record well under a broker's message size limit.
 MAX_RANGES = 500
 
-REASONS = ("byte_cap", "ttl", "disk_full", "writer_error")
+REASONS = ("byte_cap", "ttl", "disk_full", "writer_error", "power_loss")
 
 
 def seq_ranges(seqs: Sequence[int]) -> list[tuple[int, int]]:
@@ -61,3 +61,15 @@ def unassigned_record(reason: str, by_kind: Mapping[str, int], ts: float, synced
     counts = {k: n for k, n in sorted(by_kind.items()) if n}
     return Record("agent", Kind.EVENT, {"event": "records_dropped", "reason": reason, "count": sum(counts.values()),
                                         "by_kind": counts, "seqs_assigned": False}, ts=ts, clock_synced=synced)
+
+
+def skipped_record(first: int, last: int, head: str, ts: float, synced: bool | None) -> Record:
+    """Drop event for seqs ``first..last`` skipped after a power cut (lost from the page cache or never issued).
+
+    Records sent before the cut may still reach a consumer with seqs in this range: they are
+    explained here, and the chain resumes at ``head`` (the last record that survived).
+    """
+    return Record("agent", Kind.EVENT, {
+        "event": "records_dropped", "reason": "power_loss", "count": last - first + 1, "count_is_upper_bound": True,
+        "by_kind": {}, "ranges": [{"first": first, "last": last, "prev": head, "chain": head}],
+    }, ts=ts, clock_synced=synced)

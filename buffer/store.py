@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from buffer import chain
+from buffer.dropped import skipped_record
 from buffer.eviction import Eviction
 from buffer.record import KIND_BY_PRIORITY, Attachment, Committed, Kind, Record, StoredRecord
 from buffer.recovery import open_or_recover
@@ -54,6 +55,7 @@ CREATE TABLE IF NOT EXISTS state (
     clean_shutdown INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS boot (id INTEGER PRIMARY KEY CHECK (id = 1), boot_id TEXT NOT NULL);
 """
 
 #: SQLite's synchronous level per durability class: NORMAL survives a process kill in WAL
@@ -64,6 +66,14 @@ _SYNC = {"process_crash": "NORMAL", "power_loss": "FULL"}
 _KIND_VALUE = {k: k.value for k in Kind}  # Enum attribute access is slow on the hot path
 _KIND_PRIO = {k: k.priority for k in Kind}
 _INSERT = "INSERT INTO records (seq, prio, source, created, size, n_att, body, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def current_boot_id() -> str:
+    """The kernel's id of this boot ("" if unknown): the page cache lives exactly that long."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
 
 
 class AttachmentTooLarge(ValueError):
@@ -97,6 +107,7 @@ class BufferStore(Eviction):
         durability: dict[Kind, str] | None = None,
         chain_key: bytes | None = None,
         clock: Callable[[], float] = time.time,
+        boot_id: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.gateway, self.site = gateway, site
@@ -107,6 +118,7 @@ class BufferStore(Eviction):
         self.clock = clock
         #: Clock state stamped on records the store writes itself (records_dropped).
         self.clock_synced: bool | None = None
+        self.boot_id = current_boot_id() if boot_id is None else boot_id
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.recovered_from: Path | None = None
         self.db, self.recovered_from = open_or_recover(self.path, SCHEMA)
@@ -119,6 +131,8 @@ class BufferStore(Eviction):
         self._snapshot = (self.last_seq, self.chain_head, self.total_bytes)
         self._side: list[Committed] = []
         self._side_mark = 0
+        if self.seq_resumed_from is not None:
+            self._note_seq_skip(self.seq_resumed_from)
 
     # ----------------------------------------------------------------- state
     def _load_state(self) -> None:
@@ -135,10 +149,36 @@ class BufferStore(Eviction):
             row = (start, chain.GENESIS, 0, 1)
         self.last_seq, self.chain_head = int(row[0]), str(row[1])
         self.previous_shutdown_clean = bool(row[3])
+        self.seq_resumed_from: int | None = None
+        booted = self.db.execute("SELECT boot_id FROM boot").fetchone()
+        if not self.previous_shutdown_clean and (booted is None or not self.boot_id or booted[0] != self.boot_id):
+            # Unclean stop and the machine rebooted since (power cut, kernel crash): commits of
+            # process_crash durability that were only in the page cache are gone, but their seqs
+            # may have been sent. Resume above the fsynced reservation so no seq is ever reused.
+            floor = self.floor.read()
+            if floor > self.last_seq:
+                log.warning("buffer: unclean stop before a reboot; seqs after %d may have been issued and lost, "
+                            "numbering resumes at %d", self.last_seq, floor + 1)
+                self.seq_resumed_from, self.last_seq = self.last_seq, floor
+        self.db.execute("INSERT OR REPLACE INTO boot VALUES (1, ?)", (self.boot_id,))
         self.total_bytes = int(self.db.execute("SELECT COALESCE(SUM(size), 0) FROM records").fetchone()[0])
-        self.db.execute("UPDATE state SET clean_shutdown = 0, total_bytes = ?", (self.total_bytes,))
+        self.db.execute("UPDATE state SET clean_shutdown = 0, total_bytes = ?, last_seq = ?", (self.total_bytes, self.last_seq))
         self.db.commit()
         self.floor.ensure_above(self.last_seq)
+
+    def _note_seq_skip(self, resumed_from: int) -> None:
+        """Explain the seqs skipped after a power cut with a chained ``records_dropped`` event.
+
+        The skipped seqs were reserved before the cut: some may have been committed to the page
+        cache only (and perhaps sent), the rest were never issued. The chain resumes from the last
+        record that survived, so the range's ``prev`` and ``chain`` are both that record's chain.
+        """
+        note = skipped_record(resumed_from + 1, self.last_seq, self.chain_head, self.clock(), self.clock_synced)
+        self.set_sync("FULL")
+        seqs, chains = self._insert([note], power_loss=True)
+        self._save_state()
+        self.db.commit()
+        self._side.extend(Committed(s, note, c) for s, c in zip(seqs, chains, strict=True))
 
     def counters(self) -> dict[str, int]:
         return {name: int(v) for name, v in self.db.execute("SELECT name, value FROM counters")}
