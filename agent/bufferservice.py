@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.sink import QueueSink
-from buffer.record import Kind
+from buffer.record import Kind, Record
 from buffer.store import AttachmentTooLarge, BufferStore
 from config.schema import Settings
 
@@ -31,6 +32,16 @@ def open_store(settings: Settings) -> BufferStore:
     )
 
 
+# TEMPORARY (branch continuity): a record-level commit subscription until the lead merges the
+# buffer boundary; ``buffer.boundary.Committed`` and ``Buffer.subscribe`` replace both below.
+# ``chain`` is left empty here: BufferStore.append does not return the chain hashes.
+@dataclass(frozen=True)
+class Committed:
+    seq: int
+    record: Record
+    chain: str = ""
+
+
 class BufferService:
     """All store access goes through one thread: SQLite likes one writer, the loop stays free."""
 
@@ -43,6 +54,12 @@ class BufferService:
         self.last_error: str | None = None
         self.on_commit: Callable[[], None] | None = None
         self.appended = 0
+        self._subscribers: list[Callable[[Sequence[Committed]], None]] = []  # TEMPORARY, see Committed
+
+    def subscribe(self, callback: Callable[[Sequence[Committed]], None]) -> Callable[[], None]:
+        """TEMPORARY shim of ``Buffer.subscribe``: ``callback`` gets each committed batch on the loop."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -52,7 +69,7 @@ class BufferService:
         self.store = await self.call(open_store, self.settings)
         return self.store
 
-    def _append(self, records: list) -> int:  # runs on the buffer thread
+    def _append(self, records: list) -> list[Committed]:  # runs on the buffer thread
         assert self.store is not None
         try:
             seqs = self.store.append(records)
@@ -63,7 +80,9 @@ class BufferService:
                 if not rec.attachments:
                     rec.payload = {**rec.payload, "attachments_dropped": "too large"}
             seqs = self.store.append(records)
-        return len(seqs)
+        if len(seqs) != len(records):  # disk full: only the alarms were kept (BufferStore.append)
+            records = [r for r in records if r.kind is Kind.ALARM]
+        return [Committed(seq, rec) for seq, rec in zip(seqs, records, strict=False)]
 
     async def flush(self) -> int:
         """Commit everything queued so far; returns how many records were committed."""
@@ -73,11 +92,18 @@ class BufferService:
             if not batch:
                 break
             try:
-                total += await self.call(self._append, batch)
+                committed = await self.call(self._append, batch)
+                total += len(committed)
                 self.last_error = None
             except Exception as exc:  # keep the writer alive; the error goes to health and the log
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("buffer: append failed; %d record(s) lost", len(batch))
+                continue
+            for callback in list(self._subscribers):
+                try:
+                    callback(committed)
+                except Exception:  # a subscriber's bug must not stop the writer
+                    log.exception("buffer: commit subscriber failed")
         # Proof of life must come from the buffer thread itself: a hung disk shows as silence.
         self.heartbeat = await self.call(time.monotonic)
         if total:

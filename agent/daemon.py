@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import os
 import signal
 import time
 from pathlib import Path
@@ -12,6 +14,8 @@ from typing import Any
 
 from agent.bufferservice import BufferService
 from agent.clock import clock_synchronized
+from agent.continuity import ContinuityTracker, describe, state_path_for
+from agent.continuity.config_audit import changed_keys
 from agent.health import HealthCollector
 from agent.producers import Producer, build_producers
 from agent.sdnotify import Notifier, watchdog_interval
@@ -32,8 +36,10 @@ class Daemon:
     """The agent's lifecycle: start, run until SIGTERM, reload on SIGHUP, stop cleanly."""
 
     def __init__(self, config_path: Path, settings: Settings, notifier: Notifier | None = None,
-                 install_signals: bool = True) -> None:
+                 install_signals: bool = True, previous_run_ended: str | None = None) -> None:
         self.config_path = config_path
+        #: ``previous_run.ended`` from the boot evidence (clean|crash|watchdog|mains_failure|unknown)
+        self.previous_run_ended = previous_run_ended
         self.install_signals = install_signals
         self.settings = settings
         self.notifier = notifier or Notifier()
@@ -49,6 +55,8 @@ class Daemon:
         self.previous_shutdown = "unknown"
         self.reloads = 0
         self.loop_heartbeat = time.monotonic()
+        self.continuity = ContinuityTracker(settings, state_path_for(settings.buffer.path), self.sink.emit)
+        self.applied_config = describe(settings, config_path)
 
     # ------------------------------------------------------------- start-up
     async def run(self) -> int:
@@ -60,21 +68,25 @@ class Daemon:
         store = await self.buffers.open()
         self.previous_shutdown = "clean" if store.previous_shutdown_clean else "unclean"
         started: dict[str, Any] = {"event": "agent_started", "version": VERSION,
-                                   "previous_shutdown": self.previous_shutdown}
+                                   "previous_shutdown": self.previous_shutdown,
+                                   "config": {"hash": self.applied_config.hash, "path": str(self.config_path)}}
         if store.recovered_from:
             started["buffer_recovered_from"] = str(store.recovered_from)
             self.sink.emit(Record("agent", Kind.ALARM, {"alarm": "buffer_corrupt", "state": "raised",
                                                         "moved_to": str(store.recovered_from)}))
         self.sink.emit(Record("agent", Kind.EVENT, started))
+        self._begin_continuity(store.previous_shutdown_clean, store.last_seq)
         self.buffers.on_commit = self._wake_uplink
         tasks = [
             asyncio.create_task(self.buffers.writer_loop(self.stop_event), name="writer"),
             asyncio.create_task(self.buffers.maintenance_loop(self.stop_event, clock_synchronized), name="ttl"),
             asyncio.create_task(self._health_loop(), name="health"),
             asyncio.create_task(self._watchdog_loop(), name="watchdog"),
+            asyncio.create_task(self.continuity.run(self.stop_event), name="continuity"),
         ]
         self._start_uplink(self.settings)
         await self._start_producers(self.settings)
+        self.continuity.arm_energy_timeout()
         self.notifier.ready(self._status_line())
         log.info("headframe %s running: gateway %s/%s, buffer %s, broker %s:%d", VERSION, self.settings.gateway.site,
                  self.settings.gateway.id, self.settings.buffer.path, self.settings.uplink.host,
@@ -82,6 +94,18 @@ class Daemon:
         await self.stop_event.wait()
         await self._shutdown(tasks)
         return 0
+
+    def _begin_continuity(self, clean_close: bool, last_seq: int) -> None:
+        """Subscribe the continuity tracker, open the gap before this run, audit the config."""
+        # TEMPORARY (branch continuity): BufferService.subscribe is the shim of Buffer.subscribe
+        self.buffers.subscribe(self.continuity.on_commit)
+        self.continuity.load()
+        ended, detail = self.previous_run_ended, None
+        if ended is None:  # no boot evidence passed in: the buffer's clean-close flag is all we know
+            ended = "clean" if clean_close else "crash"
+            detail = "no boot evidence; classified from the buffer's clean-close flag only"
+        self.continuity.begin(ended, last_seq, detail)
+        self.sink.emit(Record("agent", Kind.EVENT, self.continuity.config_applied(self.applied_config, "start")))
 
     def _request_stop(self, sig: signal.Signals) -> None:
         if not self.stop_event.is_set():
@@ -156,7 +180,8 @@ class Daemon:
         for name, err in self.producer_errors.items():
             producers[name] = {"state": "failed", "last_error": err}
         payload = self.health.build(buffer=stats, uplink=self.uplink.health() if self.uplink else {},
-                                    producers=producers, previous_shutdown=self.previous_shutdown)
+                                    producers=producers, previous_shutdown=self.previous_shutdown,
+                                    config_hash=self.applied_config.hash)
         self.sink.emit(Record("agent", Kind.HEALTH, payload))
 
     def alive(self) -> tuple[bool, str]:
@@ -200,9 +225,12 @@ class Daemon:
                                                         "problems": [str(p) for p in exc.problems][:20]}))
             return False
         old = self.settings
+        loaded = describe(new, self.config_path)
         if new.buffer != old.buffer or new.gateway != old.gateway:
             log.warning("reload: changes to 'gateway' or 'buffer' take effect at the next restart")
             new = new.model_copy(update={"buffer": old.buffer, "gateway": old.gateway})
+        applied = describe(new, self.config_path)
+        applied = dataclasses.replace(applied, mtime=loaded.mtime, file_hash=loaded.file_hash)
         self.settings = new
         if new.uplink != old.uplink:
             log.info("reload: uplink settings changed; reconnecting")
@@ -212,12 +240,18 @@ class Daemon:
         await self._start_producers(new)
         self.reloads += 1
         self.sink.emit(Record("agent", Kind.EVENT, {"event": "config_reloaded"}))
+        pending = changed_keys(applied.keys, loaded.keys)
+        self.applied_config = applied
+        self.continuity.update_settings(new)
+        self.sink.emit(Record("agent", Kind.EVENT, self.continuity.config_applied(
+            applied, "reload", pending_restart=pending or None)))
         log.info("reload: new config in effect")
         return True
 
     # ------------------------------------------------------------- shutdown
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
         await self._stop_producers()
+        self.continuity.finish()
         self.sink.emit(Record("agent", Kind.EVENT, {"event": "agent_stopping",
                                                     "reason": getattr(self, "stop_reason", "requested")}))
         await self.buffers.flush()
@@ -228,6 +262,7 @@ class Daemon:
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
         await self.buffers.flush()
+        self.continuity.close()
         await self.buffers.close(clean=True)
         log.info("stopped cleanly")
 
@@ -243,4 +278,7 @@ def run_daemon(config_path: Path) -> int:
         log.error("config %s is invalid; nothing started:\n%s", config_path, exc)
         return 2
     setup_logging(settings.logging.level, settings.logging.journald)
-    return asyncio.run(Daemon(config_path, settings).run())
+    # TEST HOOK until the boot evidence (power helper) is merged: a fake ``previous_run.ended``,
+    # named as such; the boot evidence will pass the real one here.
+    fake_ended = os.environ.get("HEADFRAME_FAKE_PREVIOUS_RUN") or None
+    return asyncio.run(Daemon(config_path, settings, previous_run_ended=fake_ended).run())
