@@ -55,10 +55,10 @@ def energy_entries(expected: list[str], before: dict[str, EnergyReading], after:
             entry["unknown"] = f"meter not answering ({why_missing.get(key, 'no good reading after start')})"
         elif old is None:
             entry["unknown"] = "no reading before the gap (meter new, or never answered before)"
-        elif new < old:
+        elif new < old.kwh:
             entry["unknown"] = "counter went backwards (meter replaced or reset?)"
         else:
-            entry["delta_kwh"] = round(new - old, 6)
+            entry["delta_kwh"] = round(new - old.kwh, 6)
         out.append(entry)
     return out
 
@@ -94,10 +94,15 @@ def dark_alarm(gap: dict[str, Any], threshold_kwh: float) -> dict[str, Any] | No
     """The ``gateway_dark_while_site_ran`` alarm for a gap, or None.
 
     A link outage is not "dark": the gateway kept recording, so the energy is in the stream.
+    The energy is the sum over meters of each meter's largest counter delta.
     """
     if gap["cause"] == "link_down":
         return None
-    total = sum(e.get("delta_kwh", 0.0) for e in gap.get("energy", []))
+    per_meter: dict[str, float] = {}
+    for e in gap.get("energy", []):  # import and total counters of one meter move together: count once
+        if "delta_kwh" in e:
+            per_meter[e["source"]] = max(per_meter.get(e["source"], 0.0), e["delta_kwh"])
+    total = sum(per_meter.values())
     if total <= threshold_kwh:
         return None
     duration = gap.get("duration_s")

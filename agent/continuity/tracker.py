@@ -230,7 +230,10 @@ class ContinuityTracker:
     async def run(self, stop: asyncio.Event) -> None:
         """Periodic duties: save the state, end the wait for meters, watch the wall clock."""
         while not stop.is_set():
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # a bug here must not end the loop (nor the agent)
+                log.exception("continuity: periodic duties failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=0.25)
 
