@@ -7,10 +7,12 @@ import json
 import signal
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from tests.spine.helpers import buffered_payloads
 from tests.support.agentproc import AgentProcess, write_config
@@ -47,7 +49,17 @@ def everything_stored(tmp_path: Path, db: Path) -> bytes:
     return bodies + db.with_name(db.name + ".continuity.json").read_bytes()
 
 
-def test_config_applied_at_start_reload_and_after_a_change_while_stopped(tmp_path: Path) -> None:
+@pytest.fixture
+def agents() -> Iterator[list[AgentProcess]]:
+    """Every agent a test starts is killed at teardown, also when the test failed half-way."""
+    started: list[AgentProcess] = []
+    yield started
+    for agent in started:
+        if agent.proc.poll() is None:
+            agent.kill()
+
+
+def test_config_applied_at_start_reload_and_after_a_change_while_stopped(tmp_path: Path, agents) -> None:
     db = tmp_path / "buf.db"
     (tmp_path / "pw1").write_text(SECRET)
     (tmp_path / "pw2").write_text(SECRET2)
@@ -60,11 +72,12 @@ def test_config_applied_at_start_reload_and_after_a_change_while_stopped(tmp_pat
 
     write()
     agent = AgentProcess(cfg, log=tmp_path / "run1.log")
+    agents.append(agent)
     first = wait_for("config_applied at start", lambda: applied(db))[0]
     assert first["trigger"] == "start" and first["path"] == str(cfg)
     assert first["hash"].startswith("sha256:") and first["file_hash"].startswith("sha256:")
     assert first["mtime"].endswith("Z") and first["changed"] is None and first["previous_hash"] is None
-    started = [p for p in buffered_payloads(db, EVENT) if p.get("event") == "agent_started"][0]
+    started = next(p for p in buffered_payloads(db, EVENT) if p.get("event") == "agent_started")
     assert started["config"] == {"hash": first["hash"], "path": str(cfg)}
     health = wait_for("health", lambda: buffered_payloads(db, HEALTH))
     assert health[0]["config_hash"] == first["hash"]
@@ -87,6 +100,7 @@ def test_config_applied_at_start_reload_and_after_a_change_while_stopped(tmp_pat
     doc["logging"]["level"] = "WARNING"
     cfg.write_text(json.dumps(doc))
     agent = AgentProcess(cfg, log=tmp_path / "run2.log")
+    agents.append(agent)
     third = wait_for("config_applied at the second start", lambda: applied(db)[2:])[0]
     assert third["trigger"] == "start" and third["changed_while_stopped"] is True
     assert third["previous_hash"] == reload["hash"]
@@ -96,6 +110,7 @@ def test_config_applied_at_start_reload_and_after_a_change_while_stopped(tmp_pat
 
     # unchanged across a restart: recorded, and it says nothing changed
     agent = AgentProcess(cfg, log=tmp_path / "run3.log")
+    agents.append(agent)
     fourth = wait_for("config_applied at the third start", lambda: applied(db)[3:])[0]
     assert fourth["changed_while_stopped"] is False and fourth["changed"] == []
     assert agent.terminate() == 0

@@ -10,11 +10,13 @@ detected by the agent itself.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from hil.sim.modbus_slaves import RegisterImage, ServerThread
@@ -82,39 +84,60 @@ def gaps(db: Path) -> list[dict[str, Any]]:
     return [p for p in buffered_payloads(db, EVENT) if p.get("event") == "gap"]
 
 
+def started_seqs(db: Path) -> list[int]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        docs = [orjson.loads(r[0]) for r in con.execute("SELECT body FROM records WHERE prio = 1 ORDER BY seq")]
+    finally:
+        con.close()
+    return [d["seq"] for d in docs if d["payload"].get("event") == "agent_started"]
+
+
 def dark_alarms(db: Path) -> list[dict[str, Any]]:
     return [p for p in buffered_payloads(db, ALARM) if p.get("alarm") == "gateway_dark_while_site_ran"]
 
 
-def start(tmp_path: Path, cfg: Path, name: str, ended: str | None = None) -> AgentProcess:
-    env = {"HEADFRAME_FAKE_PREVIOUS_RUN": ended} if ended else {"HEADFRAME_FAKE_PREVIOUS_RUN": ""}
-    return AgentProcess(cfg, env=env, log=tmp_path / f"{name}.log")
+@pytest.fixture
+def agents() -> Iterator[list[AgentProcess]]:
+    """Every agent a test starts is killed at teardown, also when the test failed half-way."""
+    started: list[AgentProcess] = []
+    yield started
+    for agent in started:
+        if agent.proc.poll() is None:
+            agent.kill()
+
+
+def start(agents: list[AgentProcess], tmp_path: Path, cfg: Path, name: str, ended: str | None = None) -> AgentProcess:
+    env = {"HEADFRAME_FAKE_PREVIOUS_RUN": ended or ""}
+    agent = AgentProcess(cfg, env=env, log=tmp_path / f"{name}.log")
+    agents.append(agent)
+    return agent
 
 
 def by_point(gap: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f"{e['source']}/{e['point']}": e for e in gap["energy"]}
 
 
-def test_gap_after_kill_states_cause_energy_and_raises_dark_alarm(tmp_path: Path, meter) -> None:
+def test_gap_after_kill_states_cause_energy_and_raises_dark_alarm(tmp_path: Path, meter, agents) -> None:
     image, port = meter
     db = tmp_path / "buf.db"
     cfg = site_config(tmp_path, port, db)
     set_energy(image, 1000.0)
 
-    agent = start(tmp_path, cfg, "run1")
+    agent = start(agents, tmp_path, cfg, "run1")
     wait_until("energy 1000 saved", lambda: saved_energy(db, 1000.0))
     agent.kill()
     assert gaps(db) == [], "a brand-new gateway has no gap before its first run"
 
     # the gateway is dark (unplugged) while the site draws 840 kWh
     set_energy(image, 1840.0)
-    agent = start(tmp_path, cfg, "run2", ended="unknown")
+    agent = start(agents, tmp_path, cfg, "run2", ended="unknown")
     gap = wait_until("gap record", lambda: gaps(db))[0]
     assert gap["cause"] == "unplugged" and gap["previous_run"] == "unknown"
-    first_of_run = [p for p in buffered_payloads(db, EVENT) if p.get("event") == "agent_started"][-1]
-    assert gap["to"]["seq"] > gap["from"]["seq"] > 0
+    starts = started_seqs(db)
+    assert gap["to"]["seq"] == starts[-1], "'to' is this run's first record, its agent_started"
+    assert gap["from"]["seq"] == starts[-1] - 1, "'from' is the last record the killed run committed"
     assert gap["duration_s"] is not None and gap["duration_s"] >= 0
-    assert first_of_run  # "to" is this run's first record (agent_started is queued first)
     points = by_point(gap)
     main = points["meter-main/energy_total"]
     assert main["before_kwh"] == pytest.approx(1000.0) and main["after_kwh"] == pytest.approx(1840.0)
@@ -132,7 +155,7 @@ def test_gap_after_kill_states_cause_energy_and_raises_dark_alarm(tmp_path: Path
 
     # a crash with the site (almost) idle: 0.02 kWh is below the 0.05 kWh threshold
     set_energy(image, 1840.02)
-    agent = start(tmp_path, cfg, "run3", ended="crash")
+    agent = start(agents, tmp_path, cfg, "run3", ended="crash")
     second = wait_until("second gap", lambda: gaps(db)[1:])[0]
     assert second["cause"] == "crash"
     assert by_point(second)["meter-main/energy_total"]["delta_kwh"] == pytest.approx(0.02, abs=1e-3)
@@ -141,7 +164,7 @@ def test_gap_after_kill_states_cause_energy_and_raises_dark_alarm(tmp_path: Path
     assert agent.terminate() == 0
 
     # a clean stop is known without boot evidence (the buffer's clean-close flag)
-    agent = start(tmp_path, cfg, "run4")
+    agent = start(agents, tmp_path, cfg, "run4")
     third = wait_until("third gap", lambda: gaps(db)[2:])[0]
     assert third["cause"] == "clean_stop"
     assert third["from"]["seq"] < third["to"]["seq"]
