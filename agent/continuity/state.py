@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,7 @@ class StateFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.Lock()
         self.problem: str | None = None  # why the last load found no usable state
 
     def load(self) -> ContinuityState | None:
@@ -111,7 +113,18 @@ class StateFile:
             return None
 
     def save(self, state: ContinuityState) -> None:
-        data = orjson.dumps(state.to_doc())
+        self.write(self.encode(state))
+
+    @staticmethod
+    def encode(state: ContinuityState) -> bytes:
+        return orjson.dumps(state.to_doc())
+
+    def write(self, data: bytes) -> None:
+        """Atomic replace; thread-safe, so the periodic save can fsync off the event loop."""
+        with self._lock:
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:

@@ -87,15 +87,23 @@ class ContinuityTracker:
         self.loaded = previous is not None
         return previous
 
-    def save(self) -> None:
+    def _snapshot(self) -> bytes:
         self.state.saved_at = self.clock()
+        self._dirty = False
+        self._saved_mono = self.mono()
+        return self.file.encode(self.state)
+
+    def _write(self, data: bytes) -> None:
         try:
-            self.file.save(self.state)
-            self._dirty = False
+            self.file.write(data)
         except OSError as exc:  # the buffer is on the same disk: the writer reports the real problem
+            self._dirty = True
             log.error("continuity: cannot save %s (%s); the next gap record may be less precise",
                       self.file.path, exc.strerror or exc)
-        self._saved_mono = self.mono()
+
+    def save(self) -> None:
+        """Save now, on the calling thread (rare events: start, config applied, clean stop)."""
+        self._write(self._snapshot())
 
     # ------------------------------------------------------------- start gap
     def begin(self, ended: str, buffer_last_seq: int, detail: str | None = None) -> None:
@@ -231,18 +239,24 @@ class ContinuityTracker:
         """Periodic duties: save the state, end the wait for meters, watch the wall clock."""
         while not stop.is_set():
             try:
-                self.tick()
+                self.tick(save=False)
+                if self._save_due():
+                    # fsync can take long on an SD card: off the loop (the document is taken here)
+                    await asyncio.to_thread(self._write, self._snapshot())
             except Exception:  # a bug here must not end the loop (nor the agent)
                 log.exception("continuity: periodic duties failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=0.25)
 
-    def tick(self) -> None:
+    def tick(self, save: bool = True) -> None:
         if self._deadline is not None and self._gap is not None and self.mono() >= self._deadline:
             self._maybe_complete(timed_out=True)
         self._check_clock()
-        if self._dirty and self.mono() - self._saved_mono >= self.settings.continuity.state_interval:
+        if save and self._save_due():
             self.save()
+
+    def _save_due(self) -> bool:
+        return self._dirty and self.mono() - self._saved_mono >= self.settings.continuity.state_interval
 
     def _check_clock(self) -> None:
         wall, mono = self.clock(), self.mono()
