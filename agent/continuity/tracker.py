@@ -110,10 +110,13 @@ class ContinuityTracker:
         """Open the gap before this run. ``ended`` is ``previous_run.ended`` of the boot evidence."""
         st = self.state
         if st.pending_gap is not None:  # the previous run stopped before its own gap was complete
-            self._emit_gap(st.pending_gap, {k: EnergyReading(*v) for k, v in st.pending_gap.pop("_before", {}).items()},
-                           {k: v for k, v in st.pending_gap.pop("_after", {}).items()},
-                           {k: "the agent stopped again before the meter answered" for k in self._expected},
-                           list(st.pending_gap.pop("_expected", [])))
+            old = st.pending_gap
+            expected = list(old.pop("_expected", []))
+            before = {k: EnergyReading(*v) for k, v in old.pop("_before", {}).items()}
+            if old.get("to") is None:
+                old["to"] = {"seq": None, "ts": None}
+            self._emit_gap(old, before, dict(old.pop("_after", {})),
+                           dict.fromkeys(expected, "the agent stopped again before the meter answered"), expected)
             st.pending_gap = None
         if not self.loaded and buffer_last_seq == 0:
             self.save()  # a brand-new gateway: nothing before, no gap
