@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import os
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
 from agent.clock import clock_synchronized
+from agent.continuity import ContinuityTracker, describe, state_path_for
+from agent.continuity.config_audit import changed_keys
 from agent.health import HealthCollector
 from agent.producers import Producer, build_producers
 from agent.sdnotify import Notifier, watchdog_interval
 from agent.uplink import Uplink
+from agent.uplink.status import PreviousSession
 from agent.version import VERSION
 from buffer.boundary import BufferService
 from buffer.chainkey import ChainKeyError
@@ -32,8 +37,10 @@ class Daemon:
     """The agent's lifecycle: start, run until SIGTERM, reload on SIGHUP, stop cleanly."""
 
     def __init__(self, config_path: Path, settings: Settings, notifier: Notifier | None = None,
-                 install_signals: bool = True) -> None:
+                 install_signals: bool = True, previous_run_ended: str | None = None) -> None:
         self.config_path = config_path
+        #: ``previous_run.ended`` from the boot evidence (clean|crash|watchdog|mains_failure|unknown)
+        self.previous_run_ended = previous_run_ended
         self.install_signals = install_signals
         self.settings = settings
         self.notifier = notifier or Notifier()
@@ -48,6 +55,8 @@ class Daemon:
         self.previous_shutdown = "unknown"
         self.reloads = 0
         self.loop_heartbeat = time.monotonic()
+        self.continuity = ContinuityTracker(settings, state_path_for(settings.buffer.path), self.buffer.emit)
+        self.applied_config = describe(settings, config_path)
 
     # ------------------------------------------------------------- start-up
     async def run(self) -> int:
@@ -59,19 +68,23 @@ class Daemon:
         opened = await self.buffer.open()
         self.previous_shutdown = "clean" if opened.previous_shutdown_clean else "unclean"
         started: dict[str, Any] = {"event": "agent_started", "version": VERSION,
-                                   "previous_shutdown": self.previous_shutdown}
+                                   "previous_shutdown": self.previous_shutdown,
+                                   "config": {"hash": self.applied_config.hash, "path": str(self.config_path)}}
         if opened.recovered_from:
             started["buffer_recovered_from"] = str(opened.recovered_from)
             self.buffer.emit(Record("agent", Kind.ALARM, {"alarm": "buffer_corrupt", "state": "raised",
-                                                          "moved_to": str(opened.recovered_from)}))
+                                                        "moved_to": str(opened.recovered_from)}))
         self.buffer.emit(Record("agent", Kind.EVENT, started))
+        self._begin_continuity(opened.previous_shutdown_clean, opened.last_seq)
         tasks = [
             asyncio.create_task(self.buffer.run(self.stop_event), name="buffer"),
             asyncio.create_task(self._health_loop(), name="health"),
             asyncio.create_task(self._watchdog_loop(), name="watchdog"),
+            asyncio.create_task(self.continuity.run(self.stop_event), name="continuity"),
         ]
         self._start_uplink(self.settings)
         await self._start_producers(self.settings)
+        self.continuity.arm_energy_timeout()
         self.notifier.ready(self._status_line())
         log.info("headframe %s running: gateway %s/%s, buffer %s, broker %s:%d", VERSION, self.settings.gateway.site,
                  self.settings.gateway.id, self.settings.buffer.path, self.settings.uplink.host,
@@ -79,6 +92,22 @@ class Daemon:
         await self.stop_event.wait()
         await self._shutdown(tasks)
         return 0
+
+    def _begin_continuity(self, clean_close: bool, last_seq: int) -> None:
+        """Subscribe the continuity tracker, open the gap before this run, audit the config."""
+        self.buffer.subscribe(self.continuity.on_commit)
+        self.continuity.load()
+        ended, detail = self.previous_run_ended, None
+        if ended is None:  # no boot evidence passed in: the buffer's clean-close flag is all we know
+            ended = "clean" if clean_close else "crash"
+            detail = "no boot evidence; classified from the buffer's clean-close flag only"
+        self.continuity.begin(ended, last_seq, detail)
+        self.buffer.emit(Record("agent", Kind.EVENT, self.continuity.config_applied(self.applied_config, "start")))
+
+    def _link_restored(self, previous: PreviousSession, now: float) -> None:
+        """A reconnect after a lost session leaves a ``link_down`` gap record (backfill follows)."""
+        if previous.lost_at is not None:
+            self.continuity.on_link_restored(previous.lost_at, now)
 
     def _request_stop(self, sig: signal.Signals) -> None:
         if not self.stop_event.is_set():
@@ -90,6 +119,8 @@ class Daemon:
     def _start_uplink(self, settings: Settings) -> None:
         self._uplink_stop = asyncio.Event()
         self.uplink = Uplink(settings, self.buffer)
+        self.uplink.on_offline = self.continuity.on_link_lost
+        self.uplink.on_online = self._link_restored
         self._uplink_task = asyncio.create_task(self.uplink.run(self._uplink_stop), name="uplink")
 
     async def _stop_uplink(self) -> None:
@@ -145,7 +176,8 @@ class Daemon:
         for name, err in self.producer_errors.items():
             producers[name] = {"state": "failed", "last_error": err}
         payload = self.health.build(buffer=stats, uplink=self.uplink.health() if self.uplink else {},
-                                    producers=producers, previous_shutdown=self.previous_shutdown)
+                                    producers=producers, previous_shutdown=self.previous_shutdown,
+                                    config_hash=self.applied_config.hash)
         self.buffer.emit(Record("agent", Kind.HEALTH, payload))
 
     def alive(self) -> tuple[bool, str]:
@@ -188,9 +220,12 @@ class Daemon:
                                                           "problems": [str(p) for p in exc.problems][:20]}))
             return False
         old = self.settings
+        loaded = describe(new, self.config_path)
         if new.buffer != old.buffer or new.gateway != old.gateway:
             log.warning("reload: changes to 'gateway' or 'buffer' take effect at the next restart")
             new = new.model_copy(update={"buffer": old.buffer, "gateway": old.gateway})
+        applied = describe(new, self.config_path)
+        applied = dataclasses.replace(applied, mtime=loaded.mtime, file_hash=loaded.file_hash)
         self.settings = new
         if new.uplink != old.uplink:
             log.info("reload: uplink settings changed; reconnecting")
@@ -200,14 +235,20 @@ class Daemon:
         await self._start_producers(new)
         self.reloads += 1
         self.buffer.emit(Record("agent", Kind.EVENT, {"event": "config_reloaded"}))
+        pending = changed_keys(applied.keys, loaded.keys)
+        self.applied_config = applied
+        self.continuity.update_settings(new)
+        self.buffer.emit(Record("agent", Kind.EVENT, self.continuity.config_applied(
+            applied, "reload", pending_restart=pending or None)))
         log.info("reload: new config in effect")
         return True
 
     # ------------------------------------------------------------- shutdown
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
         await self._stop_producers()
+        self.continuity.finish()
         self.buffer.emit(Record("agent", Kind.EVENT, {"event": "agent_stopping",
-                                                      "reason": getattr(self, "stop_reason", "requested")}))
+                                                    "reason": getattr(self, "stop_reason", "requested")}))
         await self.buffer.flush()
         await self._stop_uplink()
         for task in tasks:
@@ -216,6 +257,7 @@ class Daemon:
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
         await self.buffer.flush()
+        self.continuity.close()
         await self.buffer.close(clean=True)
         log.info("stopped cleanly")
 
@@ -231,8 +273,11 @@ def run_daemon(config_path: Path) -> int:
         log.error("config %s is invalid; nothing started:\n%s", config_path, exc)
         return 2
     setup_logging(settings.logging.level, settings.logging.journald)
+    # TEST HOOK until the boot evidence (power helper) is merged: a fake ``previous_run.ended``,
+    # named as such; the boot evidence will pass the real one here.
+    fake_ended = os.environ.get("HEADFRAME_FAKE_PREVIOUS_RUN") or None
     try:
-        return asyncio.run(Daemon(config_path, settings).run())
+        return asyncio.run(Daemon(config_path, settings, previous_run_ended=fake_ended).run())
     except ChainKeyError as exc:
         log.error("chain key: %s; nothing started", exc)
         return 2

@@ -64,7 +64,7 @@ class HealthCollector:
         }
 
     def build(self, *, buffer: dict[str, Any], uplink: dict[str, Any], producers: dict[str, Any],
-              previous_shutdown: str) -> dict[str, Any]:
+              previous_shutdown: str, config_hash: str | None = None) -> dict[str, Any]:
         counters = buffer.pop("counters", {})
         buffer["dropped"] = {k.removeprefix("dropped_"): v for k, v in counters.items()
                              if k.startswith(("dropped_", "expired_"))}
@@ -73,6 +73,7 @@ class HealthCollector:
             "schema": "headframe.health/1",
             "agent": {"version": VERSION, "pid": os.getpid(), "uptime_s": round(time.monotonic() - self.started_mono, 1),
                       "started": self.started, "previous_shutdown": previous_shutdown},
+            "config_hash": config_hash,
             "buffer": buffer,
             "uplink": uplink,
             "system": self.system(),

@@ -10,6 +10,7 @@ from config import drivers as drivers_cfg
 from config import vision as vision_cfg
 from config.spine import (
     BufferSettings,
+    ContinuitySettings,
     GatewaySettings,
     HealthSettings,
     LoggingSettings,
@@ -26,6 +27,7 @@ class Settings(StrictModel):
     uplink: UplinkSettings = UplinkSettings()
     health: HealthSettings = HealthSettings()
     logging: LoggingSettings = LoggingSettings()
+    continuity: ContinuitySettings = ContinuitySettings()
     buses: list[drivers_cfg.BusSettings] = Field(default_factory=list)
     devices: list[drivers_cfg.DeviceSettings] = Field(default_factory=list)
     operating_state: drivers_cfg.OperatingStateSettings = drivers_cfg.OperatingStateSettings()

@@ -119,6 +119,23 @@ class HealthSettings(StrictModel):
     disk_path: ConfigPath | None = None
 
 
+class ContinuitySettings(StrictModel):
+    """Gap records and the gateway-dark alarm (docs/evidence.md, "Gaps and their causes")."""
+
+    #: Energy drawn during a gap (summed over all meters, kWh) above which the
+    #: ``gateway_dark_while_site_ran`` alarm is raised. A little above the resolution of a
+    #: typical meter (0.01 kWh), so rounding alone never raises it.
+    dark_site_kwh: float = Field(default=0.05, ge=0)
+    #: Longest wait after start for every energy meter's first good reading; a meter still
+    #: silent then is listed as ``unknown`` (the wait is also capped at 2 poll intervals + 10 s).
+    energy_timeout: Duration = Field(default=60.0, ge=1.0, le=600.0)
+    #: The continuity state file is rewritten at most this often (bound on its staleness
+    #: after a kill or power cut), and always at a clean stop.
+    state_interval: Duration = Field(default=5.0, ge=0.2, le=300.0)
+    #: A wall clock that moves this much more (or less) than the monotonic clock is a jump.
+    clock_jump_s: Duration = Field(default=2.0, ge=0.5)
+
+
 class LoggingSettings(StrictModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: ``auto`` uses journald when running under systemd and the module is installed.

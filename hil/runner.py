@@ -61,10 +61,12 @@ class Agent:
         self.config, self.log = config, log
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, clock: str = "kernel") -> None:
+    def start(self, clock: str = "kernel", previous_run: str | None = None) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         if clock != "kernel":
             env["HEADFRAME_CLOCK_OVERRIDE"] = clock
+        if previous_run:
+            env["HEADFRAME_FAKE_PREVIOUS_RUN"] = previous_run
         with open(self.log, "ab") as fh:
             self.proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(self.config)], cwd=REPO,
                                          env=env, stdout=fh, stderr=subprocess.STDOUT)
@@ -188,7 +190,7 @@ class ScenarioRun:
             agent.kill()
         elif a == "start_agent":
             agent.stop()
-            agent.start(step.clock)
+            agent.start(step.clock, step.previous_run)
         elif a == "site_mode":
             site.model.mode = step.mode
         elif a == "wait_drained":

@@ -49,6 +49,9 @@ class KillAgent(StrictModel):
 class StartAgent(StrictModel):
     action: Literal["start_agent"]
     clock: Literal["synced", "unsynced", "kernel"] = "kernel"
+    #: a FAKE ``previous_run.ended`` for the new start (test hook HEADFRAME_FAKE_PREVIOUS_RUN),
+    #: until the boot evidence tells it; e.g. ``unknown`` = unplugged
+    previous_run: Literal["clean", "crash", "watchdog", "mains_failure", "unknown"] | None = None
 
 
 class SiteMode(StrictModel):

@@ -57,6 +57,8 @@ class Uplink:
         #: called on the loop after each session came up, with how the one before ended and
         #: the time it came up (the hook for a "link_down" gap record, issue 10)
         self.on_online: Callable[[PreviousSession, float], None] | None = None
+        #: called on the loop when a session is lost (not at a clean stop), with the time of loss
+        self.on_offline: Callable[[float], None] | None = None
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._backoff = Backoff(self.cfg.reconnect_min, self.cfg.reconnect_max)
@@ -141,6 +143,11 @@ class Uplink:
         else:
             self.previous = PreviousSession(lost_at=time.time(), reason=f"connection lost: {reason}")
             session.drop()
+            if self.on_offline is not None:
+                try:
+                    self.on_offline(self.previous.lost_at)
+                except Exception:  # a listener's bug must not keep the link down
+                    log.exception("uplink: on_offline listener failed")
         await self._drain.reset()
         if stop.is_set():
             self.state = "stopped"

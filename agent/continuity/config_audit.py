@@ -1,0 +1,124 @@
+"""Configuration audit: the hash of what is in effect and which keys changed, never values.
+
+Two hashes: ``hash`` over the effective settings (the validated model with defaults, plus the
+register maps of the profiles it uses, as canonical JSON) says whether the behaviour can have
+changed; ``file_hash`` over the file's bytes says whether the file was edited at all (a
+comment or an explicit default changes only this one). Changed keys are dotted paths
+(``uplink.host``, ``devices[meter-1].groups[default].interval``) from comparing a per-key
+hash map; the map, not the values, is what the continuity state keeps between runs.
+Secrets live in files (``*_file`` keys), so a secret can only show up as its path key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from config.schema import Settings
+
+
+def _canon(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def _sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def effective_doc(settings: Settings) -> dict[str, Any]:
+    """The settings in effect as plain JSON data, with the profiles' register maps resolved."""
+    doc = settings.model_dump(mode="json")
+    names = sorted({d.profile for d in settings.devices if d.profile})
+    if names:
+        from config.profiles import known_profiles
+
+        profiles = known_profiles()
+        doc["profiles"] = [profiles[n].model_dump(mode="json") for n in names if n in profiles]
+    return doc
+
+
+def _label(item: Any, index: int) -> str:
+    if isinstance(item, dict):
+        for key in ("id", "name"):
+            if isinstance(item.get(key), str | int):
+                return f"[{item[key]}]"
+    return f"[{index}]"
+
+
+def key_hashes(doc: Any, prefix: str = "") -> dict[str, str]:
+    """Flatten to dotted key -> hash of the value. Lists of named items are keyed by id/name
+    (so inserting a device does not renumber the others); lists of plain values are one leaf."""
+    out: dict[str, str] = {}
+    if isinstance(doc, dict) and doc:
+        for key, value in doc.items():
+            out.update(key_hashes(value, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(doc, list) and doc and all(isinstance(i, dict) for i in doc):
+        for i, item in enumerate(doc):
+            out.update(key_hashes(item, prefix + _label(item, i)))
+    else:
+        out[prefix] = hashlib.sha256(_canon(doc)).hexdigest()[:16]
+    return out
+
+
+def _prefixes(key: str) -> list[str]:
+    """``a.b[x].c`` -> ``a``, ``a.b``, ``a.b[x]``, ``a.b[x].c``."""
+    out, cur = [], ""
+    for ch in key:
+        if ch in ".[" and cur:
+            out.append(cur)
+        cur += ch
+    out.append(cur)
+    return out
+
+
+def changed_keys(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """Dotted keys whose value differs; a section added or removed whole is named once."""
+    old_prefixes = {p for k in old for p in _prefixes(k)}
+    new_prefixes = {p for k in new for p in _prefixes(k)}
+    changed: set[str] = set()
+    for key in set(old) | set(new):
+        if old.get(key) == new.get(key):
+            continue
+        if key in old and key in new:
+            changed.add(key)
+            continue
+        other = new_prefixes if key in old else old_prefixes
+        changed.add(next((p for p in _prefixes(key) if p not in other), key))
+    return sorted(changed)
+
+
+@dataclass(frozen=True)
+class AppliedConfig:
+    """What one start or reload put into effect."""
+
+    path: str
+    mtime: float | None
+    hash: str
+    file_hash: str | None
+    keys: dict[str, str]
+
+
+def describe(settings: Settings, path: Path) -> AppliedConfig:
+    """Hash the settings in effect and the file they came from."""
+    try:
+        data = path.read_bytes()
+        file_hash: str | None = _sha(data)
+        mtime: float | None = path.stat().st_mtime
+    except OSError:
+        file_hash, mtime = None, None
+    doc = effective_doc(settings)
+    return AppliedConfig(str(path), mtime, _sha(_canon(doc)), file_hash, key_hashes(doc))
+
+
+def applied_event(cfg: AppliedConfig, trigger: str, changed: list[str] | None, **extra: Any) -> dict[str, Any]:
+    """The ``config_applied`` event payload (docs/agent.md, "Configuration audit")."""
+    mtime = None
+    if cfg.mtime is not None:
+        mtime = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(cfg.mtime)) + f".{int(cfg.mtime * 1000) % 1000:03d}Z"
+    return {"event": "config_applied", "trigger": trigger, "hash": cfg.hash, "file_hash": cfg.file_hash,
+            "path": cfg.path, "mtime": mtime, "changed": changed, **extra}

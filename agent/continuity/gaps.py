@@ -1,0 +1,112 @@
+"""Gap records and the gateway-dark alarm: pure functions from what was saved to the payload.
+
+Kept free of I/O so each cause and each energy case can be checked without a process.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from agent.continuity.state import CameraFault, EnergyReading
+
+#: ``previous_run.ended`` (boot evidence) -> gap cause
+CAUSE_BY_ENDED = {
+    "clean": "clean_stop",
+    "mains_failure": "mains_failure",
+    "unknown": "unplugged",
+    "crash": "crash",
+    "watchdog": "watchdog",
+}
+CAUSES = ("link_down", "clean_stop", "mains_failure", "unplugged", "crash", "watchdog", "clock_jump")
+
+
+def iso(ts: float | None) -> str | None:
+    """ISO-8601 UTC with milliseconds, the format of every record's ``ts``."""
+    if ts is None:
+        return None
+    sec = int(ts)
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec)) + f"{int((ts - sec) * 1000):03d}Z"
+
+
+def start_cause(ended: str, last_ts: float | None, now: float) -> str:
+    """The cause of the gap before this start: the wall clock running backwards beats the rest,
+    since then no duration or order in the record stream can be trusted across the gap."""
+    if last_ts is not None and now < last_ts:
+        return "clock_jump"
+    return CAUSE_BY_ENDED.get(ended, "unplugged")
+
+
+def energy_entries(expected: list[str], before: dict[str, EnergyReading], after: dict[str, float],
+                   why_missing: dict[str, str]) -> list[dict[str, Any]]:
+    """One entry per meter point: before/after/delta, or ``unknown`` with the reason (never a guess)."""
+    out: list[dict[str, Any]] = []
+    for key in sorted(set(expected) | set(before)):
+        source, _, point = key.partition("/")
+        entry: dict[str, Any] = {"source": source, "point": point}
+        old, new = before.get(key), after.get(key)
+        if old is not None:
+            entry["before_kwh"] = round(old.kwh, 6)
+        if new is not None:
+            entry["after_kwh"] = round(new, 6)
+        if key not in expected:
+            entry["unknown"] = "meter point no longer configured"
+        elif new is None:
+            entry["unknown"] = f"meter not answering ({why_missing.get(key, 'no good reading after start')})"
+        elif old is None:
+            entry["unknown"] = "no reading before the gap (meter new, or never answered before)"
+        elif new < old.kwh:
+            entry["unknown"] = "counter went backwards (meter replaced or reset?)"
+        else:
+            entry["delta_kwh"] = round(new - old.kwh, 6)
+        out.append(entry)
+    return out
+
+
+def faults_overlapping(faults: list[CameraFault], start: float | None, end: float) -> list[dict[str, Any]]:
+    """Camera tamper/lost periods that overlap [start, end] (open periods: ``to`` null)."""
+    out = []
+    for f in faults:
+        if (f.end is None or start is None or f.end >= start) and f.start <= end:
+            item: dict[str, Any] = {"source": f.source, "alarm": f.alarm, "from": iso(f.start), "to": iso(f.end)}
+            if f.alarm == "camera_tamper":
+                item["kind"] = f.kind
+            out.append(item)
+    return out
+
+
+def human_duration(seconds: float) -> str:
+    """``3 h 12 min``, ``4 min 5 s``, ``12 s``: the form an inspector reads."""
+    s = round(max(seconds, 0))
+    d, rem = divmod(s, 86400)
+    h, rem = divmod(rem, 3600)
+    m, sec = divmod(rem, 60)
+    if d:
+        return f"{d} d {h} h"
+    if h:
+        return f"{h} h {m} min"
+    if m:
+        return f"{m} min {sec} s"
+    return f"{sec} s"
+
+
+def dark_alarm(gap: dict[str, Any], threshold_kwh: float) -> dict[str, Any] | None:
+    """The ``gateway_dark_while_site_ran`` alarm for a gap, or None.
+
+    A link outage is not "dark": the gateway kept recording, so the energy is in the stream.
+    The energy is the sum over meters of each meter's largest counter delta.
+    """
+    if gap["cause"] == "link_down":
+        return None
+    per_meter: dict[str, float] = {}
+    for e in gap.get("energy", []):  # import and total counters of one meter move together: count once
+        if "delta_kwh" in e:
+            per_meter[e["source"]] = max(per_meter.get(e["source"], 0.0), e["delta_kwh"])
+    total = sum(per_meter.values())
+    if total <= threshold_kwh:
+        return None
+    duration = gap.get("duration_s")
+    dark = human_duration(duration) if duration is not None else "an unknown time"
+    return {"alarm": "gateway_dark_while_site_ran", "state": "raised", "duration_s": duration,
+            "delta_kwh": round(total, 3), "cause": gap["cause"], "from": gap["from"], "to": gap["to"],
+            "text": f"gateway dark for {dark} while the site drew {total:.6g} kWh"}

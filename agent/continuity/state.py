@@ -1,0 +1,140 @@
+"""The continuity state file: what the next start needs to explain the gap before it.
+
+One small JSON document next to the buffer (``<buffer>.continuity.json``), replaced
+atomically (write to a temporary file, fsync, rename, fsync the directory), so a power cut
+leaves either the old or the new document, never a torn one. A JSON file rather than a
+second SQLite database: the document is a few kilobytes, is rewritten whole at most once per
+``continuity.state_interval``, and a technician can read it with ``cat``.
+
+It holds no secret and no config value: config keys appear only with a hash of their value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+log = logging.getLogger("headframe.continuity")
+
+SCHEMA = "headframe.continuity/1"
+
+
+@dataclass
+class EnergyReading:
+    """A meter's energy counter as last committed (always converted to kWh)."""
+
+    kwh: float
+    ts: float
+    seq: int
+
+
+@dataclass
+class CameraFault:
+    """A tamper/lost alarm period of one camera; ``to`` is None while still raised."""
+
+    source: str
+    alarm: str
+    kind: str
+    start: float
+    end: float | None = None
+
+
+@dataclass
+class ContinuityState:
+    last_seq: int = 0
+    last_ts: float | None = None
+    #: wall-clock time of the last save (tells how stale the state is after a kill)
+    saved_at: float | None = None
+    energy: dict[str, EnergyReading] = field(default_factory=dict)  # "source/point" -> reading
+    faults: list[CameraFault] = field(default_factory=list)
+    config_hash: str | None = None
+    file_hash: str | None = None
+    config_keys: dict[str, str] = field(default_factory=dict)  # dotted key -> value hash
+    #: a start gap not yet written (the agent stopped before every meter answered)
+    pending_gap: dict[str, Any] | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA, "last_seq": self.last_seq, "last_ts": self.last_ts, "saved_at": self.saved_at,
+            "energy": {k: [r.kwh, r.ts, r.seq] for k, r in self.energy.items()},
+            "faults": [[f.source, f.alarm, f.kind, f.start, f.end] for f in self.faults],
+            "config": {"hash": self.config_hash, "file_hash": self.file_hash, "keys": self.config_keys},
+            "pending_gap": self.pending_gap,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> ContinuityState:
+        cfg = doc.get("config") or {}
+        return cls(
+            last_seq=int(doc.get("last_seq") or 0), last_ts=doc.get("last_ts"), saved_at=doc.get("saved_at"),
+            energy={k: EnergyReading(float(v[0]), float(v[1]), int(v[2])) for k, v in (doc.get("energy") or {}).items()},
+            faults=[CameraFault(*f) for f in doc.get("faults") or []],
+            config_hash=cfg.get("hash"), file_hash=cfg.get("file_hash"), config_keys=dict(cfg.get("keys") or {}),
+            pending_gap=doc.get("pending_gap"),
+        )
+
+
+class StateFile:
+    """Load and atomically replace the continuity state document."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self.problem: str | None = None  # why the last load found no usable state
+
+    def load(self) -> ContinuityState | None:
+        """The saved state, or None (first start, or a file that cannot be used: said in ``problem``)."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            self.problem = "no continuity state (first start with this buffer)"
+            return None
+        except OSError as exc:
+            self.problem = f"continuity state {self.path} unreadable ({exc.strerror or exc})"
+            log.error("%s; the gap before this start cannot be described fully", self.problem)
+            return None
+        try:
+            doc = orjson.loads(raw)
+            if doc.get("schema") != SCHEMA:
+                raise ValueError(f"schema {doc.get('schema')!r}, expected {SCHEMA}")
+            return ContinuityState.from_doc(doc)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            self.problem = f"continuity state {self.path} damaged ({exc})"
+            log.error("%s; moved aside, starting afresh", self.problem)
+            with contextlib.suppress(OSError):
+                self.path.replace(self.path.with_name(self.path.name + ".damaged"))
+            return None
+
+    def save(self, state: ContinuityState) -> None:
+        self.write(self.encode(state))
+
+    @staticmethod
+    def encode(state: ContinuityState) -> bytes:
+        return orjson.dumps(state.to_doc())
+
+    def write(self, data: bytes) -> None:
+        """Atomic replace; thread-safe, so the periodic save can fsync off the event loop."""
+        with self._lock:
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        dfd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
