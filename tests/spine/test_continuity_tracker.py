@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from agent.bufferservice import BufferService
-from agent.sink import QueueSink
 
 from agent.continuity import ContinuityTracker, changed_keys, state_path_for
 from agent.continuity.config_audit import effective_doc, key_hashes
 from agent.continuity.gaps import iso
+from buffer.boundary import BufferService
 from buffer.record import Kind, Record
 from config.loader import load_settings_text
 from config.schema import Settings
@@ -29,24 +28,23 @@ def settings_for(tmp_path: Path, extra: dict[str, Any] | None = None) -> Setting
 
 
 class Rig:
-    """A real BufferService with a tracker subscribed, driven step by step."""
+    """A real buffer boundary with a tracker subscribed, driven step by step."""
 
     def __init__(self, tmp_path: Path, *, clock: Any = None, mono: Any = None) -> None:
         self.settings = settings_for(tmp_path)
-        self.sink = QueueSink(lambda: True)
-        self.buffers = BufferService(self.settings, self.sink)
+        self.buffers = BufferService(self.settings, lambda: True)
         kw = {k: v for k, v in (("clock", clock), ("mono", mono)) if v is not None}
-        self.tracker = ContinuityTracker(self.settings, state_path_for(self.settings.buffer.path), self.sink.emit, **kw)
+        self.tracker = ContinuityTracker(self.settings, state_path_for(self.settings.buffer.path), self.buffers.emit, **kw)
 
     async def open(self, ended: str = "crash") -> None:
-        store = await self.buffers.open()
+        opened = await self.buffers.open()
         self.buffers.subscribe(self.tracker.on_commit)
         self.tracker.load()
-        self.tracker.begin(ended, store.last_seq)
+        self.tracker.begin(ended, opened.last_seq)
 
     async def put(self, *records: Record) -> None:
         for rec in records:
-            self.sink.emit(rec)
+            self.buffers.emit(rec)
         await self.buffers.flush()
 
     def payloads(self, kind: Kind = Kind.EVENT) -> list[dict[str, Any]]:
