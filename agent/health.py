@@ -64,7 +64,7 @@ class HealthCollector:
         }
 
     def build(self, *, buffer: dict[str, Any], uplink: dict[str, Any], producers: dict[str, Any],
-              previous_shutdown: str) -> dict[str, Any]:
+              previous_shutdown: str, power: dict[str, Any] | None = None) -> dict[str, Any]:
         counters = buffer.pop("counters", {})
         buffer["dropped"] = {k.removeprefix("dropped_"): v for k, v in counters.items()
                              if k.startswith(("dropped_", "expired_"))}
@@ -78,4 +78,5 @@ class HealthCollector:
             "system": self.system(),
             "clock": {"synchronized": self.clock_synced()},
             "producers": producers,
+            "power": power or {"source": "none"},
         }

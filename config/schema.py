@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from config import drivers as drivers_cfg
+from config import power as power_cfg
 from config import vision as vision_cfg
 from config.spine import (
     BufferSettings,
@@ -24,6 +25,7 @@ class Settings(StrictModel):
     uplink: UplinkSettings = UplinkSettings()
     health: HealthSettings = HealthSettings()
     logging: LoggingSettings = LoggingSettings()
+    power: power_cfg.PowerSettings = power_cfg.PowerSettings()
     buses: list[drivers_cfg.BusSettings] = Field(default_factory=list)
     devices: list[drivers_cfg.DeviceSettings] = Field(default_factory=list)
     operating_state: drivers_cfg.OperatingStateSettings = drivers_cfg.OperatingStateSettings()
@@ -32,4 +34,4 @@ class Settings(StrictModel):
 
     def cross_problems(self) -> list[tuple[tuple[str | int, ...], str, str]]:
         """Problems that no single field can see (e.g. two devices fighting over one port)."""
-        return drivers_cfg.cross_check(self) + vision_cfg.cross_check(self)
+        return drivers_cfg.cross_check(self) + vision_cfg.cross_check(self) + power_cfg.cross_check(self)
