@@ -46,12 +46,16 @@ class NutSource:
 
     def __init__(self, settings: NutSettings) -> None:
         self.settings = settings
-        password = None
-        if settings.password_file is not None:
-            password = Path(settings.password_file).read_text().strip()
         self.where = f"upsd at {settings.host}:{settings.port}"
-        self._client = AIONUTClient(settings.host, settings.port, settings.username, password,
-                                    timeout=settings.timeout, persistent=True)
+        self._client: AIONUTClient | None = None
+
+    def _connect(self) -> AIONUTClient:
+        """The client, made on first use (and after close): the password file is read here, never logged."""
+        if self._client is None:
+            s = self.settings
+            password = Path(s.password_file).read_text().strip() if s.password_file is not None else None
+            self._client = AIONUTClient(s.host, s.port, s.username, password, timeout=s.timeout, persistent=True)
+        return self._client
 
     @property
     def name(self) -> str:
@@ -60,7 +64,11 @@ class NutSource:
     async def read(self) -> PowerReading:
         ups = self.settings.ups
         try:
-            values = await self._client.list_vars(ups)
+            client = self._connect()
+        except OSError as exc:
+            raise PowerSourceError(f"cannot read power.nut.password_file ({exc.strerror or exc})") from None
+        try:
+            values = await client.list_vars(ups)
         except NUTLoginError as exc:
             raise PowerSourceError(f"{self.where}: {_COMMAND_HINTS['ACCESS-DENIED']} ({_short(str(exc))})") from None
         except NUTCommandError as exc:
@@ -85,4 +93,6 @@ class NutSource:
                                    runtime_s=number(values.get("battery.runtime")))
 
     def close(self) -> None:
-        self._client.shutdown()
+        if self._client is not None:
+            self._client.shutdown()
+            self._client = None

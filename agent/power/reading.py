@@ -36,6 +36,8 @@ def parse_ups_status(status: str) -> PowerReading:
     flags = set(status.split())
     if "FSD" in flags:
         return PowerReading(on_line="OL" in flags, low_battery=True, forced_shutdown=True, status=status)
+    if flags == {"WAIT"}:
+        raise PowerSourceError("upsd has no data from the UPS driver yet (ups.status WAIT)")
     if "OL" not in flags and "OB" not in flags:
         raise PowerSourceError(f"ups.status is {status!r}: neither OL (on line) nor OB (on battery); "
                                "the UPS driver may not be talking to the UPS")
