@@ -7,6 +7,7 @@ committed to its buffer, and how fast.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
@@ -16,10 +17,11 @@ from typing import Any
 
 import pytest
 
+from agent.power.gpio import GpioSource
 from agent.power.monitor import PowerMonitor
 from agent.power.nut import NutSource
 from buffer.record import Record
-from config.power import NutSettings, PowerSettings
+from config.power import GpioSettings, NutSettings, PowerSettings
 from tests.power.helpers import agent_config, alarms, events, last_power_health, run_state, start_agent, wait_for
 from tests.support.broker import free_port
 from tests.support.nut import NutServer
@@ -184,3 +186,35 @@ def test_garbage_answer_is_a_health_error_not_a_crash(garbage_server: int) -> No
     asyncio.run(_watch(monitor, lambda: monitor.last_error is not None, 10))
     assert "not the NUT protocol" in (monitor.last_error or ""), monitor.last_error
     assert monitor.health()["state"] == "unknown" and rec.committed == []
+
+
+def test_ups_password_never_reaches_the_log_even_at_debug(tmp_path: Path, nut: NutServer,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    secret = tmp_path / "nut.pass"
+    secret.write_text("test-secret\n")
+    settings = PowerSettings(source="nut", nut=NutSettings(port=nut.port, ups=nut.ups, username="monitor",
+                                                           password_file=secret), poll=0.1)
+    rec = Recorder()
+    monitor = PowerMonitor(settings, NutSource(settings.nut_or_default), rec.commit, rec.stop)
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(_watch(monitor, lambda: monitor.state == "mains", 10))
+    assert monitor.last_error is None
+    assert "test-secret" not in caplog.text
+
+
+def test_a_failed_commit_is_retried_at_the_next_poll(tmp_path: Path) -> None:
+    """Nothing captured is lost: if the buffer refuses the alarm, the next poll commits it again."""
+    fake_pin = tmp_path / "FAKE-pin"  # a NAMED FAKE GPIO line
+    fake_pin.write_text("0\n")
+    settings = PowerSettings(source="gpio", gpio=GpioSettings(path=fake_pin), poll=0.1)
+    rec = Recorder()
+    failures = [RuntimeError("disk full")]
+
+    async def flaky_commit(records: Sequence[Record], durability: str) -> None:
+        if failures:
+            raise failures.pop()
+        await rec.commit(records, durability)
+
+    monitor = PowerMonitor(settings, GpioSource(settings.gpio), flaky_commit, rec.stop)
+    asyncio.run(_watch(monitor, lambda: rec.committed, 5))
+    assert [r.payload["state"] for r, _ in rec.committed] == ["raised"]
