@@ -297,14 +297,16 @@ class Daemon:
     async def _commit_now(self, records: Sequence[Record], durability: str) -> None:
         """Commit ``records`` now and return once they are on disk.
 
-        Today's BufferService applies the per-kind durability (alarms and events: power_loss,
-        fsynced); ``durability`` is what the monitor needs and is honoured by the kind mapping.
+        Today's BufferService applies the per-kind durability (alarms always power_loss, events
+        power_loss unless configured down); ``durability`` is what the monitor asks for.
         The single buffer thread runs appends in order, so when this flush returns every
         batch drained before it (including one the writer loop took) is committed too.
         """
         for rec in records:
             self.sink.emit(rec)
         await self.buffers.flush()
+        if self.buffers.last_error:  # the batch was not committed: the monitor retries at its next poll
+            raise RuntimeError(f"buffer refused the power records: {self.buffers.last_error}")
 
 
 def _last_record_ts(store: Any) -> str | None:

@@ -111,17 +111,25 @@ class PowerMonitor:
         log.log(level, "power: %s → %s (%s)", old, new, reading.status)
         await self._record_state(new)
         records: list[Record] = []
-        if new in (ON_BATTERY, LOW_BATTERY) and not self._mains_alarm_raised:
+        raised = self._mains_alarm_raised
+        if new in (ON_BATTERY, LOW_BATTERY) and not raised:
             records.append(self._alarm("raised", reading))
-            self._mains_alarm_raised = True
-        elif new == MAINS and self._mains_alarm_raised:
+            raised = True
+        elif new == MAINS and raised:
             records.append(self._alarm("cleared", reading))
-            self._mains_alarm_raised = False
+            raised = False
         if new == LOW_BATTERY:
             records.append(Record("agent", Kind.EVENT, {"event": "power_failing", **self._battery(reading),
                                                        "status": reading.status, "source_kind": self.source.kind}))
-        if records:
-            await self.commit(records, POWER_LOSS)
+        try:
+            if records:
+                await self.commit(records, POWER_LOSS)
+            self._mains_alarm_raised = raised
+        except Exception:
+            log.exception("power: could not commit %d power record(s); retrying at the next poll", len(records))
+            if new != LOW_BATTERY:  # on low battery there is no time to retry: stop anyway
+                self.state = old
+                return
         if new == LOW_BATTERY and not self._stop_requested:
             self._stop_requested = True
             if self.run_state is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from pathlib import Path
 
 from aionut import (
@@ -25,6 +26,10 @@ from aionut import (
 
 from agent.power.reading import PowerReading, PowerSourceError, number, parse_ups_status
 from config.power import NutSettings
+
+# aionut logs every line it sends at DEBUG, the PASSWORD command included: keep it above DEBUG
+# so that `logging.level: DEBUG` never puts the UPS password into the journal.
+logging.getLogger("aionut").setLevel(logging.INFO)
 
 _COMMAND_HINTS = {
     "UNKNOWN-UPS": "upsd knows no UPS of that name: check power.nut.ups against upsd's ups.conf",
