@@ -111,3 +111,13 @@ def test_withheld_watchdog_pings_then_death_reads_as_watchdog() -> None:
     assert classify(prev, "another-boot")[0] == "unknown"
     assert classify({**prev, "clean": True, "stopping_reason": "SIGTERM"}, BOOT_ID)[0] == "clean"
     assert classify({**prev, "clean": True, "power": {"state": "low_battery"}}, "x")[0] == "mains_failure"
+
+
+def test_mark_stopped_leaves_a_run_from_an_earlier_boot_alone(tmp_path: Path) -> None:
+    from agent.power.markstop import mark_stopped
+
+    old = {"boot_id": "an-earlier-boot", "pid": 1, "clean": False}
+    (tmp_path / RUN_STATE_NAME).write_text(json.dumps(old))
+    assert "earlier boot" in mark_stopped(tmp_path, "watchdog", "dumped", "ABRT")
+    assert json.loads((tmp_path / RUN_STATE_NAME).read_text()) == old
+    assert "nothing to mark" in mark_stopped(tmp_path / "empty", "success")
