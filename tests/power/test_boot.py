@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from agent.power.boot import build_start_evidence, classify, read_boot_id
+from agent.power.markstop import mark_stopped
 from agent.power.runstate import RUN_STATE_NAME
 from tests.power.helpers import agent_config, run_state, start_agent, wait_for
 from tests.support.agentproc import REPO
@@ -114,8 +115,6 @@ def test_withheld_watchdog_pings_then_death_reads_as_watchdog() -> None:
 
 
 def test_mark_stopped_leaves_a_run_from_an_earlier_boot_alone(tmp_path: Path) -> None:
-    from agent.power.markstop import mark_stopped
-
     old = {"boot_id": "an-earlier-boot", "pid": 1, "clean": False}
     (tmp_path / RUN_STATE_NAME).write_text(json.dumps(old))
     assert "earlier boot" in mark_stopped(tmp_path, "watchdog", "dumped", "ABRT")
