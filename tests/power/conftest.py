@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.power.helpers import STARTED
 from tests.support.nut import NutServer
 
 
@@ -20,5 +21,9 @@ def nut(tmp_path: Path) -> Iterator[NutServer]:
 @pytest.fixture(autouse=True)
 def _no_leaked_upsd() -> Iterator[None]:
     yield
+    while STARTED:
+        agent = STARTED.pop()
+        if agent.proc.poll() is None:
+            agent.kill()
     while NutServer.started:
         NutServer.started.pop().stop()

@@ -13,6 +13,8 @@ from tests.support.agentproc import AgentProcess, write_config
 from tests.support.broker import free_port
 
 ALARM, EVENT, HEALTH = 0, 1, 3
+#: agents started by these tests; conftest kills any still running when a test ends (even a failed one)
+STARTED: list[AgentProcess] = []
 
 
 def agent_config(tmp_path: Path, power: dict[str, Any] | None = None, name: str = "c.yaml") -> Path:
@@ -54,6 +56,7 @@ def start_agent(tmp_path: Path, cfg: Path, tag: str) -> tuple[AgentProcess, dict
     """Start the agent; returns it and the payload of its own ``agent_started`` record."""
     before = len(events(tmp_path, "agent_started"))
     agent = AgentProcess(cfg, log=tmp_path / f"agent-{tag}.log")
+    STARTED.append(agent)
     started = wait_for(lambda: events(tmp_path, "agent_started")[before:], 20, "agent_started")
     return agent, started[0]
 
