@@ -218,3 +218,14 @@ def test_a_failed_commit_is_retried_at_the_next_poll(tmp_path: Path) -> None:
     monitor = PowerMonitor(settings, GpioSource(settings.gpio), flaky_commit, rec.stop)
     asyncio.run(_watch(monitor, lambda: rec.committed, 5))
     assert [r.payload["state"] for r, _ in rec.committed] == ["raised"]
+
+
+def test_agent_keeps_running_when_the_ups_port_answers_garbage(tmp_path: Path, garbage_server: int) -> None:
+    cfg = agent_config(tmp_path, {"source": "nut", "nut": {"port": garbage_server, "timeout": "1s"}, "poll": "0.2s"})
+    agent, _ = start_agent(tmp_path, cfg, "1")
+    error = wait_for(lambda: (last_power_health(tmp_path) or {}).get("last_error"), 10, "power error in health")
+    assert "not the NUT protocol" in error
+    time.sleep(1.0)
+    assert agent.proc.poll() is None
+    assert agent.terminate() == 0
+    assert "Traceback" not in agent.output()
