@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +16,14 @@ from agent.clock import clock_synchronized
 from agent.continuity import ContinuityTracker, describe, state_path_for
 from agent.continuity.config_audit import changed_keys
 from agent.health import HealthCollector
+from agent.power import PowerMonitor, RunState, build_monitor, build_start_evidence
+from agent.power.boot import iso
 from agent.producers import Producer, build_producers
 from agent.sdnotify import Notifier, watchdog_interval
 from agent.uplink import Uplink
 from agent.uplink.status import PreviousSession
 from agent.version import VERSION
-from buffer.boundary import BufferService
+from buffer.boundary import BufferService, Durability, Opened
 from buffer.chainkey import ChainKeyError
 from buffer.record import Kind, Record
 from config import ConfigError, Settings, load_settings
@@ -37,10 +39,8 @@ class Daemon:
     """The agent's lifecycle: start, run until SIGTERM, reload on SIGHUP, stop cleanly."""
 
     def __init__(self, config_path: Path, settings: Settings, notifier: Notifier | None = None,
-                 install_signals: bool = True, previous_run_ended: str | None = None) -> None:
+                 install_signals: bool = True) -> None:
         self.config_path = config_path
-        #: ``previous_run.ended`` from the boot evidence (clean|crash|watchdog|mains_failure|unknown)
-        self.previous_run_ended = previous_run_ended
         self.install_signals = install_signals
         self.settings = settings
         self.notifier = notifier or Notifier()
@@ -53,6 +53,10 @@ class Daemon:
         self.producer_errors: dict[str, str] = {}
         self.health = HealthCollector(settings.health.disk_path or settings.buffer.path.parent, clock_synchronized)
         self.previous_shutdown = "unknown"
+        self.run_state: RunState | None = None
+        self.power: PowerMonitor | None = None
+        self._power_stop = asyncio.Event()
+        self._power_task: asyncio.Task[None] | None = None
         self.reloads = 0
         self.loop_heartbeat = time.monotonic()
         self.continuity = ContinuityTracker(settings, state_path_for(settings.buffer.path), self.buffer.emit)
@@ -70,12 +74,15 @@ class Daemon:
         started: dict[str, Any] = {"event": "agent_started", "version": VERSION,
                                    "previous_shutdown": self.previous_shutdown,
                                    "config": {"hash": self.applied_config.hash, "path": str(self.config_path)}}
+        evidence = await self._start_evidence(opened)
+        started.update(evidence)
         if opened.recovered_from:
             started["buffer_recovered_from"] = str(opened.recovered_from)
             self.buffer.emit(Record("agent", Kind.ALARM, {"alarm": "buffer_corrupt", "state": "raised",
-                                                        "moved_to": str(opened.recovered_from)}))
+                                                          "moved_to": str(opened.recovered_from)}))
         self.buffer.emit(Record("agent", Kind.EVENT, started))
-        self._begin_continuity(opened.previous_shutdown_clean, opened.last_seq)
+        last_seq = opened.seq_resumed_from if opened.seq_resumed_from is not None else opened.last_seq
+        self._begin_continuity(last_seq, evidence["previous_run"]["ended"])
         tasks = [
             asyncio.create_task(self.buffer.run(self.stop_event), name="buffer"),
             asyncio.create_task(self._health_loop(), name="health"),
@@ -83,6 +90,7 @@ class Daemon:
             asyncio.create_task(self.continuity.run(self.stop_event), name="continuity"),
         ]
         self._start_uplink(self.settings)
+        self._start_power(self.settings)
         await self._start_producers(self.settings)
         self.continuity.arm_energy_timeout()
         self.notifier.ready(self._status_line())
@@ -93,15 +101,12 @@ class Daemon:
         await self._shutdown(tasks)
         return 0
 
-    def _begin_continuity(self, clean_close: bool, last_seq: int) -> None:
-        """Subscribe the continuity tracker, open the gap before this run, audit the config."""
+    def _begin_continuity(self, last_seq: int, ended: str) -> None:
+        """Subscribe the continuity tracker, open the gap before this run (``ended`` is the boot
+        evidence's ``previous_run.ended``), audit the config."""
         self.buffer.subscribe(self.continuity.on_commit)
         self.continuity.load()
-        ended, detail = self.previous_run_ended, None
-        if ended is None:  # no boot evidence passed in: the buffer's clean-close flag is all we know
-            ended = "clean" if clean_close else "crash"
-            detail = "no boot evidence; classified from the buffer's clean-close flag only"
-        self.continuity.begin(ended, last_seq, detail)
+        self.continuity.begin(ended, last_seq)
         self.buffer.emit(Record("agent", Kind.EVENT, self.continuity.config_applied(self.applied_config, "start")))
 
     def _link_restored(self, previous: PreviousSession, now: float) -> None:
@@ -114,6 +119,14 @@ class Daemon:
             log.info("received %s: stopping", sig.name)
             self.notifier.stopping(f"stopping on {sig.name}")
             self.stop_reason = sig.name
+            self.stop_event.set()
+
+    def request_stop(self, reason: str) -> None:
+        """A part of the agent asks for a clean stop (the power monitor on low battery)."""
+        if not self.stop_event.is_set():
+            log.warning("stopping cleanly: %s", reason)
+            self.notifier.stopping(f"stopping: {reason}")
+            self.stop_reason = reason
             self.stop_event.set()
 
     def _start_uplink(self, settings: Settings) -> None:
@@ -177,7 +190,8 @@ class Daemon:
             producers[name] = {"state": "failed", "last_error": err}
         payload = self.health.build(buffer=stats, uplink=self.uplink.health() if self.uplink else {},
                                     producers=producers, previous_shutdown=self.previous_shutdown,
-                                    config_hash=self.applied_config.hash)
+                                    config_hash=self.applied_config.hash,
+                                    power=self.power.health() if self.power else {"source": "none"})
         self.buffer.emit(Record("agent", Kind.HEALTH, payload))
 
     def alive(self) -> tuple[bool, str]:
@@ -201,6 +215,9 @@ class Daemon:
                 self.notifier.watchdog()
             else:
                 log.error("watchdog: %s; not pinging systemd (it will restart the service)", why)
+            # recorded so that a kill on this boot reads as a watchdog kill at the next start
+            if self.run_state is not None and ok == bool(self.run_state.doc.get("watchdog_withheld")):
+                await asyncio.to_thread(self.run_state.watchdog_withheld, None if ok else why, iso())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), timeout=interval)
 
@@ -231,6 +248,10 @@ class Daemon:
             log.info("reload: uplink settings changed; reconnecting")
             await self._stop_uplink()
             self._start_uplink(new)
+        if new.power != old.power:
+            log.info("reload: power settings changed; restarting the power monitor")
+            await self._stop_power()
+            self._start_power(new)
         await self._stop_producers()
         await self._start_producers(new)
         self.reloads += 1
@@ -245,6 +266,7 @@ class Daemon:
 
     # ------------------------------------------------------------- shutdown
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        await self._stop_power()
         await self._stop_producers()
         self.continuity.finish()
         self.buffer.emit(Record("agent", Kind.EVENT, {"event": "agent_stopping",
@@ -258,8 +280,48 @@ class Daemon:
                 task.cancel()
         await self.buffer.flush()
         self.continuity.close()
+        last_seq = self.buffer.last_seq
         await self.buffer.close(clean=True)
+        if self.run_state is not None:
+            await asyncio.to_thread(self.run_state.mark_clean, getattr(self, "stop_reason", "requested"), iso(), last_seq)
         log.info("stopped cleanly")
+
+    # ------------------------------------------------------ power and boot
+    async def _start_evidence(self, opened: Opened) -> dict[str, Any]:
+        """``boot`` and ``previous_run`` for agent_started; begins this run's run-state file."""
+        state_dir = self.settings.buffer.path.parent
+        last_seq = opened.seq_resumed_from if opened.seq_resumed_from is not None else opened.last_seq
+        last_ts = iso(opened.last_record_ts) if opened.last_record_ts is not None else None
+        try:
+            evidence = await asyncio.to_thread(build_start_evidence, state_dir, last_seq=last_seq, last_ts=last_ts)
+            self.run_state = RunState.load(state_dir)
+        except OSError as exc:
+            log.error("boot evidence: cannot use %s (%s); the start record says so", state_dir, exc)
+            return {"previous_run": {"ended": "unknown", "detail": f"run state not writable: {exc}"}}
+        prev = evidence["previous_run"]
+        log.info("boot %s (#%s); previous run: %s (%s)", evidence["boot"]["boot_id"], evidence["boot"]["boot_count"],
+                 prev["ended"], prev["detail"])
+        return evidence
+
+    def _start_power(self, settings: Settings) -> None:
+        self._power_stop = asyncio.Event()
+        self.power = build_monitor(settings.power, self._commit_now, self.request_stop, self.run_state)
+        if self.power is not None:
+            self._power_task = asyncio.create_task(self.power.run(self._power_stop), name="power")
+
+    async def _stop_power(self) -> None:
+        self._power_stop.set()
+        if self._power_task is not None:
+            try:
+                await asyncio.wait_for(self._power_task, timeout=10)
+            except (TimeoutError, asyncio.CancelledError):
+                self._power_task.cancel()
+            self._power_task = None
+
+    async def _commit_now(self, records: Sequence[Record], durability: str) -> None:
+        """Commit ``records`` now, fsynced at ``durability``; raises if they were not committed
+        (the power monitor then retries at its next poll)."""
+        await self.buffer.append(records, durability=Durability(durability))
 
 
 def run_daemon(config_path: Path) -> int:
@@ -273,11 +335,8 @@ def run_daemon(config_path: Path) -> int:
         log.error("config %s is invalid; nothing started:\n%s", config_path, exc)
         return 2
     setup_logging(settings.logging.level, settings.logging.journald)
-    # TEST HOOK until the boot evidence (power helper) is merged: a fake ``previous_run.ended``,
-    # named as such; the boot evidence will pass the real one here.
-    fake_ended = os.environ.get("HEADFRAME_FAKE_PREVIOUS_RUN") or None
     try:
-        return asyncio.run(Daemon(config_path, settings, previous_run_ended=fake_ended).run())
+        return asyncio.run(Daemon(config_path, settings).run())
     except ChainKeyError as exc:
         log.error("chain key: %s; nothing started", exc)
         return 2

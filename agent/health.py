@@ -64,7 +64,8 @@ class HealthCollector:
         }
 
     def build(self, *, buffer: dict[str, Any], uplink: dict[str, Any], producers: dict[str, Any],
-              previous_shutdown: str, config_hash: str | None = None) -> dict[str, Any]:
+              previous_shutdown: str, config_hash: str | None = None,
+              power: dict[str, Any] | None = None) -> dict[str, Any]:
         counters = buffer.pop("counters", {})
         buffer["dropped"] = {k.removeprefix("dropped_"): v for k, v in counters.items()
                              if k.startswith(("dropped_", "expired_"))}
@@ -79,4 +80,5 @@ class HealthCollector:
             "system": self.system(),
             "clock": {"synchronized": self.clock_synced()},
             "producers": producers,
+            "power": power or {"source": "none"},
         }

@@ -64,6 +64,11 @@ class Opened:
     last_seq: int
     key_path: Path
     key_created: bool
+    #: set when numbering resumed above the seq reservation after an unclean stop and a reboot:
+    #: the last seq that survived (records after it were lost from the page cache or never issued)
+    seq_resumed_from: int | None = None
+    #: observation time of the last committed record, if it is still in the buffer
+    last_record_ts: float | None = None
 
 
 def strip_oversize(records: Sequence[Record], cap: int) -> None:
@@ -118,8 +123,9 @@ class BufferService:
         store = self._store = await self._call(self._open)
         if self._key_created:
             log.info("buffer: created a new chain key %s (mode 0600)", self._key_path)
+        last_ts = await self._call(store.record_ts, store.seq_resumed_from or store.last_seq)
         return Opened(store.previous_shutdown_clean, store.recovered_from, store.last_seq, self._key_path,
-                      self._key_created)
+                      self._key_created, store.seq_resumed_from, last_ts)
 
     async def close(self, clean: bool = True) -> None:
         if len(self._backlog):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -69,7 +70,13 @@ _INSERT = "INSERT INTO records (seq, prio, source, created, size, n_att, body, t
 
 
 def current_boot_id() -> str:
-    """The kernel's id of this boot ("" if unknown): the page cache lives exactly that long."""
+    """The kernel's id of this boot ("" if unknown): the page cache lives exactly that long.
+
+    ``HEADFRAME_FAKE_BOOT_ID`` is a TEST HOOK for a simulated reboot (HIL rig, tests).
+    """
+    fake = os.environ.get("HEADFRAME_FAKE_BOOT_ID")
+    if fake:
+        return fake
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
@@ -179,6 +186,11 @@ class BufferStore(Eviction):
         self._save_state()
         self.db.commit()
         self._side.extend(Committed(s, note, c) for s, c in zip(seqs, chains, strict=True))
+
+    def record_ts(self, seq: int) -> float | None:
+        """Observation time of record ``seq`` if it is still stored (not yet delivered)."""
+        row = self.db.execute("SELECT ts FROM records WHERE seq = ?", (seq,)).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
 
     def counters(self) -> dict[str, int]:
         return {name: int(v) for name, v in self.db.execute("SELECT name, value FROM counters")}

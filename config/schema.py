@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pydantic import Field
 
 from config import drivers as drivers_cfg
+from config import power as power_cfg
 from config import vision as vision_cfg
 from config.spine import (
     BufferSettings,
@@ -28,6 +29,7 @@ class Settings(StrictModel):
     health: HealthSettings = HealthSettings()
     logging: LoggingSettings = LoggingSettings()
     continuity: ContinuitySettings = ContinuitySettings()
+    power: power_cfg.PowerSettings = power_cfg.PowerSettings()
     buses: list[drivers_cfg.BusSettings] = Field(default_factory=list)
     devices: list[drivers_cfg.DeviceSettings] = Field(default_factory=list)
     operating_state: drivers_cfg.OperatingStateSettings = drivers_cfg.OperatingStateSettings()
@@ -40,4 +42,5 @@ class Settings(StrictModel):
         ``profiles`` come from the loader (``config.profiles``), which this module does not import.
         """
         return (drivers_cfg.cross_check(self.buses, self.devices, self.operating_state, profiles)
-                + vision_cfg.cross_check(self.cameras, self.shafts))
+                + vision_cfg.cross_check(self.cameras, self.shafts)
+                + power_cfg.cross_check(self.power))

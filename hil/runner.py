@@ -60,13 +60,16 @@ class Agent:
     def __init__(self, config: Path, log: Path) -> None:
         self.config, self.log = config, log
         self.proc: subprocess.Popen[bytes] | None = None
+        self.boots = 0
 
-    def start(self, clock: str = "kernel", previous_run: str | None = None) -> None:
+    def start(self, clock: str = "kernel", reboot: bool = False) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         if clock != "kernel":
             env["HEADFRAME_CLOCK_OVERRIDE"] = clock
-        if previous_run:
-            env["HEADFRAME_FAKE_PREVIOUS_RUN"] = previous_run
+        if reboot:  # TEST HOOK: a new boot id, as after a real power-off; it stays for later starts
+            self.boots += 1
+        if self.boots:
+            env["HEADFRAME_FAKE_BOOT_ID"] = f"hil-simulated-boot-{self.boots}"
         with open(self.log, "ab") as fh:
             self.proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(self.config)], cwd=REPO,
                                          env=env, stdout=fh, stderr=subprocess.STDOUT)
@@ -190,7 +193,7 @@ class ScenarioRun:
             agent.kill()
         elif a == "start_agent":
             agent.stop()
-            agent.start(step.clock, step.previous_run)
+            agent.start(step.clock, step.reboot)
         elif a == "site_mode":
             site.model.mode = step.mode
         elif a == "wait_drained":

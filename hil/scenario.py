@@ -49,9 +49,9 @@ class KillAgent(StrictModel):
 class StartAgent(StrictModel):
     action: Literal["start_agent"]
     clock: Literal["synced", "unsynced", "kernel"] = "kernel"
-    #: a FAKE ``previous_run.ended`` for the new start (test hook HEADFRAME_FAKE_PREVIOUS_RUN),
-    #: until the boot evidence tells it; e.g. ``unknown`` = unplugged
-    previous_run: Literal["clean", "crash", "watchdog", "mains_failure", "unknown"] | None = None
+    #: a SIMULATED reboot before this start (test hook HEADFRAME_FAKE_BOOT_ID: a new boot id),
+    #: so a killed agent looks unplugged, as it would after a real power-off
+    reboot: bool = False
 
 
 class SiteMode(StrictModel):

@@ -7,7 +7,7 @@ purpose="${1:-run}"
 
 apt_pkgs=(mosquitto mosquitto-clients socat libsystemd-dev pkg-config gcc python3-venv openssl)
 if [[ "$purpose" == "test" ]]; then
-  apt_pkgs+=(chromium chromium-driver systemd)
+  apt_pkgs+=(chromium chromium-driver systemd nut-server nut-client)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -80,6 +80,8 @@ def test_real_run_into_a_temporary_root_is_idempotent(tmp_path: Path, wheel: Pat
     for line in ("Type=notify", "WatchdogSec=30", "Restart=on-failure", "NoNewPrivileges=yes", "ProtectSystem=strict",
                  f"ReadWritePaths={root}/var/lib/headframe", "ProtectHome=yes", "PrivateTmp=yes"):
         assert line in unit, line
+    # systemd's service result reaches the next start's previous_run (watchdog vs crash)
+    assert "headframe mark-stopped -c " in unit and "--result=${SERVICE_RESULT}" in unit, unit
     cfg = root / "etc/headframe/headframe.yaml"
     assert oct(cfg.stat().st_mode & 0o777) == "0o640"
     assert oct((root / "var/lib/headframe").stat().st_mode & 0o777) == "0o750"

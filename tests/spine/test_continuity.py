@@ -2,9 +2,8 @@
 
 The agent runs as a process (``headframe run``) with no broker reachable, so everything it
 commits stays in the buffer and is read back from the database file. The cause of the end of
-the previous run comes through the daemon's ``previous_run_ended`` parameter (test hook
-``HEADFRAME_FAKE_PREVIOUS_RUN``, a fake until the boot evidence is merged); a clean stop is
-detected by the agent itself.
+the previous run is the agent's own boot evidence; "switched off or unplugged" needs a new
+boot id, so those runs use the simulated-reboot test hook ``HEADFRAME_FAKE_BOOT_ID``.
 """
 
 from __future__ import annotations
@@ -93,6 +92,14 @@ def started_seqs(db: Path) -> list[int]:
     return [d["seq"] for d in docs if d["payload"].get("event") == "agent_started"]
 
 
+def last_seq(db: Path) -> int:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return int(con.execute("SELECT MAX(seq) FROM records").fetchone()[0])
+    finally:
+        con.close()
+
+
 def dark_alarms(db: Path) -> list[dict[str, Any]]:
     return [p for p in buffered_payloads(db, ALARM) if p.get("alarm") == "gateway_dark_while_site_ran"]
 
@@ -107,8 +114,9 @@ def agents() -> Iterator[list[AgentProcess]]:
             agent.kill()
 
 
-def start(agents: list[AgentProcess], tmp_path: Path, cfg: Path, name: str, ended: str | None = None) -> AgentProcess:
-    env = {"HEADFRAME_FAKE_PREVIOUS_RUN": ended or ""}
+def start(agents: list[AgentProcess], tmp_path: Path, cfg: Path, name: str, boot: str | None = None) -> AgentProcess:
+    """``boot``: a simulated boot id (TEST HOOK): a different one than the last run's is a reboot."""
+    env = {"HEADFRAME_FAKE_BOOT_ID": boot or ""}
     agent = AgentProcess(cfg, env=env, log=tmp_path / f"{name}.log")
     agents.append(agent)
     return agent
@@ -128,15 +136,16 @@ def test_gap_after_kill_states_cause_energy_and_raises_dark_alarm(tmp_path: Path
     wait_until("energy 1000 saved", lambda: saved_energy(db, 1000.0))
     agent.kill()
     assert gaps(db) == [], "a brand-new gateway has no gap before its first run"
+    last_of_run1 = last_seq(db)
 
     # the gateway is dark (unplugged) while the site draws 840 kWh
     set_energy(image, 1840.0)
-    agent = start(agents, tmp_path, cfg, "run2", ended="unknown")
+    agent = start(agents, tmp_path, cfg, "run2", boot="simulated-boot-2")  # unplugged: no stop record, new boot
     gap = wait_until("gap record", lambda: gaps(db))[0]
     assert gap["cause"] == "unplugged" and gap["previous_run"] == "unknown"
     starts = started_seqs(db)
     assert gap["to"]["seq"] == starts[-1], "'to' is this run's first record, its agent_started"
-    assert gap["from"]["seq"] == starts[-1] - 1, "'from' is the last record the killed run committed"
+    assert gap["from"]["seq"] == last_of_run1, "'from' is the last record the killed run committed"
     assert gap["duration_s"] is not None and gap["duration_s"] >= 0
     points = by_point(gap)
     main = points["meter-main/energy_total"]
@@ -155,7 +164,7 @@ def test_gap_after_kill_states_cause_energy_and_raises_dark_alarm(tmp_path: Path
 
     # a crash with the site (almost) idle: 0.02 kWh is below the 0.05 kWh threshold
     set_energy(image, 1840.02)
-    agent = start(agents, tmp_path, cfg, "run3", ended="crash")
+    agent = start(agents, tmp_path, cfg, "run3", boot="simulated-boot-2")  # killed, same boot: a crash
     second = wait_until("second gap", lambda: gaps(db)[1:])[0]
     assert second["cause"] == "crash"
     assert by_point(second)["meter-main/energy_total"]["delta_kwh"] == pytest.approx(0.02, abs=1e-3)
@@ -163,8 +172,8 @@ def test_gap_after_kill_states_cause_energy_and_raises_dark_alarm(tmp_path: Path
     assert len(dark_alarms(db)) == 1, "no dark alarm below the threshold"
     assert agent.terminate() == 0
 
-    # a clean stop is known without boot evidence (the buffer's clean-close flag)
-    agent = start(agents, tmp_path, cfg, "run4")
+    # a clean stop
+    agent = start(agents, tmp_path, cfg, "run4", boot="simulated-boot-2")
     third = wait_until("third gap", lambda: gaps(db)[2:])[0]
     assert third["cause"] == "clean_stop"
     assert third["from"]["seq"] < third["to"]["seq"]
