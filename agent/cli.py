@@ -10,6 +10,7 @@ from collections.abc import Sequence
 def build_parser() -> argparse.ArgumentParser:
     from agent import cli_spine
     from agent.fleet import cli as fleet_cli
+    from agent.verify import cli as verify_cli
     from drivers import cli as drivers_cli
     from vision import cli as vision_cli
 
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     drivers_cli.register(sub)
     vision_cli.register(sub)
     fleet_cli.register(sub)
+    verify_cli.register(sub)
     return parser
 
 

@@ -1,0 +1,33 @@
+"""``headframe verify``: check a captured record stream and/or a buffer export, per gateway.
+
+Use ``verify_inputs`` from code; ``agent.verify.cli`` is the command. See docs/evidence.md.
+"""
+
+from __future__ import annotations
+
+from agent.verify.chaincheck import check_chain, check_continuity
+from agent.verify.evidence import collect, status_rows
+from agent.verify.model import GatewayReport, Report
+from agent.verify.reader import Entry, InputSet
+
+
+def verify_inputs(inputs: InputSet, keys: list[bytes]) -> Report:
+    """Every check on every gateway found in ``inputs``; keys are the chain keys to try."""
+    groups: dict[tuple[str, str], tuple[list[Entry], list[Entry]]] = {}
+    for e in inputs.entries:
+        recs, stats = groups.setdefault(e.gateway_key, ([], []))
+        (stats if e.is_status else recs).append(e)
+    gateways = []
+    for (site, gw), (recs, stats) in sorted(groups.items()):
+        rep = GatewayReport(site, gw)
+        reps = check_chain(rep, recs, keys)
+        collect(rep, reps)
+        check_continuity(rep, reps, rep.drops)
+        rep.status = status_rows(stats)
+        rep.problems.sort(key=lambda p: (p.code != "key", p.seq or 0))
+        gateways.append(rep)
+    problems = [{"where": p.origin, "what": p.what} for p in inputs.problems]
+    return Report(inputs.files, bool(keys), len(keys), gateways, problems)
+
+
+__all__ = ["verify_inputs"]
