@@ -18,6 +18,7 @@ from typing import Any
 
 from agent.verify.model import Drop, GatewayReport, Problem
 from agent.verify.reader import Entry
+from agent.verify.timefmt import when as when_text
 from buffer import chain
 
 
@@ -170,16 +171,16 @@ def check_continuity(report: GatewayReport, reps: dict[int, Version], drops: lis
         before = reps.get(prev_seq) if prev_seq is not None else None
         n = nxt - s
         span = f"seq {s}" if n == 1 else f"seqs {s}–{nxt - 1}"
-        when = (f" between {before.doc['ts'] if before else '?'} (seq {prev_seq}) and "
-                f"{after.doc['ts'] if after else '?'} (seq {nxt})")
+        when = (f", between seq {prev_seq} at {when_text(before.doc['ts'] if before else None)} and seq {nxt} at "
+                f"{when_text(after.doc['ts'] if after else None)}")
         if after is not None and after.doc["prev"] == chain.GENESIS:
             report.problems.append(Problem(
-                "chain_restart", f"{span} never arrived and the chain starts anew at seq {nxt}{when}: the gateway's "
+                "chain_restart", f"{span} never arrived and the chain starts anew at seq {nxt}{when}. The gateway's "
                 "buffer database was lost or replaced; records not yet sent then are gone and no record explains "
                 "them", s, str(before.doc["ts"]) if before else None))
         else:
             report.problems.append(Problem(
-                "missing", f"{span} missing ({n} record{'s' if n != 1 else ''}){when}; no records_dropped record "
+                "missing", f"missing: {span} ({n} record{'s' if n != 1 else ''}){when}. No records_dropped record "
                 "explains them: deleted, or not captured", s, str(before.doc["ts"]) if before else None))
         prev_chain, prev_seq, prev_ok = None, nxt - 1, True
         s = nxt

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from agent.verify.model import Drop, Gap, GatewayReport, Report
+from agent.verify.timefmt import duration, when
 
 CAUSES = {
     "link_down": "uplink down while the gateway kept running (records were buffered and sent afterwards)",
@@ -26,29 +27,6 @@ REASONS = {
 NO_KEY = ("No chain key was given: the chain could only be checked as unkeyed SHA-256. That shows accidental "
           "damage and removals, but anyone can recompute SHA-256, so forgery by someone without the key "
           "cannot be excluded. Give the gateway's key with --key-file for a full check.")
-
-
-def when(iso: str | None) -> str:
-    """'2026-11-24T10:00:00.123Z' -> '2026-11-24 10:00:00 UTC' (an inspector does not need ms)."""
-    if not iso:
-        return "unknown time"
-    return str(iso).replace("T", " ").split(".")[0].rstrip("Z") + " UTC"
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown duration"
-    s = round(seconds)
-    d, rem = divmod(s, 86400)
-    h, rem = divmod(rem, 3600)
-    m, sec = divmod(rem, 60)
-    if d:
-        return f"{d} d {h} h {m} min"
-    if h:
-        return f"{h} h {m} min"
-    if m:
-        return f"{m} min {sec} s"
-    return f"{sec} s"
 
 
 def render_text(report: Report) -> str:

@@ -1,0 +1,113 @@
+"""``headframe verify`` accepts what a genuine gateway produces: drops, duplicates, gaps, status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from buffer import Kind
+from tests.verify.streams import Stream, key_file, verify, verify_json, write_jsonl
+
+STATUS = {"status": "online", "gateway": "gw-01", "site": "mine-a", "since": "2026-11-25T04:12:00.000Z",
+          "session": {"started": "2026-11-25T04:12:00.000Z"},
+          "previous_session": {"lost_at": "2026-11-25T01:00:00.000Z", "down_s": 11520.0, "reason": "unplugged"}}
+WILL = {"status": "offline", "gateway": "gw-01", "site": "mine-a", "reason": "connection lost",
+        "session_started": "2026-11-25T00:00:00.000Z", "last_seen_by_gateway": "2026-11-25T01:00:00.000Z"}
+
+
+def test_legitimate_drops_are_explained_and_accepted(tmp_path: Path, capsys) -> None:
+    s = Stream(tmp_path)
+    s.telemetry(20)
+    s.drop([3, 4, 5, 9], reason="byte_cap")  # two ranges in one record
+    s.telemetry(3)
+    s.drop([22, 23], reason="ttl")           # seq 21 is the first records_dropped record
+    s.telemetry(2)
+    rc, doc = verify_json(capsys, write_jsonl(tmp_path / "cap.jsonl", s.docs()), "--key-file", key_file(tmp_path))
+    (gw,) = doc["gateways"]
+    assert rc == 0 and gw["verdict"] == "VERIFIED", gw["problems"]
+    assert [(d["reason"], d["count"], [(r["first"], r["last"]) for r in d["ranges"]]) for d in gw["drops"]] == [
+        ("byte_cap", 4, [(3, 5), (9, 9)]), ("ttl", 2, [(22, 23)])]
+    assert gw["first_seq"] == 1 and gw["last_seq"] == 27
+
+
+def test_drop_bridge_is_checked(tmp_path: Path, capsys) -> None:
+    """The records around a drop must join the range's own prev/chain, else it is not the same chain."""
+    s = Stream(tmp_path)
+    s.telemetry(10)
+    s.drop([4, 5])
+    docs = s.docs()
+    genuine = write_jsonl(tmp_path / "ok.jsonl", docs)
+    assert verify_json(capsys, genuine, "--key-file", key_file(tmp_path))[0] == 0
+    seq6 = next(d for d in docs if d["seq"] == 6)
+    other = Stream(tmp_path, name="other.db")  # a second, genuinely keyed chain: seq 6 from elsewhere
+    other.telemetry(7, source="meter-2")
+    docs[docs.index(seq6)] = next(d for d in other.docs() if d["seq"] == 6)
+    rc, doc = verify_json(capsys, write_jsonl(tmp_path / "cap.jsonl", docs), "--key-file", key_file(tmp_path))
+    (gw,) = doc["gateways"]
+    assert rc == 1 and [(p["code"], p["seq"]) for p in gw["problems"]] == [("link", 6), ("link", 7)]
+
+
+def test_duplicates_are_allowed(tmp_path: Path, capsys) -> None:
+    s = Stream(tmp_path)
+    s.telemetry(8)
+    docs = s.docs()
+    cap = write_jsonl(tmp_path / "cap.jsonl", docs + docs[2:5] + list(reversed(docs[:3])))
+    rc, out, _ = verify(capsys, cap, "--key-file", key_file(tmp_path))
+    assert rc == 0, out
+    assert "8 distinct; 6 identical repeated deliveries (allowed)" in out
+
+
+def test_gap_records_and_status_are_listed(tmp_path: Path, capsys) -> None:
+    s = Stream(tmp_path)
+    s.telemetry(3)
+    s.event({"event": "agent_started", "version": "0.2.0", "boot": {"boot_id": "b2", "boot_count": 18},
+             "previous_run": {"ended": "unknown", "last_seq": 3}})
+    s.gap(3, 4, cause="unplugged")
+    s.event({"alarm": "gateway_dark_while_site_ran", "state": "raised", "duration_s": 11520.0, "delta_kwh": 840.0,
+             "text": "gateway dark for 3 h 12 min while the site drew 840 kWh"}, kind=Kind.ALARM)
+    s.telemetry(2)
+    cap = write_jsonl(tmp_path / "cap.jsonl", [WILL, *s.docs(), STATUS], envelope="object")
+    rc, out, _ = verify(capsys, cap, "--key-file", key_file(tmp_path))
+    assert rc == 0, out
+    assert "3 h 12 min (seq 3 to 4): switched off or unplugged" in out
+    assert "meter-main e_total: 1200.5 -> 2040.5 kWh, the site drew 840.0 kWh" in out
+    assert "meter-2 e_total: unknown (meter not answering)" in out
+    assert "camera cam-1: camera_lost" in out
+    assert "previous run ended: unknown" in out and "gateway dark for 3 h 12 min while the site drew 840 kWh" in out
+    assert "offline (connection lost), since 2026-11-25 00:00:00 UTC, last seen by gateway 2026-11-25 01:00:00" in out
+    assert "Status messages (retained status / last will; not part of the chain) (2)" in out
+    rc, doc = verify_json(capsys, cap, "--key-file", key_file(tmp_path))
+    (gw,) = doc["gateways"]
+    assert gw["records"] == 8 and [g["cause"] for g in gw["gaps"]] == ["unplugged"]
+    assert gw["gaps"][0]["energy"][0]["delta_kwh"] == 840.0 and len(gw["status"]) == 2
+
+
+def test_envelope_with_payload_as_string_and_export_together(tmp_path: Path, capsys) -> None:
+    """What the consumer received plus what the gateway still holds = one continuous stream."""
+    s = Stream(tmp_path)
+    s.telemetry(6)
+    sent = s.docs()
+    s.store.ack([d["seq"] for d in sent])
+    s.telemetry(4)
+    unsent = s.docs()
+    cap = write_jsonl(tmp_path / "cap.jsonl", sent, envelope="string")
+    exp = write_jsonl(tmp_path / "export.jsonl", unsent)
+    rc, doc = verify_json(capsys, cap, "--export", exp, "--key-file", key_file(tmp_path))
+    (gw,) = doc["gateways"]
+    assert rc == 0 and gw["first_seq"] == 1 and gw["last_seq"] == 10
+    assert [f["label"] for f in doc["inputs"]] == ["capture", "export"]
+    rc, doc = verify_json(capsys, cap, "--key-file", key_file(tmp_path))  # without the export: still fine
+    assert rc == 0 and doc["gateways"][0]["last_seq"] == 6
+
+
+def test_rotated_keys(tmp_path: Path, capsys) -> None:
+    """After a key rotation the chain continues; the verifier is given both keys."""
+    s = Stream(tmp_path)
+    s.telemetry(4)
+    s.store.chain_key = b"new-key-after-rotation"
+    s.telemetry(4)
+    cap = write_jsonl(tmp_path / "cap.jsonl", s.docs())
+    new = tmp_path / "new.key"
+    new.write_bytes(b"new-key-after-rotation")
+    assert verify_json(capsys, cap, "--key-file", key_file(tmp_path), "--key-file", new)[0] == 0
+    rc, doc = verify_json(capsys, cap, "--key-file", key_file(tmp_path))
+    assert rc == 1 and [p["seq"] for p in doc["gateways"][0]["problems"]] == [5, 6, 7, 8]
