@@ -117,8 +117,9 @@ def verify_json(capsys: Any, *args: str | Path) -> tuple[int, dict[str, Any]]:
     return rc, orjson.loads(out)
 
 
-def key_file(tmp_path: Path, key: bytes = KEY) -> Path:
-    path = tmp_path / "chain.key"
+def key_file(tmp_path: Path, key: bytes = KEY, name: str = "chain.key") -> Path:
+    """The key as Ansible/the agent writes it: a 0600 file, trailing newline (stripped on read)."""
+    path = tmp_path / name
     path.write_bytes(key + b"\n")
     path.chmod(0o600)
     return path
