@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from agent.verify.model import Drop, GatewayReport, Problem
+from agent.verify.model import Drop, GatewayReport, Note, Problem
 from agent.verify.reader import Entry
 from agent.verify.timefmt import when as when_text
+from agent.verify.window import Window
 from buffer import chain
 
 
@@ -138,6 +140,9 @@ def check_continuity(report: GatewayReport, reps: dict[int, Version], drops: lis
                      for r in d.ranges if _range_ok(r)), key=lambda x: x[0])
     first, last = min(reps), max(reps)
     key_unusable = any(p.code == "key" for p in report.problems)
+    present = sorted(reps)
+    starts = [r[0] for r in ranges]
+    window = Window({seq: v.entry.received for seq, v in reps.items()})
     prev_chain: str | None = None
     prev_seq: int | None = None
     prev_ok = True
@@ -166,14 +171,22 @@ def check_continuity(report: GatewayReport, reps: dict[int, Version], drops: lis
             prev_chain, prev_seq, prev_ok = str(rng.get("chain")), hi, True
             s = hi + 1
             continue
-        nxt = min([q for q in reps if q > s] + [r[0] for r in ranges if r[0] > s])
+        after_present = present[bisect.bisect_right(present, s)]  # exists: s < last, and last is present
+        i = bisect.bisect_right(starts, s)
+        nxt = min(after_present, starts[i]) if i < len(starts) else after_present
         after = reps.get(nxt)
         before = reps.get(prev_seq) if prev_seq is not None else None
         n = nxt - s
         span = f"seq {s}" if n == 1 else f"seqs {s}–{nxt - 1}"
         when = (f", between seq {prev_seq} at {when_text(before.doc['ts'] if before else None)} and seq {nxt} at "
                 f"{when_text(after.doc['ts'] if after else None)}")
-        if after is not None and after.doc["prev"] == chain.GENESIS:
+        edge = window.edge(s, nxt - 1)
+        if edge is not None:
+            report.notes.append(Note(s, str(before.doc["ts"]) if before else "", (
+                f"{span} not in the capture{when}: at the {edge} of the capture window, so probably sent "
+                f"{'before the capture started' if edge == 'start' else 'after it ended'} (records of different "
+                "kinds leave in priority order); not counted as a problem")))
+        elif after is not None and after.doc["prev"] == chain.GENESIS:
             report.problems.append(Problem(
                 "chain_restart", f"{span} never arrived and the chain starts anew at seq {nxt}{when}. The gateway's "
                 "buffer database was lost or replaced; records not yet sent then are gone and no record explains "

@@ -80,18 +80,22 @@ class Stream:
         return sorted((orjson.loads(body_of(r)) for r in leased), key=lambda d: d["seq"])
 
 
-def write_jsonl(path: Path, docs: list[dict[str, Any]], *, envelope: str | None = None) -> Path:
+def write_jsonl(path: Path, docs: list[dict[str, Any]], *, envelope: str | None = None,
+                received: list[float] | None = None) -> Path:
     """One line per message: the body (``envelope=None``), or ``{topic, payload, received}`` with the
-    payload as an object (``"object"``) or as the JSON text received (``"string"``)."""
+    payload as an object (``"object"``) or as the JSON text received (``"string"``); ``received``
+    gives each line's receive time in seconds after 12:00:00 (default: all at 12:00:00)."""
     lines = []
-    for d in docs:
+    for i, d in enumerate(docs):
         if envelope is None:
             lines.append(orjson.dumps(d))
             continue
         topic = f"headframe/{d.get('site')}/{d.get('gateway')}/" + (
             "status" if "status" in d else f"{d['kind']}/{d['source']}")
         payload: Any = d if envelope == "object" else orjson.dumps(d).decode()
-        lines.append(orjson.dumps({"topic": topic, "payload": payload, "received": "2026-11-25T12:00:00.000Z"}))
+        at = received[i] if received else 0.0
+        lines.append(orjson.dumps({"topic": topic, "payload": payload,
+                                   "received": f"2026-11-25T12:{int(at) // 60:02d}:{at % 60:06.3f}Z"}))
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path
 

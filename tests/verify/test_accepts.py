@@ -111,3 +111,25 @@ def test_rotated_keys(tmp_path: Path, capsys) -> None:
     assert verify_json(capsys, cap, "--key-file", key_file(tmp_path), "--key-file", new)[0] == 0
     rc, doc = verify_json(capsys, cap, "--key-file", key_file(tmp_path))
     assert rc == 1 and [p["seq"] for p in doc["gateways"][0]["problems"]] == [5, 6, 7, 8]
+
+
+def test_window_edges_of_a_live_capture(tmp_path: Path, capsys) -> None:
+    """A capture starts mid-stream: a seq sent just before it is not a removal; one inside it is."""
+    s = Stream(tmp_path)
+    s.telemetry(30)
+    docs = s.docs()
+    at = [0.1 * i for i in range(5)] + [1.0 + i for i in range(25)]  # a burst, then one a second
+    edge = [d for d in docs if d["seq"] != 3]                          # seq 3 left before the capture began
+    rc, doc = verify_json(capsys, write_jsonl(tmp_path / "a.jsonl", edge, envelope="string", received=at[:29]),
+                          "--key-file", key_file(tmp_path))
+    (gw,) = doc["gateways"]
+    assert rc == 0, gw["problems"]
+    assert "seq 3 not in the capture" in gw["notes"][0]["text"] and "start of the capture window" in gw["notes"][0]["text"]
+    inside = [d for d in docs if d["seq"] != 15]                       # seq 15 removed well inside the window
+    rc, doc = verify_json(capsys, write_jsonl(tmp_path / "b.jsonl", inside, envelope="string", received=at[:29]),
+                          "--key-file", key_file(tmp_path))
+    assert rc == 1 and [(p["code"], p["seq"]) for p in doc["gateways"][0]["problems"]] == [("missing", 15)]
+    tail = [d for d in docs if d["seq"] != 29]                         # the last-but-one, at the end edge
+    rc, doc = verify_json(capsys, write_jsonl(tmp_path / "c.jsonl", tail, envelope="string",
+                                              received=at[:29]), "--key-file", key_file(tmp_path))
+    assert rc == 0 and "end of the capture window" in doc["gateways"][0]["notes"][0]["text"]
