@@ -146,3 +146,20 @@ def test_key_is_never_printed(tmp_path: Path, capsys) -> None:
     rc2, out2, err2 = verify(capsys, write_jsonl(tmp_path / "c.jsonl", docs), "--key-file", key_file(tmp_path), "--json")
     assert rc == rc2 == 1
     assert KEY.decode() not in out + err + out2 + err2
+
+
+def test_lost_database_shows_as_a_chain_restart(tmp_path: Path, capsys) -> None:
+    """A replaced buffer database restarts the chain (prev = genesis) above the reserved seq floor."""
+    s = Stream(tmp_path)
+    s.telemetry(5)
+    before = s.docs()
+    s.store.close()
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / f"buf.db{suffix}").unlink(missing_ok=True)
+    s = Stream(tmp_path)  # the .seq floor survives: numbering continues far above
+    s.telemetry(3)
+    after = s.docs()
+    assert after[0]["seq"] > 100_000
+    rc, doc = verify_json(capsys, write_jsonl(tmp_path / "cap.jsonl", before + after), "--key-file", key_file(tmp_path))
+    (p,) = _problems(doc)
+    assert rc == 1 and p["code"] == "chain_restart" and p["seq"] == 6 and "database was lost or replaced" in p["text"]
