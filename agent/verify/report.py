@@ -83,7 +83,11 @@ def _gateway(gw: GatewayReport) -> list[str]:
         for s in gw.status:
             extra = "".join(f", {k.replace('_', ' ')} {when(s[k])}" for k in ("since", "last_seen_by_gateway")
                             if s.get(k))
-            recv = f", received {s['received']}" if s.get("received") else ""
+            recv = f", received {when(s['received'])}" if s.get("received") else ""
+            prev = s.get("previous_session")
+            if isinstance(prev, dict) and prev.get("lost_at"):
+                extra += (f"; previous session lost {when(prev['lost_at'])}, down "
+                          f"{duration(prev.get('down_s'))} ({prev.get('reason') or 'reason unknown'})")
             out.append(f"    - {s.get('status')}" + (f" ({s['reason']})" if s.get("reason") else "")
                        + f"{extra}{recv} [{s['where']}]")
     return out

@@ -31,18 +31,25 @@ class Stream:
     def __init__(self, tmp_path: Path, key: bytes | None = KEY, name: str = "buf.db") -> None:
         self.store = BufferStore(tmp_path / name, gateway="gw-01", site="mine-a", chain_key=key)
         self.n = 0
+        self.offset = 0.0  # added to every ts: ``dark(seconds)`` moves the clock on as after an outage
+
+    def ts(self) -> float:
+        return BASE_TS + self.offset + 10 * self.n
+
+    def dark(self, seconds: float) -> None:
+        self.offset += seconds
 
     def telemetry(self, count: int, source: str = "meter-main") -> list[int]:
         recs = []
         for _ in range(count):
             recs.append(Record(source, Kind.TELEMETRY, {"p_kw": 40.0 + self.n, "e_total": 1200.5 + self.n},
-                               ts=BASE_TS + 10 * self.n, clock_synced=True))
+                               ts=self.ts(), clock_synced=True))
             self.n += 1
         return self.store.append(recs)
 
     def event(self, payload: dict[str, Any], kind: Kind = Kind.EVENT) -> int:
         self.n += 1
-        return self.store.append([Record("agent", kind, payload, ts=BASE_TS + 10 * self.n, clock_synced=True)])[0]
+        return self.store.append([Record("agent", kind, payload, ts=self.ts(), clock_synced=True)])[0]
 
     def drop(self, seqs: list[int], reason: str = "byte_cap") -> int:
         """Delete unsent rows as the byte cap would and write the chained ``records_dropped`` record."""
@@ -64,15 +71,17 @@ class Stream:
                            "ranges": ranges})
 
     def gap(self, from_seq: int, to_seq: int, cause: str = "unplugged", duration_s: float = 11520.0) -> int:
+        """A gap record between two records still in the buffer (their ts are taken from them)."""
+        ts = {s: orjson.loads(self.store.db.execute("SELECT body FROM records WHERE seq = ?", (s,)).fetchone()[0])["ts"]
+              for s in (from_seq, to_seq)}
         return self.event({
             "event": "gap", "cause": cause,
-            "from": {"seq": from_seq, "ts": "2026-11-25T01:00:00.000Z"},
-            "to": {"seq": to_seq, "ts": "2026-11-25T04:12:00.000Z"}, "duration_s": duration_s,
+            "from": {"seq": from_seq, "ts": ts[from_seq]}, "to": {"seq": to_seq, "ts": ts[to_seq]},
+            "duration_s": duration_s,
             "energy": [{"source": "meter-main", "point": "e_total", "before_kwh": 1200.5, "after_kwh": 2040.5,
                         "delta_kwh": 840.0},
                        {"source": "meter-2", "point": "e_total", "unknown": "meter not answering"}],
-            "camera_faults": [{"source": "cam-1", "alarm": "camera_lost", "from": "2026-11-25T01:00:00.000Z",
-                               "to": None}]})
+            "camera_faults": [{"source": "cam-1", "alarm": "camera_lost", "from": ts[from_seq], "to": None}]})
 
     def docs(self) -> list[dict[str, Any]]:
         """Every record still in the buffer as the uplink would send it, in seq order."""
