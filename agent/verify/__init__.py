@@ -17,6 +17,13 @@ def verify_inputs(inputs: InputSet, keys: list[bytes]) -> Report:
     for e in inputs.entries:
         recs, stats = groups.setdefault(e.gateway_key, ([], []))
         (stats if e.is_status else recs).append(e)
+    unknown = groups.pop(("?", "?"), None)
+    with_records = [k for k, (recs, _) in groups.items() if recs]
+    if unknown is not None:
+        if len(with_records) == 1:   # a status body without topic or ids: it can only be that gateway's
+            groups[with_records[0]][1].extend(unknown[1])
+        else:
+            groups[("?", "?")] = unknown
     gateways = []
     for (site, gw), (recs, stats) in sorted(groups.items()):
         rep = GatewayReport(site, gw)

@@ -7,6 +7,7 @@ from typing import Any
 
 VERIFIED = "VERIFIED"
 PROBLEMS = "PROBLEMS FOUND"
+NO_RECORDS = "NO RECORDS"   # only status messages from this gateway: nothing to verify, nothing wrong
 
 
 @dataclass
@@ -78,7 +79,9 @@ class GatewayReport:
 
     @property
     def verdict(self) -> str:
-        return PROBLEMS if self.problems or not self.records else VERIFIED
+        if self.problems:
+            return PROBLEMS
+        return VERIFIED if self.records else NO_RECORDS
 
 
 @dataclass
@@ -91,7 +94,8 @@ class Report:
 
     @property
     def verdict(self) -> str:
-        ok = self.gateways and all(g.verdict == VERIFIED for g in self.gateways) and not self.input_problems
+        verdicts = [g.verdict for g in self.gateways]
+        ok = VERIFIED in verdicts and PROBLEMS not in verdicts and not self.input_problems
         return VERIFIED if ok else PROBLEMS
 
     @property

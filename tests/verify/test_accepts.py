@@ -133,3 +133,19 @@ def test_window_edges_of_a_live_capture(tmp_path: Path, capsys) -> None:
     rc, doc = verify_json(capsys, write_jsonl(tmp_path / "c.jsonl", tail, envelope="string",
                                               received=at[:29]), "--key-file", key_file(tmp_path))
     assert rc == 0 and "end of the capture window" in doc["gateways"][0]["notes"][0]["text"]
+
+
+def test_status_bodies_without_topic_or_ids(tmp_path: Path, capsys) -> None:
+    """A bare status body (no topic, no gateway id) belongs to the one gateway in the file."""
+    s = Stream(tmp_path)
+    s.telemetry(3)
+    docs = s.docs()
+    bare = {"status": "offline", "reason": "shutdown", "since": "2026-11-25T10:00:00.000Z"}
+    rc, doc = verify_json(capsys, write_jsonl(tmp_path / "cap.jsonl", [*docs, bare]),
+                          "--key-file", key_file(tmp_path))
+    assert rc == 0 and [g["gateway"] for g in doc["gateways"]] == ["gw-01"]
+    assert doc["gateways"][0]["status"][0]["reason"] == "shutdown"
+    other = {"status": "online", "gateway": "gw-02", "site": "mine-a", "since": "2026-11-25T10:00:00.000Z"}
+    rc, doc = verify_json(capsys, write_jsonl(tmp_path / "two.jsonl", [*docs, other]),
+                          "--key-file", key_file(tmp_path))
+    assert rc == 0 and [g["verdict"] for g in doc["gateways"]] == ["VERIFIED", "NO RECORDS"]
