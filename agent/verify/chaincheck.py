@@ -31,11 +31,15 @@ class Version:
     entry: Entry
     canon: bytes
     ok: bool          # matches with a given key (or plain SHA-256 when no key was given)
-    plain_ok: bool    # matches unkeyed SHA-256
 
     @property
     def doc(self) -> dict[str, Any]:
         return self.entry.doc
+
+    @property
+    def plain_ok(self) -> bool:
+        """Matches unkeyed SHA-256: computed without any key (only asked about failures)."""
+        return chain.link_bytes(self.doc["prev"], self.canon, None) == self.doc["chain"]
 
 
 def _versions(entries: list[Entry], keys: list[bytes], report: GatewayReport) -> dict[int, list[Version]]:
@@ -55,9 +59,8 @@ def _versions(entries: list[Entry], keys: list[bytes], report: GatewayReport) ->
             report.duplicates += 1
             _check_attachments(e, report)
             continue
-        plain_ok = chain.link_bytes(doc["prev"], canon, None) == doc["chain"]
-        ok = any(chain.link_bytes(doc["prev"], canon, k) == doc["chain"] for k in keys) if keys else plain_ok
-        known.append(Version(e, canon, ok, plain_ok))
+        ok = any(chain.link_bytes(doc["prev"], canon, k or None) == doc["chain"] for k in keys or [b""])
+        known.append(Version(e, canon, ok))
         _check_attachments(e, report)
     return by_seq
 
