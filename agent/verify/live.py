@@ -73,7 +73,11 @@ def capture_live(broker: str, topic: str, seconds: float, out: Path, *, ca_file:
     refused: list[str] = []
     count = 0
     out.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(out, "ab")  # noqa: SIM115 - closed in finally; written from paho's thread
+    try:
+        fh = open(out, "xb")  # noqa: SIM115 - closed in finally; written from paho's thread
+    except FileExistsError:
+        raise LiveError(f"{out} already exists: a capture is evidence and is never overwritten or mixed; "
+                        "give another -o") from None
 
     def on_connect(c: mqtt.Client, u: Any, f: Any, rc: Any, p: Any) -> None:
         if rc.is_failure:
@@ -103,10 +107,15 @@ def capture_live(broker: str, topic: str, seconds: float, out: Path, *, ca_file:
         if refused:
             raise LiveError(f"broker {host}:{port} refused the connection: {refused[0]} (check --username, "
                             "--password-file, --ca-file)")
-        time.sleep(seconds)
+        try:
+            time.sleep(seconds)
+        except KeyboardInterrupt:  # stopping early is fine: check what arrived so far
+            pass
     finally:
         client.loop_stop()
         client.disconnect()
         with lock:
             fh.close()
+            if count == 0 and (refused or not connected.is_set()):
+                out.unlink(missing_ok=True)  # nothing was captured: leave no empty file behind
     return count

@@ -81,7 +81,16 @@ def test_live_capture_with_password_on_loopback(tmp_path: Path) -> None:
     res = headframe("verify", "--capture-live", "--broker", f"127.0.0.1:{broker.port}", "--topic", "headframe/#",
                     "--seconds", "1", "--username", "ops", "--password-file", pw, "-o", tmp_path / "c.jsonl")
     assert res.returncode == 2 and "refused the connection" in res.stderr and "wrong" not in res.stderr
+    assert not (tmp_path / "c.jsonl").exists()  # nothing captured, no empty file left
     pw.write_text("s3cret\n")
     res = headframe("verify", "--capture-live", "--broker", f"127.0.0.1:{broker.port}", "--topic", "headframe/#",
                     "--seconds", "1", "--username", "ops", "--password-file", pw, "-o", tmp_path / "c.jsonl")
     assert res.returncode == 2 and "no records to verify" in res.stderr  # connected; nothing was published
+
+
+def test_live_capture_never_overwrites_a_capture(tmp_path: Path, broker: MosquittoBroker) -> None:
+    old = tmp_path / "c.jsonl"
+    old.write_bytes(b"earlier evidence\n")
+    res = headframe("verify", "--capture-live", "--broker", f"127.0.0.1:{broker.port}", "--topic", "headframe/#",
+                    "--seconds", "1", "-o", old)
+    assert res.returncode == 2 and "already exists" in res.stderr and old.read_bytes() == b"earlier evidence\n"
