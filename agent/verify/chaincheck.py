@@ -14,6 +14,7 @@ import base64
 import binascii
 import bisect
 import hashlib
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,6 +146,7 @@ def check_continuity(report: GatewayReport, reps: dict[int, Version], drops: lis
     key_unusable = any(p.code == "key" for p in report.problems)
     present = sorted(reps)
     starts = [r[0] for r in ranges]
+    reach = list(itertools.accumulate((r[1] for r in ranges), max))  # furthest seq covered so far
     window = Window({seq: v.entry.received for seq, v in reps.items()})
     prev_chain: str | None = None
     prev_seq: int | None = None
@@ -163,7 +165,7 @@ def check_continuity(report: GatewayReport, reps: dict[int, Version], drops: lis
             prev_chain, prev_seq, prev_ok = str(doc["chain"]), s, rep.ok or key_unusable
             s += 1
             continue
-        covering = next((r for r in ranges if r[0] <= s <= r[1]), None)
+        covering = _covering(ranges, starts, reach, s)
         if covering is not None:
             lo, hi, rng = covering
             if lo == s and prev_chain is not None and rng.get("prev") != prev_chain:
@@ -200,6 +202,19 @@ def check_continuity(report: GatewayReport, reps: dict[int, Version], drops: lis
                 "explains them: deleted, or not captured", s, str(before.doc["ts"]) if before else None))
         prev_chain, prev_seq, prev_ok = None, nxt - 1, True
         s = nxt
+
+
+def _covering(ranges: list[tuple[int, int, Any]], starts: list[int], reach: list[int],
+              s: int) -> tuple[int, int, Any] | None:
+    """The dropped range holding seq ``s`` (ranges sorted by first seq), or None; O(log n) when none does."""
+    i = bisect.bisect_right(starts, s) - 1
+    if i < 0 or reach[i] < s:
+        return None
+    while i >= 0:
+        if ranges[i][0] <= s <= ranges[i][1]:
+            return ranges[i]
+        i -= 1
+    return None
 
 
 def _range_ok(r: Any) -> bool:

@@ -37,13 +37,17 @@ def test_drop_bridge_is_checked(tmp_path: Path, capsys) -> None:
     docs = s.docs()
     genuine = write_jsonl(tmp_path / "ok.jsonl", docs)
     assert verify_json(capsys, genuine, "--key-file", key_file(tmp_path))[0] == 0
-    seq6 = next(d for d in docs if d["seq"] == 6)
     other = Stream(tmp_path, name="other.db")  # a second, genuinely keyed chain: seq 6 from elsewhere
     other.telemetry(7, source="meter-2")
-    docs[docs.index(seq6)] = next(d for d in other.docs() if d["seq"] == 6)
-    rc, doc = verify_json(capsys, write_jsonl(tmp_path / "cap.jsonl", docs), "--key-file", key_file(tmp_path))
+    foreign = {d["seq"]: d for d in other.docs()}
+    after = [foreign[6] if d["seq"] == 6 else d for d in docs]      # the record after the range
+    rc, doc = verify_json(capsys, write_jsonl(tmp_path / "cap.jsonl", after), "--key-file", key_file(tmp_path))
     (gw,) = doc["gateways"]
     assert rc == 1 and [(p["code"], p["seq"]) for p in gw["problems"]] == [("link", 6), ("link", 7)]
+    before = [foreign[3] if d["seq"] == 3 else d for d in docs]     # the record before the range
+    rc, doc = verify_json(capsys, write_jsonl(tmp_path / "cap2.jsonl", before), "--key-file", key_file(tmp_path))
+    (gw,) = doc["gateways"]
+    assert rc == 1 and [(p["code"], p["seq"]) for p in gw["problems"]] == [("link", 3), ("bridge", 4)]
 
 
 def test_duplicates_are_allowed(tmp_path: Path, capsys) -> None:
