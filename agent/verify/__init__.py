@@ -6,13 +6,16 @@ Use ``verify_inputs`` from code; ``agent.verify.cli`` is the command. See docs/e
 from __future__ import annotations
 
 from agent.verify.chaincheck import check_chain, check_continuity
-from agent.verify.evidence import collect, status_rows
+from agent.verify.evidence import collect, silences, status_rows
 from agent.verify.model import GatewayReport, Report
 from agent.verify.reader import Entry, InputSet
 
 
-def verify_inputs(inputs: InputSet, keys: list[bytes]) -> Report:
-    """Every check on every gateway found in ``inputs``; keys are the chain keys to try."""
+def verify_inputs(inputs: InputSet, keys: list[bytes], *, silence_s: float = 300.0) -> Report:
+    """Every check on every gateway found in ``inputs``; keys are the chain keys to try.
+
+    ``silence_s``: records further apart than this, with no gap record between, are listed.
+    """
     groups: dict[tuple[str, str], tuple[list[Entry], list[Entry]]] = {}
     for e in inputs.entries:
         recs, stats = groups.setdefault(e.gateway_key, ([], []))
@@ -30,6 +33,7 @@ def verify_inputs(inputs: InputSet, keys: list[bytes]) -> Report:
         reps = check_chain(rep, recs, keys)
         collect(rep, reps)
         check_continuity(rep, reps, rep.drops)
+        silences(rep, reps, silence_s)
         rep.status = status_rows(stats)
         rep.problems.sort(key=lambda p: (p.code != "key", p.seq or 0))
         gateways.append(rep)

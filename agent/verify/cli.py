@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--key-file", action="append", type=Path, default=[], metavar="FILE",
                    help="the gateway's chain key file (gateway.chain_key_file); repeat for rotated keys")
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
+    p.add_argument("--silence", type=float, default=300.0, metavar="SECONDS",
+                   help="list records further apart than this with no gap record between them (default 300)")
     live = p.add_argument_group("live capture")
     live.add_argument("--capture-live", action="store_true", help="subscribe to the broker and capture first")
     live.add_argument("--broker", metavar="HOST[:PORT]")
@@ -94,7 +96,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         detail = "; ".join(f"{p.origin}: {p.what}" for p in inputs.problems[:5])
         return _fail("no records to verify: the input is empty or holds no Headframe record messages"
                      + (f" ({detail})" if detail else ""))
-    report = verify_inputs(inputs, keys)
+    report = verify_inputs(inputs, keys, silence_s=args.silence)
     if args.json:
         print(json.dumps(to_json(report), indent=2, ensure_ascii=False))
     else:

@@ -6,6 +6,8 @@ their own hash verified (a ``records_dropped`` that fails its hash explains noth
 
 from __future__ import annotations
 
+import itertools
+from datetime import datetime
 from typing import Any
 
 from agent.verify.chaincheck import Version
@@ -88,3 +90,29 @@ def status_rows(entries: list[Entry]) -> list[dict[str, Any]]:
                      "last_seen_by_gateway": d.get("last_seen_by_gateway"),
                      "previous_session": d.get("previous_session")})
     return rows
+
+
+def _epoch(ts: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(ts)).timestamp()
+    except ValueError:
+        return None
+
+
+def silences(report: GatewayReport, reps: dict[int, Version], threshold_s: float) -> None:
+    """Consecutive records further apart in time than ``threshold_s`` with no gap record spanning them.
+
+    Seqs can be continuous while the gateway was dark (it was off, then went on counting), so
+    continuity alone does not show an outage; the gateway should explain one with a gap record.
+    This lists the spells it did not explain. They are facts for the reader, not tampering.
+    """
+    explained = [(g.from_seq, g.to_seq) for g in report.gaps if g.from_seq is not None and g.to_seq is not None]
+    seqs = sorted(reps)
+    for a, b in itertools.pairwise(seqs):
+        ta, tb = _epoch(reps[a].doc["ts"]), _epoch(reps[b].doc["ts"])
+        if ta is None or tb is None or tb - ta <= threshold_s:
+            continue
+        if any(lo is not None and hi is not None and lo <= a and b <= hi for lo, hi in explained):
+            continue
+        report.silences.append({"after_seq": a, "before_seq": b, "from_ts": reps[a].doc["ts"],
+                                "to_ts": reps[b].doc["ts"], "duration_s": round(tb - ta, 3)})

@@ -75,6 +75,7 @@ class GatewayReport:
     gaps: list[Gap] = field(default_factory=list)
     drops: list[Drop] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
+    silences: list[dict[str, Any]] = field(default_factory=list)   # long quiet spells no gap record explains
     status: list[dict[str, Any]] = field(default_factory=list)
 
     @property

@@ -25,7 +25,7 @@ class Entry:
     origin: str                     # "capture.jsonl line 12": where an inspector can find it
     doc: dict[str, Any]
     topic: str | None = None
-    received: str | None = None
+    received: str | float | None = None   # as the consumer logged it: ISO text or epoch
     is_status: bool = False
 
     @property
@@ -132,7 +132,7 @@ def _entry(line: bytes, where: str) -> Entry:
             raise _BadLine('"payload" must be the message body: a JSON object or a string holding one')
         obj = body
     if (topic is not None and topic.endswith("/status")) or ("status" in obj and "seq" not in obj):
-        return Entry(where, obj, topic, str(received) if received is not None else None, is_status=True)
+        return Entry(where, obj, topic, received, is_status=True)
     missing = [f for f in RECORD_FIELDS if f not in obj]
     if missing:
         raise _BadLine(f"not a Headframe record: missing {', '.join(missing)} (see docs/mqtt.md)")
@@ -140,4 +140,4 @@ def _entry(line: bytes, where: str) -> Entry:
         raise _BadLine(f"seq must be a positive integer, found {obj['seq']!r}")
     if not isinstance(obj["prev"], str) or not isinstance(obj["chain"], str):
         raise _BadLine('"prev" and "chain" must be hex strings')
-    return Entry(where, obj, topic, str(received) if received is not None else None)
+    return Entry(where, obj, topic, received)

@@ -71,6 +71,10 @@ def _gateway(gw: GatewayReport) -> list[str]:
                "gateway: none")
     for g in gw.gaps:
         out += _gap(g)
+    if gw.silences:
+        out.append(f"  Silences the gateway did not explain (no gap record) ({len(gw.silences)}):")
+        out += [f"    - {when(q['from_ts'])} to {when(q['to_ts'])}, {duration(q['duration_s'])}: nothing between seq "
+                f"{q['after_seq']} and seq {q['before_seq']}" for q in gw.silences]
     out.append(f"  Records dropped by the gateway ({len(gw.drops)}):" if gw.drops else "  Records dropped by "
                "the gateway: none")
     for d in gw.drops:
@@ -83,7 +87,8 @@ def _gateway(gw: GatewayReport) -> list[str]:
         for s in gw.status:
             extra = "".join(f", {k.replace('_', ' ')} {when(s[k])}" for k in ("since", "last_seen_by_gateway")
                             if s.get(k))
-            recv = f", received {when(s['received'])}" if s.get("received") else ""
+            recv = f", received {when(s['received']) if isinstance(s['received'], str) else s['received']}" \
+                if s.get("received") else ""
             prev = s.get("previous_session")
             if isinstance(prev, dict) and prev.get("lost_at"):
                 extra += (f"; previous session lost {when(prev['lost_at'])}, down "

@@ -21,6 +21,9 @@ EDGE_S = 2.0
 
 
 def _epoch(text: Any) -> float | None:
+    """ISO time, or epoch seconds / milliseconds as some consumers log it."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return text / 1000.0 if text > 1e12 else float(text)
     if not isinstance(text, str):
         return None
     try:
@@ -32,7 +35,7 @@ def _epoch(text: Any) -> float | None:
 class Window:
     """Receive times per seq; ``edge(lo, hi)`` says whether a missing run lies at an edge."""
 
-    def __init__(self, received: dict[int, str | None]) -> None:
+    def __init__(self, received: dict[int, Any]) -> None:
         times = {seq: _epoch(r) for seq, r in received.items()}
         self.usable = bool(times) and all(t is not None for t in times.values())
         if not self.usable:

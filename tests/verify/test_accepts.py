@@ -153,3 +153,32 @@ def test_status_bodies_without_topic_or_ids(tmp_path: Path, capsys) -> None:
     rc, doc = verify_json(capsys, write_jsonl(tmp_path / "two.jsonl", [*docs, other]),
                           "--key-file", key_file(tmp_path))
     assert rc == 0 and [g["verdict"] for g in doc["gateways"]] == ["VERIFIED", "NO RECORDS"]
+
+
+def test_silence_without_a_gap_record_is_listed(tmp_path: Path, capsys) -> None:
+    s = Stream(tmp_path)
+    s.telemetry(3)
+    s.dark(7200)          # two hours without a record and without a gap record
+    s.telemetry(2)
+    s.dark(3600)
+    s.event({"event": "agent_started", "previous_run": {"ended": "clean"}})
+    s.gap(5, 6, cause="clean_stop", duration_s=3610.0)   # this hour is explained
+    s.telemetry(1)
+    rc, out, _ = verify(capsys, write_jsonl(tmp_path / "cap.jsonl", s.docs()), "--key-file", key_file(tmp_path))
+    assert rc == 0, out  # a silence is a fact to report, not tampering
+    assert "Silences the gateway did not explain (no gap record) (1):" in out
+    assert "2 h 0 min: nothing between seq 3 and seq 4" in out
+    assert "1 h 0 min" in out and "the gateway was stopped cleanly" in out
+
+
+def test_window_edges_with_epoch_receive_times(tmp_path: Path, capsys) -> None:
+    import orjson
+    s = Stream(tmp_path)
+    s.telemetry(30)
+    docs = [d for d in s.docs() if d["seq"] != 3]
+    at = [0.1 * i for i in range(5)] + [1.0 + i for i in range(25)]
+    lines = [orjson.dumps({"topic": "t", "payload": d, "received": int((1795600000 + t) * 1000)})
+             for d, t in zip(docs, at, strict=False)]
+    (tmp_path / "cap.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    rc, doc = verify_json(capsys, tmp_path / "cap.jsonl", "--key-file", key_file(tmp_path))
+    assert rc == 0 and "start of the capture window" in doc["gateways"][0]["notes"][0]["text"]
