@@ -11,6 +11,7 @@ def build_parser() -> argparse.ArgumentParser:
     from agent import cli_spine
     from agent.fleet import cli as fleet_cli
     from agent.power import markstop
+    from agent.verify import cli as verify_cli
     from drivers import cli as drivers_cli
     from vision import cli as vision_cli
 
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     vision_cli.register(sub)
     fleet_cli.register(sub)
     markstop.register(sub)
+    verify_cli.register(sub)
     return parser
 
 
