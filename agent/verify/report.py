@@ -23,6 +23,8 @@ REASONS = {
     "ttl": "kept unsent longer than their retention time (TTL)",
     "disk_full": "disk full",
     "writer_error": "the buffer could not write them",
+    "power_loss": ("numbering resumed after a power cut (or a crash and reboot): these seqs were reserved before it; "
+                   "any committed only to the page cache were lost, the rest were never used (the count is an upper bound)"),
 }
 NO_KEY = ("No chain key was given: the chain could only be checked as unkeyed SHA-256. That shows accidental "
           "damage and removals, but anyone can recompute SHA-256, so forgery by someone without the key "

@@ -25,7 +25,7 @@ def test_a_stalled_buffer_writer_is_recorded_then_cleared(tmp_path: Path, monkey
         while len(sock.pings()) < 3:
             time.sleep(0.02)
         assert not run_state(tmp_path).get("watchdog_withheld")
-        d.buffers._pool.submit(time.sleep, 2.5)  # a disk that hangs the buffer thread
+        d.buffer._pool.submit(time.sleep, 2.5)  # a disk that hangs the buffer thread
         deadline = time.monotonic() + 2.3
         while time.monotonic() < deadline and not run_state(tmp_path).get("watchdog_withheld"):
             time.sleep(0.05)
