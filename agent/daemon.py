@@ -45,6 +45,9 @@ class Daemon:
         self.settings = settings
         self.notifier = notifier or Notifier()
         self.stop_event = asyncio.Event()
+        #: why the agent is stopping (signal name, or a part's reason such as mains_failure)
+        self.stop_reason = "requested"
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.buffer = BufferService(settings, clock_synchronized)
         self.uplink: Uplink | None = None
         self._uplink_stop = asyncio.Event()
@@ -270,7 +273,7 @@ class Daemon:
         await self._stop_producers()
         self.continuity.finish()
         self.buffer.emit(Record("agent", Kind.EVENT, {"event": "agent_stopping",
-                                                    "reason": getattr(self, "stop_reason", "requested")}))
+                                                    "reason": self.stop_reason}))
         await self.buffer.flush()
         await self._stop_uplink()
         for task in tasks:
@@ -283,7 +286,7 @@ class Daemon:
         last_seq = self.buffer.last_seq
         await self.buffer.close(clean=True)
         if self.run_state is not None:
-            await asyncio.to_thread(self.run_state.mark_clean, getattr(self, "stop_reason", "requested"), iso(), last_seq)
+            await asyncio.to_thread(self.run_state.mark_clean, self.stop_reason, iso(), last_seq)
         log.info("stopped cleanly")
 
     # ------------------------------------------------------ power and boot

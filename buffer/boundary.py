@@ -113,6 +113,7 @@ class BufferService:
             b.path, gateway=g.id, site=g.site, max_bytes=b.max_bytes, max_attachment_bytes=b.max_attachment_bytes,
             ttl={Kind(k): v for k, v in b.ttl.model_dump().items()},
             durability={Kind(k): v for k, v in b.durability.model_dump().items()},
+            max_unsynced_s=b.max_unsynced,
             chain_key=key,
         )
         store.clock_synced = self._queue.synced
@@ -316,7 +317,8 @@ class BufferService:
             if self._clock_synced() is not False and self._store is not None:
                 try:
                     await self._call(self._store.expire)
-                    self._committed(self._store.pop_side_commits())
+                    # the store belongs to the buffer thread: collect its own commits there too
+                    self._committed(await self._call(self._store.pop_side_commits))
                 except Exception:
                     log.exception("buffer: TTL expiry failed")
             with contextlib.suppress(TimeoutError):

@@ -115,6 +115,7 @@ class BufferStore(Eviction):
         chain_key: bytes | None = None,
         clock: Callable[[], float] = time.time,
         boot_id: str | None = None,
+        max_unsynced_s: float = 5.0,
     ) -> None:
         self.path = Path(path)
         self.gateway, self.site = gateway, site
@@ -126,6 +127,11 @@ class BufferStore(Eviction):
         #: Clock state stamped on records the store writes itself (records_dropped).
         self.clock_synced: bool | None = None
         self.boot_id = current_boot_id() if boot_id is None else boot_id
+        #: Longest a process_crash commit may stay only in the page cache: the next commit after
+        #: this long is fsynced (FULL), which makes every earlier WAL frame durable too. Bounds what
+        #: a power cut takes from telemetry and health to about this window (0 = no bound).
+        self.max_unsynced_s = max_unsynced_s
+        self._last_full = time.monotonic()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.recovered_from: Path | None = None
         self.db, self.recovered_from = open_or_recover(self.path, SCHEMA)
@@ -344,6 +350,10 @@ class BufferStore(Eviction):
         self.floor.ensure_above(seq)
         if not self.db.in_transaction:  # inside one (a drop note with its deletion) the level is set
             strongest = power_loss or any(self.durability[r.kind] == "power_loss" for r in records)
+            if not strongest and self.max_unsynced_s and time.monotonic() - self._last_full >= self.max_unsynced_s:
+                strongest = True  # periodic fsync: bounds the page-cache window a power cut can take
+            if strongest:
+                self._last_full = time.monotonic()
             self.set_sync(_SYNC["power_loss" if strongest else "process_crash"])
         db = self.db
         db.executemany(_INSERT, rows)

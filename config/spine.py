@@ -50,6 +50,9 @@ class BufferSettings(StrictModel):
     durability: PerKindDurability = PerKindDurability()
     #: How long the writer gathers records into one transaction.
     flush_interval: Duration = Field(default=0.05, le=5.0)
+    #: Longest that committed telemetry/health may sit un-fsynced in the page cache: bounds what a
+    #: power cut can take from kinds of process_crash durability (0 = no bound; see docs/buffer.md).
+    max_unsynced: Duration = Field(default=5.0, ge=0, le=3600)
 
 
 class TLSSettings(StrictModel):

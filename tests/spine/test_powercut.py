@@ -12,6 +12,7 @@ committed power_loss record present, nothing committed vanished unless acked, no
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import orjson
@@ -98,3 +99,19 @@ def test_seq_resumes_above_the_reservation_after_an_unclean_reboot(tmp_path: Pat
     clean = BufferStore(db, gateway="g", site="s", boot_id="boot-3")
     assert clean.last_seq == nxt[0], "after a clean stop nothing can be lost: no jump"
     clean.close()
+
+
+def test_telemetry_is_fsynced_at_least_every_max_unsynced(tmp_path: Path) -> None:
+    """A quiet site commits only process_crash kinds; the window bounds what a power cut takes."""
+    store = BufferStore(tmp_path / "b.db", gateway="g", site="s", max_unsynced_s=0.3)
+    levels = []
+    for _ in range(3):
+        store.append([Record("m", Kind.TELEMETRY, {"v": 1})])
+        levels.append(store.db.execute("PRAGMA synchronous").fetchone()[0])  # 1 NORMAL, 2 FULL
+    time.sleep(0.35)
+    store.append([Record("m", Kind.TELEMETRY, {"v": 2})])
+    levels.append(store.db.execute("PRAGMA synchronous").fetchone()[0])
+    store.append([Record("m", Kind.TELEMETRY, {"v": 3})])
+    levels.append(store.db.execute("PRAGMA synchronous").fetchone()[0])
+    assert levels == [1, 1, 1, 2, 1], "the first commit after the window is fsynced, the next ones are not"
+    store.close()
