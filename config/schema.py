@@ -9,6 +9,7 @@ from pydantic import Field
 from config import drivers as drivers_cfg
 from config import power as power_cfg
 from config import vision as vision_cfg
+from config.rules import RulesSettings
 from config.spine import (
     BufferSettings,
     ContinuitySettings,
@@ -35,6 +36,7 @@ class Settings(StrictModel):
     operating_state: drivers_cfg.OperatingStateSettings = drivers_cfg.OperatingStateSettings()
     cameras: list[vision_cfg.CameraSettings] = Field(default_factory=list)
     shafts: list[vision_cfg.ShaftSettings] = Field(default_factory=list)
+    rules: RulesSettings = RulesSettings()
 
     def cross_problems(self, profiles: Mapping[str, drivers_cfg.Profile]) -> list[drivers_cfg.Problem]:
         """Problems that no single field can see (e.g. two devices fighting over one port).
