@@ -62,7 +62,7 @@ class Stream:
                 ranges[-1].update(last=s, chain=doc["chain"])
             else:
                 ranges.append({"first": s, "last": s, "prev": doc["prev"], "chain": doc["chain"]})
-        self.store._delete([(s,) for s in docs], [])
+        self.store.db.executemany("DELETE FROM records WHERE seq = ?", [(s,) for s in docs])
         db.commit()
         by_kind: dict[str, int] = {}
         for doc in docs.values():
