@@ -81,7 +81,21 @@ def two_agents(tmp_path: Path, broker):
     bad.loop_start()
     bad.publish("headframe/test-site/gw-broken/health/agent", b"{half a json", qos=1, retain=True).wait_for_publish(5)
     bad.publish("headframe/test-site/gw-broken/status", b'{"status": "online"}', qos=1, retain=True).wait_for_publish(5)
-    time.sleep(2.0)
+    # wait until both agents are up (their retained online status and a health record), not a fixed time:
+    # on a loaded machine start-up can take longer than any sleep we would pick
+    seen: set[str] = set()
+    watch = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fixture-watch")
+    watch.on_message = lambda c, u, m: seen.add(m.topic)
+    watch.connect("127.0.0.1", broker.port)
+    watch.subscribe([("headframe/test-site/+/status", 1), ("headframe/test-site/+/health/#", 1)])
+    watch.loop_start()
+    want = {f"headframe/test-site/{gw}/{what}" for gw in ("gw-north", "gw-south") for what in ("status", "health/agent")}
+    deadline = time.monotonic() + 30
+    while not want <= seen and time.monotonic() < deadline:
+        time.sleep(0.1)
+    watch.loop_stop()
+    watch.disconnect()
+    assert want <= seen, f"agents did not come up within 30 s: saw {sorted(seen)}"
     yield broker
     for a in agents:
         a.terminate()
