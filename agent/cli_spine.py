@@ -16,7 +16,7 @@ import sqlite_utils
 from config import ConfigError, load_or_report, load_settings
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("check", help="validate a config file; non-zero exit on any problem")
     p.add_argument("config", type=Path)
     p.set_defaults(func=cmd_check)

@@ -44,9 +44,9 @@ def setup_logging(level: str = "INFO", journald: str = "auto") -> str:
     want_journal = journald == "on" or (journald == "auto" and bool(os.environ.get("JOURNAL_STREAM")))
     if want_journal:
         try:
-            from systemd.journal import JournalHandler  # type: ignore[import-not-found]
+            from systemd.journal import JournalHandler
 
-            handler: logging.Handler = JournalHandler(SYSLOG_IDENTIFIER="headframe")
+            handler = JournalHandler(SYSLOG_IDENTIFIER="headframe")
             handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
             target = "journald"
         except ImportError:

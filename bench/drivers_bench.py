@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import time
+from multiprocessing.synchronize import Event as EventType
 
 import psutil
 from pymodbus.client import AsyncModbusTcpClient
@@ -25,7 +26,7 @@ from drivers.runtime import Drivers
 from tests.support.broker import free_port
 
 
-def serve(ports: list[int], ready: mp.Event) -> None:  # type: ignore[valid-type]
+def serve(ports: list[int], ready: EventType) -> None:
     from hil.sim.modbus_slaves import RegisterImage, ServerThread
 
     servers = [ServerThread({1: RegisterImage(size=200)}, tcp_port=p).start() for p in ports]

@@ -17,15 +17,18 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import psutil
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.uplink import Uplink
 from buffer import BufferStore, Kind, Record
 from buffer.boundary import BufferService
 from buffer.store import SCHEMA
-from config import load_settings_text
+from config import Settings, load_settings_text
 from tests.support.agentproc import write_config
 from tests.support.broker import Collector, MosquittoBroker
 
@@ -58,13 +61,13 @@ def bench_ingest(n: int, batch: int = 1000) -> dict[str, float]:
     return {"ours_rps": ours, "raw_executemany_rps": base, "ratio": ours / base}
 
 
-def _settings(tmp: Path, port: int, inflight: int = 1000):
+def _settings(tmp: Path, port: int, inflight: int = 1000) -> Settings:
     text = json.dumps({"gateway": {"site": "s", "id": "gw"}, "buffer": {"path": str(tmp / "d.db"), "max_bytes": "20GiB"},
                        "uplink": {"host": "127.0.0.1", "port": port, "inflight": inflight}})
     return load_settings_text(text)
 
 
-async def _drain(settings, n: int) -> float:
+async def _drain(settings: Settings, n: int) -> float:
     service = BufferService(settings, lambda: True)
     await service.open()
     recs = records(min(n, 100_000))
@@ -91,7 +94,7 @@ def bare_paho(port: int, bodies: list[bytes], inflight: int = 1000) -> float:
     acked = [0]
     window = threading.Semaphore(inflight)
 
-    def on_publish(client, userdata, mid, rc, props):
+    def on_publish(client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode, props: Properties) -> None:
         acked[0] += 1
         window.release()
         if acked[0] == len(bodies):

@@ -31,7 +31,7 @@ MEDIA = Path(__file__).resolve().parents[1] / "hil" / "media"
 
 def frames(n: int) -> list[np.ndarray]:
     cap = cv2.VideoCapture(str(MEDIA / "vtest.avi"))
-    out = []
+    out: list[np.ndarray] = []
     while len(out) < n:
         ok, f = cap.read()
         if not ok:

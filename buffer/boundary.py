@@ -221,10 +221,10 @@ class BufferService:
             self._backlog.lost_counts("writer_error", shed)
             log.error("buffer: emit queue full (buffer writer behind): %s record(s) refused", shed)
         if len(self._backlog) > self._backlog.limit:
-            shed = self._backlog.shed(self._last_reason, keep=self._backlog.limit)
-            if shed:
+            dropped = self._backlog.shed(self._last_reason, keep=self._backlog.limit)
+            if dropped:
                 log.error("buffer: %d uncommitted telemetry/health record(s) dropped: the retry backlog is full "
-                          "(%s)", shed, self.last_error)
+                          "(%s)", dropped, self.last_error)
 
     def _notes(self) -> tuple[list[Record], dict[str, int]]:
         """records_dropped events (and counters) for losses not reported yet."""

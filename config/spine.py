@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -43,7 +44,7 @@ class PerKindTTL(StrictModel):
 class BufferSettings(StrictModel):
     """The SQLite store-and-forward queue."""
 
-    path: ConfigPath = ConfigPath("/var/lib/headframe/buffer.db")  # type: ignore[call-arg]
+    path: ConfigPath = Path("/var/lib/headframe/buffer.db")
     max_bytes: ByteSize = Field(default=1024**3, ge=1024 * 1024)
     max_attachment_bytes: ByteSize = Field(default=2 * 1024**2, ge=1024)
     ttl: PerKindTTL = PerKindTTL()

@@ -50,7 +50,7 @@ def _parse_size(value: Any) -> int:
 
 def _resolve_path(value: Any, handler: Any, info: ValidationInfo) -> Path:
     """Relative paths are taken relative to the config file, not the working directory."""
-    path = handler(value)
+    path: Path = handler(value)
     base = (info.context or {}).get("base_dir")
     if base is not None and not path.is_absolute():
         path = Path(base) / path

@@ -23,13 +23,26 @@ def _check_points(points: list[Point], minimum: int) -> list[Point]:
     return points
 
 
+# Typed default factories: a lambda's list literal would be inferred as list[str] / list[tuple[int, int]].
+def _person_only() -> list[ObjectClass]:
+    return ["person"]
+
+
+def _people_and_vehicles() -> list[ObjectClass]:
+    return ["person", "car", "truck", "bus", "motorcycle", "bicycle"]
+
+
+def _whole_frame() -> list[Point]:
+    return [(0, 0), (1, 0), (1, 1), (0, 1)]
+
+
 class DetectorSettings(StrictModel):
     model: ModelName = "ssdlite_person_300"
     #: override the bundled model file (e.g. a site-tuned export with the same outputs)
     model_path: ConfigPath | None = None
     threads: int = Field(default=1, ge=1, le=8)
     score_threshold: float = Field(default=0.5, gt=0, lt=1)
-    classes: list[ObjectClass] = Field(default_factory=lambda: ["person"])
+    classes: list[ObjectClass] = Field(default_factory=_person_only)
     #: run the detector on every n-th analysed frame (tracker predicts in between)
     every_n_frames: int = Field(default=1, ge=1, le=30)
 
@@ -63,11 +76,11 @@ class SealWindow(StrictModel):
 
 
 class SealSettings(StrictModel):
-    polygon: list[Point] = Field(default_factory=lambda: [(0, 0), (1, 0), (1, 1), (0, 1)])
+    polygon: list[Point] = Field(default_factory=_whole_frame)
     #: empty = sealed all the time (a closed mine)
     schedule: list[SealWindow] = Field(default_factory=list)
     min_frames: int = Field(default=3, ge=1, description="frames an object must be seen before the alarm")
-    classes: list[ObjectClass] = Field(default_factory=lambda: ["person", "car", "truck", "bus", "motorcycle", "bicycle"])
+    classes: list[ObjectClass] = Field(default_factory=_people_and_vehicles)
     burst_frames: int = Field(default=4, ge=0, le=20)
     cooldown: Duration = 60.0
 

@@ -23,7 +23,7 @@ from drivers.registry import make_driver
 from drivers.runtime import device_points
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     probe = sub.add_parser("probe", help="read registers or a meter value once and print them")
     psub = probe.add_subparsers(dest="protocol", required=True)
     for name in ("modbus-tcp", "modbus-rtu"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 from pathlib import Path
 
 import cv2
@@ -64,7 +65,7 @@ class CameraServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def _stream(self, name: str, out) -> None:
+    def _stream(self, name: str, out: BufferedIOBase) -> None:
         cap = cv2.VideoCapture(str(self.videos[name]))
         fps = self.fps or cap.get(cv2.CAP_PROP_FPS) or 10.0
         last: np.ndarray | None = None

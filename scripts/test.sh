@@ -4,6 +4,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
 .venv/bin/ruff check .
+# Type check: packages and strictness are in pyproject.toml [tool.mypy]; any error fails the run.
+t0=$SECONDS
+if ! mypy_out=$(.venv/bin/mypy 2>&1); then
+  printf '%s\n' "$mypy_out"
+  echo "mypy: FAILED ($((SECONDS - t0)) s): fix the errors above (config: pyproject.toml [tool.mypy])"
+  exit 1
+fi
+echo "mypy: ${mypy_out##*$'\n'} ($((SECONDS - t0)) s)"
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?

@@ -12,7 +12,7 @@ from typing import Any
 from buffer.record import Record
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     vision = sub.add_parser("vision", help="video analytics tools")
     vsub = vision.add_subparsers(dest="vision_command", required=True)
     p = vsub.add_parser("replay", help="run a camera's analytics over a video file and print the results")

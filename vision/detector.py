@@ -131,7 +131,8 @@ class NanoDet:
             idx = np.nonzero(lab == label_id)[0]
             for i in nms(b[idx], s[idx]):
                 j = idx[i]
-                out.append(Detection(*map(float, b[j].clip(0, None)), float(s[j]), self.class_ids[int(label_id)]))
+                x1, y1, x2, y2 = map(float, b[j].clip(0, None))
+                out.append(Detection(x1, y1, x2, y2, float(s[j]), self.class_ids[int(label_id)]))
         return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -147,7 +148,7 @@ class LatestFrameSource:
             delay = min(self.reconnect_max, delay * 2)
 
 
-def file_frames(path: str):
+def file_frames(path: str) -> Iterator[tuple[np.ndarray, float]]:
     """Every frame of a file as fast as it decodes (offline replay), with media timestamps."""
     cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
     if not cap.isOpened():

@@ -45,10 +45,13 @@ HISTORY_LEN = 17280
 
 
 class CommittedLike(Protocol):
-    """What a commit subscriber receives per record (``buffer.boundary.Committed``)."""
+    """What a commit subscriber receives per record (``buffer.boundary.Committed``); read-only, as that is frozen."""
 
-    seq: int
-    record: Record
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def record(self) -> Record: ...
 
 
 def state_path_for(buffer_path: Path) -> Path:

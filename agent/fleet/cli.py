@@ -15,7 +15,7 @@ from agent.fleet.model import FleetState
 from agent.fleet.view import FleetWeb, text_table
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("fleet", help="fleet health view (terminal and local web page)")
     p.add_argument("--broker", required=True, help="HOST[:PORT]")
     p.add_argument("--prefix", default="headframe")

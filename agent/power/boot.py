@@ -56,7 +56,8 @@ def count_boot(state_dir: Path, boot_id: str | None) -> int | None:
     """Boots seen by this gateway: +1 the first time a new boot id starts the agent."""
     path = Path(state_dir) / BOOT_COUNT_NAME
     doc = read_json(path) or {}
-    count = doc.get("count") if isinstance(doc.get("count"), int) else 0
+    stored = doc.get("count")
+    count = stored if isinstance(stored, int) else 0
     if boot_id is None:
         return count or None
     if doc.get("boot_id") != boot_id:

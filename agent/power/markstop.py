@@ -32,7 +32,7 @@ def mark_stopped(state_dir: Path, result: str, exit_code: str = "", exit_status:
     return f"marked: service result {result or '(none)'}, exit {exit_code or '-'}/{exit_status or '-'}"
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("mark-stopped", help="record systemd's service result for the next start (ExecStopPost=)")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("-c", "--config", type=Path, help="the agent's config (its buffer directory holds the run state)")

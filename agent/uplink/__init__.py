@@ -141,11 +141,12 @@ class Uplink:
         if stop.is_set() and not session.lost:
             await session.end(self.topics.status, self.status_docs.shutdown(started_wall, time.time()), SHUTDOWN_GRACE_S)
         else:
-            self.previous = PreviousSession(lost_at=time.time(), reason=f"connection lost: {reason}")
+            lost_at = time.time()
+            self.previous = PreviousSession(lost_at=lost_at, reason=f"connection lost: {reason}")
             session.drop()
             if self.on_offline is not None:
                 try:
-                    self.on_offline(self.previous.lost_at)
+                    self.on_offline(lost_at)
                 except Exception:  # a listener's bug must not keep the link down
                     log.exception("uplink: on_offline listener failed")
         await self._drain.reset()

@@ -40,7 +40,8 @@ class Version:
     @property
     def plain_ok(self) -> bool:
         """Matches unkeyed SHA-256: computed without any key (only asked about failures)."""
-        return chain.link_bytes(self.doc["prev"], self.canon, None) == self.doc["chain"]
+        recorded: str = self.doc["chain"]
+        return chain.link_bytes(self.doc["prev"], self.canon, None) == recorded
 
 
 def _versions(entries: list[Entry], keys: list[bytes], report: GatewayReport) -> dict[int, list[Version]]:

@@ -16,7 +16,7 @@ from agent.verify.report import render_text, to_json
 EXIT_VERIFIED, EXIT_PROBLEMS, EXIT_UNUSABLE = 0, 1, 2
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "verify", help="check a captured record stream and/or a buffer export (chain, sequence, drops, gaps)",
         description="Exit code: 0 verified, 1 problems found, 2 the input could not be used. See docs/evidence.md.")

@@ -148,7 +148,8 @@ class Collector:
                                 keyfile=str(self.broker.tls.client_key))
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.1, 1)
+        # paho annotates the delays as int, but only adds and compares them with time.monotonic(): 0.1 s works.
+        self.client.reconnect_delay_set(0.1, 1)  # type: ignore[arg-type]  # fractional delay is deliberate
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if not reason_code.is_failure:

@@ -26,7 +26,7 @@ class BeltMonitor:
             ref = cv2.imread(str(settings.empty_reference))
             if ref is None:
                 raise ValueError(f"belt.empty_reference {settings.empty_reference} is not a readable image")
-            self._empty_src = ref
+            self._empty_src: np.ndarray | None = ref
         else:
             self._empty_src = None
 

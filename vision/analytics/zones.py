@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from buffer.record import Kind
 from config.vision import ZoneSettings
 from vision.analytics import Emit, FrameContext
@@ -15,7 +17,7 @@ class ZoneOccupancy:
         self.peak = 0
         self.alarm = False
         self._streak = 0
-        self._poly = None
+        self._poly: np.ndarray | None = None
 
     def process(self, ctx: FrameContext) -> int:
         if self._poly is None:
