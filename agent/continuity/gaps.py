@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from agent.continuity.state import CameraFault, EnergyReading
+from agent.textfmt import human_duration
 
 #: ``previous_run.ended`` (boot evidence) -> gap cause
 CAUSE_BY_ENDED = {
@@ -75,19 +76,6 @@ def faults_overlapping(faults: list[CameraFault], start: float | None, end: floa
     return out
 
 
-def human_duration(seconds: float) -> str:
-    """``3 h 12 min``, ``4 min 5 s``, ``12 s``: the form an inspector reads."""
-    s = round(max(seconds, 0))
-    d, rem = divmod(s, 86400)
-    h, rem = divmod(rem, 3600)
-    m, sec = divmod(rem, 60)
-    if d:
-        return f"{d} d {h} h"
-    if h:
-        return f"{h} h {m} min"
-    if m:
-        return f"{m} min {sec} s"
-    return f"{sec} s"
 
 
 def dark_alarm(gap: dict[str, Any], threshold_kwh: float) -> dict[str, Any] | None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Any
+
+from agent.atomicfile import atomic_write
 
 log = logging.getLogger("headframe.power")
 
@@ -24,21 +25,7 @@ BOOT_COUNT_NAME = "headframe-boots.json"
 
 def atomic_write_json(path: Path, doc: dict[str, Any]) -> None:
     """Replace ``path`` with ``doc`` so that a power cut leaves the old or the new file, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    atomic_write(path, json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from agent.textfmt import human_duration
+
 
 def when(iso: str | None) -> str:
     """'2026-11-24T10:00:00.123Z' -> '2026-11-24 10:00:00 UTC' (an inspector does not need ms)."""
@@ -11,16 +13,4 @@ def when(iso: str | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown duration"
-    s = round(seconds)
-    d, rem = divmod(s, 86400)
-    h, rem = divmod(rem, 3600)
-    m, sec = divmod(rem, 60)
-    if d:
-        return f"{d} d {h} h {m} min"
-    if h:
-        return f"{h} h {m} min"
-    if m:
-        return f"{m} min {sec} s"
-    return f"{sec} s"
+    return human_duration(seconds)

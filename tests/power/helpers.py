@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from tests.spine.helpers import buffered_payloads
 from tests.support.agentproc import AgentProcess, write_config
 from tests.support.broker import free_port
+from tests.support.wait import wait_until
 
 ALARM, EVENT, HEALTH = 0, 1, 3
 #: agents started by these tests; conftest kills any still running when a test ends (even a failed one)
@@ -25,13 +25,7 @@ def agent_config(tmp_path: Path, power: dict[str, Any] | None = None, name: str 
 
 
 def wait_for(fn: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return wait_until(what, fn, timeout, interval=0.05)
 
 
 def payloads(tmp_path: Path, kind: int) -> list[dict[str, Any]]:

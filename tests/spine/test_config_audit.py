@@ -17,6 +17,7 @@ import pytest
 from tests.spine.helpers import buffered_payloads
 from tests.support.agentproc import AgentProcess, write_config
 from tests.support.broker import free_port
+from tests.support.wait import wait_until as wait_for
 
 EVENT, HEALTH = 1, 3
 SECRET = "s3cret-Hunter2-do-not-log"
@@ -29,14 +30,6 @@ def applied(db: Path) -> list[dict[str, Any]]:
     return [p for p in buffered_payloads(db, EVENT) if p.get("event") == "config_applied"]
 
 
-def wait_for(what: str, predicate: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} within {timeout}s")
 
 
 def everything_stored(tmp_path: Path, db: Path) -> bytes:

@@ -22,6 +22,7 @@ from hil.sim.modbus_slaves import RegisterImage, ServerThread
 from tests.spine.helpers import buffered_payloads
 from tests.support.agentproc import AgentProcess, write_config
 from tests.support.broker import free_port, wait_port
+from tests.support.wait import wait_until
 
 EVENT, ALARM = 1, 0
 
@@ -64,14 +65,6 @@ def state(db: Path) -> dict[str, Any]:
         return {}
 
 
-def wait_until(what: str, predicate: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} within {timeout}s")
 
 
 def saved_energy(db: Path, kwh: float) -> bool:

@@ -21,6 +21,7 @@ import orjson
 from hil.proxy import FaultProxy
 from tests.support.agentproc import AgentProcess, write_config
 from tests.support.broker import Collector, MosquittoBroker, free_port
+from tests.support.wait import wait_until as wait_for
 from tests.verify.test_live import headframe
 
 ROOT = "headframe/test-site/gw-test/"
@@ -36,14 +37,6 @@ def payloads(collector: Collector) -> list[dict[str, Any]]:
     return out
 
 
-def wait_for(what: str, predicate: Any, timeout: float = 40.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError(what)
 
 
 def counters(db: Path) -> dict[str, int]:
