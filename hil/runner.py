@@ -117,7 +117,7 @@ def _lookup(payload: Any, dotted: str) -> Any:
     return node
 
 
-def _matches(msg: dict[str, Any], want: dict[str, Any]) -> bool:
+def matches(msg: dict[str, Any], want: dict[str, Any]) -> bool:
     """kind/source/synced compare with the envelope; every other key with the payload, where a
     dotted key reaches into nested objects (``previous_run.ended: mains_failure``)."""
     for key, value in want.items():
@@ -133,6 +133,8 @@ class ScenarioRun:
     def __init__(self, scenario: Scenario, workdir: Path, scale: float = 1.0) -> None:
         self.sc, self.workdir, self.scale = scenario, workdir, scale
         self.checks: list[dict[str, Any]] = []
+        #: every record message the recorder received (kept for a look after the run)
+        self.messages: list[dict[str, Any]] = []
         self._mount: Path | None = None
 
     def run(self) -> dict[str, Any]:
@@ -226,7 +228,7 @@ class ScenarioRun:
     def _expect(self, rec: Recorder, agent: Agent, db: Path, error: str | None) -> dict[str, Any]:
         e = self.sc.expect
         time.sleep(1.0)
-        msgs = rec.snapshot()
+        msgs = self.messages = rec.snapshot()
         results: dict[str, Any] = {}
         if error:
             results["steps"] = {"ok": False, "detail": error}
@@ -248,9 +250,9 @@ class ScenarioRun:
             bad = [k for k, v in order.items() if v != sorted(v)]
             results["ordered_per_source"] = {"ok": not bad, "detail": f"out of order: {bad}" if bad else "ok"}
         for want in e.records:
-            hit = any(_matches(m, want) for m in msgs)
+            hit = any(matches(m, want) for m in msgs)
             results[f"record {want}"] = {"ok": hit, "detail": "seen" if hit else "not seen"}
         for want in e.absent:
-            hit = any(_matches(m, want) for m in msgs)
+            hit = any(matches(m, want) for m in msgs)
             results[f"absent {want}"] = {"ok": not hit, "detail": "not seen" if not hit else "seen"}
         return {"passed": all(r["ok"] for r in results.values()), "checks": results, "messages": len(msgs)}
