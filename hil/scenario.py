@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from config.types import ByteSize, StrictModel
 from config.yamlio import parse_yaml, plain, validate_tree
@@ -54,6 +54,27 @@ class StartAgent(StrictModel):
     reboot: bool = False
 
 
+class Ups(StrictModel):
+    """Flip what the site's real UPS (upsd + dummy-ups) reports; needs ``ups: true`` on the scenario."""
+
+    action: Literal["ups"]
+    #: NUT ups.status: on line, on battery (mains lost), on battery with low battery
+    status: Literal["OL", "OB", "OB LB"]
+    charge: int = Field(default=100, ge=0, le=100)
+    runtime: int = Field(default=1800, ge=0)
+    #: wait until upsd itself reports the new status (the driver re-reads its file every second)
+    timeout: float = Field(default=10, gt=0)
+
+
+class WaitAgentExit(StrictModel):
+    """The agent must exit by itself (e.g. a clean stop on low battery) within ``timeout``."""
+
+    action: Literal["wait_agent_exit"]
+    timeout: float = Field(default=30, gt=0)
+    #: the exit status it must have (0: a clean stop)
+    code: int | None = 0
+
+
 class SiteMode(StrictModel):
     action: Literal["site_mode"]
     mode: Literal["operating", "stopped", "secretly_running"]
@@ -64,8 +85,8 @@ class WaitDrained(StrictModel):
     timeout: float = Field(default=60, gt=0)
 
 
-Step = Annotated[Wait | Proxy | Camera | Device | SerialNoise | KillAgent | StartAgent | SiteMode | WaitDrained,
-                 Field(discriminator="action")]
+Step = Annotated[Wait | Proxy | Camera | Device | SerialNoise | KillAgent | StartAgent | SiteMode | WaitDrained
+                 | Ups | WaitAgentExit, Field(discriminator="action")]
 
 
 class Expect(StrictModel):
@@ -73,7 +94,8 @@ class Expect(StrictModel):
     ordered_per_source: bool = False
     chain_intact: bool = False
     agent_alive: bool = True
-    #: each entry: kind, optional source, and payload keys that must match in at least one record
+    #: each entry: kind, optional source, and payload keys that must match in at least one record;
+    #: a dotted key reaches into nested payload objects (``previous_run.ended: mains_failure``)
     records: list[dict[str, Any]] = Field(default_factory=list)
     #: payload keys that must match in NO record (e.g. no seal alarm on an empty scene)
     absent: list[dict[str, Any]] = Field(default_factory=list)
@@ -85,8 +107,16 @@ class Scenario(StrictModel):
     #: put the agent's buffer on a tmpfs of this size (a full disk that is real)
     buffer_tmpfs: ByteSize | None = None
     max_bytes: ByteSize | None = None
+    #: run a real UPS (upsd + dummy-ups) on the site and configure the agent's ``power:`` for it
+    ups: bool = False
     steps: list[Step]
     expect: Expect = Expect()
+
+    @model_validator(mode="after")
+    def _ups_steps_need_a_ups(self) -> Scenario:
+        if not self.ups and any(s.action == "ups" for s in self.steps):
+            raise ValueError("'ups: true' on the scenario: its steps flip the UPS, so the site must run one")
+        return self
 
 
 def load_scenario(path: Path) -> Scenario:

@@ -1,5 +1,6 @@
 """The simulated site: broker, PLC (TCP), RTU meter and DL/T 645 meter on socat pty pairs,
-cameras streaming real video over HTTP MJPEG. Writes a Headframe config pointing at it all.
+cameras streaming real video over HTTP MJPEG and, when asked (``with_ups``), a real UPS
+daemon (upsd + dummy-ups). Writes a Headframe config pointing at it all.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hil.camera_server import CameraServer
 from hil.sim.dlt645_meter import MeterSimulator
 from hil.sim.modbus_slaves import RegisterImage, ServerThread
 from hil.sim.plc import PlcSimulator, ProcessModel
+from hil.sim.ups import NutServer
 
 MEDIA = Path(__file__).resolve().parent / "media"
 
@@ -50,6 +52,9 @@ class Site:
     broker_port: int = 0
     plc_port: int = 0
     model: ProcessModel = field(default_factory=ProcessModel)
+    #: start upsd + dummy-ups (only scenarios about mains need it: it costs two processes)
+    with_ups: bool = False
+    ups: NutServer | None = None
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     stoppers: list = field(default_factory=list)
 
@@ -74,6 +79,9 @@ class Site:
         self.stoppers.append(self.dlt.stop)
         self.cameras = CameraServer({"shaft": MEDIA / "vtest.avi", "seal": MEDIA / "tree.avi"}).start()
         self.stoppers.append(self.cameras.stop)
+        if self.with_ups:
+            self.ups = NutServer(self.workdir / "ups", ups="site-ups").start()
+            self.stoppers.append(self.ups.stop)
         self._stop = threading.Event()
         threading.Thread(target=self._meter_loop, daemon=True).start()
         return self
@@ -142,6 +150,8 @@ class Site:
                  "seal": {"classes": ["person"]}},
             ],
         }
+        if self.ups is not None:
+            doc["power"] = self.ups.power_config()
         path.write_text(json.dumps(doc, indent=2))
         return path
 
