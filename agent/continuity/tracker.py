@@ -68,6 +68,10 @@ class ContinuityTracker:
         self.state = ContinuityState()
         self.loaded = False
         self._dirty = False
+        #: a change the next start cannot do without (a meter's first reading, the first record of
+        #: this run): saved at the next periodic turn (≤ 0.25 s), not after the interval
+        self._urgent = False
+        self._seen_this_run = False
         self._saved_mono = -1e9
         self._gap: dict[str, Any] | None = None        # the start gap being completed
         self._before: dict[str, EnergyReading] = {}
@@ -92,7 +96,7 @@ class ContinuityTracker:
 
     def _snapshot(self) -> bytes:
         self.state.saved_at = self.clock()
-        self._dirty = False
+        self._dirty = self._urgent = False
         self._saved_mono = self.mono()
         return self.file.encode(self.state)
 
@@ -199,6 +203,8 @@ class ContinuityTracker:
             rec = c.record
             if c.seq <= st.last_seq:
                 continue
+            if not self._seen_this_run:
+                self._seen_this_run = self._urgent = True
             st.last_seq, st.last_ts = c.seq, rec.ts
             if self._gap is not None and self._gap["to"] is None:
                 self._gap["to"] = {"seq": c.seq, "ts": gaps.iso(rec.ts)}
@@ -221,6 +227,8 @@ class ContinuityTracker:
         good, bad = energy_readings(rec.payload)
         for point, kwh in good.items():
             key = f"{rec.source}/{point}"
+            if key not in self.state.energy:
+                self._urgent = True
             self.state.energy[key] = EnergyReading(kwh, rec.ts, seq)
             if self._gap is not None and key not in self._after:
                 self._after[key] = kwh
@@ -262,7 +270,7 @@ class ContinuityTracker:
             self.save()
 
     def _save_due(self) -> bool:
-        return self._dirty and self.mono() - self._saved_mono >= self.settings.continuity.state_interval
+        return self._dirty and (self._urgent or self.mono() - self._saved_mono >= self.settings.continuity.state_interval)
 
     def _check_clock(self) -> None:
         wall, mono = self.clock(), self.mono()

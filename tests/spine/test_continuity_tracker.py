@@ -236,3 +236,28 @@ def test_changed_keys_are_dotted_paths_named_once_per_added_section(tmp_path: Pa
     assert changed_keys(keys_b, keys_a) == ["devices[meter-1].groups[default].interval", "devices[meter-2]",
                                             "uplink.keepalive"]
     assert changed_keys(keys_a, keys_a) == []
+
+
+def test_a_meter_first_reading_and_the_first_record_are_saved_without_waiting(tmp_path: Path) -> None:
+    """A gateway unplugged 2 s after start must still leave 'before' values for the next gap."""
+
+    def kwh(v: float) -> Record:
+        return Record("meter-1", Kind.TELEMETRY, {"values": {"e_total": {"v": v, "unit": "kWh", "q": "good"}}})
+
+    async def go() -> None:
+        rig = Rig(tmp_path)
+        await rig.open()
+        rig.tracker.save()
+        await rig.put(tel(1))
+        assert rig.tracker._save_due(), "the first record of a run is saved at the next turn"
+        rig.tracker.save()
+        await rig.put(tel(2))
+        assert not rig.tracker._save_due(), "later records wait for the interval"
+        await rig.put(kwh(1000.0))
+        assert rig.tracker._save_due(), "a meter's first energy reading is saved at the next turn"
+        rig.tracker.save()
+        await rig.put(kwh(1000.5))
+        assert not rig.tracker._save_due()
+        await rig.close()
+
+    asyncio.run(go())

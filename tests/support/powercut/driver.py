@@ -58,10 +58,13 @@ def main() -> None:
     ap.add_argument("--durability", default="{}")
     ap.add_argument("--boot-id", default=None)
     ap.add_argument("--quiet-site", action="store_true", help="telemetry and health only: no FULL commits")
+    ap.add_argument("--max-unsynced", type=float, default=None, help="BufferStore max_unsynced_s (default: its own)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     durability = {Kind(k): v for k, v in json.loads(args.durability).items()}
     extra: dict[str, Any] = {"boot_id": args.boot_id} if args.boot_id else {}
+    if args.max_unsynced is not None:
+        extra["max_unsynced_s"] = args.max_unsynced
     store = BufferStore(args.db, gateway=GATEWAY, site=SITE, chain_key=KEY, durability=durability, **extra)
     durability = store.durability
     say({"open": store.last_seq, "head": store.chain_head, "clean": store.previous_shutdown_clean})

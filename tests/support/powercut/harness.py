@@ -105,13 +105,14 @@ class PowerCuts:
 
     def __init__(self, work: Path, *, seed: int, durability: dict[str, str], torn_share: float = 1 / 3,
                  kill_share: float = 0.15, max_duration: float = 2.5, boot_ids: bool = True,
-                 quiet_site: bool = False) -> None:
+                 quiet_site: bool = False, max_unsynced: float | None = None) -> None:
         self.work, self.rng = work, random.Random(seed)
         self.dbdir = work / "db"
         self.dbdir.mkdir(parents=True, exist_ok=True)
         self.shim = build_shim(work / "shim")
         self.durability, self.torn_share, self.kill_share = durability, torn_share, kill_share
         self.max_duration, self.boot_ids, self.quiet_site = max_duration, boot_ids, quiet_site
+        self.max_unsynced = max_unsynced  # None: the store's default
         self.figures = Figures()
         self.history: dict[int, str] = {}  # seq -> chain, of everything ever reported or seen
         self.stream: dict[int, tuple[str, str]] = {}  # seq -> (chain, prev), the live branch
@@ -141,6 +142,8 @@ class PowerCuts:
             cmd += ["--boot-id", f"sim-boot-{self.boot}"]
         if self.quiet_site:
             cmd.append("--quiet-site")
+        if self.max_unsynced is not None:
+            cmd += ["--max-unsynced", str(self.max_unsynced)]
         err = open(self.work / "driver.err", "wb")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, cwd=REPO)
         err.close()
