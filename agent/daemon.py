@@ -73,6 +73,8 @@ class Daemon:
                 loop.add_signal_handler(sig, self._request_stop, sig)
             loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         opened = await self.buffer.open()
+        self.continuity.load()
+        self.applied_config = describe(self.settings, self.config_path, self.continuity.audit_salt())
         self.previous_shutdown = "clean" if opened.previous_shutdown_clean else "unclean"
         started: dict[str, Any] = {"event": "agent_started", "version": VERSION,
                                    "previous_shutdown": self.previous_shutdown,
@@ -108,7 +110,6 @@ class Daemon:
         """Subscribe the continuity tracker, open the gap before this run (``ended`` is the boot
         evidence's ``previous_run.ended``), audit the config."""
         self.buffer.subscribe(self.continuity.on_commit)
-        self.continuity.load()
         self.continuity.begin(ended, last_seq)
         self.buffer.emit(Record("agent", Kind.EVENT, self.continuity.config_applied(self.applied_config, "start")))
 
@@ -240,12 +241,19 @@ class Daemon:
                                                           "problems": [str(p) for p in exc.problems][:20]}))
             return False
         old = self.settings
-        loaded = describe(new, self.config_path)
+        salt = self.continuity.audit_salt()
+        loaded = describe(new, self.config_path, salt)
         if new.buffer != old.buffer or new.gateway != old.gateway:
             log.warning("reload: changes to 'gateway' or 'buffer' take effect at the next restart")
             new = new.model_copy(update={"buffer": old.buffer, "gateway": old.gateway})
-        applied = describe(new, self.config_path)
+        applied = describe(new, self.config_path, salt)
         applied = dataclasses.replace(applied, mtime=loaded.mtime, file_hash=loaded.file_hash)
+        # the audit record goes first: a stop while the new parts start must not leave the change unrecorded
+        pending = changed_keys(applied.keys, loaded.keys)
+        self.continuity.update_settings(new)
+        self.buffer.emit(Record("agent", Kind.EVENT, self.continuity.config_applied(
+            applied, "reload", pending_restart=pending or None)))
+        self.applied_config = applied
         self.settings = new
         if new.uplink != old.uplink:
             log.info("reload: uplink settings changed; reconnecting")
@@ -259,11 +267,6 @@ class Daemon:
         await self._start_producers(new)
         self.reloads += 1
         self.buffer.emit(Record("agent", Kind.EVENT, {"event": "config_reloaded"}))
-        pending = changed_keys(applied.keys, loaded.keys)
-        self.applied_config = applied
-        self.continuity.update_settings(new)
-        self.buffer.emit(Record("agent", Kind.EVENT, self.continuity.config_applied(
-            applied, "reload", pending_restart=pending or None)))
         log.info("reload: new config in effect")
         return True
 

@@ -12,6 +12,7 @@ Secrets live in files (``*_file`` keys), so a secret can only show up as its pat
 from __future__ import annotations
 
 import hashlib
+import hmac
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,11 @@ def _canon(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
-def _sha(data: bytes) -> str:
+def _sha(data: bytes, salt: bytes = b"") -> str:
+    """``hmac-sha256:`` keyed with the gateway's audit salt (a plain hash of a config holding a
+    camera password could be reversed by guessing); plain ``sha256:`` only without a salt."""
+    if salt:
+        return "hmac-sha256:" + hmac.new(salt, data, hashlib.sha256).hexdigest()
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -50,18 +55,18 @@ def _label(item: Any, index: int) -> str:
     return f"[{index}]"
 
 
-def key_hashes(doc: Any, prefix: str = "") -> dict[str, str]:
+def key_hashes(doc: Any, prefix: str = "", salt: bytes = b"") -> dict[str, str]:
     """Flatten to dotted key -> hash of the value. Lists of named items are keyed by id/name
     (so inserting a device does not renumber the others); lists of plain values are one leaf."""
     out: dict[str, str] = {}
     if isinstance(doc, dict) and doc:
         for key, value in doc.items():
-            out.update(key_hashes(value, f"{prefix}.{key}" if prefix else str(key)))
+            out.update(key_hashes(value, f"{prefix}.{key}" if prefix else str(key), salt))
     elif isinstance(doc, list) and doc and all(isinstance(i, dict) for i in doc):
         for i, item in enumerate(doc):
-            out.update(key_hashes(item, prefix + _label(item, i)))
+            out.update(key_hashes(item, prefix + _label(item, i), salt))
     else:
-        out[prefix] = hashlib.sha256(_canon(doc)).hexdigest()[:16]
+        out[prefix] = _sha(_canon(doc), salt).rsplit(":", 1)[1][:16]
     return out
 
 
@@ -103,16 +108,16 @@ class AppliedConfig:
     keys: dict[str, str]
 
 
-def describe(settings: Settings, path: Path) -> AppliedConfig:
-    """Hash the settings in effect and the file they came from."""
+def describe(settings: Settings, path: Path, salt: bytes = b"") -> AppliedConfig:
+    """Hash the settings in effect and the file they came from (keyed with ``salt``)."""
     try:
         data = path.read_bytes()
-        file_hash: str | None = _sha(data)
+        file_hash: str | None = _sha(data, salt)
         mtime: float | None = path.stat().st_mtime
     except OSError:
         file_hash, mtime = None, None
     doc = effective_doc(settings)
-    return AppliedConfig(str(path), mtime, _sha(_canon(doc)), file_hash, key_hashes(doc))
+    return AppliedConfig(str(path), mtime, _sha(_canon(doc), salt), file_hash, key_hashes(doc, salt=salt))
 
 
 def applied_event(cfg: AppliedConfig, trigger: str, changed: list[str] | None, **extra: Any) -> dict[str, Any]:

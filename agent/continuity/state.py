@@ -58,8 +58,12 @@ class ContinuityState:
     config_hash: str | None = None
     file_hash: str | None = None
     config_keys: dict[str, str] = field(default_factory=dict)  # dotted key -> value hash
-    #: a start gap not yet written (the agent stopped before every meter answered)
+    #: a start gap not yet committed (the agent stopped before every meter answered, or before
+    #: the gap record reached the disk); cleared only once the record is seen committed
     pending_gap: dict[str, Any] | None = None
+    #: secret salt of the config audit hashes (hex): published hashes of a config that holds a
+    #: camera password must not be open to a dictionary attack
+    audit_salt: str | None = None
 
     def to_doc(self) -> dict[str, Any]:
         return {
@@ -67,7 +71,7 @@ class ContinuityState:
             "energy": {k: [r.kwh, r.ts, r.seq] for k, r in self.energy.items()},
             "faults": [[f.source, f.alarm, f.kind, f.start, f.end] for f in self.faults],
             "config": {"hash": self.config_hash, "file_hash": self.file_hash, "keys": self.config_keys},
-            "pending_gap": self.pending_gap,
+            "pending_gap": self.pending_gap, "audit_salt": self.audit_salt,
         }
 
     @classmethod
@@ -78,7 +82,7 @@ class ContinuityState:
             energy={k: EnergyReading(float(v[0]), float(v[1]), int(v[2])) for k, v in (doc.get("energy") or {}).items()},
             faults=[CameraFault(*f) for f in doc.get("faults") or []],
             config_hash=cfg.get("hash"), file_hash=cfg.get("file_hash"), config_keys=dict(cfg.get("keys") or {}),
-            pending_gap=doc.get("pending_gap"),
+            pending_gap=doc.get("pending_gap"), audit_salt=doc.get("audit_salt"),
         )
 
 

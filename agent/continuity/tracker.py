@@ -21,7 +21,9 @@ import asyncio
 import bisect
 import contextlib
 import logging
+import os
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -72,6 +74,7 @@ class ContinuityTracker:
         #: this run): saved at the next periodic turn (≤ 0.25 s), not after the interval
         self._urgent = False
         self._seen_this_run = False
+        self._config_due: tuple[str, AppliedConfig] | None = None
         self._saved_mono = -1e9
         self._gap: dict[str, Any] | None = None        # the start gap being completed
         self._before: dict[str, EnergyReading] = {}
@@ -93,6 +96,13 @@ class ContinuityTracker:
             self.state = previous
         self.loaded = previous is not None
         return previous
+
+    def audit_salt(self) -> bytes:
+        """The gateway's secret salt for config audit hashes, created with the state (call after load)."""
+        if not self.state.audit_salt:
+            self.state.audit_salt = os.urandom(32).hex()
+            self._dirty = self._urgent = True
+        return bytes.fromhex(self.state.audit_salt)
 
     def _snapshot(self) -> bytes:
         self.state.saved_at = self.clock()
@@ -116,7 +126,11 @@ class ContinuityTracker:
     def begin(self, ended: str, buffer_last_seq: int, detail: str | None = None) -> None:
         """Open the gap before this run. ``ended`` is ``previous_run.ended`` of the boot evidence."""
         st = self.state
-        if st.pending_gap is not None:  # the previous run stopped before its own gap was complete
+        if st.pending_gap is not None and "_emitted" in st.pending_gap:
+            # the previous run emitted its gap but stopped before seeing it committed: send it again
+            # (same gap_id: a consumer that got it once sees a duplicate, never nothing)
+            self._emit_final(st.pending_gap["_emitted"], st.pending_gap.get("_alarm"))
+        elif st.pending_gap is not None:  # the previous run stopped before its own gap was complete
             old = st.pending_gap
             expected = list(old.pop("_expected", []))
             before = {k: EnergyReading(*v) for k, v in old.pop("_before", {}).items()}
@@ -124,7 +138,6 @@ class ContinuityTracker:
                 old["to"] = {"seq": None, "ts": None}
             self._emit_gap(old, before, dict(old.pop("_after", {})),
                            dict.fromkeys(expected, "the agent stopped again before the meter answered"), expected)
-            st.pending_gap = None
         if not self.loaded and buffer_last_seq == 0:
             self.save()  # a brand-new gateway: nothing before, no gap
             return
@@ -175,7 +188,6 @@ class ContinuityTracker:
         missing = {k: why or self._why.get(k, f"no good reading within {self._waited():.0f} s after start")
                    for k in self._expected if k not in self._after}
         self._gap = None
-        self.state.pending_gap = None
         self._emit_gap(gap, self._before, self._after, missing, list(self._expected))
         self.save()
 
@@ -189,10 +201,19 @@ class ContinuityTracker:
             gap["duration_s"] = round(_parse_iso(end) - _parse_iso(start), 3)
         gap.setdefault("duration_s", None)
         gap["energy"] = gaps.energy_entries(expected, before, after, why)
-        self.emit(Record("agent", Kind.EVENT, gap))
+        gap.setdefault("gap_id", uuid.uuid4().hex[:16])
         alarm = gaps.dark_alarm(gap, self.settings.continuity.dark_site_kwh)
         if alarm is not None:
+            alarm["gap_id"] = gap["gap_id"]
             log.warning("continuity: %s", alarm["text"])
+        # kept until the gap record is seen committed (on_commit), so a stop in between re-sends it
+        self.state.pending_gap = {"_emitted": gap, "_alarm": alarm}
+        self._dirty = self._urgent = True
+        self._emit_final(gap, alarm)
+
+    def _emit_final(self, gap: dict[str, Any], alarm: dict[str, Any] | None) -> None:
+        self.emit(Record("agent", Kind.EVENT, gap))
+        if alarm is not None:
             self.emit(Record("agent", Kind.ALARM, alarm))
 
     # --------------------------------------------------------------- commits
@@ -212,6 +233,8 @@ class ContinuityTracker:
                 jump, self._jump = self._jump, None
                 jump["to"] = {"seq": c.seq, "ts": gaps.iso(rec.ts)}
                 self._emit_gap(jump, {}, {}, {}, [])
+            if rec.kind is Kind.EVENT and rec.source == "agent":
+                self._own_event(rec.payload)
             if rec.kind is Kind.TELEMETRY:
                 self._energy(c.seq, rec)
             elif rec.kind is Kind.ALARM and rec.payload.get("alarm") == "tamper":
@@ -222,6 +245,19 @@ class ContinuityTracker:
             if not self._history or now - self._history[-1][0] >= HISTORY_EVERY_S:
                 self._history.append((now, st.last_seq))
         self._maybe_complete()
+
+    def _own_event(self, payload: dict[str, Any]) -> None:
+        """Our own records coming back committed: only now may the state forget them."""
+        event = payload.get("event")
+        pending = self.state.pending_gap
+        if event == "gap" and pending and pending.get("_emitted", {}).get("gap_id") == payload.get("gap_id"):
+            self.state.pending_gap = None
+            self._urgent = True
+        elif event == "config_applied" and self._config_due is not None and payload.get("audit_id") == self._config_due[0]:
+            _, cfg = self._config_due
+            self._config_due = None
+            self.state.config_hash, self.state.file_hash, self.state.config_keys = cfg.hash, cfg.file_hash, dict(cfg.keys)
+            self._urgent = True
 
     def _energy(self, seq: int, rec: Record) -> None:
         good, bad = energy_readings(rec.payload)
@@ -347,9 +383,11 @@ class ContinuityTracker:
             changed = changed_keys(st.config_keys, cfg.keys)
         if pending_restart:
             extra["pending_restart"] = pending_restart
-        st.config_hash, st.file_hash, st.config_keys = cfg.hash, cfg.file_hash, dict(cfg.keys)
-        self.save()
-        return applied_event(cfg, trigger, changed, **extra)
+        # the state takes the new config only once this record is seen committed (_own_event): a stop
+        # in between leaves the old hash, so the next start records the change instead of losing it
+        audit_id = uuid.uuid4().hex[:16]
+        self._config_due = (audit_id, cfg)
+        return applied_event(cfg, trigger, changed, audit_id=audit_id, **extra)
 
     def update_settings(self, settings: Settings) -> None:
         self.settings = settings

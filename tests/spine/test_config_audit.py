@@ -3,6 +3,7 @@ after a change made while the agent was stopped; changed keys only, never a secr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import sqlite3
@@ -68,7 +69,10 @@ def test_config_applied_at_start_reload_and_after_a_change_while_stopped(tmp_pat
     agents.append(agent)
     first = wait_for("config_applied at start", lambda: applied(db))[0]
     assert first["trigger"] == "start" and first["path"] == str(cfg)
-    assert first["hash"].startswith("sha256:") and first["file_hash"].startswith("sha256:")
+    # keyed with the gateway's audit salt: a published hash of a file holding a camera password
+    # cannot be reversed by guessing (the plain SHA-256 of the file is not what is published)
+    assert first["hash"].startswith("hmac-sha256:") and first["file_hash"].startswith("hmac-sha256:")
+    assert first["file_hash"].split(":")[1] != hashlib.sha256(cfg.read_bytes()).hexdigest()
     assert first["mtime"].endswith("Z") and first["changed"] is None and first["previous_hash"] is None
     started = next(p for p in buffered_payloads(db, EVENT) if p.get("event") == "agent_started")
     assert started["config"] == {"hash": first["hash"], "path": str(cfg)}

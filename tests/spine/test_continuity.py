@@ -73,7 +73,18 @@ def saved_energy(db: Path, kwh: float) -> bool:
 
 
 def gaps(db: Path) -> list[dict[str, Any]]:
-    return [p for p in buffered_payloads(db, EVENT) if p.get("event") == "gap"]
+    """Gap records, one per gap_id (a gap re-sent after a stop is a duplicate, as a consumer dedupes)."""
+    out: dict[str, dict[str, Any]] = {}
+    for p in buffered_payloads(db, EVENT):
+        if p.get("event") == "gap":
+            out.setdefault(p["gap_id"], p)
+    return list(out.values())
+
+
+def gap_committed(db: Path) -> bool:
+    """The tracker saw its gap record committed and forgot it (state saved after the commit)."""
+    st = state(db)
+    return bool(st) and st.get("pending_gap") is None
 
 
 def started_seqs(db: Path) -> list[int]:
@@ -153,6 +164,7 @@ def test_gap_after_kill_states_cause_energy_and_raises_dark_alarm(tmp_path: Path
     assert alarms[0]["delta_kwh"] == pytest.approx(840.0)
     assert alarms[0]["text"].startswith("gateway dark for ") and "840 kWh" in alarms[0]["text"]
     wait_until("energy 1840 saved", lambda: saved_energy(db, 1840.0))
+    wait_until("gap record committed and the state told", lambda: gap_committed(db))
     agent.kill()
 
     # a crash with the site (almost) idle: 0.02 kWh is below the 0.05 kWh threshold
@@ -172,3 +184,25 @@ def test_gap_after_kill_states_cause_energy_and_raises_dark_alarm(tmp_path: Path
     assert third["from"]["seq"] < third["to"]["seq"]
     assert agent.terminate() == 0
     assert "Traceback" not in "".join((tmp_path / f"run{i}.log").read_text() for i in range(1, 5))
+
+
+def test_a_gap_record_not_yet_committed_is_sent_again_by_the_next_start(tmp_path: Path, meter, agents) -> None:
+    """The state forgets a gap only after its record is committed: a stop in between re-sends it."""
+    image, port = meter
+    db = tmp_path / "buf.db"
+    cfg = site_config(tmp_path, port, db)
+    set_energy(image, 10.0)
+    agent = start(agents, tmp_path, cfg, "run1")
+    wait_until("energy saved", lambda: saved_energy(db, 10.0))
+    agent.kill()
+    # a gap computed by run 2 whose record never reached the disk looks like this in the state file
+    doc = state(db)
+    lost = {"event": "gap", "cause": "crash", "gap_id": "lost-gap-1", "from": {"seq": 1, "ts": None},
+            "to": {"seq": 2, "ts": None}, "duration_s": None, "energy": []}
+    doc["pending_gap"] = {"_emitted": lost, "_alarm": None}
+    db.with_name(db.name + ".continuity.json").write_text(json.dumps(doc))
+    agent = start(agents, tmp_path, cfg, "run2")
+    resent = wait_until("re-sent gap", lambda: [g for g in gaps(db) if g["gap_id"] == "lost-gap-1"])
+    assert resent[0]["cause"] == "crash"
+    wait_until("state cleared after the commit", lambda: gap_committed(db))
+    assert agent.terminate() == 0

@@ -261,3 +261,30 @@ def test_a_meter_first_reading_and_the_first_record_are_saved_without_waiting(tm
         await rig.close()
 
     asyncio.run(go())
+
+
+def test_the_state_takes_a_new_config_only_once_its_audit_record_is_committed(tmp_path: Path) -> None:
+    """A stop between a reload and the commit of its config_applied record must not lose the change."""
+    from agent.continuity.config_audit import describe
+
+    async def go() -> None:
+        rig = Rig(tmp_path)
+        await rig.open()
+        cfg_path = tmp_path / "c.yaml"
+        cfg_path.write_text("gateway: {site: s, id: g}\n")
+        salt = rig.tracker.audit_salt()
+        first = describe(rig.settings, cfg_path, salt)
+        rig.buffers.emit(Record("agent", Kind.EVENT, rig.tracker.config_applied(first, "start")))
+        await rig.buffers.flush()
+        assert rig.tracker.state.config_hash == first.hash
+        changed = settings_for(tmp_path, {"health": {"interval": "7s"}})
+        second = describe(changed, cfg_path, salt)
+        payload = rig.tracker.config_applied(second, "reload")
+        assert payload["changed"] == ["health.interval"]
+        assert rig.tracker.state.config_hash == first.hash, "not before the record is committed"
+        rig.buffers.emit(Record("agent", Kind.EVENT, payload))
+        await rig.buffers.flush()
+        assert rig.tracker.state.config_hash == second.hash
+        await rig.close()
+
+    asyncio.run(go())
