@@ -133,9 +133,9 @@ class Daemon:
             self.stop_reason = reason
             self.stop_event.set()
 
-    def _start_uplink(self, settings: Settings) -> None:
+    def _start_uplink(self, settings: Settings, previous: PreviousSession | None = None) -> None:
         self._uplink_stop = asyncio.Event()
-        self.uplink = Uplink(settings, self.buffer)
+        self.uplink = Uplink(settings, self.buffer, previous=previous)
         self.uplink.on_offline = self.continuity.on_link_lost
         self.uplink.on_online = self._link_restored
         self._uplink_task = asyncio.create_task(self.uplink.run(self._uplink_stop), name="uplink")
@@ -257,8 +257,10 @@ class Daemon:
         self.settings = new
         if new.uplink != old.uplink:
             log.info("reload: uplink settings changed; reconnecting")
+            # an outage still going on carries over to the new uplink (its gap must not be lost)
+            down = self.uplink.previous if self.uplink is not None and self.uplink.state != "connected" else None
             await self._stop_uplink()
-            self._start_uplink(new)
+            self._start_uplink(new, down)
         if new.power != old.power:
             log.info("reload: power settings changed; restarting the power monitor")
             await self._stop_power()

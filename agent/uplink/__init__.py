@@ -41,7 +41,8 @@ STABLE_SESSION_S = 30.0
 class Uplink:
     """Keeps one MQTT session alive and drains the buffer through it."""
 
-    def __init__(self, settings: Settings, buffer: Buffer, formatter: Formatter | None = None) -> None:
+    def __init__(self, settings: Settings, buffer: Buffer, formatter: Formatter | None = None,
+                 previous: PreviousSession | None = None) -> None:
         self.settings = settings
         self.cfg = settings.uplink
         self.buffer = buffer
@@ -53,7 +54,9 @@ class Uplink:
         self.connected_since: str | None = None
         self.heartbeat = time.monotonic()
         self.status_docs = StatusDocs(settings)
-        self.previous = PreviousSession(lost_at=None, reason="uplink started")
+        #: how the last session ended; a new uplink (reload) may inherit an outage still going on
+        self.previous = previous or PreviousSession(lost_at=None, reason="uplink started")
+        self._started_wall = time.time()
         #: called on the loop after each session came up, with how the one before ended and
         #: the time it came up (the hook for a "link_down" gap record, issue 10)
         self.on_online: Callable[[PreviousSession, float], None] | None = None
@@ -106,6 +109,9 @@ class Uplink:
                 except UplinkError as exc:
                     attempts += 1
                     self._fail(exc.state, str(exc))
+                    if self.previous.lost_at is None:  # never connected yet: the link is down since we started
+                        self.previous = PreviousSession(lost_at=self._started_wall,
+                                                        reason="no connection since the uplink started")
                     await self._sleep_or_stop(stop, self._backoff.next_delay())
                     continue
                 self._online(session, started_wall, attempts)

@@ -131,3 +131,35 @@ def test_attachments_go_out_base64_in_their_entries(tmp_path: Path) -> None:
             assert att["size"] == len(data) and att["sha256"] == hashlib.sha256(data).hexdigest()
     collector.stop()
     broker.stop()
+
+
+def test_a_link_down_since_start_and_across_a_reload_leaves_a_gap_record(tmp_path: Path) -> None:
+    """The broker is unreachable when the agent starts and during a reload that changes the uplink:
+    the outage is one link_down gap from the agent's start to the first connection."""
+    import signal
+    import time
+
+    broker = MosquittoBroker(tmp_path / "b")  # not started yet: the link is down
+    cfg = write_config(tmp_path / "c.yaml", broker.port, buffer_path=tmp_path / "buf.db")
+    t0 = time.time()
+    agent = AgentProcess(cfg)
+    try:
+        time.sleep(2.0)
+        reloaded_at = time.time()
+        text = cfg.read_text().replace('"keepalive": 5', '"keepalive": 6')
+        assert text != cfg.read_text()
+        cfg.write_text(text)
+        agent.signal(signal.SIGHUP)  # uplink settings changed: a new uplink, while still down
+        time.sleep(1.5)
+        broker.start()
+        collector = Collector(broker, topics=[ROOT + "event/agent"]).start()
+        msgs = collector.wait_for(lambda ms: any(m.json()["payload"].get("cause") == "link_down" for m in ms),
+                                  timeout=30)
+    finally:
+        assert agent.terminate() == 0, agent.output()
+    gap = next(m.json()["payload"] for m in msgs if m.json()["payload"].get("cause") == "link_down")
+    # the outage runs from the agent's start, not from the reload 2 s later
+    assert t0 <= ts(gap["from"]["ts"]) < reloaded_at - 0.5, (gap, t0, reloaded_at)
+    assert gap["duration_s"] >= 2.0, gap
+    collector.stop()
+    broker.stop()
