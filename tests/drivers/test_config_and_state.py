@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 import orjson
@@ -16,6 +15,7 @@ from config.drivers import OperatingStateSettings
 from drivers.opstate import OperatingState
 from tests.support.agentproc import AgentProcess, write_config
 from tests.support.broker import free_port
+from tests.support.wait import wait_until
 
 HEAD = "gateway: {site: s, id: g}\n"
 
@@ -80,15 +80,27 @@ def test_polling_goes_on_while_the_broker_is_down(tcp_slave, tmp_path: Path) -> 
     cfg = write_config(tmp_path / "c.yaml", free_port(), buffer_path=db, extra={
         "devices": [{"id": "meter-main", "protocol": "modbus_tcp", "host": "127.0.0.1", "port": port,
                      "profile": "eastron_sdm630", "groups": [{"name": "default", "interval": "0.2s"}]}]})
+    def totals() -> list[float]:
+        if not db.exists():
+            return []
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            rows = con.execute("SELECT body FROM records WHERE source = 'meter-main' ORDER BY seq").fetchall()
+        except sqlite3.OperationalError:  # the agent has not created its schema yet
+            return []
+        finally:
+            con.close()
+        docs = [orjson.loads(r[0]) for r in rows]
+        return [d["payload"]["values"]["p_total"]["v"] for d in docs if "p_total" in d["payload"].get("values", {})]
+
     agent = AgentProcess(cfg)
     try:
-        time.sleep(1.0)
+        # wait on what was stored, not on a fixed time: a loaded machine starts the agent slower
+        wait_until("the first reading stored", totals, timeout=30)
         image.set_float("input", 52, 91000.0)
-        time.sleep(1.5)
+        wait_until("the changed reading stored", lambda: totals()[-1] == pytest.approx(91.0), timeout=30)
     finally:
         assert agent.terminate() == 0, agent.output()
-    rows = sqlite3.connect(db).execute("SELECT body FROM records WHERE source = 'meter-main'").fetchall()
-    docs = [orjson.loads(r[0]) for r in rows]
-    totals = [d["payload"]["values"]["p_total"]["v"] for d in docs if "p_total" in d["payload"].get("values", {})]
-    assert totals[0] == pytest.approx(75.0) and totals[-1] == pytest.approx(91.0)
+    stored = totals()
+    assert stored[0] == pytest.approx(75.0) and stored[-1] == pytest.approx(91.0)
     assert "backoff" in agent.output() or "cannot reach broker" in agent.output()
