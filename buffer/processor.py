@@ -8,9 +8,11 @@ runs on the buffer thread, inside the transaction that commits a batch, so what 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from buffer.record import Committed, Kind, Record
@@ -46,6 +48,7 @@ class Processing:
     settling after a commit. Split from ``store.py`` to keep each file to one job."""
 
     db: sqlite3.Connection
+    path: Path
     processor: CommitProcessor | None
     durability: dict[Kind, str]
     total_bytes: int
@@ -99,20 +102,22 @@ class Processing:
 
     def _settled(self) -> None:
         """After a commit: the processor keeps its new state; a derived record of ``power_loss``
-        durability (an alarm raised from telemetry) committed at NORMAL is made durable now by a
-        FULL commit (SQLite refuses to change the level inside a transaction; fsyncing the WAL
-        makes every earlier frame durable). Never raises: the batch is committed."""
+        durability (an alarm raised from telemetry) committed at NORMAL is made durable now by
+        fsyncing the WAL, which is what FULL does at a commit (SQLite refuses to change the level
+        inside a transaction, and a FULL commit that changes no byte writes and fsyncs nothing).
+        Never raises: the batch is committed."""
         if self.processor is None:
             return
         self.processor.after_commit()
         if self._derived_power_loss and self._sync != "FULL":
             try:
-                self.set_sync("FULL")
-                self._save_state()
-                self.db.commit()
+                fd = os.open(str(self.path) + "-wal", os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
                 self._last_full = time.monotonic()
-            except sqlite3.Error as exc:
+            except OSError as exc:
                 log.error("buffer: fsync after a derived alarm failed (%s); it is committed, and durable "
                           "at the next FULL commit", exc)
         self._derived_power_loss = False
-

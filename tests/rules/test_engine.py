@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,11 +20,12 @@ import pytest
 
 from buffer.boundary import BufferService
 from buffer.record import Committed, Kind, Record
-from buffer.store import BufferStore
 from config import load_settings_text
 from rules import registry
 from rules.engine import RulesEngine
 from tests.rules.counting_rule import CountingRule
+from tests.support.powercut import model
+from tests.support.powercut.harness import REPO, build_shim
 
 
 def settings(tmp_path: Path) -> Any:
@@ -201,22 +205,43 @@ def test_tick_is_a_commit_without_inputs_and_the_next_rule_sees_its_alarm(tmp_pa
 
 
 def test_a_derived_alarm_from_telemetry_is_fsynced(tmp_path: Path) -> None:
-    """Telemetry commits at NORMAL; an alarm a rule derives from it has power_loss durability,
-    so the store follows the commit with a FULL one (SQLite cannot switch inside a transaction)."""
+    """Telemetry commits at NORMAL (not fsynced); an alarm a rule derives from it has power_loss
+    durability, so the store fsyncs the WAL before returning. Checked on the disk a power cut
+    would leave (the LD_PRELOAD write log of tests/support/powercut), the process ending
+    right after the commit returned."""
+    d = tmp_path / "d"
+    d.mkdir()
+    log_path = tmp_path / "log"
+    code = """
+import os, sys
+from buffer.record import Kind, Record
+from buffer.store import BufferStore
+from rules.engine import RulesEngine
 
-    class Alarmist(CountingRule):
-        def apply(self, batch: Sequence[Committed], now: float) -> list[Record]:
-            return [Record("site", Kind.ALARM, {"alarm": "x", "state": "raised"})
-                    for c in batch if c.record.payload.get("alarm_me")]
+class Alarmist:
+    name = "alarmist"
+    def apply(self, batch, now):
+        return [Record("site", Kind.ALARM, {"alarm": "x", "state": "raised"}) for c in batch if c.record.payload.get("go")]
+    def tick(self, now): return []
+    def snapshot(self): return {}
+    def restore(self, snapshot): pass
 
-    store = BufferStore(tmp_path / "b.db", gateway="g", site="s", max_unsynced_s=0,
-                        processor=RulesEngine([Alarmist(name="alarmist")]))
-    levels = []
-    for payload in ({"v": 1}, {"alarm_me": True}, {"v": 2}):
-        store.append([Record("m", Kind.TELEMETRY, payload)])
-        levels.append(store.db.execute("PRAGMA synchronous").fetchone()[0])  # 1 NORMAL, 2 FULL
-    assert levels == [1, 2, 1]
-    store.close()
+store = BufferStore(sys.argv[1] + "/b.db", gateway="g", site="s", max_unsynced_s=0,
+                    processor=RulesEngine([Alarmist()]))
+store.append([Record("m", Kind.TELEMETRY, {"v": 1})])
+store.append([Record("m", Kind.TELEMETRY, {"v": 2, "go": True})])
+os._exit(0)  # the power goes right after the commit returned
+"""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LD_PRELOAD": str(build_shim(tmp_path / "shim")),
+           "POWERCUT_DIR": str(d), "POWERCUT_LOG": str(log_path)}
+    subprocess.run([sys.executable, "-c", code, str(d)], env=env, check=True, cwd=REPO)
+    disk = model.Disk(d, {})
+    disk.apply(model.parse(log_path.read_bytes()))
+    image = tmp_path / "image"
+    model.write_dir(image, disk.image())
+    stored = [(d["source"], d["payload"]) for d in rows(image / "b.db")]
+    assert ("site", {"alarm": "x", "state": "raised"}) in stored, "the derived alarm survives the cut"
+    assert [p["v"] for s, p in stored if s == "m"] == [1, 2], "and so does every commit before it"
 
 
 # --------------------------------------------------------------------- (d)

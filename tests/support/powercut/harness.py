@@ -118,6 +118,8 @@ class PowerCuts:
         self.acked: set[int] = set()
         self.boot = 0
         self.last_seq = 0
+        #: more arguments for the driver (``--rules``)
+        self.driver_args: list[str] = []
 
     def problem(self, round_no: int, what: str) -> None:
         self.figures.problems.append(f"round {round_no}: {what}")
@@ -141,6 +143,7 @@ class PowerCuts:
             cmd += ["--boot-id", f"sim-boot-{self.boot}"]
         if self.quiet_site:
             cmd.append("--quiet-site")
+        cmd += self.driver_args
         err = open(self.work / "driver.err", "wb")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, cwd=REPO)
         err.close()
