@@ -203,6 +203,8 @@ class Daemon:
                                     producers=producers, previous_shutdown=self.previous_shutdown,
                                     config_hash=self.applied_config.hash,
                                     power=self.power.health() if self.power else {"source": "none"})
+        if self.rules is not None or self.rule_errors:
+            payload["rules"] = {**(self.rules.health() if self.rules else {}), "build_errors": dict(self.rule_errors)}
         self.buffer.emit(Record("agent", Kind.HEALTH, payload))
 
     def alive(self) -> tuple[bool, str]:

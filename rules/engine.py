@@ -201,8 +201,10 @@ class RulesEngine:
 
     def health(self) -> dict[str, Any]:
         """For the health record: which rules run, which failed or were disabled."""
-        return {"rules": [r.name for r in self._active], "disabled": dict(self.disabled),
-                "failures": {n: {"count": f.count, "skipped_records": f.skipped} for n, f in self.failures.items()}}
+        # read from the event loop while the buffer thread runs: copy before iterating
+        return {"rules": [r.name for r in list(self._active)], "disabled": dict(self.disabled),
+                "failures": {n: {"count": f.count, "skipped_records": f.skipped}
+                             for n, f in list(self.failures.items())}}
 
 
 def _check_outputs(outs: list[Any]) -> None:
