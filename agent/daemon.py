@@ -27,6 +27,8 @@ from buffer.boundary import BufferService, Durability, Opened
 from buffer.chainkey import ChainKeyError
 from buffer.record import Kind, Record
 from config import ConfigError, Settings, load_settings
+from rules import registry
+from rules.engine import RulesEngine
 
 log = logging.getLogger("headframe.agent")
 
@@ -49,6 +51,12 @@ class Daemon:
         self.stop_reason = "requested"
         self.loop: asyncio.AbstractEventLoop | None = None
         self.buffer = BufferService(settings, clock_synchronized)
+        #: site rules run inside the buffer's commits (docs/rules.md); none configured, none attached
+        self.rule_errors: dict[str, str] = {}
+        rules = registry.build(settings, self.rule_errors)
+        self.rules = RulesEngine(rules) if rules else None
+        if self.rules is not None:
+            self.buffer.attach_rules(self.rules)
         self.uplink: Uplink | None = None
         self._uplink_stop = asyncio.Event()
         self._uplink_task: asyncio.Task[None] | None = None
@@ -196,6 +204,8 @@ class Daemon:
                                     producers=producers, previous_shutdown=self.previous_shutdown,
                                     config_hash=self.applied_config.hash,
                                     power=self.power.health() if self.power else {"source": "none"})
+        if self.rules is not None or self.rule_errors:
+            payload["rules"] = {**(self.rules.health() if self.rules else {}), "build_errors": dict(self.rule_errors)}
         self.buffer.emit(Record("agent", Kind.HEALTH, payload))
 
     def alive(self) -> tuple[bool, str]:
@@ -243,9 +253,9 @@ class Daemon:
         old = self.settings
         salt = self.continuity.audit_salt()
         loaded = describe(new, self.config_path, salt)
-        if new.buffer != old.buffer or new.gateway != old.gateway:
-            log.warning("reload: changes to 'gateway' or 'buffer' take effect at the next restart")
-            new = new.model_copy(update={"buffer": old.buffer, "gateway": old.gateway})
+        if new.buffer != old.buffer or new.gateway != old.gateway or new.rules != old.rules:
+            log.warning("reload: changes to 'gateway', 'buffer' or 'rules' take effect at the next restart")
+            new = new.model_copy(update={"buffer": old.buffer, "gateway": old.gateway, "rules": old.rules})
         applied = describe(new, self.config_path, salt)
         applied = dataclasses.replace(applied, mtime=loaded.mtime, file_hash=loaded.file_hash)
         # the audit record goes first: a stop while the new parts start must not leave the change unrecorded

@@ -2,6 +2,7 @@
 
 Every figure is printed next to a baseline measured in the same run on the same machine:
     .venv/bin/python -m bench.spine_bench [--records 200000] [--backlog 1000000]
+    .venv/bin/python -m bench.spine_bench --rules-only   # ingest with 3 trivial rules vs none
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.uplink import Uplink
-from buffer import BufferStore, Kind, Record
+from buffer import BufferStore, Committed, Kind, Record
 from buffer.boundary import BufferService
 from buffer.store import SCHEMA
 from config import Settings, load_settings_text
+from rules.engine import RulesEngine
 from tests.support.agentproc import write_config
 from tests.support.broker import Collector, MosquittoBroker
 
@@ -59,6 +62,61 @@ def bench_ingest(n: int, batch: int = 1000) -> dict[str, float]:
         raw.commit()
     base = n / (time.perf_counter() - t0)
     return {"ours_rps": ours, "raw_executemany_rps": base, "ratio": ours / base}
+
+
+class _Trivial:
+    """A trivial rule for the engine's cost: looks at every record, keeps a little state."""
+
+    def __init__(self, name: str, look: str) -> None:
+        self.name, self.look = name, look
+        self.state: dict[str, float] = {}
+
+    def apply(self, batch: Sequence[Committed], now: float) -> list[Record]:
+        state, look = self.state, self.look
+        for c in batch:
+            if c.record.kind is Kind.TELEMETRY:
+                v = c.record.payload["values"].get(look)
+                if v is not None and v["q"] == "good":
+                    state[c.record.source] = v["v"]
+        return []
+
+    def tick(self, now: float) -> list[Record]:
+        return []
+
+    def snapshot(self) -> dict[str, float]:
+        return dict(self.state)
+
+    def restore(self, snapshot: dict[str, float]) -> None:
+        self.state = dict(snapshot)
+
+
+def _ingest_store(store: BufferStore, recs: list[Record], batch: int) -> tuple[float, float]:
+    """(records per wall second, records per CPU second of this thread)."""
+    t0, c0 = time.perf_counter(), time.thread_time()
+    for i in range(0, len(recs), batch):
+        store.append(recs[i : i + batch])
+    rates = len(recs) / (time.perf_counter() - t0), len(recs) / (time.thread_time() - c0)
+    store.close()
+    return rates
+
+
+def bench_rules_ingest(n: int, batch: int = 1000, repeats: int = 3) -> dict[str, float]:
+    """Store ingest with an engine of 3 trivial rules attached vs none, alternating runs in one
+    process (best of ``repeats`` each, to damp the noise of a shared machine)."""
+    tmp = Path(tempfile.mkdtemp())
+    recs = records(n)
+    none: list[tuple[float, float]] = []
+    rules: list[tuple[float, float]] = []
+    for r in range(repeats):
+        none.append(_ingest_store(BufferStore(tmp / f"n{r}.db", gateway="gw", site="s", max_bytes=10 * 1024**3),
+                                  recs, batch))
+        engine = RulesEngine([_Trivial("last_p", "p"), _Trivial("last_q", "q"), _Trivial("last_e", "e")])
+        rules.append(_ingest_store(BufferStore(tmp / f"r{r}.db", gateway="gw", site="s", max_bytes=10 * 1024**3,
+                                               processor=engine), recs, batch))
+    wall_none, wall_rules = max(w for w, _ in none), max(w for w, _ in rules)
+    cpu_none, cpu_rules = max(c for _, c in none), max(c for _, c in rules)
+    return {"none_rps": wall_none, "rules_rps": wall_rules, "ratio": wall_rules / wall_none,
+            "none_cpu_rps": cpu_none, "rules_cpu_rps": cpu_rules, "cpu_ratio": cpu_rules / cpu_none}
 
 
 def _settings(tmp: Path, port: int, inflight: int = 1000) -> Settings:
@@ -159,8 +217,15 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--drain", type=int, default=100_000)
     ap.add_argument("--backlog", type=int, default=1_000_000)
+    ap.add_argument("--rules-only", action="store_true", help="only the ingest with / without the rules engine")
     args = ap.parse_args()
     os.environ.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    rules = bench_rules_ingest(args.records)
+    print(f"ingest with the rules engine (3 trivial rules): {rules['rules_rps']:,.0f} rec/s vs no engine "
+          f"{rules['none_rps']:,.0f} rec/s (best of 3 each, alternating) -> ratio {rules['ratio']:.2f}; per CPU "
+          f"second {rules['rules_cpu_rps']:,.0f} vs {rules['none_cpu_rps']:,.0f} -> ratio {rules['cpu_ratio']:.2f}")
+    if args.rules_only:
+        return
     ingest = bench_ingest(args.records)
     print(f"ingest: {ingest['ours_rps']:,.0f} rec/s (batched 1000) vs raw sqlite3 executemany "
           f"{ingest['raw_executemany_rps']:,.0f} rec/s -> ratio {ingest['ratio']:.2f}  [target >= 50k/s and >= 0.5x]")

@@ -27,6 +27,7 @@ from buffer.backlog import Backlog
 from buffer.chainkey import load_chain_key
 from buffer.dropped import unassigned_record
 from buffer.emitqueue import EmitQueue
+from buffer.processor import CommitProcessor
 from buffer.record import Committed, Kind, Record, StoredRecord
 from buffer.store import BufferStore, is_full
 from config.schema import Settings
@@ -38,6 +39,9 @@ T = TypeVar("T")
 
 #: Records per transaction when the writer commits what producers emitted.
 BATCH = 5000
+
+#: Seconds between rules ticks (a commit with no inputs, for time-based rule decisions).
+TICK_S = 1.0
 
 
 class Durability(str, Enum):
@@ -94,6 +98,8 @@ class BufferService:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="buffer")
         self._store: BufferStore | None = None
         self._subscribers: list[Callable[[Sequence[Committed]], None]] = []
+        self._processor: CommitProcessor | None = None
+        self._last_tick = time.monotonic()
         self._last_reason = "writer_error"
         self._flush_lock = asyncio.Lock()
         #: Proof of life from the buffer thread itself: a hung disk shows as silence.
@@ -115,9 +121,17 @@ class BufferService:
             durability={Kind(k): v for k, v in b.durability.model_dump().items()},
             max_unsynced_s=b.max_unsynced,
             chain_key=key,
+            processor=self._processor,
         )
         store.clock_synced = self._queue.synced
         return store
+
+    def attach_rules(self, processor: CommitProcessor) -> None:
+        """Run ``processor`` (``rules.engine.RulesEngine``) inside every commit, before ``open``.
+        Its outputs reach subscribers with the batch they came from; ``run`` ticks it ~1/s."""
+        if self._store is not None:
+            raise RuntimeError("attach_rules() must be called before open()")
+        self._processor = processor
 
     async def open(self) -> Opened:
         """Load the chain key (ChainKeyError if unusable) and open the store."""
@@ -299,11 +313,22 @@ class BufferService:
         """The writer and TTL maintenance loops, until ``stop`` is set."""
         await asyncio.gather(self._writer_loop(stop), self._maintenance_loop(stop))
 
+    async def tick_rules(self) -> None:
+        """A rules tick now: a commit with no inputs (time-based decisions), announced like any."""
+        if self._processor is None or self._store is None:
+            return
+        async with self._flush_lock:
+            self._last_tick = time.monotonic()
+            self._committed(await self._call(self._store.tick))
+
     async def _writer_loop(self, stop: asyncio.Event) -> None:
-        """Group records into transactions every ``flush_interval`` until asked to stop."""
+        """Group records into transactions every ``flush_interval`` until asked to stop; tick
+        the rules about once a second."""
         while not stop.is_set():
             try:
                 await self.flush()
+                if self._processor is not None and time.monotonic() - self._last_tick >= TICK_S:
+                    await self.tick_rules()
             except Exception:  # never let the writer die; the next round tries again
                 log.exception("buffer: writer round failed")
             with contextlib.suppress(TimeoutError):

@@ -22,6 +22,7 @@ import orjson
 from buffer import chain
 from buffer.dropped import skipped_record
 from buffer.eviction import Eviction
+from buffer.processor import CommitProcessor, Processing
 from buffer.record import KIND_BY_PRIORITY, Attachment, Committed, Kind, Record, StoredRecord
 from buffer.recovery import open_or_recover
 from buffer.seqfloor import SeqFloor
@@ -99,7 +100,7 @@ def is_full(exc: BaseException) -> bool:
     return code is not None and code & 0xFF == sqlite3.SQLITE_FULL
 
 
-class BufferStore(Eviction):
+class BufferStore(Eviction, Processing):
     """The durable queue between producers and the uplink."""
 
     def __init__(
@@ -116,6 +117,7 @@ class BufferStore(Eviction):
         clock: Callable[[], float] = time.time,
         boot_id: str | None = None,
         max_unsynced_s: float = 5.0,
+        processor: CommitProcessor | None = None,
     ) -> None:
         self.path = Path(path)
         self.gateway, self.site = gateway, site
@@ -144,6 +146,11 @@ class BufferStore(Eviction):
         self._snapshot = (self.last_seq, self.chain_head, self.total_bytes)
         self._side: list[Committed] = []
         self._side_mark = 0
+        #: derives records inside each commit transaction (the site rules); see buffer/processor.py
+        self.processor = processor
+        self._derived_power_loss = False
+        if processor is not None:
+            processor.open(self.db, self._insert_derived)
         if self.seq_resumed_from is not None:
             self._note_seq_skip(self.seq_resumed_from)
 
@@ -303,12 +310,16 @@ class BufferStore(Eviction):
                      count: Mapping[str, int] | None) -> tuple[list[int], list[str]]:
         self._begin()
         seqs, chains = self._insert(records, power_loss)
+        if self.processor is not None:  # derived records and state join this transaction
+            self.processor.process([Committed(s, r, c) for s, r, c in zip(seqs, records, chains, strict=True)],
+                                   self.clock())
         for name, n in (count or {}).items():
             self._count(name, n)
         if self.total_bytes > self.max_bytes:
             self._evict_to_cap()
         self._save_state()
         self.db.commit()
+        self._settled()
         return seqs, chains
 
     def _save_state(self) -> None:
@@ -327,6 +338,9 @@ class BufferStore(Eviction):
             log.exception("buffer: rollback failed")
         self.last_seq, self.chain_head, self.total_bytes = self._snapshot
         del self._side[self._side_mark :]
+        self._derived_power_loss = False
+        if self.processor is not None:
+            self.processor.after_rollback()
 
     def _insert(self, records: Sequence[Record], power_loss: bool = False) -> tuple[list[int], list[str]]:
         """Insert records inside the open transaction; in-memory state follows (see _rollback)."""

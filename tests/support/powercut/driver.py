@@ -11,7 +11,11 @@ call returned (commits) or *before* it starts (acks, which may delete records):
     {"a": [seq, ...]}
     {"closed": true}
 
+With ``--rules`` the store runs the rules engine with the test ``CountingRule`` (every 50):
+its ``counted`` events and saved count commit with the telemetry, and are reported with them.
+
 Run: python -m tests.support.powercut.driver DB --seed N --duration S --durability JSON [--boot-id ID] [--quiet-site]
+     [--rules]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import os
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +55,15 @@ def report_commit(store: BufferStore, seqs: list[int], durability: dict[Kind, st
     say({"c": out, "t": time.time(), "sync": sync})
 
 
+def committing(store: BufferStore, durability: dict[Kind, str]) -> Callable[[list[Record]], None]:
+    """Commit and report the batch with what the rules derived in its transaction (the store
+    makes a derived power_loss record durable before returning, so it is reported as such)."""
+    def append(batch: list[Record]) -> None:
+        committed = store.commit(batch)
+        report_commit(store, [c.seq for c in committed], durability, {c.record.kind for c in committed})
+    return append
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("db", type=Path)
@@ -59,13 +73,20 @@ def main() -> None:
     ap.add_argument("--boot-id", default=None)
     ap.add_argument("--quiet-site", action="store_true", help="telemetry and health only: no FULL commits")
     ap.add_argument("--max-unsynced", type=float, default=None, help="BufferStore max_unsynced_s (default: its own)")
+    ap.add_argument("--rules", action="store_true", help="run the rules engine with the test counting rule")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     durability = {Kind(k): v for k, v in json.loads(args.durability).items()}
     extra: dict[str, Any] = {"boot_id": args.boot_id} if args.boot_id else {}
     if args.max_unsynced is not None:
         extra["max_unsynced_s"] = args.max_unsynced
+    if args.rules:
+        from rules.engine import RulesEngine
+        from tests.rules.counting_rule import CountingRule
+
+        extra["processor"] = RulesEngine([CountingRule(every=50)])
     store = BufferStore(args.db, gateway=GATEWAY, site=SITE, chain_key=KEY, durability=durability, **extra)
+    append = committing(store, durability) if args.rules else None
     durability = store.durability
     say({"open": store.last_seq, "head": store.chain_head, "clean": store.previous_shutdown_clean})
     # a seq skip after a power cut is explained by a records_dropped event the store commits (FULL) at open
@@ -83,11 +104,17 @@ def main() -> None:
             batch.append(Record("agent", Kind.HEALTH, {"uptime": tick, "pad": "h" * rng.randint(50, 800)}))
         if rng.random() < 0.03 and not args.quiet_site:
             batch.append(Record("agent", Kind.EVENT, {"event": "door", "n": tick}))
-        seqs = store.append(batch)
-        report_commit(store, seqs, durability, {r.kind for r in batch})
+        if append is not None:
+            append(batch)
+        else:
+            seqs = store.append(batch)
+            report_commit(store, seqs, durability, {r.kind for r in batch})
         if rng.random() < 0.06 and not args.quiet_site:  # an alarm committed at once, alone (the mains-lost path)
             alarm = Record("ups", Kind.ALARM, {"alarm": "mains_lost", "state": "raised", "n": tick})
-            report_commit(store, store.append([alarm]), durability, {Kind.ALARM})
+            if append is not None:
+                append([alarm])
+            else:
+                report_commit(store, store.append([alarm]), durability, {Kind.ALARM})
         if tick % 4 == 0:  # the uplink: lease, "deliver", ack most of it
             leased = store.lease(rng.randint(10, 400))
             acked = [r.seq for r in leased if rng.random() < 0.9]

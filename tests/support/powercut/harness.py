@@ -119,6 +119,8 @@ class PowerCuts:
         self.acked: set[int] = set()
         self.boot = 0
         self.last_seq = 0
+        #: more arguments for the driver (``--rules``)
+        self.driver_args: list[str] = []
 
     def problem(self, round_no: int, what: str) -> None:
         self.figures.problems.append(f"round {round_no}: {what}")
@@ -144,6 +146,7 @@ class PowerCuts:
             cmd.append("--quiet-site")
         if self.max_unsynced is not None:
             cmd += ["--max-unsynced", str(self.max_unsynced)]
+        cmd += self.driver_args
         err = open(self.work / "driver.err", "wb")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, cwd=REPO)
         err.close()
