@@ -183,8 +183,8 @@ class HeadcountRule:
 
 def build(settings: Any) -> list[HeadcountRule]:
     """The rule for ``settings`` (a ``config.schema.Settings``), or nothing without counted shafts."""
-    lines = {(cam.id, line.name): line.shaft for cam in settings.cameras if cam.enabled
-             for line in cam.lines if line.shaft}
+    # disabled cameras too: what one committed before it was switched off still counts
+    lines = {(cam.id, line.name): line.shaft for cam in settings.cameras for line in cam.lines if line.shaft}
     if not settings.shafts or not lines:
         return []
     return [HeadcountRule(settings.shafts, lines, settings.rules.headcount)]
