@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from buffer.record import Committed, Kind, Record
 from config import load_settings_text
+from config.errors import ConfigError
 from config.rules.headcount import HeadcountRules
 from config.vision import ShaftSettings
 from rules.headcount import HeadcountRule, build
@@ -185,7 +186,8 @@ def test_stale_or_bad_external_value_is_unknown_never_compared() -> None:
     f.commit(crossing("cam-a", "in"), crossing("cam-a", "in"), crossing("cam-a", "in"), now=T0)
     f.commit(value(None, T0, q="bad"), now=T0)
     f.commit(value(0, T0 + 1, q="stale"), now=T0 + 1)
-    assert alarms(f.tick(T0 + 500)) == []  # bad / stale values: unknown
+    assert alarms(f.tick(T0 + 2)) == [] and alarms(f.tick(T0 + 100)) == []  # bad / stale values: unknown
+    assert r.state["main"].mismatch_since is None
     f.commit(value(0, T0 + 600), now=T0 + 600)  # good, 3 apart
     assert alarms(f.tick(T0 + 650)) == []
     assert alarms(f.tick(T0 + 721)) == []  # no newer value for max_age (120 s): unknown, not compared
@@ -200,9 +202,10 @@ def test_config_errors_name_the_place() -> None:
                                                                "shaft": "main"}]}],
            "rules": {"headcount": {"timezone": "Asia/Shanghai", "external": [
                {"shaft": "nope", "device": "pps-1", "point": "people"}]}}}
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(ConfigError) as exc:
         load_settings_text(json.dumps(doc))
-    assert "rules.headcount.external.0.shaft" in str(exc.value) or "external" in str(exc.value)
+    assert "rules.headcount.external[0].shaft: found 'nope'; expected a shaft defined under 'shafts:'" in str(exc.value)
+    assert "rules.headcount.external[0].device: found 'pps-1'; expected a device id" in str(exc.value)
     with pytest.raises(ValidationError, match="IANA"):
         HeadcountRules.model_validate({"timezone": "Mars/Olympus"})
     doc["rules"] = {"headcount": {"timezone": "Asia/Shanghai"}}
