@@ -22,7 +22,7 @@ Builder = Callable[[Settings], list[Rule]]
 
 #: Rule families in running order (one line each; keep the blank comment lines between them).
 FAMILIES: tuple[str, ...] = (
-    # headcount (r1): "rules.headcount:build",
+    "rules.headcount:build",
     #
     # site / secretly running (r2): "rules.site:build",
     #

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_replay)
 
 
-def replay(cam: Any, shafts: list[Any], video: str, every_frame: bool = False,
+def replay(cam: Any, video: str, every_frame: bool = False,
            evidence: Path | None = None, max_frames: int | None = None) -> dict[str, Any]:
     from vision.pipeline import CameraPipeline
     from vision.source import file_frames
@@ -41,7 +41,7 @@ def replay(cam: Any, shafts: list[Any], video: str, every_frame: bool = False,
                 path.write_bytes(a.data)
                 saved.append(str(path))
 
-    pipeline = CameraPipeline(cam, out, shafts)
+    pipeline = CameraPipeline(cam, out)
     step = 1.0 / cam.fps
     next_ts = None
     started = time.perf_counter()
@@ -71,7 +71,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"no camera {args.camera!r} in {args.config}; cameras: {', '.join(cams) or 'none'}", file=sys.stderr)
         return 1
     try:
-        summary = replay(cams[args.camera], list(settings.shafts), args.video, args.every_frame, args.save_evidence,
+        summary = replay(cams[args.camera], args.video, args.every_frame, args.save_evidence,
                          args.max_frames)
     except (ModelError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 
 from buffer.record import Kind, Record
-from config.vision import CameraSettings, ShaftSettings
+from config.vision import CameraSettings
 from vision.analytics import Emit, FrameContext, RecordOut
 from vision.analytics.belt import BeltMonitor
-from vision.analytics.lines import Headcount, LineCounter
+from vision.analytics.lines import LineCounter
 from vision.analytics.seal import ElectronicSeal
 from vision.analytics.tamper import TamperDetector
 from vision.analytics.zones import ZoneOccupancy
@@ -20,8 +20,7 @@ from vision.tracker import Tracker
 
 
 class CameraPipeline:
-    def __init__(self, cam: CameraSettings, out: RecordOut, shafts: list[ShaftSettings] | None = None,
-                 detector: Detector | None = None) -> None:
+    def __init__(self, cam: CameraSettings, out: RecordOut, detector: Detector | None = None) -> None:
         self.cam, self.out = cam, out
         self._emit = Emit(cam.id, self._record)
         d = cam.detector
@@ -35,9 +34,6 @@ class CameraPipeline:
         self.seal = ElectronicSeal(cam.seal, self._emit, cam.id, cam.jpeg_quality) if cam.seal else None
         self.tamper = TamperDetector(cam.tamper, self._emit) if cam.tamper.enabled else None
         self.belt = BeltMonitor(cam.belt, self._emit) if cam.belt else None
-        shafts_by_name = {s.name: s for s in shafts or []}
-        self.headcounts = {line.shaft: Headcount(shafts_by_name[line.shaft], self._emit)
-                           for line in cam.lines if line.shaft in shafts_by_name}
         self.index = 0
         self.alarms: list[dict[str, Any]] = []
         self._last_telemetry = 0.0
@@ -65,12 +61,7 @@ class CameraPipeline:
         if self.tamper:
             self.tamper.process(ctx)
         for counter in self.lines:
-            for direction, label, _ in counter.process(ctx):
-                hc = self.headcounts.get(counter.settings.shaft or "")
-                if hc is not None and label == "person":
-                    hc.update(1 if direction == "in" else -1, ts)
-        for hc in self.headcounts.values():
-            hc.maybe_reconcile(ts)
+            counter.process(ctx)
         for zone in self.zones:
             zone.process(ctx)
         if self.seal:
@@ -95,8 +86,6 @@ class CameraPipeline:
         if self.zones:
             data["zones"] = {z.settings.name: {"count": z.count, "peak": z.peak, "limit": z.settings.limit}
                              for z in self.zones}
-        if self.headcounts:
-            data["underground"] = {name: hc.underground for name, hc in self.headcounts.items()}
         if self.belt:
             data["belt"] = {"running": self.belt.running, "load_pct": self.belt.load}
         if self.tamper:
@@ -110,7 +99,6 @@ class CameraPipeline:
             "frames": self.frames,
             "lines": {c.settings.name: c.counts for c in self.lines},
             "zones": {z.settings.name: {"peak": z.peak, "limit": z.settings.limit} for z in self.zones},
-            "underground": {name: hc.underground for name, hc in self.headcounts.items()},
             "belt": {"running": self.belt.running, "load_pct": self.belt.load} if self.belt else None,
             "alarms": [{k: v for k, v in a.items()} for a in self.alarms],
         }

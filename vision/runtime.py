@@ -19,7 +19,7 @@ from buffer.record import Kind, Record
 from buffer.sink import RecordSink
 from config.redact import redact
 from config.schema import Settings
-from config.vision import CameraSettings, ShaftSettings
+from config.vision import CameraSettings
 from vision.channel import RecordChannel
 from vision.worklog import forward_logs
 
@@ -27,7 +27,7 @@ log = logging.getLogger("headframe.vision")
 _CTX = mp.get_context("spawn")  # no fork of a threaded asyncio process
 
 
-def worker_main(cam_json: str, shafts_json: list[str], channel: RecordChannel, heartbeat: Any,
+def worker_main(cam_json: str, channel: RecordChannel, heartbeat: Any,
                 stop: Any = None, log_queue: Any = None, log_level: str = "INFO") -> None:
     """Runs in the child: source → pipeline → channel. Exits non-zero on a fatal error."""
     import json
@@ -37,9 +37,8 @@ def worker_main(cam_json: str, shafts_json: list[str], channel: RecordChannel, h
     cam = CameraSettings.model_validate(json.loads(cam_json))
     configure_worker_logging(cam.id, log_level, log_queue)
     wlog = logging.getLogger("headframe.vision.worker")
-    shafts = [ShaftSettings.model_validate(json.loads(s)) for s in shafts_json]
     try:
-        _run_worker(cam, shafts, channel, heartbeat, stop, wlog)
+        _run_worker(cam, channel, heartbeat, stop, wlog)
     except SystemExit:
         raise
     except Exception:
@@ -47,7 +46,7 @@ def worker_main(cam_json: str, shafts_json: list[str], channel: RecordChannel, h
         raise SystemExit(1) from None
 
 
-def _run_worker(cam: CameraSettings, shafts: list[ShaftSettings], channel: RecordChannel, heartbeat: Any,
+def _run_worker(cam: CameraSettings, channel: RecordChannel, heartbeat: Any,
                 stop: Any, wlog: logging.Logger) -> None:
     from vision.detector import ModelError
     from vision.pipeline import CameraPipeline
@@ -60,7 +59,7 @@ def _run_worker(cam: CameraSettings, shafts: list[ShaftSettings], channel: Recor
         channel.send(record, beat)
 
     try:
-        pipeline = CameraPipeline(cam, send, shafts)
+        pipeline = CameraPipeline(cam, send)
     except (ModelError, ValueError) as exc:
         error = redact(str(exc))
         wlog.error("cannot start analysis: %s", error)
@@ -102,9 +101,9 @@ def _run_worker(cam: CameraSettings, shafts: list[ShaftSettings], channel: Recor
 class CameraWorker:
     """Supervises one camera's process."""
 
-    def __init__(self, cam: CameraSettings, shafts: list[ShaftSettings], sink: RecordSink,
+    def __init__(self, cam: CameraSettings, sink: RecordSink,
                  log_level: str = "INFO", queue_size: int = 256) -> None:
-        self.cam, self.shafts, self.sink, self.log_level = cam, shafts, sink, log_level
+        self.cam, self.sink, self.log_level = cam, sink, log_level
         self.channel = RecordChannel(_CTX, queue_size)
         self.logs: Any = _CTX.Queue(maxsize=1000)
         self.heartbeat: Any = _CTX.Value("d", 0.0)
@@ -120,10 +119,9 @@ class CameraWorker:
         self.fps = 0.0
 
     def start(self) -> None:
-        shafts = [s.model_dump_json() for s in self.shafts]
         self.heartbeat.value = time.time()
         self.stopping.clear()
-        self.proc = _CTX.Process(target=worker_main, args=(self.cam.model_dump_json(), shafts, self.channel,
+        self.proc = _CTX.Process(target=worker_main, args=(self.cam.model_dump_json(), self.channel,
                                                            self.heartbeat, self.stopping, self.logs, self.log_level),
                                  daemon=True, name=f"camera-{self.cam.id}")
         self.proc.start()
@@ -201,7 +199,7 @@ class Vision:
 
     def __init__(self, settings: Settings, sink: RecordSink) -> None:
         level = settings.logging.level
-        self.workers = [CameraWorker(c, list(settings.shafts), sink, level) for c in settings.cameras if c.enabled]
+        self.workers = [CameraWorker(c, sink, level) for c in settings.cameras if c.enabled]
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

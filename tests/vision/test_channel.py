@@ -45,7 +45,7 @@ def test_record_pickles_unchanged_with_attachments() -> None:
 
 def test_alarms_wait_for_room_while_the_parent_does_not_drain(tmp_path: Path) -> None:
     sink = ListSink()
-    worker = CameraWorker(blinking_camera(blinking_video(tmp_path / "blink.avi")), [], sink, queue_size=8)
+    worker = CameraWorker(blinking_camera(blinking_video(tmp_path / "blink.avi")), sink, queue_size=8)
     worker.start()
     try:
         deadline = time.monotonic() + 30

@@ -92,7 +92,8 @@ def test_replay_cli_prints_json(tmp_path: Path) -> None:
                           "--json", "--max-frames", "40"], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
-    assert doc["frames"] == 40 and set(doc) >= {"lines", "zones", "alarms", "underground"}
+    assert doc["frames"] == 40 and set(doc) >= {"lines", "zones", "alarms"}
+    assert "underground" not in doc  # the headcount per shaft is the rule's (rules/headcount.py), not a camera's
     res = subprocess.run([sys.executable, "-m", "agent.cli", "vision", "replay", "-c",
                           str(Path(__file__).parent / "data" / "vtest.yaml"), "cam-vtest", str(tmp_path / "none.avi")],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
