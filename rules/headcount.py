@@ -148,8 +148,10 @@ class HeadcountRule:
             if not isinstance(entry, dict):
                 continue
             v, good = entry.get("v"), entry.get("q") == "good"
-            number = isinstance(v, int | float) and not isinstance(v, bool)
-            self.state[shaft].external = (float(v), rec.ts) if good and number else None
+            if good and isinstance(v, int | float) and not isinstance(v, bool):
+                self.state[shaft].external = (float(v), rec.ts)
+            else:
+                self.state[shaft].external = None
 
     def _mismatch(self, shaft: str, now: float) -> list[Record]:
         ext, st = self.external[shaft], self.state[shaft]
