@@ -105,8 +105,10 @@ def _gateway(gw: GatewayReport) -> list[str]:
                 if s.get("received") else ""
             prev = s.get("previous_session")
             if isinstance(prev, dict) and prev.get("lost_at"):
+                down = prev.get("down_s")   # a status message is hostile input too: only a number is a duration
+                down = down if isinstance(down, (int, float)) and not isinstance(down, bool) else None
                 extra += (f"; previous session lost {when(prev['lost_at'])}, down "
-                          f"{duration(prev.get('down_s'))} ({prev.get('reason') or 'reason unknown'})")
+                          f"{duration(down)} ({prev.get('reason') or 'reason unknown'})")
             out.append(f"    - {s.get('status')}" + (f" ({s['reason']})" if s.get("reason") else "")
                        + f"{extra}{recv} [{s['where']}]")
     return out

@@ -241,3 +241,13 @@ def test_power_loss_range_says_how_many_of_its_seqs_were_received(tmp_path: Path
         assert rc == 0 and drop["reason"] == "power_loss" and drop["received_inside"] == inside
     rc, out, _ = verify(capsys, tmp_path / "c.jsonl", "--key-file", key_file(tmp_path))
     assert "2 seq(s) inside the power_loss range" in out and "a deletion among those received records cannot be seen" in out
+
+
+def test_hostile_status_message_does_not_crash_the_report(tmp_path: Path, capsys) -> None:
+    s = Stream(tmp_path)
+    s.telemetry(2)
+    status = {"status": ["online"], "gateway": "gw-01", "site": "mine-a", "since": {"x": 1},
+              "previous_session": {"lost_at": 5, "down_s": "forever", "reason": ["?"]}}
+    rc, out, err = verify(capsys, write_jsonl(tmp_path / "cap.jsonl", [*s.docs(), status]),
+                          "--key-file", key_file(tmp_path))
+    assert rc == 0 and "down unknown duration" in out and "Traceback" not in err
