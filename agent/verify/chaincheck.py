@@ -1,27 +1,25 @@
-"""The integrity checks of one gateway's records: hashes, duplicates, links, sequence continuity.
+"""The integrity checks of one gateway's records: hashes (with its bound keys) and duplicates.
 
 Why each check exists:
-* the hash (HMAC with the gateway key) proves a record's content is what the gateway wrote;
-* ``prev`` = the predecessor's ``chain`` proves nothing was removed or reordered between two
-  records; across a dropped range the gateway's ``records_dropped`` record gives the range's
-  own ``prev``/``chain``, so the chain still closes over it;
-* every seq from first to last must be present or inside an explained (and verified) drop.
+* the hash (HMAC with the gateway key for that seq) proves a record's content is what the gateway
+  wrote; without a key nothing about the content can be proven, so then no hash is checked at
+  all (plain SHA-256 proves nothing: anyone can recompute it);
+* a record that matches plain unkeyed SHA-256 while a key is given was made without the key: a
+  keyed gateway never writes one;
+* ``prev``/``chain`` links and seq continuity are checked in ``agent.verify.continuity``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import bisect
 import hashlib
-import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from agent.verify.model import Drop, GatewayReport, Note, Problem
+from agent.verify.keys import KeySpec, Schedule
+from agent.verify.model import GatewayReport, Problem
 from agent.verify.reader import Entry
-from agent.verify.timefmt import when as when_text
-from agent.verify.window import Window
 from buffer import chain
 
 
@@ -31,7 +29,9 @@ class Version:
 
     entry: Entry
     canon: bytes
-    ok: bool          # matches with a given key (or plain SHA-256 when no key was given)
+    ok: bool          # its hash matches the key bound to its seq (True when no key: nothing is checked)
+    key: KeySpec | None = None
+    uncovered: bool = False   # keys were given for the gateway, but none applies to this seq
 
     @property
     def doc(self) -> dict[str, Any]:
@@ -44,7 +44,7 @@ class Version:
         return chain.link_bytes(self.doc["prev"], self.canon, None) == recorded
 
 
-def _versions(entries: list[Entry], keys: list[bytes], report: GatewayReport) -> dict[int, list[Version]]:
+def _versions(entries: list[Entry], keys: Schedule, report: GatewayReport) -> dict[int, list[Version]]:
     """Distinct contents per seq; identical copies are counted as (allowed) duplicates."""
     by_seq: dict[int, list[Version]] = {}
     for e in entries:
@@ -61,8 +61,13 @@ def _versions(entries: list[Entry], keys: list[bytes], report: GatewayReport) ->
             report.duplicates += 1
             _check_attachments(e, report)
             continue
-        ok = any(chain.link_bytes(doc["prev"], canon, k or None) == doc["chain"] for k in keys or [b""])
-        known.append(Version(e, canon, ok))
+        spec = keys.key_for(seq) if keys else None
+        if not keys:
+            known.append(Version(e, canon, True))
+        elif spec is None:
+            known.append(Version(e, canon, False, None, uncovered=True))
+        else:
+            known.append(Version(e, canon, chain.link_bytes(doc["prev"], canon, spec.key) == doc["chain"], spec))
         _check_attachments(e, report)
     return by_seq
 
@@ -83,13 +88,13 @@ def _check_attachments(e: Entry, report: GatewayReport) -> None:
                 str(e.doc.get("ts")), e.origin))
 
 
-def check_chain(report: GatewayReport, entries: list[Entry], keys: list[bytes]) -> dict[int, Version]:
+def check_chain(report: GatewayReport, entries: list[Entry], keys: Schedule) -> dict[int, Version]:
     """Check hashes and duplicates; returns the representative record per seq for later checks.
 
     The representative of a seq is its first version whose hash verified (else its first), so a
     ``records_dropped`` record only explains missing seqs if its own hash verified.
     """
-    report.key_mode = "hmac" if keys else "sha256"
+    report.key_mode = "hmac" if keys else "none"
     by_seq = _versions(entries, keys, report)
     reps: dict[int, Version] = {}
     for seq in sorted(by_seq):
@@ -101,9 +106,17 @@ def check_chain(report: GatewayReport, entries: list[Entry], keys: list[bytes]) 
     report.first_seq, report.last_seq = min(reps), max(reps)
     stamps = sorted(str(v.doc["ts"]) for v in reps.values())
     report.first_ts, report.last_ts = stamps[0], stamps[-1]
-    key_unusable = not any(v.ok for vs in by_seq.values() for v in vs)
+    covered = [v for vs in by_seq.values() for v in vs if not v.uncovered]
+    key_unusable = bool(keys) and bool(covered) and not any(v.ok for v in covered)
     if key_unusable:
-        report.problems.append(_key_problem(by_seq, keys))
+        report.key_unusable = True
+        report.problems.append(_key_problem(covered))
+    uncovered = sorted(s for s, v in reps.items() if v.uncovered)
+    if uncovered:
+        report.problems.append(Problem(
+            "key", f"no key given applies to seqs {uncovered[0]}–{uncovered[-1]} ({len(uncovered)} record(s)): the "
+            f"first key given for this gateway applies from seq {keys.starts[0]}; their content is not "
+            "authenticated. Give the key used before it (GATEWAY=FILE) to check them.", uncovered[0]))
     for seq, versions in sorted(by_seq.items()):
         rep = reps[seq]
         if len(versions) > 1:
@@ -112,112 +125,39 @@ def check_chain(report: GatewayReport, entries: list[Entry], keys: list[bytes]) 
                 "conflict", f"received in {len(versions)} different versions ({lines}); a repeated delivery is "
                 "always identical, so one of them was altered or injected", seq, str(rep.doc["ts"]),
                 rep.entry.origin))
-        if not key_unusable and not rep.ok:
-            hint = (" It matches unkeyed SHA-256: it was made by someone without the gateway key."
-                    if keys and rep.plain_ok else "")
+        if key_unusable or rep.ok or rep.uncovered:
+            continue
+        if rep.plain_ok:
             report.problems.append(Problem(
-                "altered", "its content does not match its chain hash: the record was altered after the gateway "
-                f"wrote it, or injected by someone without the key.{hint}", seq, str(rep.doc["ts"]),
-                rep.entry.origin))
+                "unkeyed", "unkeyed record (a keyed gateway never writes these): its hash is plain SHA-256, which "
+                "anyone can compute, so it was made or altered by someone without the gateway key", seq,
+                str(rep.doc["ts"]), rep.entry.origin))
+        else:
+            report.problems.append(Problem(
+                "altered", "its content does not match its chain hash under the key for this seq "
+                f"({rep.key.name if rep.key else '?'}): the record was altered after the gateway wrote it, or "
+                "made with another key (another gateway's, or a key no longer valid at this seq)", seq,
+                str(rep.doc["ts"]), rep.entry.origin))
+    report.keys = _key_use(reps, keys)
     return reps
 
 
-def _key_problem(by_seq: dict[int, list[Version]], keys: list[bytes]) -> Problem:
-    n = sum(len(vs) for vs in by_seq.values())
-    all_plain = all(v.plain_ok for vs in by_seq.values() for v in vs)
-    if not keys:
-        return Problem("key", f"none of the {n} records matches an unkeyed SHA-256 chain: the stream is keyed "
-                       "(HMAC); give the gateway's chain key with --key-file to check the content of the records. "
-                       "Only the links between records and the sequence were checked.")
+def _key_use(reps: dict[int, Version], keys: Schedule) -> list[dict[str, Any]]:
+    """Which key verified which records: an inspector sees each rotation and what each key vouches for."""
+    out = []
+    for spec in keys.specs:
+        seqs = [s for s, v in reps.items() if v.ok and v.key is spec]
+        out.append({"file": spec.name, "bound_to": spec.gateway, "from_seq": spec.from_seq,
+                    "to_seq": keys.until(spec), "verified": len(seqs),
+                    "first_verified": min(seqs) if seqs else None, "last_verified": max(seqs) if seqs else None})
+    return out
+
+
+def _key_problem(versions: list[Version]) -> Problem:
+    n = len(versions)
     text = (f"none of the {n} records matches the chain key given: wrong key? (If the key is right, every "
             "record was altered or forged.)")
-    if all_plain:
-        text += (" They match unkeyed SHA-256: the gateway ran without a chain key, or the records were made "
-                 "by someone without the key.")
+    if all(v.plain_ok for v in versions):
+        text += (" They match unkeyed SHA-256: every one is an unkeyed record (a keyed gateway never writes "
+                 "these): the gateway ran without a chain key, or the records were made by someone without the key.")
     return Problem("key", text + " The links between records and the sequence were still checked.")
-
-
-def check_continuity(report: GatewayReport, reps: dict[int, Version], drops: list[Drop]) -> None:
-    """Walk every seq from first to last: a record, an explained drop, or a problem."""
-    if not reps:
-        return
-    ranges = sorted(((int(r["first"]), int(r["last"]), r) for d in drops if d.trusted and d.seqs_assigned
-                     for r in d.ranges if _range_ok(r)), key=lambda x: x[0])
-    first, last = min(reps), max(reps)
-    key_unusable = any(p.code == "key" for p in report.problems)
-    present = sorted(reps)
-    starts = [r[0] for r in ranges]
-    reach = list(itertools.accumulate((r[1] for r in ranges), max))  # furthest seq covered so far
-    window = Window({seq: v.entry.received for seq, v in reps.items()})
-    prev_chain: str | None = None
-    prev_seq: int | None = None
-    prev_ok = True
-    s = first
-    while s <= last:
-        rep = reps.get(s)
-        if rep is not None:
-            doc = rep.doc
-            linked_ok = (rep.ok and prev_ok) or key_unusable
-            if prev_chain is not None and doc["prev"] != prev_chain and linked_ok:
-                what = (f"seq {prev_seq}" if prev_seq == s - 1 else f"the dropped range ending at seq {s - 1}")
-                report.problems.append(Problem(
-                    "link", f"does not follow {what}: its prev is not that record's chain hash (a record was "
-                    "replaced, or records were reordered)", s, str(doc["ts"]), rep.entry.origin))
-            prev_chain, prev_seq, prev_ok = str(doc["chain"]), s, rep.ok or key_unusable
-            s += 1
-            continue
-        covering = _covering(ranges, starts, reach, s)
-        if covering is not None:
-            lo, hi, rng = covering
-            if lo == s and prev_chain is not None and rng.get("prev") != prev_chain:
-                report.problems.append(Problem(
-                    "bridge", f"the dropped range {lo}–{hi} does not join the record before it (seq {prev_seq}): "
-                    "the range's prev is not that record's chain hash", s,
-                    str(reps[prev_seq].doc["ts"]) if prev_seq in reps else None))
-            prev_chain, prev_seq, prev_ok = str(rng.get("chain")), hi, True
-            s = hi + 1
-            continue
-        after_present = present[bisect.bisect_right(present, s)]  # exists: s < last, and last is present
-        i = bisect.bisect_right(starts, s)
-        nxt = min(after_present, starts[i]) if i < len(starts) else after_present
-        after = reps.get(nxt)
-        before = reps.get(prev_seq) if prev_seq is not None else None
-        n = nxt - s
-        span = f"seq {s}" if n == 1 else f"seqs {s}–{nxt - 1}"
-        when = (f", between seq {prev_seq} at {when_text(before.doc['ts'] if before else None)} and seq {nxt} at "
-                f"{when_text(after.doc['ts'] if after else None)}")
-        edge = window.edge(s, nxt - 1)
-        if edge is not None:
-            report.notes.append(Note(s, str(before.doc["ts"]) if before else "", (
-                f"{span} not in the capture{when}: at the {edge} of the capture window, so probably sent "
-                f"{'before the capture started' if edge == 'start' else 'after it ended'} (records of different "
-                "kinds leave in priority order); not counted as a problem")))
-        elif after is not None and after.doc["prev"] == chain.GENESIS:
-            report.problems.append(Problem(
-                "chain_restart", f"{span} never arrived and the chain starts anew at seq {nxt}{when}. The gateway's "
-                "buffer database was lost or replaced; records not yet sent then are gone and no record explains "
-                "them", s, str(before.doc["ts"]) if before else None))
-        else:
-            report.problems.append(Problem(
-                "missing", f"missing: {span} ({n} record{'s' if n != 1 else ''}){when}. No records_dropped record "
-                "explains them: deleted, or not captured", s, str(before.doc["ts"]) if before else None))
-        prev_chain, prev_seq, prev_ok = None, nxt - 1, True
-        s = nxt
-
-
-def _covering(ranges: list[tuple[int, int, Any]], starts: list[int], reach: list[int],
-              s: int) -> tuple[int, int, Any] | None:
-    """The dropped range holding seq ``s`` (ranges sorted by first seq), or None; O(log n) when none does."""
-    i = bisect.bisect_right(starts, s) - 1
-    if i < 0 or reach[i] < s:
-        return None
-    while i >= 0:
-        if ranges[i][0] <= s <= ranges[i][1]:
-            return ranges[i]
-        i -= 1
-    return None
-
-
-def _range_ok(r: Any) -> bool:
-    return (isinstance(r, dict) and isinstance(r.get("first"), int) and isinstance(r.get("last"), int)
-            and 0 < r["first"] <= r["last"])

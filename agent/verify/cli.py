@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from agent.verify import verify_inputs
+from agent.verify.keys import KeyBindingError, KeySpec, parse_arg, unmatched
 from agent.verify.live import LiveError, capture_live
 from agent.verify.reader import InputSet, UnusableInput, read_jsonl
 from agent.verify.report import render_text, to_json
@@ -24,8 +25,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="JSON-lines file of received MQTT messages (bodies, or {topic, payload, received})")
     p.add_argument("--export", action="append", type=Path, default=[], metavar="FILE",
                    help="a `headframe buffer export` file (records not yet sent); may be repeated")
-    p.add_argument("--key-file", action="append", type=Path, default=[], metavar="FILE",
-                   help="the gateway's chain key file (gateway.chain_key_file); repeat for rotated keys")
+    p.add_argument("--key-file", action="append", default=[], metavar="[GATEWAY[@FROM_SEQ]=]FILE",
+                   help="a gateway's chain key file (gateway.chain_key_file), bound to GATEWAY (site/gateway or "
+                   "gateway) and, after a rotation, to the seqs from FROM_SEQ on; a bare FILE only when the input "
+                   "holds one gateway; repeatable")
+    p.add_argument("--no-key-ok", action="store_true",
+                   help="exit 0 for a clean LINKS ONLY result (no key: content not authenticated)")
+    p.add_argument("--allow-edges", action="store_true",
+                   help="exit 0 for VERIFIED EXCEPT EDGES (seqs at the edges of a --capture-live not proven)")
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     p.add_argument("--silence", type=float, default=300.0, metavar="SECONDS",
                    help="list records further apart than this with no gap record between them (default 300)")
@@ -47,10 +54,17 @@ def _fail(msg: str) -> int:
     return EXIT_UNUSABLE
 
 
-def read_keys(paths: list[Path]) -> list[bytes]:
-    """Keys as the agent reads them (file bytes, surrounding whitespace stripped). Never printed."""
+def read_keys(args: list[str]) -> list[KeySpec]:
+    """Keys as the agent reads them (file bytes, surrounding whitespace stripped), with their binding.
+
+    The key bytes are never printed; only the file name is, to say which key verified what.
+    """
     keys = []
-    for path in paths:
+    for arg in args:
+        try:
+            gateway, from_seq, path = parse_arg(arg)
+        except KeyBindingError as exc:
+            raise UnusableInput(str(exc)) from None
         try:
             key = path.read_bytes().strip()
         except FileNotFoundError:
@@ -61,7 +75,7 @@ def read_keys(paths: list[Path]) -> list[bytes]:
                                 "owner or root") from None
         if not key:
             raise UnusableInput(f"key file {path}: is empty")
-        keys.append(key)
+        keys.append(KeySpec(gateway, from_seq, key, path.name))
     return keys
 
 
@@ -80,14 +94,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         except (LiveError, UnusableInput) as exc:
             return _fail(str(exc))
         print(f"captured {n} message(s) from {args.broker} in {args.seconds:g} s into {out}", file=sys.stderr)
-        captures.append(out)
-    if not captures and not args.export:
+    if not captures and not args.export and not args.capture_live:
         return _fail("nothing to verify: give a CAPTURE file, --export FILE, or --capture-live")
     inputs = InputSet()
     try:
         keys = read_keys(args.key_file)
         for path in captures:
             read_jsonl(path, "capture", inputs)
+        if args.capture_live:
+            read_jsonl(out, "live capture", inputs, live=True)
         for path in args.export:
             read_jsonl(path, "export", inputs)
     except UnusableInput as exc:
@@ -96,7 +111,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         detail = "; ".join(f"{p.origin}: {p.what}" for p in inputs.problems[:5])
         return _fail("no records to verify: the input is empty or holds no Headframe record messages"
                      + (f" ({detail})" if detail else ""))
-    report = verify_inputs(inputs, keys, silence_s=args.silence)
+    gateways = sorted({e.gateway_key for e in inputs.records})
+    for name in unmatched(keys, gateways):
+        print(f"warning: --key-file {name}=...: no gateway {name!r} in the input; its key was not used",
+              file=sys.stderr)
+    try:
+        report = verify_inputs(inputs, keys, silence_s=args.silence, allow_edges=args.allow_edges,
+                               no_key_ok=args.no_key_ok)
+    except KeyBindingError as exc:
+        return _fail(str(exc))
     if args.json:
         print(json.dumps(to_json(report), indent=2, ensure_ascii=False))
     else:

@@ -1,11 +1,13 @@
 """The gateway's own explanations in the stream: drops, gaps and other evidence records (issue 10).
 
 These are ordinary chained records with ``source: "agent"``; they are believed only as far as
-their own hash verified (a ``records_dropped`` that fails its hash explains nothing).
+their own hash verified (a ``records_dropped`` or ``gap`` that fails its hash explains nothing and
+is not listed), and only if their fields have the types the agent writes.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from datetime import datetime
 from typing import Any
@@ -13,28 +15,36 @@ from typing import Any
 from agent.verify.chaincheck import Version
 from agent.verify.model import Drop, Gap, GatewayReport, Note, Problem
 from agent.verify.reader import Entry
+from agent.verify.schema import malformed
 
 
 def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def _int(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
 def collect(report: GatewayReport, reps: dict[int, Version]) -> None:
-    """Fill ``report.drops``, ``gaps`` and ``notes`` from the agent's evidence records."""
-    key_unusable = any(p.code == "key" for p in report.problems)
+    """Fill ``report.drops``, ``gaps`` and ``notes`` from the agent's evidence records.
+
+    Only records whose own hash verified are evidence (with no key nothing is authenticated and
+    the verdict says so); a record with wrong field types is reported and explains nothing.
+    """
     for seq, v in sorted(reps.items()):
         doc = v.doc
         payload = doc.get("payload")
         if doc.get("source") != "agent" or not isinstance(payload, dict):
             continue
-        ts = str(doc["ts"])
         name = payload.get("event") or payload.get("alarm")
+        if not isinstance(name, str) or not (v.ok or report.key_unusable):
+            continue   # an altered / unkeyed record is already a problem; it explains nothing
+        ts = str(doc["ts"])
+        why = malformed(name, payload)
+        if why is not None:
+            report.problems.append(Problem("malformed", f"malformed evidence record seq {seq} ({name}): {why}; "
+                                           "the gateway never writes this, so it explains nothing", seq, ts,
+                                           v.entry.origin))
+            continue
         if doc.get("kind") == "event" and name == "records_dropped":
-            _drop(report, seq, ts, payload, trusted=v.ok or key_unusable, origin=v.entry.origin)
+            _drop(report, seq, ts, payload)
         elif doc.get("kind") == "event" and name == "gap":
             report.gaps.append(_gap(seq, ts, payload))
         elif name == "agent_started":
@@ -42,7 +52,7 @@ def collect(report: GatewayReport, reps: dict[int, Version]) -> None:
             report.notes.append(Note(seq, ts, f"agent started; previous run ended: {prev.get('ended', '?')}"
                                      + (f" ({prev['detail']})" if prev.get("detail") else "")))
         elif name in ("mains_lost", "gateway_dark_while_site_ran"):
-            text = payload.get("text") or f"{name} {payload.get('state', '')}".strip()
+            text = payload.get("text") or f"{name} {payload.get('state') or ''}".strip()
             report.notes.append(Note(seq, ts, f"alarm: {text}"))
         elif name == "power_failing":
             report.notes.append(Note(seq, ts, f"power failing (battery {payload.get('battery_charge', '?')} %): "
@@ -54,30 +64,40 @@ def collect(report: GatewayReport, reps: dict[int, Version]) -> None:
                                                                       if changed else "")))
 
 
-def _drop(report: GatewayReport, seq: int, ts: str, p: dict[str, Any], *, trusted: bool, origin: str) -> None:
-    ranges = [r for r in p.get("ranges") or [] if isinstance(r, dict)]
-    assigned = p.get("seqs_assigned", True) is not False
-    count = _int(p.get("count")) or 0
-    report.drops.append(Drop(seq, ts, str(p.get("reason", "?")), count,
-                             {str(k): v for k, v in (p.get("by_kind") or {}).items()}, ranges, assigned, trusted))
-    if not trusted:
-        report.problems.append(Problem(
-            "altered", "a records_dropped record whose own hash does not verify: the drop it claims is not "
-            "believed and explains no missing seq", seq, ts, origin))
-        return
-    covered = sum(r["last"] - r["first"] + 1 for r in ranges
-                  if isinstance(r.get("first"), int) and isinstance(r.get("last"), int))
+def _drop(report: GatewayReport, seq: int, ts: str, p: dict[str, Any]) -> None:
+    ranges = list(p.get("ranges") or [])
+    assigned = p.get("seqs_assigned") is not False
+    count = p["count"]
+    report.drops.append(Drop(seq, ts, p["reason"], count, dict(p.get("by_kind") or {}), ranges, assigned, True))
+    covered = sum(r["last"] - r["first"] + 1 for r in ranges)
     if assigned and covered != count:
         report.notes.append(Note(seq, ts, f"records_dropped says {count} record(s) but its ranges cover {covered} "
                                  "(the rest may be in another records_dropped record)"))
 
 
+def power_loss_exposure(report: GatewayReport, reps: dict[int, Version]) -> None:
+    """How many seqs inside each power_loss range were received anyway (sent before the cut).
+
+    The range explains every seq in it (the count is an upper bound), so if one of those received
+    records is deleted later, nothing shows it. The reader is told; the verdict does not change.
+    """
+    present = sorted(reps)
+    for d in report.drops:
+        if d.reason != "power_loss" or not d.seqs_assigned:
+            continue
+        d.received_inside = sum(bisect.bisect_right(present, r["last"]) - bisect.bisect_left(present, r["first"])
+                                for r in d.ranges)
+        if d.received_inside:
+            report.notes.append(Note(d.seq, d.ts, (
+                f"{d.received_inside} seq(s) inside the power_loss range of records_dropped seq {d.seq} were "
+                "received (sent before the power cut). The range explains every seq in it, so a deletion among "
+                "those received records cannot be seen")))
+
+
 def _gap(seq: int, ts: str, p: dict[str, Any]) -> Gap:
     frm, to = p.get("from") or {}, p.get("to") or {}
-    return Gap(seq, ts, str(p.get("cause", "?")), _int(frm.get("seq")), frm.get("ts"), _int(to.get("seq")),
-               to.get("ts"), _num(p.get("duration_s")),
-               [e for e in p.get("energy") or [] if isinstance(e, dict)],
-               [c for c in p.get("camera_faults") or [] if isinstance(c, dict)])
+    return Gap(seq, ts, p["cause"], frm.get("seq"), frm.get("ts"), to.get("seq"), to.get("ts"),
+               _num(p.get("duration_s")), list(p.get("energy") or []), list(p.get("camera_faults") or []))
 
 
 def status_rows(entries: list[Entry]) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ number and skipped: one bad line must never hide what the rest of the file prove
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ class Entry:
     topic: str | None = None
     received: str | float | None = None   # as the consumer logged it: ISO text or epoch
     is_status: bool = False
+    live: bool = False              # from a capture this verify run made itself: its received times are ours
 
     @property
     def gateway_key(self) -> tuple[str, str]:
@@ -64,8 +65,11 @@ class UnusableInput(Exception):
     """An input file that cannot be read at all (missing, unreadable, a directory)."""
 
 
-def read_jsonl(path: Path, label: str, into: InputSet) -> None:
-    """Append the entries of one JSON-lines file to ``into``; bad lines become problems."""
+def read_jsonl(path: Path, label: str, into: InputSet, *, live: bool = False) -> None:
+    """Append the entries of one JSON-lines file to ``into``; bad lines become problems.
+
+    ``live``: the file is the capture this run just wrote, so its ``received`` times can be believed.
+    """
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -92,7 +96,7 @@ def read_jsonl(path: Path, label: str, into: InputSet) -> None:
                         "capture was stopped while writing); the lines before it were checked")
             into.problems.append(InputProblem(where, what))
             continue
-        into.entries.append(entry)
+        into.entries.append(replace(entry, live=True) if live else entry)
         if entry.is_status:
             n_status += 1
         else:

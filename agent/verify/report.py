@@ -26,9 +26,10 @@ REASONS = {
     "power_loss": ("numbering resumed after a power cut (or a crash and reboot): these seqs were reserved before it; "
                    "any committed only to the page cache were lost, the rest were never used (the count is an upper bound)"),
 }
-NO_KEY = ("No chain key was given: the chain could only be checked as unkeyed SHA-256. That shows accidental "
-          "damage and removals, but anyone can recompute SHA-256, so forgery by someone without the key "
-          "cannot be excluded. Give the gateway's key with --key-file for a full check.")
+NO_KEY = ("No chain key for this gateway: only the links between records (prev/chain) and the sequence "
+          "were checked. The content of the records cannot be authenticated without the gateway's key: "
+          "anyone can build a chain that links, with any content. Give the gateway's key with "
+          "--key-file GATEWAY=FILE for a full check.")
 
 
 def render_text(report: Report) -> str:
@@ -39,10 +40,8 @@ def render_text(report: Report) -> str:
         bad = f", {f['unreadable_lines']} unreadable line(s)" if f["unreadable_lines"] else ""
         out.append(f"  {f['label']}: {f['path']} ({f['records']} record message(s), {f['status']} status "
                    f"message(s){bad})")
-    out.append("Chain key: " + (f"given ({report.keys} key(s)); records checked with HMAC-SHA256"
-                                if report.key_given else "NOT given"))
-    if not report.key_given:
-        out.append("  " + NO_KEY)
+    out.append("Chain key: " + (f"given ({report.keys} key file(s)); each record checked with HMAC-SHA256 under "
+                                "the one key bound to its gateway and seq" if report.key_given else "NOT given"))
     if report.input_problems:
         out += ["", f"Lines that could not be read ({len(report.input_problems)}):"]
         out += [f"  - {p['where']}: {p['what']}" for p in report.input_problems]
@@ -60,6 +59,13 @@ def _gateway(gw: GatewayReport) -> list[str]:
                    f"{gw.last_seq})")
     dup = f"; {gw.duplicates} identical repeated deliveries (allowed)" if gw.duplicates else ""
     out.append(f"  Records: {gw.records} distinct{dup}")
+    if gw.records and gw.key_mode == "none":
+        out.append("  " + NO_KEY)
+    for k in gw.keys:
+        upto = f"to seq {k['to_seq']}" if k["to_seq"] is not None else "on"
+        got = (f"verified {k['verified']} record(s), seqs {k['first_verified']}–{k['last_verified']}"
+               if k["verified"] else "verified no record")
+        out.append(f"  Key {k['file']} (applies from seq {k['from_seq']} {upto}): {got}")
     if not gw.records:
         out.append("  No chained records from this gateway in the input (only status messages).")
     if gw.problems:
@@ -67,8 +73,14 @@ def _gateway(gw: GatewayReport) -> list[str]:
         for p in gw.problems:
             head = f"seq {p.seq}" + (f" ({when(p.ts)})" if p.ts else "") + ": " if p.seq is not None else ""
             out.append(f"    - {head}{p.text}" + (f" [{p.where}]" if p.where else ""))
+    elif gw.records and gw.key_mode == "none":
+        out.append("  No problems in the links or the sequence; the content is NOT authenticated (no key).")
     elif gw.records:
-        out.append("  No problems: every record matches its hash, every link holds, every seq is accounted for.")
+        out.append("  No problems: every record matches its hash, every link holds, every seq is accounted for"
+                   + (", except the capture edges below." if gw.edges else "."))
+    if gw.edges:
+        out.append(f"  Not proven (capture edges) ({sum(e['last'] - e['first'] + 1 for e in gw.edges)} seq(s)):")
+        out += [f"    - {e['text']}" for e in gw.edges]
     out.append(f"  Gaps explained by the gateway ({len(gw.gaps)}):" if gw.gaps else "  Gaps explained by the "
                "gateway: none")
     for g in gw.gaps:
@@ -93,8 +105,10 @@ def _gateway(gw: GatewayReport) -> list[str]:
                 if s.get("received") else ""
             prev = s.get("previous_session")
             if isinstance(prev, dict) and prev.get("lost_at"):
+                down = prev.get("down_s")   # a status message is hostile input too: only a number is a duration
+                down = down if isinstance(down, (int, float)) and not isinstance(down, bool) else None
                 extra += (f"; previous session lost {when(prev['lost_at'])}, down "
-                          f"{duration(prev.get('down_s'))} ({prev.get('reason') or 'reason unknown'})")
+                          f"{duration(down)} ({prev.get('reason') or 'reason unknown'})")
             out.append(f"    - {s.get('status')}" + (f" ({s['reason']})" if s.get("reason") else "")
                        + f"{extra}{recv} [{s['where']}]")
     return out
@@ -125,9 +139,10 @@ def _drop(d: Drop) -> str:
         where = "seqs " + ", ".join(f"{r.get('first')}–{r.get('last')}" if r.get("first") != r.get("last")
                                     else str(r.get("first")) for r in d.ranges)
     kinds = ", ".join(f"{k} {v}" for k, v in d.by_kind.items())
-    trust = "" if d.trusted else " (NOT verified: its hash does not match; not believed)"
+    inside = (f"; {d.received_inside} of these seqs were received (deletions among them cannot be seen)"
+              if d.received_inside else "")
     return (f"{d.count} record(s) at {when(d.ts)}: {reason}; {where}" + (f" ({kinds})" if kinds else "")
-            + f" [records_dropped seq {d.seq}]{trust}")
+            + f"{inside} [records_dropped seq {d.seq}]")
 
 
 def to_json(report: Report) -> dict[str, Any]:
@@ -135,6 +150,7 @@ def to_json(report: Report) -> dict[str, Any]:
     for gw in report.gateways:
         doc = dataclasses.asdict(gw)
         doc["verdict"] = gw.verdict
+        doc["key_note"] = NO_KEY if gw.key_mode == "none" else None
         gws.append(doc)
     return {"verdict": report.verdict, "exit_code": report.exit_code, "key_given": report.key_given,
             "key_note": None if report.key_given else NO_KEY, "inputs": report.inputs,

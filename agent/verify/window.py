@@ -5,8 +5,12 @@ the moment a capture starts or stops, a record of one kind may have left just be
 while a lower seq of a lower-priority kind left just inside it. Such a record is missing from the
 capture without anything being wrong. It can only be at the very start or end of the capture: a
 missing run counts as an edge when every record received on that side of it arrived within
-``EDGE_S`` of the capture's first (or last) message. This needs the ``received`` times a live
-capture writes; without them, every missing seq is a problem.
+``EDGE_S`` of the capture's first (or last) message, and it lies within one lease (``EDGE_SEQS``)
+of the capture's first (or last) seq.
+
+Only a capture this ``verify`` run made itself is given to a Window: the ``received`` field of a
+file is whatever its holder wrote there, so trusting it would let anyone turn a deletion into an
+"edge". Even then an edge seq is reported as not proven, never as verified.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Any
 
 #: A lease goes out as one burst; two seconds covers it on a loaded gateway and broker.
 EDGE_S = 2.0
+#: The most records one lease sends (``LEASE_MAX`` in agent/uplink/drain.py): an edge can hide no more than that.
+EDGE_SEQS = 2000
 
 
 def _epoch(text: Any) -> float | None:
@@ -52,8 +58,8 @@ class Window:
             return None
         i = bisect.bisect_left(self.seqs, lo)      # seqs[:i] are below the run
         j = bisect.bisect_right(self.seqs, hi)     # seqs[j:] are above it
-        if i > 0 and self.latest_before[i - 1] <= self.first + EDGE_S:
+        if i > 0 and self.latest_before[i - 1] <= self.first + EDGE_S and hi < self.seqs[0] + EDGE_SEQS:
             return "start"
-        if j < len(self.seqs) and self.earliest_after[j] >= self.last - EDGE_S:
+        if j < len(self.seqs) and self.earliest_after[j] >= self.last - EDGE_S and lo > self.seqs[-1] - EDGE_SEQS:
             return "end"
         return None

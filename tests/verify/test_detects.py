@@ -66,7 +66,7 @@ def test_record_injected_without_the_key_is_found(tmp_path: Path, capsys) -> Non
     rc, doc = verify_json(capsys, write_jsonl(tmp_path / "cap.jsonl", docs), "--key-file", key_file(tmp_path))
     assert rc == 1
     (p,) = _problems(doc)
-    assert p["code"] == "altered" and p["seq"] == 13 and "someone without the gateway key" in p["text"]
+    assert p["code"] == "unkeyed" and p["seq"] == 13 and "someone without the gateway key" in p["text"]
 
 
 def test_record_injected_with_a_wrong_key_in_place_of_a_real_one(tmp_path: Path, capsys) -> None:
@@ -111,7 +111,8 @@ def test_forged_drop_record_explains_nothing(tmp_path: Path, capsys) -> None:
                           "--key-file", key_file(tmp_path))
     assert rc == 1
     codes = {(p["code"], p["seq"]) for p in _problems(doc)}
-    assert ("missing", 4) in codes and ("altered", 11) in codes
+    assert ("missing", 4) in codes and ("unkeyed", 11) in codes
+    assert doc["gateways"][0]["drops"] == []  # not listed as evidence
 
 
 def test_drop_range_that_does_not_join_is_found(tmp_path: Path, capsys) -> None:

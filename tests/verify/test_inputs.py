@@ -90,13 +90,16 @@ def test_wrong_key_still_finds_a_removed_record(tmp_path: Path, capsys) -> None:
 def test_without_a_key_says_what_that_means(tmp_path: Path, capsys) -> None:
     (tmp_path / "a").mkdir()
     rc, out, _ = verify(capsys, _capture(tmp_path / "a", key=None))
-    assert rc == 0
-    assert "checked as unkeyed SHA-256" in out and "forgery by someone without the key cannot be excluded" in out
-    rc, out, _ = verify(capsys, _capture(tmp_path))  # a keyed stream, no key given
-    assert rc == 1 and out.count("give the gateway's chain key with --key-file") == 1
+    assert rc == 1 and "LINKS ONLY — NOT AUTHENTICATED" in out
+    assert "cannot be authenticated without the gateway's key" in out
+    rc, out, _ = verify(capsys, _capture(tmp_path))  # a keyed stream, no key given: the same
+    assert rc == 1 and out.count("Give the gateway's key with --key-file") == 1
+    rc, out, _ = verify(capsys, tmp_path / "cap.jsonl", "--no-key-ok")
+    assert rc == 0 and "Overall verdict: LINKS ONLY" in out
 
 
 def test_unkeyed_stream_with_a_key_given(tmp_path: Path, capsys) -> None:
     cap = _capture(tmp_path, key=None)
     rc, out, _ = verify(capsys, cap, "--key-file", key_file(tmp_path))
     assert rc == 1 and "wrong key?" in out and "They match unkeyed SHA-256" in out
+    assert "unkeyed record (a keyed gateway never writes these)" in out
