@@ -10,6 +10,7 @@ from config import drivers as drivers_cfg
 from config import power as power_cfg
 from config import vision as vision_cfg
 from config.rules import RulesSettings
+from config.rules import site as site_rules_cfg
 from config.spine import (
     BufferSettings,
     ContinuitySettings,
@@ -45,4 +46,5 @@ class Settings(StrictModel):
         """
         return (drivers_cfg.cross_check(self.buses, self.devices, self.operating_state, profiles)
                 + vision_cfg.cross_check(self.cameras, self.shafts)
-                + power_cfg.cross_check(self.power))
+                + power_cfg.cross_check(self.power)
+                + site_rules_cfg.cross_check(self.rules.site, self.devices, self.cameras, profiles))
