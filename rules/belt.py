@@ -59,12 +59,13 @@ class BeltScaleRule:
             self.mismatch, self.since = cond, now
         if cond is not None:
             self.agree_since = None
-            if self.raised is None and now - (self.since or now) >= s.for_:
+            since = now if self.since is None else self.since
+            if self.raised is None and now - since >= s.for_:
                 self.raised = cond
                 what = ("belt loaded but the scale reads about zero" if cond == "loaded_scale_zero"
                         else "the scale reads flow on an empty belt")
                 return [alarm("belt", "belt_scale_mismatch", s.name, "raised", "immediate",
-                              f"Belt {s.name}: {what} for {int(now - (self.since or now))} s; "
+                              f"Belt {s.name}: {what} for {int(now - since)} s; "
                               "check the scale for bypass or tampering.", now,
                               {**ev, "mismatch": cond, "for_s": s.for_}, mismatch=cond)]
             return []
