@@ -9,7 +9,7 @@ from buffer.record import Kind, Record
 from config.rules.site import SectionSettings
 from rules.schedule import Calendar
 from rules.site import SecretlyRunningRule
-from tests.rules.sitefeed import belt_state, camera_telemetry, payloads, reading, seal_alarm
+from tests.rules.sitefeed import belt_state, payloads, reading, seal_alarm
 
 CAL = Calendar("Asia/Shanghai")
 T0 = dt.datetime(2026, 11, 25, 10, 0, tzinfo=CAL.zone).timestamp()
@@ -47,7 +47,7 @@ def test_expected_loads_alone_raise_nothing() -> None:
 
 def test_activity_raises_one_alarm_with_all_the_evidence_and_clears_with_hysteresis() -> None:
     rule = SecretlyRunningRule(section(), CAL)
-    out = rule.apply(quiet_plant(T0) + [seal_alarm("cam-seal", T0 - 5000, b"old"), seal_alarm("cam-seal", T0 - 4000)],
+    out = rule.apply([*quiet_plant(T0), seal_alarm("cam-seal", T0 - 5000, b"old"), seal_alarm("cam-seal", T0 - 4000)],
                      T0)
     assert alarms(out) == []  # the seal alarms are older than seal_hold: not activity now
     t = T0 + 10
@@ -130,7 +130,7 @@ def test_an_operating_section_raises_nothing_and_the_schedule_decides() -> None:
 
 def test_restart_keeps_the_alarm_raised_but_not_the_pictures() -> None:
     rule = SecretlyRunningRule(section(), CAL)
-    rule.apply(quiet_plant(T0) + [seal_alarm("cam-seal", T0)], T0)
+    rule.apply([*quiet_plant(T0), seal_alarm("cam-seal", T0)], T0)
     snap = json.loads(json.dumps(rule.snapshot()))  # plain JSON: the JPEG bytes are not in it
     assert snap["seals"]["cam-seal"]["seq"] > 0
     again = SecretlyRunningRule(section(), CAL)
