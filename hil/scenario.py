@@ -54,9 +54,12 @@ class StartAgent(StrictModel):
     reboot: bool = False
 
 
+SiteModeName = Literal["operating", "stopped", "secretly_running", "pumps_and_fans"]
+
+
 class SiteMode(StrictModel):
     action: Literal["site_mode"]
-    mode: Literal["operating", "stopped", "secretly_running"]
+    mode: SiteModeName
 
 
 class WaitDrained(StrictModel):
@@ -85,6 +88,10 @@ class Scenario(StrictModel):
     #: put the agent's buffer on a tmpfs of this size (a full disk that is real)
     buffer_tmpfs: ByteSize | None = None
     max_bytes: ByteSize | None = None
+    #: what the site's paperwork says (rules.site.sections[0].state of the agent's config)
+    declared: Literal["operating", "stopped", "suspended", "sealed"] = "operating"
+    #: the simulated plant's mode before the agent starts (so the first readings are already that mode)
+    site_mode: SiteModeName = "operating"
     steps: list[Step]
     expect: Expect = Expect()
 
