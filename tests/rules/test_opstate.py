@@ -79,3 +79,12 @@ def test_state_survives_snapshot_and_restore() -> None:
     assert again.state == "operating"
     out = again.apply([reading("hoist", 12, p=90.0)], 12)
     assert states(out) == []  # not announced a second time after a restart
+
+
+def test_a_spike_shorter_than_min_duration_does_not_flip_the_state() -> None:
+    rule = OperatingStateRule(OperatingStateSettings(enabled=True, power_points=["m.p"], on_above_kw=50,
+                                                     off_below_kw=20, min_duration=60))
+    out: list[Record] = []
+    for t, kw in [(0, 5), (61, 5), (70, 80), (100, 80), (110, 5), (200, 5)]:
+        out += rule.apply([reading("m", float(t), p=float(kw))], float(t)) + rule.tick(float(t) + 1)
+    assert states(out) == [("stopped", "unknown")]
