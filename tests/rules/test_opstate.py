@@ -88,3 +88,14 @@ def test_a_spike_shorter_than_min_duration_does_not_flip_the_state() -> None:
     for t, kw in [(0, 5), (61, 5), (70, 80), (100, 80), (110, 5), (200, 5)]:
         out += rule.apply([reading("m", float(t), p=float(kw))], float(t)) + rule.tick(float(t) + 1)
     assert states(out) == [("stopped", "unknown")]
+
+
+def test_report_on_change_one_reading_then_ticks_flips_the_state() -> None:
+    """Drivers report unchanged values only every max_silent: the engine's tick carries the time."""
+    rule = OperatingStateRule(OperatingStateSettings(enabled=True, power_points=["m.p"], on_above_kw=50,
+                                                     off_below_kw=20, min_duration=5, max_age=180))
+    out = rule.apply([reading("m", 0.0, p=12.0)], 0.0)
+    for t in range(1, 7):
+        out += rule.tick(float(t))
+    assert states(out) == [("stopped", "unknown")]
+    assert out[0].ts == 5.0 and out[0].payload["since_ts"] == 0.0
