@@ -41,6 +41,7 @@ class SecretlyRunningRule:
         self.seal_seen: dict[str, float] = {}                 # camera → last record ts (alive)
         self.pictures: dict[str, tuple[Attachment, ...]] = {}  # camera → JPEGs, memory only
         self.observed = "unknown"
+        self.declared = ""
         self.raised = False
         self.quiet_since: float | None = None
 
@@ -104,12 +105,14 @@ class SecretlyRunningRule:
         declared = self.cal.declared(self.sec, now)
         active, known = self._signals(now)
         observed = "activity" if active else ("quiet" if known else "unknown")
-        if observed != self.observed:
-            previous, self.observed = self.observed, observed
+        watched = declared in WATCHED
+        # events only while watched (an operating mine's hoist stops and starts all day), and at each change of paper
+        if (observed != self.observed and watched) or declared != self.declared:
+            previous, self.observed, self.declared = self.observed, observed, declared
             out.append(Record(self.sec.name, Kind.EVENT, {
                 "event": "site_activity", "section": self.sec.name, "declared": declared, "observed": observed,
                 "previous": previous, "signals": [s["signal"] for s in active]}, ts=now))
-        watched = declared in WATCHED
+        self.observed = observed
         if active and watched:
             self.quiet_since = None
             if not self.raised:
@@ -172,7 +175,7 @@ class SecretlyRunningRule:
 
     def snapshot(self) -> dict[str, Any]:
         return {"points": self.points.snapshot(), "belts": {k: list(v) for k, v in self.belts.items()},
-                "seals": self.seals, "seal_seen": self.seal_seen, "observed": self.observed,
+                "seals": self.seals, "seal_seen": self.seal_seen, "observed": self.observed, "declared": self.declared,
                 "raised": self.raised, "quiet_since": self.quiet_since}
 
     def restore(self, snapshot: dict[str, Any]) -> None:
@@ -181,6 +184,7 @@ class SecretlyRunningRule:
         self.seals = dict(snapshot.get("seals", {}))
         self.seal_seen = {k: float(v) for k, v in snapshot.get("seal_seen", {}).items()}
         self.observed = snapshot.get("observed", "unknown")
+        self.declared = snapshot.get("declared", "")
         self.raised = bool(snapshot.get("raised", False))
         self.quiet_since = snapshot.get("quiet_since")
 

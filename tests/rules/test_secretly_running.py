@@ -137,3 +137,12 @@ def test_restart_keeps_the_alarm_raised_but_not_the_pictures() -> None:
     again.restore(snap)
     assert again.raised and again.pictures == {}
     assert alarms(again.apply(quiet_plant(T0 + 5), T0 + 5)) == []  # not raised twice
+
+
+def test_an_operating_section_does_not_announce_every_hoist_start() -> None:
+    rule = SecretlyRunningRule(section(state="operating"), CAL)
+    out: list[Record] = []
+    for k in range(0, 600, 30):
+        t = T0 + k
+        out += rule.apply([reading("plc-hoist", t, hoist_running=k % 60 == 0, belt_running=False)], t)
+    assert [p["declared"] for p in payloads(out, Kind.EVENT)] == ["operating"]  # the first look only
