@@ -203,8 +203,10 @@ def _words(signal: dict[str, Any]) -> str:
 def build(settings: Settings) -> list[Any]:
     """The site rules the config asks for, in order: operating state, sections, rectification, belt scales."""
     site = settings.rules.site
-    cal = Calendar(site.timezone)
     out: list[Any] = []
+    if not (site.sections or site.rectification or site.belt_scales or settings.operating_state.enabled):
+        return out
+    cal = Calendar(site.timezone)
     if settings.operating_state.enabled:
         out.append(OperatingStateRule(settings.operating_state))
     out += [SecretlyRunningRule(sec, cal) for sec in site.sections]

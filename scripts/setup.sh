@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose="${1:-run}"
 
-apt_pkgs=(mosquitto mosquitto-clients socat libsystemd-dev pkg-config gcc python3-venv openssl)
+apt_pkgs=(mosquitto mosquitto-clients socat libsystemd-dev pkg-config gcc python3-venv openssl tzdata)
 if [[ "$purpose" == "test" ]]; then
   apt_pkgs+=(chromium chromium-driver systemd nut-server nut-client)
 fi

@@ -133,7 +133,7 @@ class SiteRules(StrictModel):
         try:
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError("an IANA time zone such as Asia/Shanghai") from None
+            raise ValueError("an IANA time zone such as Asia/Shanghai (the tzdata package provides them)") from None
         return value
 
 

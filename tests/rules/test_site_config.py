@@ -91,3 +91,7 @@ def test_overlapping_rectification_windows_are_rejected() -> None:
         load_settings_text(text, "site.yaml")
     msgs = [str(p) for p in info.value.problems]
     assert any(" rules.site.rectification[1]:" in m and "overlaps window 'fix'" in m for m in msgs), msgs
+
+
+def test_nothing_configured_builds_no_site_rule() -> None:
+    assert build(load_settings_text(BASE, "site.yaml")) == []
