@@ -204,13 +204,12 @@ def build(settings: Settings) -> list[Any]:
     """The site rules the config asks for, in order: operating state, sections, rectification, belt scales."""
     site = settings.rules.site
     out: list[Any] = []
-    if not (site.sections or site.rectification or site.belt_scales or settings.operating_state.enabled):
-        return out
-    cal = Calendar(site.timezone)
     if settings.operating_state.enabled:
         out.append(OperatingStateRule(settings.operating_state))
-    out += [SecretlyRunningRule(sec, cal) for sec in site.sections]
-    if site.rectification:
-        out.append(RectificationRule(site, cal))
+    if site.sections or site.rectification:  # only these read local dates (no time zone lookup otherwise)
+        cal = Calendar(site.timezone)
+        out += [SecretlyRunningRule(sec, cal) for sec in site.sections]
+        if site.rectification:
+            out.append(RectificationRule(site, cal))
     out += [BeltScaleRule(b) for b in site.belt_scales]
     return out
