@@ -18,6 +18,7 @@ from typing import Any
 from buffer.record import Attachment, Committed, Kind, Record
 from config.rules.site import SectionSettings
 from config.schema import Settings
+from rules.base import Rule
 from rules.belt import BeltScaleRule
 from rules.opstate import OperatingStateRule
 from rules.points import PointCache, alarm, iso
@@ -200,10 +201,10 @@ def _words(signal: dict[str, Any]) -> str:
     return f"seal alarm on camera {signal['camera']}"
 
 
-def build(settings: Settings) -> list[Any]:
+def build(settings: Settings) -> list[Rule]:
     """The site rules the config asks for, in order: operating state, sections, rectification, belt scales."""
     site = settings.rules.site
-    out: list[Any] = []
+    out: list[Rule] = []
     if settings.operating_state.enabled:
         out.append(OperatingStateRule(settings.operating_state))
     if site.sections or site.rectification:  # only these read local dates (no time zone lookup otherwise)
