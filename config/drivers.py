@@ -225,7 +225,7 @@ PROFILE_FAMILY = {"modbus_tcp": "modbus", "modbus_rtu": "modbus", "dlt645": "dlt
 
 
 class OperatingStateSettings(StrictModel):
-    """Site "operating / stopped" derived from metered power (for seals: stopped on paper?)."""
+    """Site "operating / stopped" derived from metered power; run by ``rules/opstate.py``."""
 
     enabled: bool = False
     #: ``device.point`` names whose values (kW) are summed
@@ -233,6 +233,9 @@ class OperatingStateSettings(StrictModel):
     on_above_kw: float = Field(default=50.0, ge=0)
     off_below_kw: float = Field(default=20.0, ge=0)
     min_duration: Duration = 60.0
+    #: a reading older than this leaves the sum (a dead meter's last value must not count for ever);
+    #: above the poller's ``max_silent`` (60 s), which re-reports unchanged values
+    max_age: Duration = 180.0
 
     @model_validator(mode="after")
     def _hysteresis(self) -> OperatingStateSettings:

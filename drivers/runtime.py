@@ -12,7 +12,6 @@ from config.profiles import known_profiles
 from config.schema import Settings
 from drivers.bus import SerialBus
 from drivers.device import DevicePoller
-from drivers.opstate import OperatingState
 from drivers.registry import make_driver
 
 log = logging.getLogger("headframe.drivers")
@@ -36,10 +35,8 @@ class Drivers:
     def __init__(self, settings: Settings, sink: RecordSink) -> None:
         self.settings, self.sink = settings, sink
         self.buses = {b.name: SerialBus(b) for b in settings.buses}
-        self.opstate = OperatingState(settings.operating_state, sink) if settings.operating_state.enabled else None
-        listener = self.opstate.listener() if self.opstate else None
         self.pollers: list[DevicePoller] = [
-            DevicePoller(dev, device_points(dev), sink, make_driver(dev, self.buses), listener=listener)
+            DevicePoller(dev, device_points(dev), sink, make_driver(dev, self.buses))
             for dev in settings.devices if dev.enabled]
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -66,8 +63,6 @@ class Drivers:
         out: dict[str, Any] = {"devices": {p.dev.id: p.health_dict() for p in self.pollers}}
         out["buses"] = {name: {"open": b.port is not None, "error": b.open_error, "bytes_out": b.bytes_out,
                                "bytes_in": b.bytes_in} for name, b in self.buses.items()}
-        if self.opstate:
-            out["operating_state"] = self.opstate.state
         return out
 
 

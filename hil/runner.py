@@ -140,14 +140,16 @@ class ScenarioRun:
     def run(self) -> dict[str, Any]:
         self.workdir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        site = Site(self.workdir / "site", with_ups=self.sc.ups).start()
+        site = Site(self.workdir / "site", with_ups=self.sc.ups)
+        site.model.mode = self.sc.site_mode
+        site.start()
         proxy = FaultProxy(free_port(), site.broker_port).start()
         recorder = Recorder(site.broker_port)
         buf_dir = self.workdir
         if self.sc.buffer_tmpfs:
             buf_dir = self._tmpfs(self.sc.buffer_tmpfs)
         db = buf_dir / "buffer.db"
-        cfg = site.config(self.workdir / "headframe.yaml", db)
+        cfg = site.config(self.workdir / "headframe.yaml", db, declared=self.sc.declared)
         doc = json.loads(cfg.read_text())
         doc["uplink"]["port"] = proxy.listen_port
         if self.sc.max_bytes:

@@ -75,9 +75,12 @@ class WaitAgentExit(StrictModel):
     code: int | None = 0
 
 
+SiteModeName = Literal["operating", "stopped", "secretly_running", "pumps_and_fans"]
+
+
 class SiteMode(StrictModel):
     action: Literal["site_mode"]
-    mode: Literal["operating", "stopped", "secretly_running"]
+    mode: SiteModeName
 
 
 class WaitDrained(StrictModel):
@@ -109,6 +112,10 @@ class Scenario(StrictModel):
     max_bytes: ByteSize | None = None
     #: run a real UPS (upsd + dummy-ups) on the site and configure the agent's ``power:`` for it
     ups: bool = False
+    #: what the site's paperwork says (rules.site.sections[0].state of the agent's config)
+    declared: Literal["operating", "stopped", "suspended", "sealed"] = "operating"
+    #: the simulated plant's mode before the agent starts (so the first readings are already that mode)
+    site_mode: SiteModeName = "operating"
     steps: list[Step]
     expect: Expect = Expect()
 

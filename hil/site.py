@@ -121,7 +121,8 @@ class Site:
                 self.meter_image.set_float("input", addr, value)
             self._stop.wait(0.5)
 
-    def config(self, path: Path, buffer_path: Path) -> Path:
+    def config(self, path: Path, buffer_path: Path, declared: str = "operating") -> Path:
+        """The agent's config for this site; ``declared`` is the site's state on paper (rules.site)."""
         doc = {
             "gateway": {"site": "sim-mine", "id": "gw-sim"},
             "buffer": {"path": str(buffer_path), "max_bytes": "256MiB"},
@@ -141,6 +142,15 @@ class Site:
             ],
             "operating_state": {"enabled": True, "power_points": ["meter-main.p_total"], "on_above_kw": 120,
                                 "off_below_kw": 70, "min_duration": "5s"},
+            "rules": {"site": {"sections": [{
+                "name": "site", "state": declared, "clear_after": "20s", "max_age": "30s",
+                # a stopped mine keeps draining and ventilating: these run and raise nothing
+                "expected_loads": ["plc-hoist.fan_running", "plc-hoist.pump1_running", "plc-hoist.pump2_running",
+                                   "meter-fan.p_total"],
+                # the hoist motor current stands in for a hoist feeder meter (the sim has one site meter)
+                "activity": {"power": [{"point": "plc-hoist.hoist_current", "above": 10}],
+                             "run_bits": ["plc-hoist.hoist_running", "plc-hoist.belt_running"],
+                             "seal_cameras": ["cam-seal"]}}]}},
             "shafts": [{"name": "main-shaft", "limit": 50}],
             "cameras": [
                 {"id": "cam-shaft", "url": self.cameras.url("shaft"), "fps": 4, "role": "shaft",

@@ -24,7 +24,7 @@ Builder = Callable[[Settings], list[Rule]]
 FAMILIES: tuple[str, ...] = (
     "rules.headcount:build",
     #
-    # site / secretly running (r2): "rules.site:build",
+    "rules.site:build",
     #
     # the alarm manager (r3), always last: "rules.alarms:build",
 )

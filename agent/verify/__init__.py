@@ -5,6 +5,8 @@ Use ``verify_inputs`` from code; ``agent.verify.cli`` is the command. See docs/e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from agent.verify.chaincheck import check_chain
 from agent.verify.continuity import check_continuity
 from agent.verify.evidence import collect, power_loss_exposure, silences, status_rows
@@ -13,7 +15,7 @@ from agent.verify.model import GatewayReport, Report
 from agent.verify.reader import Entry, InputSet
 
 
-def verify_inputs(inputs: InputSet, keys: list[KeySpec | bytes], *, silence_s: float = 300.0,
+def verify_inputs(inputs: InputSet, keys: Sequence[KeySpec | bytes], *, silence_s: float = 300.0,
                   allow_edges: bool = False, no_key_ok: bool = False) -> Report:
     """Every check on every gateway found in ``inputs``, each with the keys bound to it.
 

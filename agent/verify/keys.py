@@ -8,6 +8,7 @@ exactly one key: the one given for its gateway whose FROM_SEQ is the highest not
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +66,7 @@ class Schedule:
         return self.starts[i + 1] - 1 if i + 1 < len(self.specs) else None
 
 
-def bind(keys: list[KeySpec | bytes], gateways: list[tuple[str, str]]) -> dict[tuple[str, str], Schedule]:
+def bind(keys: Sequence[KeySpec | bytes], gateways: list[tuple[str, str]]) -> dict[tuple[str, str], Schedule]:
     """Each gateway's key schedule; a bare key is accepted only when the input holds one gateway."""
     specs = [k if isinstance(k, KeySpec) else KeySpec(None, 1, k, "key") for k in keys]
     bare = [k for k in specs if k.gateway is None]
@@ -89,7 +90,7 @@ def bind(keys: list[KeySpec | bytes], gateways: list[tuple[str, str]]) -> dict[t
     return out
 
 
-def unmatched(keys: list[KeySpec | bytes], gateways: list[tuple[str, str]]) -> list[str]:
+def unmatched(keys: Sequence[KeySpec | bytes], gateways: list[tuple[str, str]]) -> list[str]:
     """Gateway names in key bindings that match no gateway of the input (a typo leaves a gateway unkeyed)."""
     return sorted({k.gateway for k in keys if isinstance(k, KeySpec) and k.gateway is not None
                    and not any(k.matches(s, g) for s, g in gateways)})

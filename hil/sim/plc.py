@@ -2,7 +2,8 @@
 
 The register layout is the ``siemens_s7_1200_hoist`` profile (drivers/profiles). Power
 draw follows the process so meters and the site operating state see a consistent plant; in
-``secretly_running`` mode the site is "sealed" on paper while the hoist and belt run.
+``secretly_running`` mode the site is "sealed" on paper while the hoist and belt run; in
+``pumps_and_fans`` only the expected loads of a stopped mine run (drainage, main fan).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from hil.sim.modbus_slaves import RegisterImage, ServerThread
 
 class ProcessModel:
     def __init__(self) -> None:
-        self.mode = "operating"  # operating | stopped | secretly_running
+        self.mode = "operating"  # operating | stopped | secretly_running | pumps_and_fans
         self.t0 = time.monotonic()
         self.trips = 0
         self.run_hours = 1234
@@ -27,7 +28,7 @@ class ProcessModel:
         running = self.mode in ("operating", "secretly_running")
         hoist_running = running and (t % 60) < 40
         speed = 8.0 * math.sin(math.pi * (t % 60) / 40) if hoist_running else 0.0
-        fan = self.mode == "operating"
+        fan = self.mode in ("operating", "pumps_and_fans")  # a stopped mine still ventilates when it must
         belt = running
         pumps = (t % 120) < 70
         return {

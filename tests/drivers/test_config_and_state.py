@@ -1,4 +1,6 @@
-"""Driver config errors name key and line; operating state; polling while the broker is down."""
+"""Driver config errors name key and line; polling while the broker is down.
+
+The operating state (power sum) moved to rules/: tests/rules/test_opstate.py."""
 
 from __future__ import annotations
 
@@ -8,11 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from buffer.record import Kind
-from buffer.sink import ListSink
 from config import ConfigError, load_settings_text
-from config.drivers import OperatingStateSettings
-from drivers.opstate import OperatingState
 from tests.support.agentproc import AgentProcess, write_config
 from tests.support.broker import free_port
 from tests.support.wait import wait_until
@@ -57,20 +55,6 @@ def test_driver_config_errors(text: str, line: int, key: str, words: str) -> Non
     hit = [m for m in msgs if m.startswith(f"site.yaml:{line}:") and f" {key}:" in m]
     assert hit, msgs
     assert words in hit[0]
-
-
-def test_operating_state_hysteresis_and_minimum_duration() -> None:
-    sink = ListSink()
-    op = OperatingState(OperatingStateSettings(enabled=True, power_points=["m.p"], on_above_kw=50, off_below_kw=20,
-                                               min_duration=60), sink)
-    feed = op.listener()
-    t = 1000.0
-    for kw, dt in [(5, 0), (5, 61), (80, 10), (80, 30), (30, 20), (80, 10), (80, 50), (35, 30), (10, 100), (10, 61)]:
-        t += dt
-        feed("m", "p", kw, "good", t)
-    events = [(r.payload["state"], r.payload["previous"]) for r in sink.records if r.kind is Kind.EVENT]
-    # stopped after 61 s low; a 30 kW dip inside the band does not stop it; short spikes do not flip it
-    assert events == [("stopped", "unknown"), ("operating", "stopped"), ("stopped", "operating")]
 
 
 def test_polling_goes_on_while_the_broker_is_down(tcp_slave, tmp_path: Path) -> None:
