@@ -15,6 +15,7 @@ from typing import Any
 from agent.clock import clock_synchronized
 from agent.continuity import ContinuityTracker, describe, state_path_for
 from agent.continuity.config_audit import changed_keys
+from agent.control import ControlServer
 from agent.health import HealthCollector
 from agent.power import PowerMonitor, RunState, build_monitor, build_start_evidence
 from agent.power.boot import iso
@@ -64,6 +65,8 @@ class Daemon:
         self.loop_heartbeat = time.monotonic()
         self.continuity = ContinuityTracker(settings, state_path_for(settings.buffer.path), self.buffer.emit)
         self.applied_config = describe(settings, config_path)
+        #: ``headframe alarms`` (control.socket); changes to it take effect at the next restart
+        self.control = ControlServer(settings.control, settings.buffer.path, self.buffer)
 
     # ------------------------------------------------------------- start-up
     async def run(self) -> int:
@@ -93,6 +96,7 @@ class Daemon:
             asyncio.create_task(self.continuity.run(self.stop_event), name="continuity"),
         ]
         self._start_uplink(self.settings)
+        await self.control.start()
         self._start_power(self.settings)
         await self._start_producers(self.settings)
         self.continuity.arm_energy_timeout()
@@ -269,6 +273,7 @@ class Daemon:
 
     # ------------------------------------------------------------- shutdown
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        await self.control.stop()
         await self._stop_power()
         await self._stop_producers()
         self.continuity.finish()

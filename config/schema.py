@@ -13,6 +13,7 @@ from config.rules import RulesSettings
 from config.spine import (
     BufferSettings,
     ContinuitySettings,
+    ControlSettings,
     GatewaySettings,
     HealthSettings,
     LoggingSettings,
@@ -30,6 +31,7 @@ class Settings(StrictModel):
     health: HealthSettings = HealthSettings()
     logging: LoggingSettings = LoggingSettings()
     continuity: ContinuitySettings = ContinuitySettings()
+    control: ControlSettings = ControlSettings()
     power: power_cfg.PowerSettings = power_cfg.PowerSettings()
     buses: list[drivers_cfg.BusSettings] = Field(default_factory=list)
     devices: list[drivers_cfg.DeviceSettings] = Field(default_factory=list)
