@@ -15,6 +15,7 @@ from typing import Any
 
 from buffer.record import Committed, Kind, Record
 from config.rules.alarms import AlarmRules
+from config.schema import Settings
 from rules.alarm_life import (
     COMMAND_STATE,
     Alarm,
@@ -25,6 +26,7 @@ from rules.alarm_life import (
     repeat_every,
     severity_of,
 )
+from rules.base import Rule
 
 #: The commands this rule owns; other commands (e.g. ``permit``) belong to other rules.
 ALARM_COMMANDS = frozenset(COMMAND_STATE)
@@ -189,6 +191,8 @@ def _evidence_free(payload: dict[str, Any]) -> dict[str, Any]:
                                                           "escalate_to")}
 
 
-def build(cfg: AlarmRules) -> AlarmManager | None:
-    """The alarm manager for ``rules.alarms``, or None when disabled (register it LAST)."""
-    return AlarmManager(cfg) if cfg.enabled else None
+def build(settings: Settings) -> list[Rule]:
+    """The alarm manager for ``rules.alarms`` (registry entry ``rules.alarms:build``, run LAST);
+    none when ``rules.alarms.enabled`` is false."""
+    cfg = settings.rules.alarms
+    return [AlarmManager(cfg)] if cfg.enabled else []

@@ -207,3 +207,12 @@ def test_ignores_non_alarm_input_and_malformed_alarms() -> None:
     bad = Record("cam-1", Kind.ALARM, {"alarm": "x", "state": "maybe"})
     assert feed(rule, tele, bad, Record("cam-1", Kind.ALARM, {"state": "raised"})) == []
     assert rule.open == {}
+
+
+def test_build_from_settings() -> None:
+    from config.schema import Settings
+    from rules.alarms import build
+
+    on = Settings.model_validate({"gateway": {"site": "s", "id": "g"}})
+    off = Settings.model_validate({"gateway": {"site": "s", "id": "g"}, "rules": {"alarms": {"enabled": False}}})
+    assert [r.name for r in build(on)] == ["alarms"] and build(off) == []
