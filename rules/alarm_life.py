@@ -81,6 +81,7 @@ class Alarm:
     due: float                      # next re-announcement time while unacknowledged
     progress: str = "raised"        # raised | acknowledged | handled
     active: bool = True             # False once the condition cleared
+    shows_cleared: bool = False     # state reads "cleared" until an operator or a re-raise moves it
     raised_count: int = 1
     reannounced: int = 0
     level: int = 0                  # escalation level (0 = not escalated)
@@ -89,7 +90,7 @@ class Alarm:
 
     @property
     def state(self) -> str:
-        return self.progress if self.active else "cleared"
+        return "cleared" if self.shows_cleared else self.progress
 
     @property
     def acked(self) -> bool:

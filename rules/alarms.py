@@ -113,12 +113,13 @@ class AlarmManager:
             alarm.last = _evidence_free(payload)
             if alarm.active:
                 return []  # re-raised while open: counted, not a new alarm
-            alarm.active = True
-            return [self._state_event(alarm, "cleared", rec.source, now)]
+            before = alarm.state  # the condition is back: recorded, the same alarm
+            alarm.active, alarm.shows_cleared = True, False
+            return [self._state_event(alarm, before, rec.source, now)]
         if alarm is None or not alarm.active:
             return []  # cleared for an alarm already closed (or never seen): nothing to move
         before = alarm.state
-        alarm.active = False
+        alarm.active, alarm.shows_cleared = False, True
         return [self._state_event(alarm, before, rec.source, now)]
 
     def _state_event(self, alarm: Alarm, before: str | None, by: str, now: float,
@@ -159,7 +160,7 @@ class AlarmManager:
             del self.open[alarm.id]
             event = self._state_event(alarm, before, by, now, state="closed", **extra)
         else:
-            alarm.progress = new
+            alarm.progress, alarm.shows_cleared = new, False
             event = self._state_event(alarm, before, by, now, **extra)
         reply = self._reply(rec, cid, "ok", now, None, state=event.payload["state"])
         return [event, self._remember(cid, reply)]

@@ -216,3 +216,19 @@ def test_build_from_settings() -> None:
     on = Settings.model_validate({"gateway": {"site": "s", "id": "g"}})
     off = Settings.model_validate({"gateway": {"site": "s", "id": "g"}, "rules": {"alarms": {"enabled": False}}})
     assert [r.name for r in build(on)] == ["alarms"] and build(off) == []
+
+
+def test_operator_moves_a_cleared_alarm_on_and_the_condition_can_return() -> None:
+    rule = AlarmManager()
+    feed(rule, alarm())
+    feed(rule, command("c1", "ack", "cam-1:seal_breach"))
+    out = feed(rule, alarm("cleared"))
+    assert (events(out, "alarm_state")[0]["from"], events(out, "alarm_state")[0]["state"]) == ("acknowledged",
+                                                                                                "cleared")
+    out = feed(rule, command("c2", "handle", "cam-1:seal_breach"))
+    (ev,) = events(out, "alarm_state")
+    assert (ev["from"], ev["state"], ev["condition"]) == ("cleared", "handled", "cleared")
+    out = feed(rule, alarm())  # the condition returns: same alarm, state kept, condition active
+    (ev,) = events(out, "alarm_state")
+    assert (ev["from"], ev["state"], ev["condition"], ev["raised_count"]) == ("handled", "handled", "active", 2)
+    assert len(rule.open) == 1
