@@ -34,9 +34,9 @@ class Bridge:
         self.disconnected: asyncio.Future[str] = loop.create_future()
         #: called with the message id of every acknowledged publish (PUBACK at QoS 1)
         self.on_ack: Callable[[int], None] | None = None
-        #: called with (topic, payload) of every message the broker delivers (the command topic);
+        #: called with (topic, payload, retain) of every message the broker delivers (the command topic);
         #: paho calls it from ``loop_read``, which runs on the loop
-        self.on_message: Callable[[str, bytes], None] | None = None
+        self.on_message: Callable[[str, bytes, bool], None] | None = None
         self._loop_thread = threading.get_ident()
         self._sock: Any = None
         self._writing = False
@@ -139,7 +139,7 @@ class Bridge:
         if self.on_message is None:
             return
         try:
-            self.on_message(msg.topic, bytes(msg.payload))
+            self.on_message(msg.topic, bytes(msg.payload), bool(msg.retain))
         except Exception:  # a handler's bug must not take the session down
             log.exception("uplink: inbound message handler failed")
 

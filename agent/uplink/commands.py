@@ -118,7 +118,7 @@ class CommandInbox:
         return {"accepted": self.accepted, "rejected": self.rejected, "flood_dropped": self.flooded,
                 "wrong_topic": self.ignored}
 
-    def on_message(self, topic: str, payload: bytes, now: float | None = None) -> None:
+    def on_message(self, topic: str, payload: bytes, retain: bool = False, now: float | None = None) -> None:
         now = time.time() if now is None else now
         if topic != self.topic:
             self.ignored += 1
@@ -132,6 +132,8 @@ class CommandInbox:
             return
         self._report_flood(now)
         try:
+            if retain:  # a retained command would be replayed at every connect
+                raise Invalid("retained message: commands must be published with retain false")
             doc = parse(payload)
         except Invalid as exc:
             self.rejected += 1

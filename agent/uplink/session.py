@@ -80,7 +80,7 @@ class Session:
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
         return self.bridge.client.publish(topic, payload, qos=qos, retain=retain)
 
-    def subscribe(self, topic: str, on_message: Callable[[str, bytes], None]) -> None:
+    def subscribe(self, topic: str, on_message: Callable[[str, bytes, bool], None]) -> None:
         """Receive ``topic`` at QoS 1 for this session (clean session: again at each connect)."""
         self.bridge.on_message = on_message
         self.bridge.client.subscribe(topic, qos=1)
