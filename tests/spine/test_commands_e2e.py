@@ -211,3 +211,32 @@ def test_cli_over_the_control_socket(tmp_path: Path, broker: MosquittoBroker, so
         assert agent.terminate() == 0, agent.output()
         collector.stop()
     assert not sock.exists()  # removed at a clean stop
+
+
+@needs_engine
+def test_alarm_life_and_command_ids_survive_a_restart(tmp_path: Path, broker: MosquittoBroker,
+                                                       sock_dir: Path) -> None:
+    sock = sock_dir / "control.sock"
+    collector = Collector(broker).start()
+    agent = start_agent(tmp_path, broker, sock)
+    try:
+        ready(collector)
+        publish(collector, {"id": "r-1", "command": "ack", "target": ALARM_ID, "by": "dispatch.wang"})
+        wait_docs(collector, ROOT + "event/platform", "command_reply", lambda d: d["payload"]["result"] == "ok")
+    finally:
+        assert agent.terminate() == 0, agent.output()
+    agent = AgentProcess(tmp_path / "c.yaml", log=tmp_path / "second.log")  # the database is healthy now
+    try:
+        collector.wait_for(lambda _: sum(d["payload"].get("event") == "agent_started"
+                                         for d in docs(collector, ROOT + "event/agent")) >= 2)
+        collector.wait_for(lambda ms: sum(m.topic == ROOT + "status" and m.json()["status"] == "online"
+                                          for m in ms) >= 2)
+        time.sleep(0.5)  # SUBSCRIBE follows the online status
+        listed = cli("list", "--socket", str(sock))
+        assert ALARM_ID in listed.stdout and "acknowledged" in listed.stdout, listed.stdout + listed.stderr
+        publish(collector, {"id": "r-1", "command": "ack", "target": ALARM_ID, "by": "dispatch.wang"})
+        wait_docs(collector, ROOT + "event/platform", "command_reply",
+                  lambda d: d["payload"]["result"] == "duplicate")
+    finally:
+        assert agent.terminate() == 0, agent.output()
+        collector.stop()
