@@ -74,6 +74,18 @@ def ask(path: Path, request: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(data))
 
 
+def list_offline(config: Path) -> dict[str, Any] | None:
+    """``list`` with the agent stopped: the alarm manager's last committed state, read-only."""
+    from agent.control import read_open_alarms
+    from config import load_or_report
+
+    settings = load_or_report(config)
+    if settings is None or not settings.buffer.path.exists():
+        return None
+    alarms, note = read_open_alarms(settings.buffer.path)
+    return {"ok": True, "alarms": alarms, **({"note": note} if note else {})}
+
+
 def print_alarms(alarms: list[dict[str, Any]]) -> None:
     if not alarms:
         print("no open alarms")
@@ -98,8 +110,13 @@ def cmd_alarms(args: argparse.Namespace) -> int:
         path = socket_path(args)
         answer = ask(path, request)
     except ControlError as exc:
-        print(f"headframe alarms: {exc}", file=sys.stderr)
-        return 1
+        if args.action == "list" and args.config and (offline := list_offline(args.config)) is not None:
+            print(f"headframe alarms: {exc}\nshowing the state saved in the buffer database instead",
+                  file=sys.stderr)
+            answer = offline
+        else:
+            print(f"headframe alarms: {exc}", file=sys.stderr)
+            return 1
     if args.json:
         print(json.dumps(answer, indent=2, ensure_ascii=False))
     elif args.action == "list" and answer.get("ok"):

@@ -211,6 +211,9 @@ def test_cli_over_the_control_socket(tmp_path: Path, broker: MosquittoBroker, so
         assert agent.terminate() == 0, agent.output()
         collector.stop()
     assert not sock.exists()  # removed at a clean stop
+    offline = cli("list", "-c", str(tmp_path / "c.yaml"))  # agent stopped: the saved state, read-only
+    assert offline.returncode == 0 and "buffer database instead" in offline.stderr, offline.stderr
+    assert (ALARM_ID in offline.stdout) if ENGINE else ("no open alarms" in offline.stdout)
 
 
 @needs_engine
