@@ -245,9 +245,9 @@ class Daemon:
             return False
         old = self.settings
         loaded = describe(new, self.config_path)
-        if new.buffer != old.buffer or new.gateway != old.gateway:
-            log.warning("reload: changes to 'gateway' or 'buffer' take effect at the next restart")
-            new = new.model_copy(update={"buffer": old.buffer, "gateway": old.gateway})
+        if new.buffer != old.buffer or new.gateway != old.gateway or new.control != old.control:
+            log.warning("reload: changes to 'gateway', 'buffer' or 'control' take effect at the next restart")
+            new = new.model_copy(update={"buffer": old.buffer, "gateway": old.gateway, "control": old.control})
         applied = describe(new, self.config_path)
         applied = dataclasses.replace(applied, mtime=loaded.mtime, file_hash=loaded.file_hash)
         self.settings = new
