@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from agent import cli_spine
+    from agent import alarms_cli, cli_spine
     from agent.fleet import cli as fleet_cli
     from agent.power import markstop
     from agent.verify import cli as verify_cli
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     fleet_cli.register(sub)
     markstop.register(sub)
     verify_cli.register(sub)
+    alarms_cli.register(sub)
     return parser
 
 

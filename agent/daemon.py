@@ -15,6 +15,7 @@ from typing import Any
 from agent.clock import clock_synchronized
 from agent.continuity import ContinuityTracker, describe, state_path_for
 from agent.continuity.config_audit import changed_keys
+from agent.control import ControlServer
 from agent.health import HealthCollector
 from agent.power import PowerMonitor, RunState, build_monitor, build_start_evidence
 from agent.power.boot import iso
@@ -72,6 +73,8 @@ class Daemon:
         self.loop_heartbeat = time.monotonic()
         self.continuity = ContinuityTracker(settings, state_path_for(settings.buffer.path), self.buffer.emit)
         self.applied_config = describe(settings, config_path)
+        #: ``headframe alarms`` (control.socket); changes to it take effect at the next restart
+        self.control = ControlServer(settings.control, settings.buffer.path, self.buffer)
 
     # ------------------------------------------------------------- start-up
     async def run(self) -> int:
@@ -103,6 +106,7 @@ class Daemon:
             asyncio.create_task(self.continuity.run(self.stop_event), name="continuity"),
         ]
         self._start_uplink(self.settings)
+        await self.control.start()
         self._start_power(self.settings)
         await self._start_producers(self.settings)
         self.continuity.arm_energy_timeout()
@@ -253,9 +257,10 @@ class Daemon:
         old = self.settings
         salt = self.continuity.audit_salt()
         loaded = describe(new, self.config_path, salt)
-        if new.buffer != old.buffer or new.gateway != old.gateway or new.rules != old.rules:
-            log.warning("reload: changes to 'gateway', 'buffer' or 'rules' take effect at the next restart")
-            new = new.model_copy(update={"buffer": old.buffer, "gateway": old.gateway, "rules": old.rules})
+        fixed = ("buffer", "gateway", "rules", "control")  # these take effect at the next start
+        if any(getattr(new, k) != getattr(old, k) for k in fixed):
+            log.warning("reload: changes to %s take effect at the next restart", ", ".join(repr(k) for k in fixed))
+            new = new.model_copy(update={k: getattr(old, k) for k in fixed})
         applied = describe(new, self.config_path, salt)
         applied = dataclasses.replace(applied, mtime=loaded.mtime, file_hash=loaded.file_hash)
         # the audit record goes first: a stop while the new parts start must not leave the change unrecorded
@@ -284,6 +289,7 @@ class Daemon:
 
     # ------------------------------------------------------------- shutdown
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        await self.control.stop()
         await self._stop_power()
         await self._stop_producers()
         self.continuity.finish()

@@ -15,6 +15,7 @@ from config.rules.headcount import cross_check as headcount_cross_check
 from config.spine import (
     BufferSettings,
     ContinuitySettings,
+    ControlSettings,
     GatewaySettings,
     HealthSettings,
     LoggingSettings,
@@ -32,6 +33,7 @@ class Settings(StrictModel):
     health: HealthSettings = HealthSettings()
     logging: LoggingSettings = LoggingSettings()
     continuity: ContinuitySettings = ContinuitySettings()
+    control: ControlSettings = ControlSettings()
     power: power_cfg.PowerSettings = power_cfg.PowerSettings()
     buses: list[drivers_cfg.BusSettings] = Field(default_factory=list)
     devices: list[drivers_cfg.DeviceSettings] = Field(default_factory=list)

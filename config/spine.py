@@ -144,3 +144,11 @@ class LoggingSettings(StrictModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: ``auto`` uses journald when running under systemd and the module is installed.
     journald: Literal["auto", "on", "off"] = "auto"
+
+
+class ControlSettings(StrictModel):
+    """The local control socket (``headframe alarms``; docs/rules.md, "Alarm life")."""
+
+    enabled: bool = True
+    #: Unix socket, mode 0660, group of the agent: members of that group may use the CLI.
+    socket: ConfigPath = ConfigPath("/run/headframe/control.sock")  # type: ignore[call-arg]

@@ -26,7 +26,7 @@ FAMILIES: tuple[str, ...] = (
     #
     "rules.site:build",
     #
-    # the alarm manager (r3), always last: "rules.alarms:build",
+    "rules.alarms:build",  # the alarm manager: always last
 )
 
 #: The family that must run last (it sees every alarm raised in the same commit).

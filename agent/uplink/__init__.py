@@ -2,7 +2,8 @@
 
 Parts, one job each: ``bridge`` (paho on the asyncio loop), ``session`` (one connection attempt:
 TLS, credentials, will, CONNACK -> typed errors), ``drain`` (window, rate, ack batching),
-``formatters`` (record -> topic + body), ``status`` (retained status with times). ``Uplink``
+``formatters`` (record -> topic + body), ``status`` (retained status with times), ``commands``
+(the inbound command topic -> ``command`` records, strictly validated and rate-limited). ``Uplink``
 keeps a session alive with jittered back-off and says what state it is in.
 
 One paho client per connection attempt: when a session dies, the client and everything it had
@@ -20,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agent.backoff import Backoff
+from agent.uplink.commands import CommandInbox
 from agent.uplink.drain import SHUTDOWN_GRACE_S, Drain
 from agent.uplink.errors import UplinkError
 from agent.uplink.formatters import Formatter, JsonFormatter, OutboundMessage, Topics
@@ -67,6 +69,7 @@ class Uplink:
         self._backoff = Backoff(self.cfg.reconnect_min, self.cfg.reconnect_max)
         self._password = read_password(self.cfg)
         self._drain = Drain(self.cfg, buffer, self.formatter, self._wake, self._beat)
+        self.commands = CommandInbox(self.topics.command, buffer)
 
     # ------------------------------------------------------------- surface
     @property
@@ -84,7 +87,8 @@ class Uplink:
 
     def health(self) -> dict[str, Any]:
         return {"state": self.state, "last_error": self.last_error, "connected_since": self.connected_since,
-                "inflight": len(self._drain.inflight), "sent": self.sent, "acked": self.acked}
+                "inflight": len(self._drain.inflight), "sent": self.sent, "acked": self.acked,
+                "commands": self.commands.counters()}
 
     def _beat(self) -> None:
         self.heartbeat = time.monotonic()
@@ -132,6 +136,7 @@ class Uplink:
         now = time.time()
         prev = PreviousSession(self.previous.lost_at, self.previous.reason, attempts, self.last_error)
         session.publish(self.topics.status, self.status_docs.online(started_wall, now, prev), qos=1, retain=True)
+        session.subscribe(self.topics.command, self.commands.on_message)
         self.state, self.last_error, self.connected_since = "connected", None, iso(now)
         down = f" after {now - prev.lost_at:.1f}s down" if prev.lost_at is not None else ""
         log.info("uplink: connected to %s as %s%s", session.where, session.client_id, down)

@@ -34,6 +34,9 @@ class Bridge:
         self.disconnected: asyncio.Future[str] = loop.create_future()
         #: called with the message id of every acknowledged publish (PUBACK at QoS 1)
         self.on_ack: Callable[[int], None] | None = None
+        #: called with (topic, payload, retain) of every message the broker delivers (the command topic);
+        #: paho calls it from ``loop_read``, which runs on the loop
+        self.on_message: Callable[[str, bytes, bool], None] | None = None
         self._loop_thread = threading.get_ident()
         self._sock: Any = None
         self._writing = False
@@ -45,6 +48,7 @@ class Bridge:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
 
     # ------------------------------------------------ paho -> event loop
     def _on_loop(self, fn: Callable[..., None], *args: Any) -> None:
@@ -130,6 +134,14 @@ class Bridge:
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
         if self.on_ack is not None:
             self.on_ack(mid)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if self.on_message is None:
+            return
+        try:
+            self.on_message(msg.topic, bytes(msg.payload), bool(msg.retain))
+        except Exception:  # a handler's bug must not take the session down
+            log.exception("uplink: inbound message handler failed")
 
     # ------------------------------------------------------------- control
     def mark_lost(self, reason: str) -> None:

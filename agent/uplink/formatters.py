@@ -33,6 +33,8 @@ class Topics:
         g = settings.gateway
         self.root = f"{settings.uplink.topic_prefix}/{g.site}/{g.id}/"
         self.status = self.root + "status"
+        #: inbound: the platform's commands to this gateway (docs/mqtt.md, "Commands")
+        self.command = self.root + "command"
         self._cache: dict[tuple[Kind, str], str] = {}
 
     def for_record(self, kind: Kind, source: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,11 @@ class Session:
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
         return self.bridge.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def subscribe(self, topic: str, on_message: Callable[[str, bytes, bool], None]) -> None:
+        """Receive ``topic`` at QoS 1 for this session (clean session: again at each connect)."""
+        self.bridge.on_message = on_message
+        self.bridge.client.subscribe(topic, qos=1)
 
     async def end(self, topic: str, payload: bytes, timeout: float) -> None:
         """Clean end: publish a last retained message, wait (bounded) for its PUBACK, DISCONNECT."""

@@ -23,6 +23,8 @@ def write_config(path: Path, broker_port: int, *, buffer_path: Path, extra: dict
                    "keepalive": 5, "connect_timeout": "3s", **uplink},
         "health": {"interval": health_interval},
         "logging": {"level": "INFO", "journald": "off"},
+        # off unless a test asks for it: parallel agents must not fight over /run/headframe
+        "control": {"enabled": False},
     }
     for key, value in (extra or {}).items():
         if isinstance(value, dict) and isinstance(doc.get(key), dict):

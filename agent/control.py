@@ -1,0 +1,194 @@
+"""The local control socket: how ``headframe alarms`` talks to the running agent.
+
+A unix socket (``control.socket``, mode 0660: the agent's group may use it), one JSON object
+per line each way. ``list`` answers the open alarms from the alarm manager's snapshot in the
+buffer database (read-only). ``ack`` / ``handle`` / ``close`` become ``command`` records
+(source ``local``, origin ``cli``, ``by`` = the OS user of the peer, from SO_PEERCRED): they are
+committed first, the alarm manager acts on them in that commit, and its ``command_reply`` is
+the answer. Nothing reaches the alarms except through the buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pwd
+import socket
+import sqlite3
+import stat
+import struct
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from agent.uplink.commands import Invalid, parse
+from agent.uplink.status import iso_now
+from buffer.record import Kind, Record
+from config.spine import ControlSettings
+
+if TYPE_CHECKING:
+    from buffer.boundary import Buffer, Committed
+
+log = logging.getLogger("headframe.control")
+
+LOCAL_COMMANDS = ("ack", "handle", "close")
+MAX_LINE = 4096
+#: How long a command waits for its reply (the alarm manager replies in the commit itself).
+REPLY_TIMEOUT_S = 5.0
+RULE_NAME = "alarms"
+
+
+def peer_user(sock: Any) -> str:
+    """The OS user on the other end of a unix socket (from the kernel, not from the client)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    try:
+        return pwd.getpwuid(uid).pw_name[:64]
+    except KeyError:
+        return f"uid:{uid}"
+
+
+def read_open_alarms(db_path: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """The open alarms from ``rule_state`` (read-only), and a note when there is no state yet."""
+    try:
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error as exc:
+        return [], f"cannot open the buffer database {db_path}: {exc}"
+    try:
+        row = conn.execute("SELECT snapshot FROM rule_state WHERE name = ?", [RULE_NAME]).fetchone()
+    except sqlite3.OperationalError:
+        return [], "no rule state in the buffer database yet (the rules engine has not run)"
+    finally:
+        conn.close()
+    if row is None:
+        return [], "the alarm manager has saved no state yet (no alarm since it started)"
+    blob = row[0]
+    snap = orjson.loads(blob if isinstance(blob, bytes | str) else bytes(blob))
+    from rules.alarm_life import Alarm
+
+    return [Alarm.from_dict(doc).public() for doc in snap.get("open", [])], None
+
+
+class ControlServer:
+    """Serves the control socket on the event loop until stopped."""
+
+    def __init__(self, cfg: ControlSettings, db_path: Path, buffer: Buffer) -> None:
+        self.cfg = cfg
+        self.path = cfg.socket
+        self.db_path = db_path
+        self.buffer = buffer
+        self._server: asyncio.AbstractServer | None = None
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._unsubscribe = buffer.subscribe(self._on_commit)
+
+    async def start(self) -> bool:
+        """Listen; a socket that cannot be created is logged and the agent runs on without it."""
+        if not self.cfg.enabled:
+            return False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._remove_stale()
+            self._server = await asyncio.start_unix_server(self._client, path=str(self.path), limit=MAX_LINE)
+            os.chmod(self.path, 0o660)
+        except OSError as exc:
+            log.error("control: cannot serve %s (%s); 'headframe alarms' will not work (control.socket)",
+                      self.path, exc.strerror or exc)
+            return False
+        log.info("control: listening on %s", self.path)
+        return True
+
+    def _remove_stale(self) -> None:
+        try:
+            mode = os.lstat(self.path).st_mode
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(mode):
+            raise OSError(f"{self.path} exists and is not a socket; not touching it")
+        with socket.socket(socket.AF_UNIX) as probe:
+            try:
+                probe.connect(str(self.path))
+            except OSError:
+                self.path.unlink()  # left by an agent that died
+                return
+        raise OSError(f"another agent already answers on {self.path}")
+
+    async def stop(self) -> None:
+        self._unsubscribe()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            self._server = None
+
+    def _on_commit(self, committed: Sequence[Committed]) -> None:
+        for item in committed:
+            rec = item.record
+            if rec.source == "local" and rec.kind is Kind.EVENT and rec.payload.get("event") == "command_reply":
+                fut = self._waiting.get(str(rec.payload.get("id")))
+                if fut is not None and not fut.done():
+                    fut.set_result(rec.payload)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            user = peer_user(writer.get_extra_info("socket"))
+            while line := await reader.readline():
+                answer = await self._answer(line, user)
+                writer.write(orjson.dumps(answer) + b"\n")
+                await writer.drain()
+        except (ValueError, asyncio.LimitOverrunError):
+            writer.write(orjson.dumps({"ok": False, "error": f"request longer than {MAX_LINE} bytes"}) + b"\n")
+        except (ConnectionError, OSError) as exc:
+            log.debug("control: client went away: %s", exc)
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def _answer(self, line: bytes, user: str) -> dict[str, Any]:
+        try:
+            req = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return {"ok": False, "error": "request is not JSON"}
+        if not isinstance(req, dict):
+            return {"ok": False, "error": "request is not a JSON object"}
+        op = req.get("op")
+        if op == "list":
+            alarms, note = await asyncio.to_thread(read_open_alarms, self.db_path)
+            return {"ok": True, "alarms": alarms, **({"note": note} if note else {})}
+        if op in LOCAL_COMMANDS:
+            return await self._command(str(op), req, user)
+        return {"ok": False, "error": f"unknown op {str(op)[:20]!r}; one of list, {', '.join(LOCAL_COMMANDS)}"}
+
+    async def _command(self, op: str, req: dict[str, Any], user: str) -> dict[str, Any]:
+        cid = req.get("id") or f"cli-{uuid.uuid4().hex[:16]}"
+        try:  # the same strict checks as a platform command
+            doc = parse(orjson.dumps({"id": cid, "command": op, "target": req.get("target"), "by": user}))
+        except (Invalid, TypeError) as exc:
+            return {"ok": False, "error": str(exc)}
+        payload = {"event": "command", "id": doc["id"], "command": op, "target": doc["target"], "by": user,
+                   "received": iso_now(), "origin": "cli"}
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[doc["id"]] = fut
+        try:
+            seqs = await self.buffer.append([Record("local", Kind.EVENT, payload)])
+            log.info("control: %s asked %s %s (command %s, seq %s)", user, op, doc["target"], doc["id"], seqs[0])
+            try:
+                reply = await asyncio.wait_for(fut, REPLY_TIMEOUT_S)
+            except TimeoutError:
+                return {"ok": False, "recorded": True, "id": doc["id"], "seq": seqs[0],
+                        "error": f"command recorded (seq {seqs[0]}) but no reply from the alarm manager within "
+                                 f"{REPLY_TIMEOUT_S:.0f}s (is rules.alarms enabled?)"}
+        except Exception as exc:  # the buffer keeps it in its retry backlog: acted on once committed
+            return {"ok": False, "error": f"the buffer could not commit the command now ({exc}); it is queued "
+                                         "and takes effect when committed"}
+        finally:
+            self._waiting.pop(doc["id"], None)
+        ok = reply.get("result") == "ok"
+        return {"ok": ok, "recorded": True, "id": doc["id"], "seq": seqs[0], "reply": reply,
+                **({} if ok else {"error": reply.get("reason") or reply.get("result")})}

@@ -1,0 +1,199 @@
+"""The alarm manager: the last rule, it gives every alarm an id, a severity and a life.
+
+It consumes every committed alarm record (drivers, vision, agent, and the rules before it),
+keeps the open alarms, turns ``ack`` / ``handle`` / ``close`` commands (source ``platform`` or
+``local``) into transitions, and re-announces and escalates alarms nobody acknowledged in time.
+Each transition is an ``alarm_state`` event; each command gets one ``command_reply``. Commands
+are idempotent by id. See docs/rules.md, "Alarm life".
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from buffer.record import Committed, Kind, Record
+from config.rules.alarms import AlarmRules
+from config.schema import Settings
+from rules.alarm_life import (
+    COMMAND_STATE,
+    Alarm,
+    ack_deadline,
+    alarm_id,
+    command_problem,
+    iso,
+    repeat_every,
+    severity_of,
+)
+from rules.base import Rule
+
+#: The commands this rule owns; other commands (e.g. ``permit``) belong to other rules.
+ALARM_COMMANDS = frozenset(COMMAND_STATE)
+#: Where commands may come from (the MQTT uplink and the local control socket).
+COMMAND_SOURCES = frozenset({"platform", "local"})
+
+
+class AlarmManager:
+    """Implements ``rules.base.Rule``; runs last so it sees every other rule's alarms."""
+
+    name = "alarms"
+
+    def __init__(self, cfg: AlarmRules | None = None) -> None:
+        self.cfg = cfg or AlarmRules()
+        self.open: dict[str, Alarm] = {}
+        self.commands: OrderedDict[str, str] = OrderedDict()   # command id -> result
+
+    # ------------------------------------------------------------------ Rule
+    def apply(self, batch: Sequence[Committed], now: float) -> list[Record]:
+        out: list[Record] = []
+        for item in batch:
+            rec = item.record
+            if rec.kind is Kind.ALARM:
+                out += self._on_alarm(rec, now)
+            elif (rec.kind is Kind.EVENT and rec.source in COMMAND_SOURCES
+                  and rec.payload.get("event") == "command"
+                  and rec.payload.get("command") in ALARM_COMMANDS):
+                out += self._on_command(rec, now)
+        return out
+
+    def tick(self, now: float) -> list[Record]:
+        """Re-announce and escalate every open alarm whose acknowledgement is overdue."""
+        out: list[Record] = []
+        for alarm in self.open.values():
+            if alarm.acked or now < alarm.due:
+                continue
+            alarm.reannounced += 1
+            alarm.level = alarm.level + 1
+            alarm.due = now + repeat_every(alarm.severity, self.cfg)
+            targets = self.cfg.escalate_to
+            to = targets[min(alarm.level, len(targets)) - 1]
+            out.append(Record(alarm.source, Kind.EVENT, {
+                "event": "alarm_reminder", "id": alarm.id, "type": alarm.type, "severity": alarm.severity,
+                "state": alarm.state, "reannounced": alarm.reannounced, "escalation_level": alarm.level,
+                "escalate_to": to, "raised_at": iso(alarm.raised_at), "at": iso(now),
+                "text": f"alarm {alarm.id} not acknowledged since {iso(alarm.raised_at)}; escalated to {to}"},
+                ts=now))
+            if not alarm.active:
+                continue  # the condition is gone: remind, but do not re-announce it as raised
+            again = {**alarm.last, "alarm": alarm.type, "state": "raised", "id": alarm.id,
+                     "severity": alarm.severity, "reannounced": alarm.reannounced,
+                     "escalation_level": alarm.level, "escalate_to": to}
+            out.append(Record(alarm.source, Kind.ALARM, again, ts=now))
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"version": 1, "open": [a.to_dict() for a in self.open.values()],
+                "commands": [[cid, result] for cid, result in self.commands.items()]}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        self.open = {}
+        for doc in snapshot.get("open", []):
+            alarm = Alarm.from_dict(doc)
+            self.open[alarm.id] = alarm
+        self.commands = OrderedDict((str(cid), str(res)) for cid, res in snapshot.get("commands", []))
+        self._bound_commands()
+
+    # -------------------------------------------------------------- alarms
+    def _on_alarm(self, rec: Record, now: float) -> list[Record]:
+        payload = rec.payload
+        kind, state = payload.get("alarm"), payload.get("state")
+        if not isinstance(kind, str) or not kind or state not in ("raised", "cleared"):
+            return []
+        aid = alarm_id(rec.source, payload)
+        alarm = self.open.get(aid)
+        if state == "raised":
+            if alarm is None:
+                severity = severity_of(kind, payload, self.cfg)
+                alarm = Alarm(aid, kind, severity, rec.source, rec.ts,
+                              due=ack_deadline(severity, rec.ts, self.cfg), last=_evidence_free(payload))
+                self.open[aid] = alarm
+                return [self._state_event(alarm, None, rec.source, now)]
+            alarm.raised_count += 1
+            alarm.last = _evidence_free(payload)
+            if alarm.active:
+                return []  # re-raised while open: counted, not a new alarm
+            before = alarm.state  # the condition is back: recorded, the same alarm
+            alarm.active, alarm.shows_cleared = True, False
+            return [self._state_event(alarm, before, rec.source, now)]
+        if alarm is None or not alarm.active:
+            return []  # cleared for an alarm already closed (or never seen): nothing to move
+        before = alarm.state
+        alarm.active, alarm.shows_cleared = False, True
+        return [self._state_event(alarm, before, rec.source, now)]
+
+    def _state_event(self, alarm: Alarm, before: str | None, by: str, now: float,
+                     state: str | None = None, **extra: Any) -> Record:
+        payload = {"event": "alarm_state", "id": alarm.id, "type": alarm.type, "severity": alarm.severity,
+                   "state": state or alarm.state, "from": before, "by": by, "at": iso(now),
+                   "condition": "active" if alarm.active else "cleared", "raised_count": alarm.raised_count,
+                   "raised_at": iso(alarm.raised_at), **extra}
+        return Record(alarm.source, Kind.EVENT, payload, ts=now)
+
+    # ------------------------------------------------------------ commands
+    def _on_command(self, rec: Record, now: float) -> list[Record]:
+        p = rec.payload
+        cid, command, target = p.get("id"), p.get("command"), p.get("target")
+        if not isinstance(cid, str) or not cid:
+            return [self._reply(rec, None, "rejected", now, "command has no id")]
+        if cid in self.commands:
+            return [self._reply(rec, cid, "duplicate", now, f"command {cid} was already {self.commands[cid]}")]
+        out = self._execute(rec, cid, str(command), target, now)
+        return out
+
+    def _execute(self, rec: Record, cid: str, command: str, target: Any, now: float) -> list[Record]:
+        by = p_by if isinstance(p_by := rec.payload.get("by"), str) and p_by else rec.source
+        if not isinstance(target, str) or not target:
+            return [self._remember(cid, self._reply(rec, cid, "rejected", now, "command has no target alarm id"))]
+        alarm = self.open.get(target)
+        if alarm is None:
+            reason = f"unknown alarm id {target!r} (not open on this gateway; {len(self.open)} open)"
+            return [self._remember(cid, self._reply(rec, cid, "rejected", now, reason))]
+        problem = command_problem(alarm, command, self.cfg)
+        if problem is not None:
+            return [self._remember(cid, self._reply(rec, cid, "rejected", now, problem))]
+        before = alarm.state
+        new = COMMAND_STATE[command]
+        alarm.by[new] = by
+        extra = {"command": cid, "origin": rec.payload.get("origin", rec.source)}
+        if command == "close":
+            del self.open[alarm.id]
+            event = self._state_event(alarm, before, by, now, state="closed", **extra)
+        else:
+            alarm.progress, alarm.shows_cleared = new, False
+            event = self._state_event(alarm, before, by, now, **extra)
+        reply = self._reply(rec, cid, "ok", now, None, state=event.payload["state"])
+        return [event, self._remember(cid, reply)]
+
+    def _remember(self, cid: str, reply: Record) -> Record:
+        self.commands[cid] = reply.payload["result"]
+        self._bound_commands()
+        return reply
+
+    def _bound_commands(self) -> None:
+        while len(self.commands) > self.cfg.recent_commands:
+            self.commands.popitem(last=False)
+
+    @staticmethod
+    def _reply(rec: Record, cid: str | None, result: str, now: float, reason: str | None,
+               **extra: Any) -> Record:
+        p = rec.payload
+        payload: dict[str, Any] = {"event": "command_reply", "id": cid, "command": p.get("command"),
+                                   "target": p.get("target"), "result": result, "at": iso(now), **extra}
+        if reason is not None:
+            payload["reason"] = reason
+        return Record(rec.source, Kind.EVENT, payload, ts=now)
+
+
+def _evidence_free(payload: dict[str, Any]) -> dict[str, Any]:
+    """The alarm's payload kept for re-announcement, without bulky evidence (attachments are
+    not repeated; the original record carries them)."""
+    return {k: v for k, v in payload.items() if k not in ("evidence", "reannounced", "escalation_level",
+                                                          "escalate_to")}
+
+
+def build(settings: Settings) -> list[Rule]:
+    """The alarm manager for ``rules.alarms`` (registry entry ``rules.alarms:build``, run LAST);
+    none when ``rules.alarms.enabled`` is false."""
+    cfg = settings.rules.alarms
+    return [AlarmManager(cfg)] if cfg.enabled else []
