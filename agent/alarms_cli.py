@@ -19,7 +19,7 @@ DEFAULT_SOCKET = ControlSettings().socket
 TIMEOUT_S = 15.0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("alarms", help="list, acknowledge, handle or close alarms on the running agent")
     p.add_argument("action", choices=["list", "ack", "handle", "close"])
     p.add_argument("alarm_id", nargs="?", help="the alarm id (ack, handle, close); see 'alarms list'")

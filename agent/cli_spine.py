@@ -42,6 +42,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"{args.config}: {len(exc.problems)} problem(s); nothing was started", file=sys.stderr)
         return 1
+    if settings.gateway.chain_key_file is not None:
+        from buffer.chainkey import key_warning
+
+        warning = key_warning(settings.gateway.chain_key_file)
+        if warning:
+            print(f"{args.config}: warning: {warning}", file=sys.stderr)
     print(f"{args.config}: OK (gateway {settings.gateway.site}/{settings.gateway.id}, "
           f"{len(settings.devices)} device(s), {len(settings.cameras)} camera(s), "
           f"broker {settings.uplink.host}:{settings.uplink.effective_port})")

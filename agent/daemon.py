@@ -17,8 +17,9 @@ from agent.continuity import ContinuityTracker, describe, state_path_for
 from agent.continuity.config_audit import changed_keys
 from agent.control import ControlServer
 from agent.health import HealthCollector
+from agent.keystate import key_transition
 from agent.power import PowerMonitor, RunState, build_monitor, build_start_evidence
-from agent.power.boot import iso
+from agent.power.boot import UNCLAIMED, claim_run_state, iso
 from agent.producers import Producer, build_producers
 from agent.sdnotify import Notifier, watchdog_interval
 from agent.uplink import Uplink
@@ -42,7 +43,7 @@ class Daemon:
     """The agent's lifecycle: start, run until SIGTERM, reload on SIGHUP, stop cleanly."""
 
     def __init__(self, config_path: Path, settings: Settings, notifier: Notifier | None = None,
-                 install_signals: bool = True) -> None:
+                 install_signals: bool = True, previous_run_state: dict[str, Any] | None = UNCLAIMED) -> None:
         self.config_path = config_path
         self.install_signals = install_signals
         self.settings = settings
@@ -66,6 +67,9 @@ class Daemon:
         self.health = HealthCollector(settings.health.disk_path or settings.buffer.path.parent, clock_synchronized)
         self.previous_shutdown = "unknown"
         self.run_state: RunState | None = None
+        #: the previous run's state as ``claim_run_state`` read it (UNCLAIMED: claim at evidence time)
+        self.previous_run_state = previous_run_state
+        self.chain_key_health: dict[str, Any] = {}
         self.power: PowerMonitor | None = None
         self._power_stop = asyncio.Event()
         self._power_task: asyncio.Task[None] | None = None
@@ -92,6 +96,7 @@ class Daemon:
                                    "config": {"hash": self.applied_config.hash, "path": str(self.config_path)}}
         evidence = await self._start_evidence(opened)
         started.update(evidence)
+        await self._key_evidence(opened)  # committed now: the first records of this run
         if opened.recovered_from:
             started["buffer_recovered_from"] = str(opened.recovered_from)
             self.buffer.emit(Record("agent", Kind.ALARM, {"alarm": "buffer_corrupt", "state": "raised",
@@ -117,6 +122,24 @@ class Daemon:
         await self.stop_event.wait()
         await self._shutdown(tasks)
         return 0
+
+    async def _key_evidence(self, opened: Opened) -> None:
+        """Commit the key change / key alarm first, so they carry the seq the key applies from."""
+        if opened.chain_key is None:
+            return
+        transition = key_transition(opened.chain_key, self.settings.buffer.path.parent)
+        self.chain_key_health = transition.health
+        if transition.records:
+            try:
+                await self.buffer.append(transition.records, durability=Durability.POWER_LOSS)
+            except Exception:
+                log.exception("chain key: could not commit the key records now; they wait in the retry backlog")
+                return
+        try:
+            await asyncio.to_thread(transition.save)
+        except OSError as exc:
+            log.error("chain key: cannot save the key fingerprint to %s (%s); the next start repeats "
+                      "chain_key_changed", transition.state_path, exc)
 
     def _begin_continuity(self, last_seq: int, ended: str) -> None:
         """Subscribe the continuity tracker, open the gap before this run (``ended`` is the boot
@@ -196,6 +219,8 @@ class Daemon:
 
     async def emit_health(self) -> None:
         stats = await self.buffer.stats()
+        if self.chain_key_health:
+            stats["chain_key"] = self.chain_key_health
         producers: dict[str, Any] = {}
         for producer in self.producers:
             try:
@@ -317,7 +342,8 @@ class Daemon:
         last_seq = opened.seq_resumed_from if opened.seq_resumed_from is not None else opened.last_seq
         last_ts = iso(opened.last_record_ts) if opened.last_record_ts is not None else None
         try:
-            evidence = await asyncio.to_thread(build_start_evidence, state_dir, last_seq=last_seq, last_ts=last_ts)
+            evidence = await asyncio.to_thread(build_start_evidence, state_dir, last_seq=last_seq, last_ts=last_ts,
+                                               prev=self.previous_run_state)
             self.run_state = RunState.load(state_dir)
         except OSError as exc:
             log.error("boot evidence: cannot use %s (%s); the start record says so", state_dir, exc)
@@ -359,8 +385,10 @@ def run_daemon(config_path: Path) -> int:
         log.error("config %s is invalid; nothing started:\n%s", config_path, exc)
         return 2
     setup_logging(settings.logging.level, settings.logging.journald)
+    # first thing that touches the disk: a start that fails from here on reads as not clean next time
+    previous = claim_run_state(settings.buffer.path.parent)
     try:
-        return asyncio.run(Daemon(config_path, settings).run())
+        return asyncio.run(Daemon(config_path, settings, previous_run_state=previous).run())
     except ChainKeyError as exc:
         log.error("chain key: %s; nothing started", exc)
         return 2

@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 import orjson
 
 from buffer.backlog import Backlog
-from buffer.chainkey import load_chain_key
+from buffer.chainkey import ChainKey, load_chain_key
 from buffer.dropped import unassigned_record
 from buffer.emitqueue import EmitQueue
 from buffer.processor import CommitProcessor
@@ -73,6 +73,8 @@ class Opened:
     seq_resumed_from: int | None = None
     #: observation time of the last committed record, if it is still in the buffer
     last_record_ts: float | None = None
+    #: the key in use; ``chain_key.emergency`` when the wanted key was unusable
+    chain_key: ChainKey | None = None
 
 
 def strip_oversize(records: Sequence[Record], cap: int) -> None:
@@ -114,7 +116,8 @@ class BufferService:
 
     def _open(self) -> BufferStore:
         g, b = self.settings.gateway, self.settings.buffer
-        key, self._key_path, self._key_created = load_chain_key(g.chain_key_file, b.path)
+        self._key = load_chain_key(g.chain_key_file, b.path)
+        key, self._key_path, self._key_created = self._key.key, self._key.path, self._key.created
         store = BufferStore(
             b.path, gateway=g.id, site=g.site, max_bytes=b.max_bytes, max_attachment_bytes=b.max_attachment_bytes,
             ttl={Kind(k): v for k, v in b.ttl.model_dump().items()},
@@ -134,13 +137,14 @@ class BufferService:
         self._processor = processor
 
     async def open(self) -> Opened:
-        """Load the chain key (ChainKeyError if unusable) and open the store."""
+        """Load the chain key (an emergency key if it is unusable; ChainKeyError only when not
+        even that can be created) and open the store."""
         store = self._store = await self._call(self._open)
         if self._key_created:
             log.info("buffer: created a new chain key %s (mode 0600)", self._key_path)
         last_ts = await self._call(store.record_ts, store.seq_resumed_from or store.last_seq)
         return Opened(store.previous_shutdown_clean, store.recovered_from, store.last_seq, self._key_path,
-                      self._key_created, store.seq_resumed_from, last_ts)
+                      self._key_created, store.seq_resumed_from, last_ts, self._key)
 
     async def close(self, clean: bool = True) -> None:
         if len(self._backlog):

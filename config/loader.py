@@ -39,10 +39,12 @@ def load_settings_text(text: str, file: str = "<config>", base_dir: Path | None 
 
 
 def _file_problems(settings: Settings, tree: Any, file: str) -> list[ConfigProblem]:
-    """Referenced secret and certificate files must exist and be readable now, not at 3 a.m."""
+    """Referenced secret and certificate files must exist and be readable now, not at 3 a.m.
+
+    Not ``gateway.chain_key_file``: an unusable key must not keep the agent from starting (it
+    runs on an emergency key and raises an alarm); ``headframe check`` warns about it instead."""
     refs: list[tuple[tuple[str | int, ...], Path | None]] = [
         (("uplink", "password_file"), settings.uplink.password_file),
-        (("gateway", "chain_key_file"), settings.gateway.chain_key_file),
     ]
     if settings.uplink.tls:
         tls = settings.uplink.tls
@@ -53,16 +55,11 @@ def _file_problems(settings: Settings, tree: Any, file: str) -> list[ConfigProbl
         if path is None:
             continue
         try:
-            content = path.read_bytes()
+            path.read_bytes()
         except OSError as exc:
             line, col, key = locate(tree, loc)
             problems.append(ConfigProblem(file, line, col, key, f"{path} ({exc.strerror or exc})",
                                           "a readable file"))
-            continue
-        if loc == ("gateway", "chain_key_file") and not content.strip():
-            line, col, key = locate(tree, loc)
-            problems.append(ConfigProblem(file, line, col, key, f"{path} (empty: the chain would be unkeyed)",
-                                          "a file holding the gateway's secret (openssl rand -hex 32)"))
     return problems
 
 

@@ -151,4 +151,4 @@ class ControlSettings(StrictModel):
 
     enabled: bool = True
     #: Unix socket, mode 0660, group of the agent: members of that group may use the CLI.
-    socket: ConfigPath = ConfigPath("/run/headframe/control.sock")  # type: ignore[call-arg]
+    socket: ConfigPath = Path("/run/headframe/control.sock")

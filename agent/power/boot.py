@@ -9,12 +9,15 @@ stopped cleanly, was on battery, or had stopped pinging the systemd watchdog; sy
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-from agent.power.runstate import BOOT_COUNT_NAME, RUN_STATE_NAME, RunState, atomic_write_json, read_json, remove_stale_temp
+from agent.power.runstate import BOOT_COUNT_NAME, RUN_STATE_NAME, atomic_write_json, read_json, remove_stale_temp
+
+log = logging.getLogger("headframe.power")
 
 BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 #: TEST HOOK: a simulated reboot (see read_boot_id)
@@ -95,18 +98,51 @@ def classify(prev: dict[str, Any] | None, boot_id: str | None) -> tuple[str, str
     return "unknown", "no shutdown record and a new boot id: the gateway was switched off or unplugged"
 
 
-def build_start_evidence(state_dir: Path, *, last_seq: int | None = None,
-                         last_ts: str | None = None) -> dict[str, Any]:
-    """The ``boot`` and ``previous_run`` parts of ``agent_started``; call once per start.
+#: ``build_start_evidence(prev=...)`` default: claim the run state there and then
+UNCLAIMED: Any = object()
 
-    Reads the previous run's state, counts the boot, then writes this run's state (not
-    clean), so that anything from here on that is not a clean stop is classified as such on
-    the next start. ``RunState.load(state_dir)`` then gives the handle for later updates.
+
+def claim_run_state(state_dir: Path) -> dict[str, Any] | None:
+    """Read the previous run's state and at once replace it with this run's (not clean).
+
+    Call it before anything at start that can fail: a start that dies early must never leave
+    the previous run's ``clean: true`` standing, or the next start would call the dark period
+    a clean stop. If the new state cannot be written the old file is removed (the next start
+    then says "unknown", never "clean"). Returns the previous run's state for
+    ``build_start_evidence``.
     """
     state_dir = Path(state_dir)
+    path = state_dir / RUN_STATE_NAME
     remove_stale_temp(state_dir)
+    prev = read_json(path)
+    doc = {"boot_id": read_boot_id(), "pid": os.getpid(), "started": iso(), "power": {"state": "unknown"},
+           "clean": False, "stopping_reason": None}
+    try:
+        atomic_write_json(path, doc)
+    except OSError as exc:
+        log.error("power: cannot write the run state %s (%s); removing the previous one so that it cannot "
+                  "vouch for a clean stop", path, exc)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc2:
+            log.error("power: cannot remove %s either (%s): the next start may misread how this run ended",
+                      path, exc2)
+    return prev
+
+
+def build_start_evidence(state_dir: Path, *, last_seq: int | None = None,
+                         last_ts: str | None = None, prev: dict[str, Any] | None = UNCLAIMED) -> dict[str, Any]:
+    """The ``boot`` and ``previous_run`` parts of ``agent_started``; call once per start.
+
+    ``prev`` is what ``claim_run_state`` returned at the very start of the run; without it
+    the run state is claimed here (read the previous run's, write this run's, not clean), so
+    that anything from here on that is not a clean stop is classified as such on the next
+    start. ``RunState.load(state_dir)`` then gives the handle for later updates.
+    """
+    state_dir = Path(state_dir)
+    if prev is UNCLAIMED:
+        prev = claim_run_state(state_dir)
     boot_id = read_boot_id()
-    prev = read_json(state_dir / RUN_STATE_NAME)
     ended, detail = classify(prev, boot_id)
     previous: dict[str, Any] = {"ended": ended, "detail": detail, "last_seq": last_seq,
                                 "last_ts": last_ts or (prev or {}).get("stopped")}
@@ -116,6 +152,4 @@ def build_start_evidence(state_dir: Path, *, last_seq: int | None = None,
         if prev.get("service_result"):
             previous["service_result"] = prev["service_result"]
     boot = {"boot_id": boot_id, "boot_count": count_boot(state_dir, boot_id), "uptime_s": read_uptime()}
-    RunState(state_dir, {"boot_id": boot_id, "pid": os.getpid(), "started": iso(),
-                         "power": {"state": "unknown"}, "clean": False, "stopping_reason": None}).update()
     return {"boot": boot, "previous_run": previous}
