@@ -8,6 +8,7 @@ the previous run's clean stop standing.
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -32,16 +33,27 @@ def key_health(tmp_path: Path) -> dict[str, Any] | None:
     return health[-1]["buffer"]["chain_key"] if health else None
 
 
-def verify_export(tmp_path: Path, cfg: Path, *keys: Path) -> dict[str, Any]:
+def verify_export(tmp_path: Path, cfg: Path, *keys: Path | str) -> dict[str, Any]:
+    """``keys``: key files, or ``GATEWAY[@FROM_SEQ]=FILE`` bindings as ``headframe verify`` takes them."""
     out = tmp_path / "export.jsonl"
     assert cli("buffer", "export", "-c", str(cfg), "-o", str(out)).returncode == 0
     args = ["verify", "--export", str(out), "--json"]
     for key in keys:
         args += ["--key-file", str(key)]
     res = cli(*args)
+    assert res.stdout, res.stderr
     report = json.loads(res.stdout)
     report["exit"] = res.returncode
     return report
+
+
+def seq_of_event(tmp_path: Path, name: str, reason: str) -> int:
+    con = sqlite3.connect(f"file:{tmp_path / 'buf.db'}?mode=ro", uri=True)
+    try:
+        docs = [json.loads(r[0]) for r in con.execute("SELECT body FROM records ORDER BY seq")]
+    finally:
+        con.close()
+    return next(d["seq"] for d in docs if d["payload"].get("event") == name and d["payload"].get("reason") == reason)
 
 
 def keyed_config(tmp_path: Path) -> tuple[Path, Path]:
@@ -100,8 +112,10 @@ def test_missing_key_agent_runs_on_emergency_key_then_restored_key_clears(tmp_pa
     assert wait_for(lambda: (key_health(tmp_path) or {}).get("state") == "ok", 10, "health: key ok")
     assert agent.terminate() == 0
     assert len(key_alarms(tmp_path, "raised")) == 1
-    # a verifier needs both keys: the emergency one up to the change, the configured one after
-    assert verify_export(tmp_path, cfg, emergency, key)["exit"] == 0
+    # a verifier needs both keys, each bound to its seqs: the emergency one up to the change
+    # (the chain_key_changed record is the first record under the restored key), the configured one after
+    switch = seq_of_event(tmp_path, "chain_key_changed", "configured key restored")
+    assert verify_export(tmp_path, cfg, f"gw-test={emergency}", f"gw-test@{switch}={key}")["exit"] == 0
     assert verify_export(tmp_path, cfg, key)["exit"] == 1
 
     # the same key again: no change recorded, no alarm
