@@ -54,11 +54,14 @@ def ask(path: Path, request: dict[str, Any]) -> dict[str, Any]:
         try:
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError):
-            raise ControlError(f"no agent answers on {path}: is the agent running? "
-                               "(systemctl status headframe; or give --socket / -c CONFIG)") from None
+            raise ControlError(
+                f"no agent answers on {path}: is the agent running? (systemctl status headframe; or give --socket / -c CONFIG)"
+            ) from None
         except PermissionError:
-            raise ControlError(f"permission denied on {path}: add yourself to group headframe "
-                               "(sudo usermod -aG headframe $USER, then log in again)") from None
+            raise ControlError(
+                f"permission denied on {path}: add yourself to group headframe "
+                "(sudo usermod -aG headframe $USER, then log in again)"
+            ) from None
         sock.sendall(json.dumps(request).encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):
@@ -111,8 +114,7 @@ def cmd_alarms(args: argparse.Namespace) -> int:
         answer = ask(path, request)
     except ControlError as exc:
         if args.action == "list" and args.config and (offline := list_offline(args.config)) is not None:
-            print(f"headframe alarms: {exc}\nshowing the state saved in the buffer database instead",
-                  file=sys.stderr)
+            print(f"headframe alarms: {exc}\nshowing the state saved in the buffer database instead", file=sys.stderr)
             answer = offline
         else:
             print(f"headframe alarms: {exc}", file=sys.stderr)
@@ -125,8 +127,7 @@ def cmd_alarms(args: argparse.Namespace) -> int:
             print(f"({answer['note']})", file=sys.stderr)
     elif answer.get("ok"):
         reply = answer.get("reply", {})
-        print(f"{args.alarm_id}: {reply.get('state', 'done')} (command {answer.get('id')}, recorded as seq "
-              f"{answer.get('seq')})")
+        print(f"{args.alarm_id}: {reply.get('state', 'done')} (command {answer.get('id')}, recorded as seq {answer.get('seq')})")
     if not answer.get("ok"):
         if not args.json:
             print(f"headframe alarms {args.action}: {answer.get('error')}", file=sys.stderr)

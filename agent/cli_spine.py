@@ -29,8 +29,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("action", choices=["stats", "peek", "export"])
     p.add_argument("-c", "--config", type=Path, required=True)
     p.add_argument("-n", "--limit", type=int, default=10, help="peek: how many records")
-    p.add_argument("-o", "--output", type=Path,
-                   help="export: JSON-lines file, mode 0600, attachments as files beside it (default stdout)")
+    p.add_argument(
+        "-o", "--output", type=Path, help="export: JSON-lines file, mode 0600, attachments as files beside it (default stdout)"
+    )
     p.set_defaults(func=cmd_buffer)
 
 
@@ -48,9 +49,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         warning = key_warning(settings.gateway.chain_key_file)
         if warning:
             print(f"{args.config}: warning: {warning}", file=sys.stderr)
-    print(f"{args.config}: OK (gateway {settings.gateway.site}/{settings.gateway.id}, "
-          f"{len(settings.devices)} device(s), {len(settings.cameras)} camera(s), "
-          f"broker {settings.uplink.host}:{settings.uplink.effective_port})")
+    print(
+        f"{args.config}: OK (gateway {settings.gateway.site}/{settings.gateway.id}, "
+        f"{len(settings.devices)} device(s), {len(settings.cameras)} camera(s), "
+        f"broker {settings.uplink.host}:{settings.uplink.effective_port})"
+    )
     return 0
 
 
@@ -76,12 +79,18 @@ def cmd_buffer(args: argparse.Namespace) -> int:
     db = _open_readonly(path)
     if args.action == "stats":
         kinds = {0: "alarm", 1: "event", 2: "telemetry", 3: "health"}
-        by_kind = {kinds[r["prio"]]: {"records": r["n"], "bytes": r["b"], "oldest_seq": r["first"]}
-                   for r in db.query("SELECT prio, COUNT(*) n, SUM(size) b, MIN(seq) first FROM records GROUP BY prio")}
+        by_kind = {
+            kinds[r["prio"]]: {"records": r["n"], "bytes": r["b"], "oldest_seq": r["first"]}
+            for r in db.query("SELECT prio, COUNT(*) n, SUM(size) b, MIN(seq) first FROM records GROUP BY prio")
+        }
         state = next(db.query("SELECT last_seq, total_bytes, clean_shutdown FROM state"), {})
         counters = {r["name"]: r["value"] for r in db.query("SELECT name, value FROM counters")}
-        print(json.dumps({"path": str(path), "file_bytes": path.stat().st_size, "unsent": by_kind,
-                          "state": state, "counters": counters}, indent=2))
+        print(
+            json.dumps(
+                {"path": str(path), "file_bytes": path.stat().st_size, "unsent": by_kind, "state": state, "counters": counters},
+                indent=2,
+            )
+        )
     elif args.action == "peek":
         for row in db.query("SELECT body FROM records ORDER BY prio, seq LIMIT ?", [args.limit]):
             print(json.dumps(orjson.loads(row["body"]), ensure_ascii=False))

@@ -96,8 +96,9 @@ class ControlServer:
             self._server = await asyncio.start_unix_server(self._client, path=str(self.path), limit=MAX_LINE)
             os.chmod(self.path, 0o660)
         except OSError as exc:
-            log.error("control: cannot serve %s (%s); 'headframe alarms' will not work (control.socket)",
-                      self.path, exc.strerror or exc)
+            log.error(
+                "control: cannot serve %s (%s); 'headframe alarms' will not work (control.socket)", self.path, exc.strerror or exc
+            )
             return False
         log.info("control: listening on %s", self.path)
         return True
@@ -171,8 +172,15 @@ class ControlServer:
             doc = parse(orjson.dumps({"id": cid, "command": op, "target": req.get("target"), "by": user}))
         except (Invalid, TypeError) as exc:
             return {"ok": False, "error": str(exc)}
-        payload = {"event": "command", "id": doc["id"], "command": op, "target": doc["target"], "by": user,
-                   "received": iso_now(), "origin": "cli"}
+        payload = {
+            "event": "command",
+            "id": doc["id"],
+            "command": op,
+            "target": doc["target"],
+            "by": user,
+            "received": iso_now(),
+            "origin": "cli",
+        }
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[doc["id"]] = fut
         try:
@@ -181,14 +189,27 @@ class ControlServer:
             try:
                 reply = await asyncio.wait_for(fut, REPLY_TIMEOUT_S)
             except TimeoutError:
-                return {"ok": False, "recorded": True, "id": doc["id"], "seq": seqs[0],
-                        "error": f"command recorded (seq {seqs[0]}) but no reply from the alarm manager within "
-                                 f"{REPLY_TIMEOUT_S:.0f}s (is rules.alarms enabled?)"}
+                return {
+                    "ok": False,
+                    "recorded": True,
+                    "id": doc["id"],
+                    "seq": seqs[0],
+                    "error": f"command recorded (seq {seqs[0]}) but no reply from the alarm manager within "
+                    f"{REPLY_TIMEOUT_S:.0f}s (is rules.alarms enabled?)",
+                }
         except Exception as exc:  # the buffer keeps it in its retry backlog: acted on once committed
-            return {"ok": False, "error": f"the buffer could not commit the command now ({exc}); it is queued "
-                                         "and takes effect when committed"}
+            return {
+                "ok": False,
+                "error": f"the buffer could not commit the command now ({exc}); it is queued and takes effect when committed",
+            }
         finally:
             self._waiting.pop(doc["id"], None)
         ok = reply.get("result") == "ok"
-        return {"ok": ok, "recorded": True, "id": doc["id"], "seq": seqs[0], "reply": reply,
-                **({} if ok else {"error": reply.get("reason") or reply.get("result")})}
+        return {
+            "ok": ok,
+            "recorded": True,
+            "id": doc["id"],
+            "seq": seqs[0],
+            "reply": reply,
+            **({} if ok else {"error": reply.get("reason") or reply.get("result")}),
+        }

@@ -42,8 +42,14 @@ WRITER_STALL_S = 20.0
 class Daemon:
     """The agent's lifecycle: start, run until SIGTERM, reload on SIGHUP, stop cleanly."""
 
-    def __init__(self, config_path: Path, settings: Settings, notifier: Notifier | None = None,
-                 install_signals: bool = True, previous_run_state: dict[str, Any] | None = UNCLAIMED) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        settings: Settings,
+        notifier: Notifier | None = None,
+        install_signals: bool = True,
+        previous_run_state: dict[str, Any] | None = UNCLAIMED,
+    ) -> None:
         self.config_path = config_path
         self.install_signals = install_signals
         self.settings = settings
@@ -91,16 +97,22 @@ class Daemon:
         self.continuity.load()
         self.applied_config = describe(self.settings, self.config_path, self.continuity.audit_salt())
         self.previous_shutdown = "clean" if opened.previous_shutdown_clean else "unclean"
-        started: dict[str, Any] = {"event": "agent_started", "version": VERSION,
-                                   "previous_shutdown": self.previous_shutdown,
-                                   "config": {"hash": self.applied_config.hash, "path": str(self.config_path)}}
+        started: dict[str, Any] = {
+            "event": "agent_started",
+            "version": VERSION,
+            "previous_shutdown": self.previous_shutdown,
+            "config": {"hash": self.applied_config.hash, "path": str(self.config_path)},
+        }
         evidence = await self._start_evidence(opened)
         started.update(evidence)
         await self._key_evidence(opened)  # committed now: the first records of this run
         if opened.recovered_from:
             started["buffer_recovered_from"] = str(opened.recovered_from)
-            self.buffer.emit(Record("agent", Kind.ALARM, {"alarm": "buffer_corrupt", "state": "raised",
-                                                          "moved_to": str(opened.recovered_from)}))
+            self.buffer.emit(
+                Record(
+                    "agent", Kind.ALARM, {"alarm": "buffer_corrupt", "state": "raised", "moved_to": str(opened.recovered_from)}
+                )
+            )
         self.buffer.emit(Record("agent", Kind.EVENT, started))
         last_seq = opened.seq_resumed_from if opened.seq_resumed_from is not None else opened.last_seq
         self._begin_continuity(last_seq, evidence["previous_run"]["ended"])
@@ -116,9 +128,15 @@ class Daemon:
         await self._start_producers(self.settings)
         self.continuity.arm_energy_timeout()
         self.notifier.ready(self._status_line())
-        log.info("headframe %s running: gateway %s/%s, buffer %s, broker %s:%d", VERSION, self.settings.gateway.site,
-                 self.settings.gateway.id, self.settings.buffer.path, self.settings.uplink.host,
-                 self.settings.uplink.effective_port)
+        log.info(
+            "headframe %s running: gateway %s/%s, buffer %s, broker %s:%d",
+            VERSION,
+            self.settings.gateway.site,
+            self.settings.gateway.id,
+            self.settings.buffer.path,
+            self.settings.uplink.host,
+            self.settings.uplink.effective_port,
+        )
         await self.stop_event.wait()
         await self._shutdown(tasks)
         return 0
@@ -138,8 +156,11 @@ class Daemon:
         try:
             await asyncio.to_thread(transition.save)
         except OSError as exc:
-            log.error("chain key: cannot save the key fingerprint to %s (%s); the next start repeats "
-                      "chain_key_changed", transition.state_path, exc)
+            log.error(
+                "chain key: cannot save the key fingerprint to %s (%s); the next start repeats chain_key_changed",
+                transition.state_path,
+                exc,
+            )
 
     def _begin_continuity(self, last_seq: int, ended: str) -> None:
         """Subscribe the continuity tracker, open the gap before this run (``ended`` is the boot
@@ -229,10 +250,14 @@ class Daemon:
                 producers[producer.name] = {"state": "error", "last_error": str(exc)}
         for name, err in self.producer_errors.items():
             producers[name] = {"state": "failed", "last_error": err}
-        payload = self.health.build(buffer=stats, uplink=self.uplink.health() if self.uplink else {},
-                                    producers=producers, previous_shutdown=self.previous_shutdown,
-                                    config_hash=self.applied_config.hash,
-                                    power=self.power.health() if self.power else {"source": "none"})
+        payload = self.health.build(
+            buffer=stats,
+            uplink=self.uplink.health() if self.uplink else {},
+            producers=producers,
+            previous_shutdown=self.previous_shutdown,
+            config_hash=self.applied_config.hash,
+            power=self.power.health() if self.power else {"source": "none"},
+        )
         if self.rules is not None or self.rule_errors:
             payload["rules"] = {**(self.rules.health() if self.rules else {}), "build_errors": dict(self.rule_errors)}
         self.buffer.emit(Record("agent", Kind.HEALTH, payload))
@@ -276,8 +301,9 @@ class Daemon:
         except ConfigError as exc:
             log.error("reload rejected, keeping the running config:\n%s", exc)
             self.notifier.status("reload rejected: config invalid (see log)")
-            self.buffer.emit(Record("agent", Kind.EVENT, {"event": "config_reload_rejected",
-                                                          "problems": [str(p) for p in exc.problems][:20]}))
+            self.buffer.emit(
+                Record("agent", Kind.EVENT, {"event": "config_reload_rejected", "problems": [str(p) for p in exc.problems][:20]})
+            )
             return False
         old = self.settings
         salt = self.continuity.audit_salt()
@@ -291,8 +317,9 @@ class Daemon:
         # the audit record goes first: a stop while the new parts start must not leave the change unrecorded
         pending = changed_keys(applied.keys, loaded.keys)
         self.continuity.update_settings(new)
-        self.buffer.emit(Record("agent", Kind.EVENT, self.continuity.config_applied(
-            applied, "reload", pending_restart=pending or None)))
+        self.buffer.emit(
+            Record("agent", Kind.EVENT, self.continuity.config_applied(applied, "reload", pending_restart=pending or None))
+        )
         self.applied_config = applied
         self.settings = new
         if new.uplink != old.uplink:
@@ -318,8 +345,7 @@ class Daemon:
         await self._stop_power()
         await self._stop_producers()
         self.continuity.finish()
-        self.buffer.emit(Record("agent", Kind.EVENT, {"event": "agent_stopping",
-                                                    "reason": self.stop_reason}))
+        self.buffer.emit(Record("agent", Kind.EVENT, {"event": "agent_stopping", "reason": self.stop_reason}))
         await self.buffer.flush()
         await self._stop_uplink()
         for task in tasks:
@@ -342,15 +368,21 @@ class Daemon:
         last_seq = opened.seq_resumed_from if opened.seq_resumed_from is not None else opened.last_seq
         last_ts = iso(opened.last_record_ts) if opened.last_record_ts is not None else None
         try:
-            evidence = await asyncio.to_thread(build_start_evidence, state_dir, last_seq=last_seq, last_ts=last_ts,
-                                               prev=self.previous_run_state)
+            evidence = await asyncio.to_thread(
+                build_start_evidence, state_dir, last_seq=last_seq, last_ts=last_ts, prev=self.previous_run_state
+            )
             self.run_state = RunState.load(state_dir)
         except OSError as exc:
             log.error("boot evidence: cannot use %s (%s); the start record says so", state_dir, exc)
             return {"previous_run": {"ended": "unknown", "detail": f"run state not writable: {exc}"}}
         prev = evidence["previous_run"]
-        log.info("boot %s (#%s); previous run: %s (%s)", evidence["boot"]["boot_id"], evidence["boot"]["boot_count"],
-                 prev["ended"], prev["detail"])
+        log.info(
+            "boot %s (#%s); previous run: %s (%s)",
+            evidence["boot"]["boot_id"],
+            evidence["boot"]["boot_count"],
+            prev["ended"],
+            prev["detail"],
+        )
         return evidence
 
     def _start_power(self, settings: Settings) -> None:

@@ -63,17 +63,28 @@ class HealthCollector:
             "temperature_c": read_temperature(),
         }
 
-    def build(self, *, buffer: dict[str, Any], uplink: dict[str, Any], producers: dict[str, Any],
-              previous_shutdown: str, config_hash: str | None = None,
-              power: dict[str, Any] | None = None) -> dict[str, Any]:
+    def build(
+        self,
+        *,
+        buffer: dict[str, Any],
+        uplink: dict[str, Any],
+        producers: dict[str, Any],
+        previous_shutdown: str,
+        config_hash: str | None = None,
+        power: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         counters = buffer.pop("counters", {})
-        buffer["dropped"] = {k.removeprefix("dropped_"): v for k, v in counters.items()
-                             if k.startswith(("dropped_", "expired_"))}
+        buffer["dropped"] = {k.removeprefix("dropped_"): v for k, v in counters.items() if k.startswith(("dropped_", "expired_"))}
         buffer["delivered_total"] = counters.get("delivered", 0)
         return {
             "schema": "headframe.health/1",
-            "agent": {"version": VERSION, "pid": os.getpid(), "uptime_s": round(time.monotonic() - self.started_mono, 1),
-                      "started": self.started, "previous_shutdown": previous_shutdown},
+            "agent": {
+                "version": VERSION,
+                "pid": os.getpid(),
+                "uptime_s": round(time.monotonic() - self.started_mono, 1),
+                "started": self.started,
+                "previous_shutdown": previous_shutdown,
+            },
             "config_hash": config_hash,
             "buffer": buffer,
             "uplink": uplink,

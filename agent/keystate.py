@@ -59,29 +59,75 @@ def key_transition(ck: ChainKey, state_dir: Path) -> KeyTransition:
     fp = ck.fingerprint
     records: list[Record] = []
     if (prev or {}).get("fingerprint") != fp:
-        records.append(Record("agent", Kind.EVENT, {
-            "event": "chain_key_changed", "from_fingerprint": (prev or {}).get("fingerprint"),
-            "to_fingerprint": fp, "reason": _reason(ck, prev), "key_file": str(ck.path)}))
+        records.append(
+            Record(
+                "agent",
+                Kind.EVENT,
+                {
+                    "event": "chain_key_changed",
+                    "from_fingerprint": (prev or {}).get("fingerprint"),
+                    "to_fingerprint": fp,
+                    "reason": _reason(ck, prev),
+                    "key_file": str(ck.path),
+                },
+            )
+        )
     if ck.emergency:
-        text = (f"chain key {ck.wanted} is unusable ({ck.problem}); records are chained with the emergency key "
-                f"{ck.path} (keep it: a verifier needs it). Fix the key file and restart the agent: the "
-                "configured key takes effect at the next restart")
-        records.append(Record("agent", Kind.ALARM, {
-            "alarm": "chain_key_unusable", "state": "raised", "severity": "immediate", "key_file": str(ck.wanted),
-            "problem": ck.problem, "emergency_key": str(ck.path), "text": text}))
-        log.error("chain key: %s. The agent runs on, chaining with the emergency key %s (fingerprint %s); fix %s "
-                  "and restart the agent (the fix takes effect at the next restart)", ck.message, ck.path, fp,
-                  ck.wanted)
-        health = {"state": "emergency", "configured": str(ck.wanted), "problem": ck.problem,
-                  "emergency_key": str(ck.path), "fingerprint": fp}
+        text = (
+            f"chain key {ck.wanted} is unusable ({ck.problem}); records are chained with the emergency key "
+            f"{ck.path} (keep it: a verifier needs it). Fix the key file and restart the agent: the "
+            "configured key takes effect at the next restart"
+        )
+        records.append(
+            Record(
+                "agent",
+                Kind.ALARM,
+                {
+                    "alarm": "chain_key_unusable",
+                    "state": "raised",
+                    "severity": "immediate",
+                    "key_file": str(ck.wanted),
+                    "problem": ck.problem,
+                    "emergency_key": str(ck.path),
+                    "text": text,
+                },
+            )
+        )
+        log.error(
+            "chain key: %s. The agent runs on, chaining with the emergency key %s (fingerprint %s); fix %s "
+            "and restart the agent (the fix takes effect at the next restart)",
+            ck.message,
+            ck.path,
+            fp,
+            ck.wanted,
+        )
+        health = {
+            "state": "emergency",
+            "configured": str(ck.wanted),
+            "problem": ck.problem,
+            "emergency_key": str(ck.path),
+            "fingerprint": fp,
+        }
     else:
         if prev and prev.get("emergency"):
-            records.append(Record("agent", Kind.ALARM, {
-                "alarm": "chain_key_unusable", "state": "cleared", "key_file": str(ck.path),
-                "emergency_key": prev.get("key_file"),
-                "text": f"chain key {ck.path} is usable again; records from this start are chained with it"}))
-            log.info("chain key: %s is usable again (emergency key %s no longer used; keep it for verification)",
-                     ck.path, prev.get("key_file"))
+            records.append(
+                Record(
+                    "agent",
+                    Kind.ALARM,
+                    {
+                        "alarm": "chain_key_unusable",
+                        "state": "cleared",
+                        "key_file": str(ck.path),
+                        "emergency_key": prev.get("key_file"),
+                        "text": f"chain key {ck.path} is usable again; records from this start are chained with it",
+                    },
+                )
+            )
+            log.info(
+                "chain key: %s is usable again (emergency key %s no longer used; keep it for verification)",
+                ck.path,
+                prev.get("key_file"),
+            )
         health = {"state": "ok", "key_file": str(ck.path), "fingerprint": fp}
     state = {"fingerprint": fp, "emergency": ck.emergency, "key_file": str(ck.path), "since": iso()}
     if prev and prev.get("fingerprint") == fp:

@@ -40,8 +40,10 @@ def _config(ports: list[int]) -> str:
     devices = []
     for i, port in enumerate(ports):
         points = ", ".join(f"{{name: r{j}, address: {j}, type: uint16}}" for j in range(100))
-        devices.append(f"  - {{id: dev{i}, protocol: modbus_tcp, host: 127.0.0.1, port: {port}, "
-                       f"groups: [{{name: default, interval: 1s}}], points: [{points}]}}")
+        devices.append(
+            f"  - {{id: dev{i}, protocol: modbus_tcp, host: 127.0.0.1, port: {port}, "
+            f"groups: [{{name: default, interval: 1s}}], points: [{points}]}}"
+        )
     return "gateway: {site: s, id: g}\ndevices:\n" + "\n".join(devices) + "\n"
 
 
@@ -96,8 +98,10 @@ def planner_report() -> list[str]:
         best = sum(optimum_count(v, prof.max_registers or 125, 8) for v in by_table.values())
         useful = len({(p.table, p.address + k) for p in prof.points for k in range(p.registers)})
         wire = sum(8 + 5 + 2 * b.count for b in blocks)  # RTU request 8 bytes, response 5 + data
-        lines.append(f"{name}: {len(blocks)} requests per cycle (optimum {best}); RTU bytes on the wire per useful "
-                     f"register {wire / useful:.2f} (vs 13 + 2 = 15 for one request per register: {15 / (wire / useful):.1f}x)")
+        lines.append(
+            f"{name}: {len(blocks)} requests per cycle (optimum {best}); RTU bytes on the wire per useful "
+            f"register {wire / useful:.2f} (vs 13 + 2 = 15 for one request per register: {15 / (wire / useful):.1f}x)"
+        )
     return lines
 
 
@@ -120,9 +124,11 @@ def main() -> None:
         bare = asyncio.run(_bare(ports, args.seconds))
     finally:
         server.kill()
-    print(f"{args.devices} TCP devices x 100 registers at 1 Hz: {cpu * 100:.1f}% of one core "
-          f"({reqs / args.seconds:.0f} requests/s); bare pymodbus loop {bare * 100:.1f}% -> ratio {cpu / bare:.2f}  "
-          f"[target < 20%]; RSS of the polling process {rss:.0f} MB")
+    print(
+        f"{args.devices} TCP devices x 100 registers at 1 Hz: {cpu * 100:.1f}% of one core "
+        f"({reqs / args.seconds:.0f} requests/s); bare pymodbus loop {bare * 100:.1f}% -> ratio {cpu / bare:.2f}  "
+        f"[target < 20%]; RSS of the polling process {rss:.0f} MB"
+    )
 
 
 if __name__ == "__main__":

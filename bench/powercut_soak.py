@@ -37,19 +37,33 @@ def main() -> int:
     ap.add_argument("--cuts", type=int, default=200, help="rounds with the agent's mix of kinds")
     ap.add_argument("--quiet-cuts", type=int, default=40, help="rounds with telemetry and health only")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--long-quiet-cuts", type=int, default=0,
-                    help="quiet-site rounds of up to 40 s, with buffer.max_unsynced at its default and off (0)")
+    ap.add_argument(
+        "--long-quiet-cuts",
+        type=int,
+        default=0,
+        help="quiet-site rounds of up to 40 s, with buffer.max_unsynced at its default and off (0)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="powercut-") as tmp:
         results = [phase("agent mix", Path(tmp) / "mix", args.cuts, args.seed)]
         if args.quiet_cuts:
-            results.append(phase("quiet site", Path(tmp) / "quiet", args.quiet_cuts, args.seed + 1,
-                                 quiet_site=True, max_duration=8.0))
+            results.append(
+                phase("quiet site", Path(tmp) / "quiet", args.quiet_cuts, args.seed + 1, quiet_site=True, max_duration=8.0)
+            )
         if args.long_quiet_cuts:
             for window in (None, 0.0):
                 name = "long quiet site, max_unsynced " + ("default (5 s)" if window is None else "off")
-                results.append(phase(name, Path(tmp) / f"long-{window}", args.long_quiet_cuts, args.seed + 2,
-                                     quiet_site=True, max_duration=40.0, max_unsynced=window))
+                results.append(
+                    phase(
+                        name,
+                        Path(tmp) / f"long-{window}",
+                        args.long_quiet_cuts,
+                        args.seed + 2,
+                        quiet_site=True,
+                        max_duration=40.0,
+                        max_unsynced=window,
+                    )
+                )
     bad = sum(len(f.problems) for f in results)
     print("RESULT", "FAIL" if bad else "OK", f"({bad} problems)")
     return 1 if bad else 0

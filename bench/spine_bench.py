@@ -38,8 +38,12 @@ from tests.support.broker import Collector, MosquittoBroker
 
 def records(n: int) -> list[Record]:
     # ~1000 records per second of observation time, like a busy gateway
-    return [Record(f"meter-{i % 20}", Kind.TELEMETRY,
-                   {"values": {"p": {"v": i * 0.5, "unit": "kW", "q": "good"}}}, ts=1.7e9 + i * 0.001) for i in range(n)]
+    return [
+        Record(
+            f"meter-{i % 20}", Kind.TELEMETRY, {"values": {"p": {"v": i * 0.5, "unit": "kW", "q": "good"}}}, ts=1.7e9 + i * 0.001
+        )
+        for i in range(n)
+    ]
 
 
 def bench_ingest(n: int, batch: int = 1000) -> dict[str, float]:
@@ -108,20 +112,33 @@ def bench_rules_ingest(n: int, batch: int = 1000, repeats: int = 3) -> dict[str,
     none: list[tuple[float, float]] = []
     rules: list[tuple[float, float]] = []
     for r in range(repeats):
-        none.append(_ingest_store(BufferStore(tmp / f"n{r}.db", gateway="gw", site="s", max_bytes=10 * 1024**3),
-                                  recs, batch))
+        none.append(_ingest_store(BufferStore(tmp / f"n{r}.db", gateway="gw", site="s", max_bytes=10 * 1024**3), recs, batch))
         engine = RulesEngine([_Trivial("last_p", "p"), _Trivial("last_q", "q"), _Trivial("last_e", "e")])
-        rules.append(_ingest_store(BufferStore(tmp / f"r{r}.db", gateway="gw", site="s", max_bytes=10 * 1024**3,
-                                               processor=engine), recs, batch))
+        rules.append(
+            _ingest_store(
+                BufferStore(tmp / f"r{r}.db", gateway="gw", site="s", max_bytes=10 * 1024**3, processor=engine), recs, batch
+            )
+        )
     wall_none, wall_rules = max(w for w, _ in none), max(w for w, _ in rules)
     cpu_none, cpu_rules = max(c for _, c in none), max(c for _, c in rules)
-    return {"none_rps": wall_none, "rules_rps": wall_rules, "ratio": wall_rules / wall_none,
-            "none_cpu_rps": cpu_none, "rules_cpu_rps": cpu_rules, "cpu_ratio": cpu_rules / cpu_none}
+    return {
+        "none_rps": wall_none,
+        "rules_rps": wall_rules,
+        "ratio": wall_rules / wall_none,
+        "none_cpu_rps": cpu_none,
+        "rules_cpu_rps": cpu_rules,
+        "cpu_ratio": cpu_rules / cpu_none,
+    }
 
 
 def _settings(tmp: Path, port: int, inflight: int = 1000) -> Settings:
-    text = json.dumps({"gateway": {"site": "s", "id": "gw"}, "buffer": {"path": str(tmp / "d.db"), "max_bytes": "20GiB"},
-                       "uplink": {"host": "127.0.0.1", "port": port, "inflight": inflight}})
+    text = json.dumps(
+        {
+            "gateway": {"site": "s", "id": "gw"},
+            "buffer": {"path": str(tmp / "d.db"), "max_bytes": "20GiB"},
+            "uplink": {"host": "127.0.0.1", "port": port, "inflight": inflight},
+        }
+    )
     return load_settings_text(text)
 
 
@@ -208,8 +225,12 @@ def bench_process(tmp: Path) -> dict[str, float]:
     proc.wait(10)
     collector.stop()
     broker.stop()
-    return {"start_to_first_health_s": first_health, "bare_python_import_s": bare_import, "idle_rss_mb": rss / 1e6,
-            "returncode": bare.returncode}
+    return {
+        "start_to_first_health_s": first_health,
+        "bare_python_import_s": bare_import,
+        "idle_rss_mb": rss / 1e6,
+        "returncode": bare.returncode,
+    }
 
 
 def main() -> None:
@@ -221,24 +242,34 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
     rules = bench_rules_ingest(args.records)
-    print(f"ingest with the rules engine (3 trivial rules): {rules['rules_rps']:,.0f} rec/s vs no engine "
-          f"{rules['none_rps']:,.0f} rec/s (best of 3 each, alternating) -> ratio {rules['ratio']:.2f}; per CPU "
-          f"second {rules['rules_cpu_rps']:,.0f} vs {rules['none_cpu_rps']:,.0f} -> ratio {rules['cpu_ratio']:.2f}")
+    print(
+        f"ingest with the rules engine (3 trivial rules): {rules['rules_rps']:,.0f} rec/s vs no engine "
+        f"{rules['none_rps']:,.0f} rec/s (best of 3 each, alternating) -> ratio {rules['ratio']:.2f}; per CPU "
+        f"second {rules['rules_cpu_rps']:,.0f} vs {rules['none_cpu_rps']:,.0f} -> ratio {rules['cpu_ratio']:.2f}"
+    )
     if args.rules_only:
         return
     ingest = bench_ingest(args.records)
-    print(f"ingest: {ingest['ours_rps']:,.0f} rec/s (batched 1000) vs raw sqlite3 executemany "
-          f"{ingest['raw_executemany_rps']:,.0f} rec/s -> ratio {ingest['ratio']:.2f}  [target >= 50k/s and >= 0.5x]")
+    print(
+        f"ingest: {ingest['ours_rps']:,.0f} rec/s (batched 1000) vs raw sqlite3 executemany "
+        f"{ingest['raw_executemany_rps']:,.0f} rec/s -> ratio {ingest['ratio']:.2f}  [target >= 50k/s and >= 0.5x]"
+    )
     drain = bench_drain(args.drain)
-    print(f"drain to mosquitto QoS1: {drain['ours_mps']:,.0f} msg/s vs bare paho loop {drain['bare_paho_mps']:,.0f} msg/s "
-          f"-> ratio {drain['ratio']:.2f}  [target >= 10k/s and >= 0.7x]")
+    print(
+        f"drain to mosquitto QoS1: {drain['ours_mps']:,.0f} msg/s vs bare paho loop {drain['bare_paho_mps']:,.0f} msg/s "
+        f"-> ratio {drain['ratio']:.2f}  [target >= 10k/s and >= 0.7x]"
+    )
     if args.backlog:
         big = bench_drain(args.backlog)
-        print(f"backlog of {args.backlog:,} drained in {big['ours_s']:.1f} s ({big['ours_mps']:,.0f} msg/s; bare paho "
-              f"{big['bare_paho_mps']:,.0f} msg/s, ratio {big['ratio']:.2f})  [target < 100 s]")
+        print(
+            f"backlog of {args.backlog:,} drained in {big['ours_s']:.1f} s ({big['ours_mps']:,.0f} msg/s; bare paho "
+            f"{big['bare_paho_mps']:,.0f} msg/s, ratio {big['ratio']:.2f})  [target < 100 s]"
+        )
     proc = bench_process(Path(tempfile.mkdtemp()))
-    print(f"start to first health record: {proc['start_to_first_health_s']:.2f} s (bare interpreter + imports of "
-          f"paho/sqlite3/pydantic: {proc['bare_python_import_s']:.2f} s)  [target < 1.5 s]")
+    print(
+        f"start to first health record: {proc['start_to_first_health_s']:.2f} s (bare interpreter + imports of "
+        f"paho/sqlite3/pydantic: {proc['bare_python_import_s']:.2f} s)  [target < 1.5 s]"
+    )
     print(f"idle RSS: {proc['idle_rss_mb']:.1f} MB  [target <= 80 MB]")
 
 

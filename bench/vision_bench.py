@@ -52,25 +52,41 @@ def bench_models(sample: list[np.ndarray], threads: int) -> None:
             impl.infer(t)
             times.append((time.perf_counter() - t0) * 1000)
         bare_fps = len(sample) / (sum(times) / 1000)
-        cam = CameraSettings.model_validate({"id": "b", "url": "x", "detector": {"model": model, "threads": threads},
-                                             "lines": [{"name": "l", "points": [[0.5, 0], [0.5, 1]]}],
-                                             "zones": [{"name": "z", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}]})
+        cam = CameraSettings.model_validate(
+            {
+                "id": "b",
+                "url": "x",
+                "detector": {"model": model, "threads": threads},
+                "lines": [{"name": "l", "points": [[0.5, 0], [0.5, 1]]}],
+                "zones": [{"name": "z", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
+            }
+        )
         pipe = CameraPipeline(cam, lambda *a: None, detector=det)
         t0 = time.perf_counter()
         for i, f in enumerate(sample):
             pipe.process(f, float(i))
         pipe_fps = len(sample) / (time.perf_counter() - t0)
-        print(f"{model} ({threads} thread(s)): inference median {statistics.median(times):.1f} ms; "
-              f"full pipeline (decode excluded: pre+infer+post+track+analytics+tamper) {pipe_fps:.1f} fps vs bare "
-              f"onnxruntime.run {bare_fps:.1f} fps -> ratio {pipe_fps / bare_fps:.2f}  [target >= 0.9x]")
+        print(
+            f"{model} ({threads} thread(s)): inference median {statistics.median(times):.1f} ms; "
+            f"full pipeline (decode excluded: pre+infer+post+track+analytics+tamper) {pipe_fps:.1f} fps vs bare "
+            f"onnxruntime.run {bare_fps:.1f} fps -> ratio {pipe_fps / bare_fps:.2f}  [target >= 0.9x]"
+        )
 
 
 def bench_cameras(n: int, fps: float, seconds: float) -> None:
     server = CameraServer({f"cam{i}": MEDIA / "vtest.avi" for i in range(n)}).start()
-    cams = [{"id": f"cam-{i}", "url": server.url(f"cam{i}"), "fps": fps, "telemetry_interval": 5,
-             "detector": {"model": "ssdlite_person_300", "threads": 1},
-             "lines": [{"name": "l", "points": [[0.5, 0.15], [0.5, 1]]}],
-             "zones": [{"name": "z", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}]} for i in range(n)]
+    cams = [
+        {
+            "id": f"cam-{i}",
+            "url": server.url(f"cam{i}"),
+            "fps": fps,
+            "telemetry_interval": 5,
+            "detector": {"model": "ssdlite_person_300", "threads": 1},
+            "lines": [{"name": "l", "points": [[0.5, 0.15], [0.5, 1]]}],
+            "zones": [{"name": "z", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
+        }
+        for i in range(n)
+    ]
     settings = load_settings_text(json.dumps({"gateway": {"site": "s", "id": "g"}, "cameras": cams}))
     sink = ListSink()
     vision = Vision(settings, sink)
@@ -91,9 +107,11 @@ def bench_cameras(n: int, fps: float, seconds: float) -> None:
     for r in sink.records:
         if r.kind is Kind.TELEMETRY and r.payload.get("fps"):
             last[r.source] = r.payload["fps"]
-    print(f"{n} cameras at {fps} fps requested (SSDLite, 1 thread each): achieved per camera "
-          f"{', '.join(f'{v:.1f}' for v in last.values())} fps (all samples min {min(fpss or [0]):.1f}); "
-          f"RSS per worker {', '.join(f'{v:.0f}' for v in rss)} MB  [target >= 4 cameras at 4 fps]")
+    print(
+        f"{n} cameras at {fps} fps requested (SSDLite, 1 thread each): achieved per camera "
+        f"{', '.join(f'{v:.1f}' for v in last.values())} fps (all samples min {min(fpss or [0]):.1f}); "
+        f"RSS per worker {', '.join(f'{v:.0f}' for v in rss)} MB  [target >= 4 cameras at 4 fps]"
+    )
 
 
 def main() -> None:

@@ -84,15 +84,25 @@ def strip_oversize(records: Sequence[Record], cap: int) -> None:
             dropped = [a.name for a in rec.attachments if len(a.data) > cap]
             rec.attachments = tuple(a for a in rec.attachments if len(a.data) <= cap)
             rec.payload = {**rec.payload, "attachments_dropped": "too large"}
-            log.error("buffer: attachment(s) %s of %s above buffer.max_attachment_bytes (%d); storing the record "
-                      "without them", dropped, rec.source, cap)
+            log.error(
+                "buffer: attachment(s) %s of %s above buffer.max_attachment_bytes (%d); storing the record without them",
+                dropped,
+                rec.source,
+                cap,
+            )
 
 
 class BufferService:
     """All store access goes through one thread: SQLite likes one writer, the loop stays free."""
 
-    def __init__(self, settings: Settings, clock_synced: Callable[[], bool | None] = lambda: None, *,
-                 queue_limit: int = 200_000, backlog_limit: int = 200_000) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock_synced: Callable[[], bool | None] = lambda: None,
+        *,
+        queue_limit: int = 200_000,
+        backlog_limit: int = 200_000,
+    ) -> None:
         self.settings = settings
         self._queue = EmitQueue(clock_synced, queue_limit)
         self._clock_synced = clock_synced
@@ -119,7 +129,11 @@ class BufferService:
         self._key = load_chain_key(g.chain_key_file, b.path)
         key, self._key_path, self._key_created = self._key.key, self._key.path, self._key.created
         store = BufferStore(
-            b.path, gateway=g.id, site=g.site, max_bytes=b.max_bytes, max_attachment_bytes=b.max_attachment_bytes,
+            b.path,
+            gateway=g.id,
+            site=g.site,
+            max_bytes=b.max_bytes,
+            max_attachment_bytes=b.max_attachment_bytes,
             ttl={Kind(k): v for k, v in b.ttl.model_dump().items()},
             durability={Kind(k): v for k, v in b.durability.model_dump().items()},
             max_unsynced_s=b.max_unsynced,
@@ -143,13 +157,24 @@ class BufferService:
         if self._key_created:
             log.info("buffer: created a new chain key %s (mode 0600)", self._key_path)
         last_ts = await self._call(store.record_ts, store.seq_resumed_from or store.last_seq)
-        return Opened(store.previous_shutdown_clean, store.recovered_from, store.last_seq, self._key_path,
-                      self._key_created, store.seq_resumed_from, last_ts, self._key)
+        return Opened(
+            store.previous_shutdown_clean,
+            store.recovered_from,
+            store.last_seq,
+            self._key_path,
+            self._key_created,
+            store.seq_resumed_from,
+            last_ts,
+            self._key,
+        )
 
     async def close(self, clean: bool = True) -> None:
         if len(self._backlog):
-            log.error("buffer: stopping with %d record(s) that could not be committed (%s); they are lost",
-                      len(self._backlog), self.last_error)
+            log.error(
+                "buffer: stopping with %d record(s) that could not be committed (%s); they are lost",
+                len(self._backlog),
+                self.last_error,
+            )
         if self._store is not None:
             await self._call(self._store.close, clean)
             self._store = None
@@ -241,14 +266,20 @@ class BufferService:
         if len(self._backlog) > self._backlog.limit:
             dropped = self._backlog.shed(self._last_reason, keep=self._backlog.limit)
             if dropped:
-                log.error("buffer: %d uncommitted telemetry/health record(s) dropped: the retry backlog is full "
-                          "(%s)", dropped, self.last_error)
+                log.error(
+                    "buffer: %d uncommitted telemetry/health record(s) dropped: the retry backlog is full (%s)",
+                    dropped,
+                    self.last_error,
+                )
 
     def _notes(self) -> tuple[list[Record], dict[str, int]]:
         """records_dropped events (and counters) for losses not reported yet."""
         now, synced = time.time(), self._queue.synced
-        notes = [unassigned_record(reason, kinds, now, synced) for reason, kinds in self._backlog.unreported.items()
-                 if any(kinds.values())]
+        notes = [
+            unassigned_record(reason, kinds, now, synced)
+            for reason, kinds in self._backlog.unreported.items()
+            if any(kinds.values())
+        ]
         return notes, self._backlog.counters()
 
     async def flush(self) -> int:
@@ -284,8 +315,11 @@ class BufferService:
         if is_full(exc):
             self._last_reason = "disk_full"
             shed = self._backlog.shed("disk_full")
-            log.error("buffer: disk full: %d telemetry/health record(s) dropped, %d alarm/event record(s) kept "
-                      "in memory and retried", shed, len(self._backlog))
+            log.error(
+                "buffer: disk full: %d telemetry/health record(s) dropped, %d alarm/event record(s) kept in memory and retried",
+                shed,
+                len(self._backlog),
+            )
             if shed:
                 return True
         elif not isinstance(exc, (sqlite3.Error, OSError)) and (bad := self._unstorable(batch)):
@@ -293,14 +327,19 @@ class BufferService:
             # Count it and keep the others.
             self._backlog.remove(bad)
             self._backlog.lost("writer_error", bad)
-            log.error("buffer: %d record(s) with a payload that is not JSON were dropped (first from %s: %s)",
-                      len(bad), bad[0].source, exc)
+            log.error(
+                "buffer: %d record(s) with a payload that is not JSON were dropped (first from %s: %s)",
+                len(bad),
+                bad[0].source,
+                exc,
+            )
             return True
         else:
             self._last_reason = "writer_error"
         delay = self._backlog.failed()
-        log.error("buffer: commit failed (%s); %d record(s) kept in memory, retry in %.1f s",
-                  self.last_error, len(self._backlog), delay)
+        log.error(
+            "buffer: commit failed (%s); %d record(s) kept in memory, retry in %.1f s", self.last_error, len(self._backlog), delay
+        )
         return False
 
     @staticmethod

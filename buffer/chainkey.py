@@ -70,16 +70,22 @@ def read_key(path: Path, *, configured: bool) -> bytes:
     try:
         key = path.read_bytes().strip()
     except FileNotFoundError:
-        raise ChainKeyError(f"{where}: {path} does not exist; create it (e.g. `openssl rand -hex 32 > {path}`, "
-                            "owned by the service user, mode 0600) or restore the gateway's key from backup",
-                            "missing") from None
+        raise ChainKeyError(
+            f"{where}: {path} does not exist; create it (e.g. `openssl rand -hex 32 > {path}`, "
+            "owned by the service user, mode 0600) or restore the gateway's key from backup",
+            "missing",
+        ) from None
     except OSError as exc:
         code = errno.errorcode.get(exc.errno or 0, "error")
-        raise ChainKeyError(f"{where}: {path} is not readable ({exc.strerror or exc}); make it a regular file the "
-                            "service user can read (owner headframe, mode 0600)", f"unreadable: {code}") from None
+        raise ChainKeyError(
+            f"{where}: {path} is not readable ({exc.strerror or exc}); make it a regular file the "
+            "service user can read (owner headframe, mode 0600)",
+            f"unreadable: {code}",
+        ) from None
     if not key:
-        raise ChainKeyError(f"{where}: {path} is empty; write the gateway's secret into it "
-                            f"(e.g. `openssl rand -hex 32 > {path}`)", "empty")
+        raise ChainKeyError(
+            f"{where}: {path} is empty; write the gateway's secret into it (e.g. `openssl rand -hex 32 > {path}`)", "empty"
+        )
     return key
 
 
@@ -92,8 +98,10 @@ def key_warning(path: Path) -> str | None:
         return f"{exc} (the agent would still run, chaining with an emergency key, and raise chain_key_unusable)"
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        return (f"gateway.chain_key_file: {path} has mode {mode:04o}: others can read the chain secret; "
-                f"`chmod 0600 {path}` (the agent uses it anyway)")
+        return (
+            f"gateway.chain_key_file: {path} has mode {mode:04o}: others can read the chain secret; "
+            f"`chmod 0600 {path}` (the agent uses it anyway)"
+        )
     return None
 
 
@@ -144,8 +152,10 @@ def emergency_key(buffer_path: Path, wanted: Path, cause: ChainKeyError) -> Chai
         created = create_key(path)
         key = read_key(path, configured=False)
     except (OSError, ChainKeyError) as exc:
-        raise ChainKeyError(f"{cause}; and no emergency key could be created as {path} ({exc}): make "
-                            f"{folder} writable for the service user", cause.problem) from None
+        raise ChainKeyError(
+            f"{cause}; and no emergency key could be created as {path} ({exc}): make {folder} writable for the service user",
+            cause.problem,
+        ) from None
     return ChainKey(key, path, created, wanted, cause.problem, str(cause))
 
 
@@ -162,9 +172,11 @@ def load_chain_key(configured: Path | None, buffer_path: Path) -> ChainKey:
         path.parent.mkdir(parents=True, exist_ok=True)
         created = create_key(path)
     except OSError as exc:
-        cause = ChainKeyError(f"cannot create the chain key {path} ({exc.strerror or exc}); make {path.parent} "
-                              "writable for the service user, or set gateway.chain_key_file",
-                              f"not creatable: {errno.errorcode.get(exc.errno or 0, 'error')}")
+        cause = ChainKeyError(
+            f"cannot create the chain key {path} ({exc.strerror or exc}); make {path.parent} "
+            "writable for the service user, or set gateway.chain_key_file",
+            f"not creatable: {errno.errorcode.get(exc.errno or 0, 'error')}",
+        )
         return emergency_key(buffer_path, path, cause)
     try:
         return ChainKey(read_key(path, configured=False), path, created, path)

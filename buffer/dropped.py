@@ -31,8 +31,9 @@ def seq_ranges(seqs: Sequence[int]) -> list[tuple[int, int]]:
     return out
 
 
-def dropped_records(reason: str, victims: Mapping[int, Kind], links: Mapping[int, tuple[str, str]],
-                    ts: float, synced: bool | None) -> list[Record]:
+def dropped_records(
+    reason: str, victims: Mapping[int, Kind], links: Mapping[int, tuple[str, str]], ts: float, synced: bool | None
+) -> list[Record]:
     """Drop events for committed records ``victims`` (seq -> kind) removed for ``reason``.
 
     ``links`` maps each range boundary seq to its (prev, chain).
@@ -47,7 +48,9 @@ def dropped_records(reason: str, victims: Mapping[int, Kind], links: Mapping[int
             for seq in range(first, last + 1):
                 by_kind[victims[seq].value] += 1
         payload: dict[str, Any] = {
-            "event": "records_dropped", "reason": reason, "count": sum(by_kind.values()),
+            "event": "records_dropped",
+            "reason": reason,
+            "count": sum(by_kind.values()),
             "by_kind": dict(sorted(by_kind.items())),
             "ranges": [{"first": f, "last": la, "prev": links[f][0], "chain": links[la][1]} for f, la in part],
         }
@@ -59,8 +62,13 @@ def unassigned_record(reason: str, by_kind: Mapping[str, int], ts: float, synced
     """Drop event for records lost before they were committed (they never had a seq)."""
     assert reason in REASONS, reason
     counts = {k: n for k, n in sorted(by_kind.items()) if n}
-    return Record("agent", Kind.EVENT, {"event": "records_dropped", "reason": reason, "count": sum(counts.values()),
-                                        "by_kind": counts, "seqs_assigned": False}, ts=ts, clock_synced=synced)
+    return Record(
+        "agent",
+        Kind.EVENT,
+        {"event": "records_dropped", "reason": reason, "count": sum(counts.values()), "by_kind": counts, "seqs_assigned": False},
+        ts=ts,
+        clock_synced=synced,
+    )
 
 
 def skipped_record(first: int, last: int, head: str, ts: float, synced: bool | None) -> Record:
@@ -69,7 +77,17 @@ def skipped_record(first: int, last: int, head: str, ts: float, synced: bool | N
     Records sent before the cut may still reach a consumer with seqs in this range: they are
     explained here, and the chain resumes at ``head`` (the last record that survived).
     """
-    return Record("agent", Kind.EVENT, {
-        "event": "records_dropped", "reason": "power_loss", "count": last - first + 1, "count_is_upper_bound": True,
-        "by_kind": {}, "ranges": [{"first": first, "last": last, "prev": head, "chain": head}],
-    }, ts=ts, clock_synced=synced)
+    return Record(
+        "agent",
+        Kind.EVENT,
+        {
+            "event": "records_dropped",
+            "reason": "power_loss",
+            "count": last - first + 1,
+            "count_is_upper_bound": True,
+            "by_kind": {},
+            "ranges": [{"first": first, "last": last, "prev": head, "chain": head}],
+        },
+        ts=ts,
+        clock_synced=synced,
+    )

@@ -40,6 +40,7 @@ class Eviction:
     _evicted_since_log: int
 
     if TYPE_CHECKING:
+
         def _insert(self, records: list[Record], power_loss: bool = False) -> tuple[list[int], list[str]]: ...
         def _count(self, name: str, n: int) -> None: ...
         def _begin(self) -> None: ...
@@ -63,8 +64,7 @@ class Eviction:
         try:
             self.set_sync("FULL")
             self._begin()
-            freed = self._evict_bytes(max(self.total_bytes // 10, 64 * 1024), protect_alarms=True,
-                                      reason="disk_full")
+            freed = self._evict_bytes(max(self.total_bytes // 10, 64 * 1024), protect_alarms=True, reason="disk_full")
             self._save_state()
             self.db.commit()
         except Exception as exc:
@@ -110,8 +110,12 @@ class Eviction:
             self.total_bytes -= freed
         self._evicted_since_log += freed
         if freed and time.monotonic() - self._last_evict_log > 60:
-            log.warning("buffer: %s; evicted %d bytes of the oldest low-priority records in the last minute "
-                        "(see counters dropped_*, and records_dropped events)", reason, self._evicted_since_log)
+            log.warning(
+                "buffer: %s; evicted %d bytes of the oldest low-priority records in the last minute "
+                "(see counters dropped_*, and records_dropped events)",
+                reason,
+                self._evicted_since_log,
+            )
             self._last_evict_log, self._evicted_since_log = time.monotonic(), 0
         return freed
 

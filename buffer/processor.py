@@ -60,6 +60,7 @@ class Processing:
     clock: Callable[[], float]
 
     if TYPE_CHECKING:
+
         def _insert(self, records: Sequence[Record], power_loss: bool = False) -> tuple[list[int], list[str]]: ...
         def _begin(self) -> None: ...
         def _rollback(self) -> None: ...
@@ -118,6 +119,7 @@ class Processing:
                     os.close(fd)
                 self._last_full = time.monotonic()
             except OSError as exc:
-                log.error("buffer: fsync after a derived alarm failed (%s); it is committed, and durable "
-                          "at the next FULL commit", exc)
+                log.error(
+                    "buffer: fsync after a derived alarm failed (%s); it is committed, and durable at the next FULL commit", exc
+                )
         self._derived_power_loss = False

@@ -31,8 +31,13 @@ def open_or_recover(path: Path, schema: str) -> tuple[sqlite3.Connection, Path |
     except sqlite3.DatabaseError as exc:
         stamp = time.strftime("%Y%m%dT%H%M%S")
         aside = path.with_name(f"{path.name}.corrupt-{stamp}")
-        log.error("buffer: database %s is corrupt (%s); moved aside to %s and starting a new one. "
-                  "Records in it were not delivered; inspect it with sqlite3 '.recover'.", path, exc, aside)
+        log.error(
+            "buffer: database %s is corrupt (%s); moved aside to %s and starting a new one. "
+            "Records in it were not delivered; inspect it with sqlite3 '.recover'.",
+            path,
+            exc,
+            aside,
+        )
         for suffix in ("", "-wal", "-shm"):
             src = Path(str(path) + suffix)
             if src.exists():

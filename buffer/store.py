@@ -177,8 +177,11 @@ class BufferStore(Eviction, Processing):
             # may have been sent. Resume above the fsynced reservation so no seq is ever reused.
             floor = self.floor.read()
             if floor > self.last_seq:
-                log.warning("buffer: unclean stop before a reboot; seqs after %d may have been issued and lost, "
-                            "numbering resumes at %d", self.last_seq, floor + 1)
+                log.warning(
+                    "buffer: unclean stop before a reboot; seqs after %d may have been issued and lost, numbering resumes at %d",
+                    self.last_seq,
+                    floor + 1,
+                )
                 self.seq_resumed_from, self.last_seq = self.last_seq, floor
         self.db.execute("INSERT OR REPLACE INTO boot VALUES (1, ?)", (self.boot_id,))
         self.total_bytes = int(self.db.execute("SELECT COALESCE(SUM(size), 0) FROM records").fetchone()[0])
@@ -240,8 +243,12 @@ class BufferStore(Eviction, Processing):
         }
         if rec.attachments:
             doc["attachments"] = [
-                {"name": a.name, "content_type": a.content_type, "size": len(a.data),
-                 "sha256": hashlib.sha256(a.data).hexdigest()}
+                {
+                    "name": a.name,
+                    "content_type": a.content_type,
+                    "size": len(a.data),
+                    "sha256": hashlib.sha256(a.data).hexdigest(),
+                }
                 for a in rec.attachments
             ]
         canon = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
@@ -264,13 +271,13 @@ class BufferStore(Eviction, Processing):
                         f"the cap is {self.max_attachment_bytes} (buffer.max_attachment_bytes)"
                     )
 
-    def append(self, records: Sequence[Record], *, power_loss: bool = False,
-               count: Mapping[str, int] | None = None) -> list[int]:
+    def append(self, records: Sequence[Record], *, power_loss: bool = False, count: Mapping[str, int] | None = None) -> list[int]:
         """Commit records in one transaction and return their sequence numbers (see ``commit``)."""
         return self._commit(records, power_loss, count)[0]
 
-    def commit(self, records: Sequence[Record], *, power_loss: bool = False,
-               count: Mapping[str, int] | None = None) -> list[Committed]:
+    def commit(
+        self, records: Sequence[Record], *, power_loss: bool = False, count: Mapping[str, int] | None = None
+    ) -> list[Committed]:
         """Commit records in one transaction; returns them with their seqs and chain hashes.
 
         ``power_loss`` forces an fsync at commit whatever the kinds; ``count`` adds to the
@@ -288,8 +295,9 @@ class BufferStore(Eviction, Processing):
         out, self._side = self._side, []
         return out
 
-    def _commit(self, records: Sequence[Record], power_loss: bool,
-                count: Mapping[str, int] | None) -> tuple[list[int], list[str]]:
+    def _commit(
+        self, records: Sequence[Record], power_loss: bool, count: Mapping[str, int] | None
+    ) -> tuple[list[int], list[str]]:
         self.check_attachments(records)
         if not records:
             return [], []
@@ -306,13 +314,13 @@ class BufferStore(Eviction, Processing):
                 log.error("buffer: disk full (%s); evicted %d bytes of low-priority records, retrying", exc, freed)
         raise AssertionError("unreachable")
 
-    def _append_once(self, records: Sequence[Record], power_loss: bool,
-                     count: Mapping[str, int] | None) -> tuple[list[int], list[str]]:
+    def _append_once(
+        self, records: Sequence[Record], power_loss: bool, count: Mapping[str, int] | None
+    ) -> tuple[list[int], list[str]]:
         self._begin()
         seqs, chains = self._insert(records, power_loss)
         if self.processor is not None:  # derived records and state join this transaction
-            self.processor.process([Committed(s, r, c) for s, r, c in zip(seqs, records, chains, strict=True)],
-                                   self.clock())
+            self.processor.process([Committed(s, r, c) for s, r, c in zip(seqs, records, chains, strict=True)], self.clock())
         for name, n in (count or {}).items():
             self._count(name, n)
         if self.total_bytes > self.max_bytes:
@@ -323,8 +331,9 @@ class BufferStore(Eviction, Processing):
         return seqs, chains
 
     def _save_state(self) -> None:
-        self.db.execute("UPDATE state SET last_seq = ?, chain_head = ?, total_bytes = ?",
-                        (self.last_seq, self.chain_head, self.total_bytes))
+        self.db.execute(
+            "UPDATE state SET last_seq = ?, chain_head = ?, total_bytes = ?", (self.last_seq, self.chain_head, self.total_bytes)
+        )
 
     def _begin(self) -> None:
         """Remember the in-memory state, so a failed transaction can restore it."""
@@ -388,8 +397,7 @@ class BufferStore(Eviction, Processing):
             if len(out) >= limit:
                 break
             rows = self.db.execute(
-                "SELECT seq, source, n_att, body, ts FROM records WHERE prio = ? AND seq > ? "
-                "ORDER BY seq LIMIT ?",
+                "SELECT seq, source, n_att, body, ts FROM records WHERE prio = ? AND seq > ? ORDER BY seq LIMIT ?",
                 (prio, self._cursor[prio], limit - len(out)),
             ).fetchall()
             for seq, source, n_att, body, ts in rows:

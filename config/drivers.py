@@ -11,8 +11,7 @@ from pydantic import Field, model_validator
 
 from config.types import Duration, Ident, StrictModel, rejected
 
-DataType = Literal["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "bool", "bit",
-                   "string"]
+DataType = Literal["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "bool", "bit", "string"]
 Order = Literal["ABCD", "CDAB", "BADC", "DCBA"]
 Problem = tuple[tuple[str | int, ...], str, str]
 
@@ -32,8 +31,18 @@ class RegisterTable(StrEnum):
 
 
 #: registers a value of each type occupies (string: ``length``)
-TYPE_REGISTERS = {"int16": 1, "uint16": 1, "bit": 1, "int32": 2, "uint32": 2, "float32": 2, "int64": 4, "uint64": 4,
-                  "float64": 4, "bool": 1}
+TYPE_REGISTERS = {
+    "int16": 1,
+    "uint16": 1,
+    "bit": 1,
+    "int32": 2,
+    "uint32": 2,
+    "float32": 2,
+    "int64": 4,
+    "uint64": 4,
+    "float64": 4,
+    "bool": 1,
+}
 
 
 class PointSettings(StrictModel):
@@ -113,8 +122,7 @@ class Profile(StrictModel):
 
 # ------------------------------------------------------------------------------ devices
 def _elsewhere(key: str, protocol: str, belongs: str) -> object:
-    return rejected(f"no '{key}' on a {protocol} device ('{key}' is a setting of {belongs}; "
-                    "remove it, or check 'protocol:')")
+    return rejected(f"no '{key}' on a {protocol} device ('{key}' is a setting of {belongs}; remove it, or check 'protocol:')")
 
 
 #: the default of a rejected key: never set, never dumped (pydantic copies it per field)
@@ -246,8 +254,9 @@ class OperatingStateSettings(StrictModel):
         return self
 
 
-def cross_check(buses: Sequence[BusSettings], devices: Sequence[DeviceSettings], op: OperatingStateSettings,
-                profiles: Mapping[str, Profile]) -> list[Problem]:
+def cross_check(
+    buses: Sequence[BusSettings], devices: Sequence[DeviceSettings], op: OperatingStateSettings, profiles: Mapping[str, Profile]
+) -> list[Problem]:
     """Bus references, one setting per physical port, unique ids, known profiles and points.
 
     ``profiles`` are passed in by the loader, so this module never imports the profile loader.
@@ -263,9 +272,14 @@ def cross_check(buses: Sequence[BusSettings], devices: Sequence[DeviceSettings],
         if other is not None:
             j, first = other
             same = first.line_settings() == bus.line_settings()
-            problems.append((("buses", i, "port"), f"{bus.port!r}, already used by bus '{first.name}' (buses[{j}])"
-                             + ("" if same else " with different settings"),
-                             "one bus entry per serial port; put every device on that port on the same bus"))
+            problems.append(
+                (
+                    ("buses", i, "port"),
+                    f"{bus.port!r}, already used by bus '{first.name}' (buses[{j}])"
+                    + ("" if same else " with different settings"),
+                    "one bus entry per serial port; put every device on that port on the same bus",
+                )
+            )
         else:
             seen_ports[bus.port] = (i, bus)
     ids: set[str] = set()
@@ -281,8 +295,13 @@ def cross_check(buses: Sequence[BusSettings], devices: Sequence[DeviceSettings],
             problems.append((("devices", i, "profile"), repr(dev.profile), f"one of {sorted(profiles)}"))
         elif profile is not None and profile.protocol != PROFILE_FAMILY[dev.protocol]:
             fits = sorted(n for n, p in profiles.items() if p.protocol == PROFILE_FAMILY[dev.protocol])
-            problems.append((("devices", i, "profile"), f"{dev.profile!r}, a {profile.protocol} profile",
-                             f"a profile for {dev.protocol} devices: one of {fits}"))
+            problems.append(
+                (
+                    ("devices", i, "profile"),
+                    f"{dev.profile!r}, a {profile.protocol} profile",
+                    f"a profile for {dev.protocol} devices: one of {fits}",
+                )
+            )
         point_names[dev.id] = {p.name for p in dev.points} | ({p.name for p in profile.points} if profile else set())
     for k, ref in enumerate(op.power_points):
         dev_id, _, point = ref.partition(".")

@@ -16,14 +16,20 @@ from config.yamlio import locate, parse_yaml, plain, problem_from_error, validat
 
 __all__ = ["load_or_report", "load_settings", "load_settings_text", "locate", "parse_yaml", "validate_tree"]
 
+
 def load_settings_text(text: str, file: str = "<config>", base_dir: Path | None = None) -> Settings:
     """Validate config text; raises ConfigError listing every problem found."""
     tree = parse_yaml(text, file)
     if tree is None:
         tree = CommentedMap()
     if not isinstance(tree, CommentedMap):
-        raise ConfigError([ConfigProblem(file, 1, 1, "", "a document that is not a mapping",
-                                         "keys such as 'gateway:' and 'uplink:' at the top level")])
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    file, 1, 1, "", "a document that is not a mapping", "keys such as 'gateway:' and 'uplink:' at the top level"
+                )
+            ]
+        )
     try:
         settings = Settings.model_validate(plain(tree), context={"base_dir": base_dir})
     except ValidationError as exc:
@@ -48,8 +54,11 @@ def _file_problems(settings: Settings, tree: Any, file: str) -> list[ConfigProbl
     ]
     if settings.uplink.tls:
         tls = settings.uplink.tls
-        refs += [(("uplink", "tls", "ca_file"), tls.ca_file), (("uplink", "tls", "cert_file"), tls.cert_file),
-                 (("uplink", "tls", "key_file"), tls.key_file)]
+        refs += [
+            (("uplink", "tls", "ca_file"), tls.ca_file),
+            (("uplink", "tls", "cert_file"), tls.cert_file),
+            (("uplink", "tls", "key_file"), tls.key_file),
+        ]
     problems = []
     for loc, path in refs:
         if path is None:
@@ -58,8 +67,7 @@ def _file_problems(settings: Settings, tree: Any, file: str) -> list[ConfigProbl
             path.read_bytes()
         except OSError as exc:
             line, col, key = locate(tree, loc)
-            problems.append(ConfigProblem(file, line, col, key, f"{path} ({exc.strerror or exc})",
-                                          "a readable file"))
+            problems.append(ConfigProblem(file, line, col, key, f"{path} ({exc.strerror or exc})", "a readable file"))
     return problems
 
 
@@ -69,11 +77,22 @@ def load_settings(path: str | Path) -> Settings:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([ConfigProblem(str(path), 1, 1, "", f"no readable file ({exc.strerror or exc})",
-                                         "a YAML config file (see config/examples/minimal.yaml)")]) from None
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    str(path),
+                    1,
+                    1,
+                    "",
+                    f"no readable file ({exc.strerror or exc})",
+                    "a YAML config file (see config/examples/minimal.yaml)",
+                )
+            ]
+        ) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError([ConfigProblem(str(path), 1, 1, "", f"bytes that are not UTF-8 ({exc.reason})",
-                                         "a UTF-8 text file")]) from None
+        raise ConfigError(
+            [ConfigProblem(str(path), 1, 1, "", f"bytes that are not UTF-8 ({exc.reason})", "a UTF-8 text file")]
+        ) from None
     return load_settings_text(text, str(path), base_dir=path.parent.resolve())
 
 

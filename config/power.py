@@ -70,6 +70,7 @@ def cross_check(power: PowerSettings) -> list[tuple[tuple[str | int, ...], str, 
         try:
             power.nut.password_file.read_bytes()
         except OSError as exc:
-            problems.append((("power", "nut", "password_file"),
-                             f"{power.nut.password_file} ({exc.strerror or exc})", "a readable file"))
+            problems.append(
+                (("power", "nut", "password_file"), f"{power.nut.password_file} ({exc.strerror or exc})", "a readable file")
+            )
     return problems

@@ -47,9 +47,10 @@ class Settings(StrictModel):
 
         ``profiles`` come from the loader (``config.profiles``), which this module does not import.
         """
-        return (drivers_cfg.cross_check(self.buses, self.devices, self.operating_state, profiles)
-                + vision_cfg.cross_check(self.cameras, self.shafts)
-                + power_cfg.cross_check(self.power)
-                + headcount_cross_check(self.rules.headcount, [s.name for s in self.shafts],
-                                        [d.id for d in self.devices])
-                + site_rules_cfg.cross_check(self.rules.site, self.devices, self.cameras, profiles))
+        return (
+            drivers_cfg.cross_check(self.buses, self.devices, self.operating_state, profiles)
+            + vision_cfg.cross_check(self.cameras, self.shafts)
+            + power_cfg.cross_check(self.power)
+            + headcount_cross_check(self.rules.headcount, [s.name for s in self.shafts], [d.id for d in self.devices])
+            + site_rules_cfg.cross_check(self.rules.site, self.devices, self.cameras, profiles)
+        )

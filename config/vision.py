@@ -153,8 +153,9 @@ class ShaftSettings(StrictModel):
     reconcile_at: str = Field(default="06:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
-def cross_check(cameras: Sequence[CameraSettings], shafts_cfg: Sequence[ShaftSettings]
-                ) -> list[tuple[tuple[str | int, ...], str, str]]:
+def cross_check(
+    cameras: Sequence[CameraSettings], shafts_cfg: Sequence[ShaftSettings]
+) -> list[tuple[tuple[str | int, ...], str, str]]:
     """Unique camera ids, lines feeding defined shafts, detector classes the model knows."""
     problems: list[tuple[tuple[str | int, ...], str, str]] = []
     seen: set[str] = set()
@@ -165,9 +166,19 @@ def cross_check(cameras: Sequence[CameraSettings], shafts_cfg: Sequence[ShaftSet
         seen.add(cam.id)
         for j, line in enumerate(cam.lines):
             if line.shaft is not None and line.shaft not in shafts:
-                problems.append((("cameras", i, "lines", j, "shaft"), repr(line.shaft),
-                                 f"a shaft defined under 'shafts:' ({sorted(shafts) or 'none defined'})"))
+                problems.append(
+                    (
+                        ("cameras", i, "lines", j, "shaft"),
+                        repr(line.shaft),
+                        f"a shaft defined under 'shafts:' ({sorted(shafts) or 'none defined'})",
+                    )
+                )
         if cam.detector.model == "ssdlite_person_300" and set(cam.detector.classes) - {"person"}:
-            problems.append((("cameras", i, "detector", "classes"), str(cam.detector.classes),
-                             "only person with ssdlite_person_300 (use nanodet_m_416 for vehicles)"))
+            problems.append(
+                (
+                    ("cameras", i, "detector", "classes"),
+                    str(cam.detector.classes),
+                    "only person with ssdlite_person_300 (use nanodet_m_416 for vehicles)",
+                )
+            )
     return problems

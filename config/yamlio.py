@@ -103,8 +103,9 @@ def problem_from_error(file: str, tree: Any, err: Any) -> ConfigProblem:
     return ConfigProblem(file, line, col, key, found, expected)
 
 
-def validate_tree(model: type[M], tree: Any, file: str, label: Callable[[Loc, str], str] | None = None,
-                  context: dict[str, Any] | None = None) -> M:
+def validate_tree(
+    model: type[M], tree: Any, file: str, label: Callable[[Loc, str], str] | None = None, context: dict[str, Any] | None = None
+) -> M:
     """Validate a parsed YAML tree into ``model``; every error located as file:line:column.
 
     ``label(loc, key)`` may rewrite the key shown (e.g. "step 3 (proxy): mode").
@@ -116,8 +117,14 @@ def validate_tree(model: type[M], tree: Any, file: str, label: Callable[[Loc, st
         for err in exc.errors():
             problem = problem_from_error(file, tree, err)
             if label is not None:
-                problem = ConfigProblem(problem.file, problem.line, problem.column,
-                                        label(tuple(err["loc"]), problem.key), problem.found, problem.expected)
+                problem = ConfigProblem(
+                    problem.file,
+                    problem.line,
+                    problem.column,
+                    label(tuple(err["loc"]), problem.key),
+                    problem.found,
+                    problem.expected,
+                )
             problems.append(problem)
         raise ConfigError(problems) from None
 
@@ -132,6 +139,4 @@ def parse_yaml(text: str, file: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = (exc.problem or "invalid YAML").strip()
-        raise ConfigError(
-            [ConfigProblem(file, line, col, "", f"YAML that does not parse ({what})", "valid YAML")]
-        ) from exc
+        raise ConfigError([ConfigProblem(file, line, col, "", f"YAML that does not parse ({what})", "valid YAML")]) from exc

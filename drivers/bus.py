@@ -38,8 +38,10 @@ def port_error_text(port: str, exc: BaseException) -> str:
     if err == errno.ENOENT or "No such file" in text:
         return f"serial port {port} does not exist: check the adapter/cable, and the name (ls /dev/serial/by-id/)"
     if err == errno.EACCES or "Permission denied" in text:
-        return (f"serial port {port}: permission denied — add the service user to the 'dialout' group "
-                "(usermod -aG dialout USER) and log in again")
+        return (
+            f"serial port {port}: permission denied — add the service user to the 'dialout' group "
+            "(usermod -aG dialout USER) and log in again"
+        )
     if err == errno.EBUSY or "busy" in text.lower() or "exclusively lock" in text:
         return f"serial port {port} is busy: another program has it open (find it with: fuser {port})"
     if "disconnected" in text or err in (errno.EIO, errno.ENXIO, errno.ENODEV):
@@ -98,13 +100,27 @@ class SerialBus:
         s = self.settings
         try:
             try:
-                self.port = serial.Serial(s.port, baudrate=s.baudrate, parity=s.parity, stopbits=s.stopbits,
-                                          bytesize=s.bytesize, timeout=READ_SLICE, exclusive=True)
+                self.port = serial.Serial(
+                    s.port,
+                    baudrate=s.baudrate,
+                    parity=s.parity,
+                    stopbits=s.stopbits,
+                    bytesize=s.bytesize,
+                    timeout=READ_SLICE,
+                    exclusive=True,
+                )
             except termios.error:
                 # Linux ptys (test rigs, some virtual ports) refuse a parity-only termios change;
                 # going through another baud rate first is accepted. Real UARTs never get here.
-                port = serial.Serial(s.port, baudrate=1200 if s.baudrate != 1200 else 2400, parity=s.parity,
-                                     stopbits=s.stopbits, bytesize=s.bytesize, timeout=READ_SLICE, exclusive=True)
+                port = serial.Serial(
+                    s.port,
+                    baudrate=1200 if s.baudrate != 1200 else 2400,
+                    parity=s.parity,
+                    stopbits=s.stopbits,
+                    bytesize=s.bytesize,
+                    timeout=READ_SLICE,
+                    exclusive=True,
+                )
                 port.baudrate = s.baudrate
                 self.port = port
             self.open_error = None

@@ -32,8 +32,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.add_argument("--unit", type=int, default=1)
         p.add_argument("--read", required=True, help="ADDR[:COUNT], 0-based protocol address")
         p.add_argument("--table", type=RegisterTable, choices=list(RegisterTable), default=RegisterTable.HOLDING)
-        p.add_argument("--type", default="uint16", choices=["int16", "uint16", "int32", "uint32", "int64", "uint64",
-                                                            "float32", "float64"])
+        p.add_argument(
+            "--type", default="uint16", choices=["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64"]
+        )
         p.add_argument("--order", default="ABCD", choices=["ABCD", "CDAB", "BADC", "DCBA"])
         p.add_argument("--timeout", type=float, default=1.0)
         if name == "modbus-rtu":
@@ -90,8 +91,11 @@ def _words_per_value(kind: str) -> int:
 
 
 def _bus(args: argparse.Namespace) -> SerialBus:
-    return SerialBus(BusSettings(name="probe", port=args.target, baudrate=args.baud, parity=args.parity,
-                                 stopbits=args.stopbits, timeout=args.timeout))
+    return SerialBus(
+        BusSettings(
+            name="probe", port=args.target, baudrate=args.baud, parity=args.parity, stopbits=args.stopbits, timeout=args.timeout
+        )
+    )
 
 
 def cmd_probe_modbus(args: argparse.Namespace) -> int:
@@ -179,8 +183,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
     async def go() -> None:
         for baud, parity in combos:
-            bus = SerialBus(BusSettings(name="scan", port=args.target, baudrate=baud, parity=parity,
-                                        timeout=args.timeout, inter_frame=0.002))
+            bus = SerialBus(
+                BusSettings(name="scan", port=args.target, baudrate=baud, parity=parity, timeout=args.timeout, inter_frame=0.002)
+            )
             try:
                 for n, unit in enumerate(units):
                     if time.monotonic() > deadline:
@@ -188,8 +193,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
                         return
                     print(f"\r{baud} 8{parity}1 unit {unit:3d} ({n + 1}/{len(units)})", end="", file=sys.stderr)
                     try:
-                        await modbus_rtu.read_registers(bus, unit, RegisterTable.HOLDING, args.register, 1,
-                                                        args.timeout)
+                        await modbus_rtu.read_registers(bus, unit, RegisterTable.HOLDING, args.register, 1, args.timeout)
                         found.append((unit, f"{baud} 8{parity}1", args.register, "answered"))
                     except DeviceException as exc:  # an exception reply is still a live unit
                         found.append((unit, f"{baud} 8{parity}1", args.register, exc.reason))
@@ -248,8 +252,10 @@ def cmd_points(args: argparse.Namespace) -> int:
 
 
 def _print_table(poller: DevicePoller) -> None:
-    rows = [f"{poller.dev.id}  state={poller.health.state}  last_error={poller.health.last_error or '-'}",
-            f"{'point':<22}{'value':>16} {'unit':<6}{'quality':<8}reason"]
+    rows = [
+        f"{poller.dev.id}  state={poller.health.state}  last_error={poller.health.last_error or '-'}",
+        f"{'point':<22}{'value':>16} {'unit':<6}{'quality':<8}reason",
+    ]
     for p in poller.points:
         st = poller.state[p.name]
         value = "" if st.value is None else (f"{st.value:.4g}" if isinstance(st.value, float) else str(st.value))

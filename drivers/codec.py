@@ -7,8 +7,16 @@ import struct
 
 from config.drivers import PointSettings
 
-_FORMATS = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "int64": ">q", "uint64": ">Q",
-            "float32": ">f", "float64": ">d"}
+_FORMATS = {
+    "int16": ">h",
+    "uint16": ">H",
+    "int32": ">i",
+    "uint32": ">I",
+    "int64": ">q",
+    "uint64": ">Q",
+    "float32": ">f",
+    "float64": ">d",
+}
 
 
 class DecodeError(ValueError):

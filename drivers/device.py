@@ -64,8 +64,16 @@ class DevicePoller:
     Protocol-agnostic: what differs between Modbus TCP, RTU and DL/T 645 lives in the driver.
     """
 
-    def __init__(self, dev: DeviceBase, points: list[PointSettings], sink: RecordSink, driver: Driver, *,
-                 listener: ValueListener | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        dev: DeviceBase,
+        points: list[PointSettings],
+        sink: RecordSink,
+        driver: Driver,
+        *,
+        listener: ValueListener | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.dev, self.sink, self.driver = dev, sink, driver
         self.listener = listener
         self.clock = clock
@@ -136,8 +144,13 @@ class DevicePoller:
                     if barrier:
                         self.barriers.add(barrier)
                         self._plans.pop(group, None)
-                        log.info("%s: device refused block %s@%d+%d; split and remembered", self.dev.id, block.table,
-                                 block.start, block.count)
+                        log.info(
+                            "%s: device refused block %s@%d+%d; split and remembered",
+                            self.dev.id,
+                            block.table,
+                            block.start,
+                            block.count,
+                        )
                     queue[:0] = halves
                     continue
                 errors.append(exc.reason)
@@ -181,10 +194,19 @@ class DevicePoller:
             else:
                 h.state = "offline" if old in ("offline", "backoff", "starting") else "degraded"
         if h.state != old:
-            log.log(logging.WARNING if h.state in ("backoff", "offline") else logging.INFO,
-                    "%s: %s -> %s%s", self.dev.id, old, h.state, f" ({h.last_error})" if h.last_error else "")
-            self.sink.emit(Record(self.dev.id, Kind.EVENT, {"event": "device_state", "state": h.state,
-                                                             "previous": old, "reason": h.last_error}))
+            log.log(
+                logging.WARNING if h.state in ("backoff", "offline") else logging.INFO,
+                "%s: %s -> %s%s",
+                self.dev.id,
+                old,
+                h.state,
+                f" ({h.last_error})" if h.last_error else "",
+            )
+            self.sink.emit(
+                Record(
+                    self.dev.id, Kind.EVENT, {"event": "device_state", "state": h.state, "previous": old, "reason": h.last_error}
+                )
+            )
 
     def _report(self, group: str, now: float) -> None:
         values: dict[str, Any] = {}
@@ -210,8 +232,14 @@ class DevicePoller:
     def health_dict(self) -> dict[str, Any]:
         h = self.health
         iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(h.last_ok)) if h.last_ok else None
-        return {"state": h.state, "protocol": self.dev.protocol, "last_ok": iso, "last_error": h.last_error,
-                "requests": h.requests, "errors": h.errors}
+        return {
+            "state": h.state,
+            "protocol": self.dev.protocol,
+            "last_ok": iso,
+            "last_error": h.last_error,
+            "requests": h.requests,
+            "errors": h.errors,
+        }
 
     async def run_group(self, group: str, stop: asyncio.Event) -> None:
         """Poll at a fixed rate; a slow cycle skips ahead instead of piling up."""

@@ -39,8 +39,9 @@ def _error_reply(frame: dlt645.Frame) -> DeviceException:
 
 async def read_value(bus: SerialBus, address: str, di: str, timeout: float) -> float:
     """One data identifier of one meter, as a number in the identifier's unit."""
-    frame = await bus.transact(dlt645.read_request(address, di), receive_frame((dlt645.C_READ_OK, dlt645.C_READ_OK_MORE)),
-                               timeout)
+    frame = await bus.transact(
+        dlt645.read_request(address, di), receive_frame((dlt645.C_READ_OK, dlt645.C_READ_OK_MORE)), timeout
+    )
     if frame.control == dlt645.C_READ_ERR:
         raise _error_reply(frame)
     if frame.address != address:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 #: the words for bytes that came back but were no answer
-BAD_FRAME = ("bad frame: answer did not parse — check for two masters on the bus, baud rate/parity, "
-             "or a device speaking another protocol")
+BAD_FRAME = (
+    "bad frame: answer did not parse — check for two masters on the bus, baud rate/parity, or a device speaking another protocol"
+)
 
 
 class DriverError(Exception):

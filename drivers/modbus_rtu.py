@@ -113,8 +113,7 @@ def receive_read(unit: int, table: RegisterTable, count: int) -> Receiver[list[i
     return receive
 
 
-async def read_registers(bus: SerialBus, unit: int, table: RegisterTable, start: int, count: int,
-                         timeout: float) -> list[int]:
+async def read_registers(bus: SerialBus, unit: int, table: RegisterTable, start: int, count: int, timeout: float) -> list[int]:
     """One read on the bus (also used by ``headframe scan`` and ``probe``)."""
     return await bus.transact(read_request(unit, table, start, count), receive_read(unit, table, count), timeout)
 

@@ -41,8 +41,9 @@ class TcpLink:
     def client(self) -> AsyncModbusTcpClient:
         """Created on first use, inside the running loop (pymodbus binds to it)."""
         if self._client is None:
-            self._client = AsyncModbusTcpClient(self.host, port=self.port, timeout=self.timeout, retries=0,
-                                                reconnect_delay=0, trace_packet=self._trace)
+            self._client = AsyncModbusTcpClient(
+                self.host, port=self.port, timeout=self.timeout, retries=0, reconnect_delay=0, trace_packet=self._trace
+            )
         return self._client
 
     async def connect(self) -> None:
@@ -61,8 +62,12 @@ class TcpLink:
     async def read_registers(self, table: RegisterTable, start: int, count: int) -> list[int]:
         await self.connect()
         client = self.client
-        call = {RegisterTable.HOLDING: client.read_holding_registers, RegisterTable.INPUT: client.read_input_registers,
-                RegisterTable.COIL: client.read_coils, RegisterTable.DISCRETE: client.read_discrete_inputs}[table]
+        call = {
+            RegisterTable.HOLDING: client.read_holding_registers,
+            RegisterTable.INPUT: client.read_input_registers,
+            RegisterTable.COIL: client.read_coils,
+            RegisterTable.DISCRETE: client.read_discrete_inputs,
+        }[table]
         self.received = 0
         try:
             result = await asyncio.wait_for(call(start, count=count, device_id=self.unit), timeout=self.timeout + 0.5)

@@ -47,8 +47,14 @@ def plan_singly(points: Sequence[PointSettings]) -> list[Block]:
     return [Block(None, 0, 1, [p]) for p in points]
 
 
-def plan(points: Sequence[PointSettings], *, max_registers: int = 125, max_bits: int = 2000, gap_fill: int = 8,
-         barriers: frozenset[Barrier] = frozenset()) -> list[Block]:
+def plan(
+    points: Sequence[PointSettings],
+    *,
+    max_registers: int = 125,
+    max_bits: int = 2000,
+    gap_fill: int = 8,
+    barriers: frozenset[Barrier] = frozenset(),
+) -> list[Block]:
     """Blocks for ``points`` (all of one poll group). ``barriers`` are (table, address) pairs
     where a block must not continue across: learned from devices that answered "illegal
     data address" for a block spanning them."""

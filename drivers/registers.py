@@ -37,8 +37,7 @@ class RegisterDriver(ABC):
 
     def plan(self, points: Sequence[PointSettings], barriers: frozenset[Barrier]) -> list[Block]:
         d = self.dev
-        return plan(points, max_registers=d.max_registers, max_bits=d.max_bits, gap_fill=d.gap_fill,
-                    barriers=barriers)
+        return plan(points, max_registers=d.max_registers, max_bits=d.max_bits, gap_fill=d.gap_fill, barriers=barriers)
 
     async def read(self, block: Block) -> Values:
         assert block.table is not None, "register drivers plan table blocks"

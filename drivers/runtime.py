@@ -36,8 +36,8 @@ class Drivers:
         self.settings, self.sink = settings, sink
         self.buses = {b.name: SerialBus(b) for b in settings.buses}
         self.pollers: list[DevicePoller] = [
-            DevicePoller(dev, device_points(dev), sink, make_driver(dev, self.buses))
-            for dev in settings.devices if dev.enabled]
+            DevicePoller(dev, device_points(dev), sink, make_driver(dev, self.buses)) for dev in settings.devices if dev.enabled
+        ]
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -46,8 +46,9 @@ class Drivers:
         for poller in self.pollers:
             for group in poller.groups:
                 if any(p.group == group for p in poller.points):
-                    self._tasks.append(asyncio.create_task(poller.run_group(group, self._stop),
-                                                           name=f"poll-{poller.dev.id}-{group}"))
+                    self._tasks.append(
+                        asyncio.create_task(poller.run_group(group, self._stop), name=f"poll-{poller.dev.id}-{group}")
+                    )
         log.info("drivers: polling %d device(s) on %d serial bus(es)", len(self.pollers), len(self.buses))
 
     async def stop(self) -> None:
@@ -61,8 +62,10 @@ class Drivers:
 
     def health(self) -> dict[str, Any]:
         out: dict[str, Any] = {"devices": {p.dev.id: p.health_dict() for p in self.pollers}}
-        out["buses"] = {name: {"open": b.port is not None, "error": b.open_error, "bytes_out": b.bytes_out,
-                               "bytes_in": b.bytes_in} for name, b in self.buses.items()}
+        out["buses"] = {
+            name: {"open": b.port is not None, "error": b.open_error, "bytes_out": b.bytes_out, "bytes_in": b.bytes_in}
+            for name, b in self.buses.items()
+        }
         return out
 
 

@@ -22,16 +22,19 @@ def cmd_site(args: argparse.Namespace) -> int:
     work = Path(args.workdir).resolve()
     site = Site(work).start()
     cfg = site.config(work / "headframe.yaml", work / "buffer.db")
-    print(f"simulated site up: broker 127.0.0.1:{site.broker_port}, PLC 127.0.0.1:{site.plc_port}, "
-          f"RS-485 {site.rtu_agent_end}, DL/T 645 {site.dlt_agent_end}, cameras {site.cameras.url('shaft')}")
+    print(
+        f"simulated site up: broker 127.0.0.1:{site.broker_port}, PLC 127.0.0.1:{site.plc_port}, "
+        f"RS-485 {site.rtu_agent_end}, DL/T 645 {site.dlt_agent_end}, cameras {site.cameras.url('shaft')}"
+    )
     print(f"config: {cfg}")
     agent = None
     try:
         if args.agent:
             env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
             log = open(work / "agent.log", "ab")  # noqa: SIM115 - lives as long as the agent
-            agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(cfg)], env=env, stdout=log,
-                                     stderr=subprocess.STDOUT)
+            agent = subprocess.Popen(
+                [sys.executable, "-m", "agent.cli", "run", "-c", str(cfg)], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
             print(f"agent started (log {work / 'agent.log'})")
         if args.watch:
             watch("127.0.0.1", site.broker_port, args.duration)

@@ -85,7 +85,14 @@ class CameraServer:
             elif mode == "blurred":
                 frame = cv2.GaussianBlur(frame, (31, 31), 0)
             ok, jpg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])
-            out.write(b"--" + BOUNDARY + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                      + str(len(jpg)).encode() + b"\r\n\r\n" + jpg.tobytes() + b"\r\n")
+            out.write(
+                b"--"
+                + BOUNDARY
+                + b"\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                + str(len(jpg)).encode()
+                + b"\r\n\r\n"
+                + jpg.tobytes()
+                + b"\r\n"
+            )
             time.sleep(1.0 / fps)
         cap.release()

@@ -62,29 +62,34 @@ def _buffered_docs(db: Path, skip: set[int]) -> list[dict[str, Any]]:
 class Delivery:
     """The verifier's findings, split into what the two scenario checks ask."""
 
-    last: int                      # last seq the agent committed
-    buffered: int                  # records still in its buffer
-    received: int                  # distinct seqs received
-    integrity: list[str]           # chain_intact fails on any of these
-    missing: list[str]             # all_delivered fails on any of these
-    explained: int                 # seqs covered by the agent's own records_dropped
+    last: int  # last seq the agent committed
+    buffered: int  # records still in its buffer
+    received: int  # distinct seqs received
+    integrity: list[str]  # chain_intact fails on any of these
+    missing: list[str]  # all_delivered fails on any of these
+    explained: int  # seqs covered by the agent's own records_dropped
 
     def chain_result(self) -> dict[str, Any]:
         return {"ok": not self.integrity, "detail": "; ".join(self.integrity[:3]) or "ok (agent.verify)"}
 
     def delivered_result(self) -> dict[str, Any]:
         ok = not self.missing and self.last > 0
-        detail = (f"{self.last} committed, {self.received} received, {self.buffered} still buffered, "
-                  f"{self.explained} explained by records_dropped")
+        detail = (
+            f"{self.last} committed, {self.received} received, {self.buffered} still buffered, "
+            f"{self.explained} explained by records_dropped"
+        )
         if self.missing:
             detail += "; " + "; ".join(self.missing[:3])
         return {"ok": ok, "detail": detail}
 
 
 def _covered(rep: GatewayReport, seq: int) -> bool:
-    return any(d.trusted and d.seqs_assigned and any(r.get("first", 0) <= seq <= r.get("last", -1)
-                                                     for r in d.ranges if isinstance(r, dict))
-               for d in rep.drops)
+    return any(
+        d.trusted
+        and d.seqs_assigned
+        and any(r.get("first", 0) <= seq <= r.get("last", -1) for r in d.ranges if isinstance(r, dict))
+        for d in rep.drops
+    )
 
 
 def check(messages: list[dict[str, Any]], db: Path) -> Delivery:
@@ -111,8 +116,13 @@ def check(messages: list[dict[str, Any]], db: Path) -> Delivery:
         problems: list[Problem] = rep.problems
         missing += [p.text for p in problems if p.code in MISSING_CODES]
         integrity += [f"seq {p.seq}: {p.text}" for p in problems if p.code not in MISSING_CODES]
-        explained += sum(r["last"] - r["first"] + 1 for d in rep.drops if d.trusted and d.seqs_assigned
-                         for r in d.ranges if isinstance(r, dict) and "first" in r and "last" in r)
+        explained += sum(
+            r["last"] - r["first"] + 1
+            for d in rep.drops
+            if d.trusted and d.seqs_assigned
+            for r in d.ranges
+            if isinstance(r, dict) and "first" in r and "last" in r
+        )
         # the verifier walks first..last of what it got: the edges are checked against the buffer here
         head = [s for s in range(1, rep.first_seq or 1) if not _covered(rep, s)]
         if head:

@@ -70,8 +70,13 @@ class Agent:
         if self.boots:
             env["HEADFRAME_FAKE_BOOT_ID"] = f"hil-simulated-boot-{self.boots}"
         with open(self.log, "ab") as fh:
-            self.proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(self.config)], cwd=REPO,
-                                         env=env, stdout=fh, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agent.cli", "run", "-c", str(self.config)],
+                cwd=REPO,
+                env=env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+            )
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -88,8 +88,10 @@ class WaitDrained(StrictModel):
     timeout: float = Field(default=60, gt=0)
 
 
-Step = Annotated[Wait | Proxy | Camera | Device | SerialNoise | KillAgent | StartAgent | SiteMode | WaitDrained
-                 | Ups | WaitAgentExit, Field(discriminator="action")]
+Step = Annotated[
+    Wait | Proxy | Camera | Device | SerialNoise | KillAgent | StartAgent | SiteMode | WaitDrained | Ups | WaitAgentExit,
+    Field(discriminator="action"),
+]
 
 
 class Expect(StrictModel):

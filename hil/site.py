@@ -88,15 +88,13 @@ class Site:
 
     def _start_broker(self) -> None:
         conf = self.workdir / "mosquitto.conf"
-        lines = [f"listener {self.broker_port} 127.0.0.1", "allow_anonymous true", "persistence false",
-                 "max_queued_messages 0"]
+        lines = [f"listener {self.broker_port} 127.0.0.1", "allow_anonymous true", "persistence false", "max_queued_messages 0"]
         import os
 
         if os.geteuid() == 0:
             lines.append("user root")
         conf.write_text("\n".join(lines) + "\n")
-        self.procs.append(subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.DEVNULL))
+        self.procs.append(subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -116,8 +114,18 @@ class Site:
         while not self._stop.is_set():
             kw = self.model.power_kw()
             energy += kw / 3600
-            for addr, value in ((0, 230.1), (2, 229.7), (4, 231.2), (6, kw * 1000 / 690), (8, kw * 1000 / 690),
-                                (10, kw * 1000 / 690), (52, kw * 1000), (70, 50.0), (72, energy), (342, energy)):
+            for addr, value in (
+                (0, 230.1),
+                (2, 229.7),
+                (4, 231.2),
+                (6, kw * 1000 / 690),
+                (8, kw * 1000 / 690),
+                (10, kw * 1000 / 690),
+                (52, kw * 1000),
+                (70, 50.0),
+                (72, energy),
+                (342, energy),
+            ):
                 self.meter_image.set_float("input", addr, value)
             self._stop.wait(0.5)
 
@@ -128,36 +136,81 @@ class Site:
             "buffer": {"path": str(buffer_path), "max_bytes": "256MiB"},
             "uplink": {"host": "127.0.0.1", "port": self.broker_port, "reconnect_min": "0.2s", "reconnect_max": "2s"},
             "health": {"interval": "5s"},
-            "buses": [{"name": "rs485-1", "port": self.rtu_agent_end, "baudrate": 9600, "timeout": "0.3s"},
-                      {"name": "meter-645", "port": self.dlt_agent_end, "baudrate": 2400, "parity": "E",
-                       "timeout": "1s"}],
-            "devices": [
-                {"id": "plc-hoist", "protocol": "modbus_tcp", "host": "127.0.0.1", "port": self.plc_port,
-                 "profile": "siemens_s7_1200_hoist", "groups": [{"name": "default", "interval": "1s"}]},
-                {"id": "meter-main", "protocol": "modbus_rtu", "bus": "rs485-1", "unit": 1,
-                 "profile": "eastron_sdm630", "groups": [{"name": "default", "interval": "2s"}], "timeout": "0.3s"},
-                {"id": "meter-fan", "protocol": "dlt645", "bus": "meter-645", "address": "202611240001",
-                 "profile": "dlt645_three_phase", "groups": [{"name": "default", "interval": "5s"}],
-                 "timeout": "1s"},
+            "buses": [
+                {"name": "rs485-1", "port": self.rtu_agent_end, "baudrate": 9600, "timeout": "0.3s"},
+                {"name": "meter-645", "port": self.dlt_agent_end, "baudrate": 2400, "parity": "E", "timeout": "1s"},
             ],
-            "operating_state": {"enabled": True, "power_points": ["meter-main.p_total"], "on_above_kw": 120,
-                                "off_below_kw": 70, "min_duration": "5s"},
-            "rules": {"site": {"sections": [{
-                "name": "site", "state": declared, "clear_after": "20s", "max_age": "30s",
-                # a stopped mine keeps draining and ventilating: these run and raise nothing
-                "expected_loads": ["plc-hoist.fan_running", "plc-hoist.pump1_running", "plc-hoist.pump2_running",
-                                   "meter-fan.p_total"],
-                # the hoist motor current stands in for a hoist feeder meter (the sim has one site meter)
-                "activity": {"power": [{"point": "plc-hoist.hoist_current", "above": 10}],
-                             "run_bits": ["plc-hoist.hoist_running", "plc-hoist.belt_running"],
-                             "seal_cameras": ["cam-seal"]}}]}},
+            "devices": [
+                {
+                    "id": "plc-hoist",
+                    "protocol": "modbus_tcp",
+                    "host": "127.0.0.1",
+                    "port": self.plc_port,
+                    "profile": "siemens_s7_1200_hoist",
+                    "groups": [{"name": "default", "interval": "1s"}],
+                },
+                {
+                    "id": "meter-main",
+                    "protocol": "modbus_rtu",
+                    "bus": "rs485-1",
+                    "unit": 1,
+                    "profile": "eastron_sdm630",
+                    "groups": [{"name": "default", "interval": "2s"}],
+                    "timeout": "0.3s",
+                },
+                {
+                    "id": "meter-fan",
+                    "protocol": "dlt645",
+                    "bus": "meter-645",
+                    "address": "202611240001",
+                    "profile": "dlt645_three_phase",
+                    "groups": [{"name": "default", "interval": "5s"}],
+                    "timeout": "1s",
+                },
+            ],
+            "operating_state": {
+                "enabled": True,
+                "power_points": ["meter-main.p_total"],
+                "on_above_kw": 120,
+                "off_below_kw": 70,
+                "min_duration": "5s",
+            },
+            "rules": {
+                "site": {
+                    "sections": [
+                        {
+                            "name": "site",
+                            "state": declared,
+                            "clear_after": "20s",
+                            "max_age": "30s",
+                            # a stopped mine keeps draining and ventilating: these run and raise nothing
+                            "expected_loads": [
+                                "plc-hoist.fan_running",
+                                "plc-hoist.pump1_running",
+                                "plc-hoist.pump2_running",
+                                "meter-fan.p_total",
+                            ],
+                            # the hoist motor current stands in for a hoist feeder meter (the sim has one site meter)
+                            "activity": {
+                                "power": [{"point": "plc-hoist.hoist_current", "above": 10}],
+                                "run_bits": ["plc-hoist.hoist_running", "plc-hoist.belt_running"],
+                                "seal_cameras": ["cam-seal"],
+                            },
+                        }
+                    ]
+                }
+            },
             "shafts": [{"name": "main-shaft", "limit": 50}],
             "cameras": [
-                {"id": "cam-shaft", "url": self.cameras.url("shaft"), "fps": 4, "role": "shaft",
-                 "lines": [{"name": "wellhead", "points": [[0.5, 0.15], [0.5, 1.0]], "shaft": "main-shaft"}],
-                 "zones": [{"name": "landing", "polygon": [[0.2, 0.3], [0.8, 0.3], [0.8, 1], [0.2, 1]], "limit": 10}]},
-                {"id": "cam-seal", "url": self.cameras.url("seal"), "fps": 2, "role": "seal",
-                 "seal": {"classes": ["person"]}},
+                {
+                    "id": "cam-shaft",
+                    "url": self.cameras.url("shaft"),
+                    "fps": 4,
+                    "role": "shaft",
+                    "lines": [{"name": "wellhead", "points": [[0.5, 0.15], [0.5, 1.0]], "shaft": "main-shaft"}],
+                    "zones": [{"name": "landing", "polygon": [[0.2, 0.3], [0.8, 0.3], [0.8, 1], [0.2, 1]], "limit": 10}],
+                },
+                {"id": "cam-seal", "url": self.cameras.url("seal"), "fps": 2, "role": "seal", "seal": {"classes": ["person"]}},
             ],
         }
         if self.ups is not None:

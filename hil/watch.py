@@ -15,8 +15,9 @@ def summarise(doc: dict[str, Any]) -> str:
     p = doc.get("payload", {})
     if "values" in p:
         vals = list(p["values"].items())[:4]
-        return ", ".join(f"{k}={v.get('v')!s:.8}{v.get('unit', '')}" + ("" if v.get("q") == "good" else f"({v.get('q')})")
-                         for k, v in vals)
+        return ", ".join(
+            f"{k}={v.get('v')!s:.8}{v.get('unit', '')}" + ("" if v.get("q") == "good" else f"({v.get('q')})") for k, v in vals
+        )
     if doc.get("kind") == "health":
         b, u = p.get("buffer", {}), p.get("uplink", {})
         return f"backlog {b.get('depth')} uplink {u.get('state')} cpu {p.get('system', {}).get('cpu_percent')}%"
@@ -36,8 +37,7 @@ def watch(host: str, port: int, duration: float | None = None, prefix: str = "he
             return
         with lock:
             counts["n"] += 1
-            latest[msg.topic] = (doc.get("seq", 0), summarise(doc) if "seq" in doc else str(doc.get("status")),
-                                 time.time())
+            latest[msg.topic] = (doc.get("seq", 0), summarise(doc) if "seq" in doc else str(doc.get("status")), time.time())
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"hil-watch-{int(time.time())}")
     client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{prefix}/#", qos=0)

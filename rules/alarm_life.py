@@ -78,15 +78,15 @@ class Alarm:
     severity: str
     source: str
     raised_at: float
-    due: float                      # next re-announcement time while unacknowledged
-    progress: str = "raised"        # raised | acknowledged | handled
-    active: bool = True             # False once the condition cleared
-    shows_cleared: bool = False     # state reads "cleared" until an operator or a re-raise moves it
+    due: float  # next re-announcement time while unacknowledged
+    progress: str = "raised"  # raised | acknowledged | handled
+    active: bool = True  # False once the condition cleared
+    shows_cleared: bool = False  # state reads "cleared" until an operator or a re-raise moves it
     raised_count: int = 1
     reannounced: int = 0
-    level: int = 0                  # escalation level (0 = not escalated)
-    last: dict[str, Any] = field(default_factory=dict)   # the last alarm payload seen
-    by: dict[str, str] = field(default_factory=dict)     # who acknowledged / handled
+    level: int = 0  # escalation level (0 = not escalated)
+    last: dict[str, Any] = field(default_factory=dict)  # the last alarm payload seen
+    by: dict[str, str] = field(default_factory=dict)  # who acknowledged / handled
 
     @property
     def state(self) -> str:
@@ -105,10 +105,19 @@ class Alarm:
 
     def public(self) -> dict[str, Any]:
         """What ``headframe alarms list`` and the events show."""
-        return {"id": self.id, "type": self.type, "severity": self.severity, "state": self.state,
-                "source": self.source, "raised_at": iso(self.raised_at), "condition":
-                "active" if self.active else "cleared", "raised_count": self.raised_count,
-                "reannounced": self.reannounced, "escalation_level": self.level, "by": dict(self.by)}
+        return {
+            "id": self.id,
+            "type": self.type,
+            "severity": self.severity,
+            "state": self.state,
+            "source": self.source,
+            "raised_at": iso(self.raised_at),
+            "condition": "active" if self.active else "cleared",
+            "raised_count": self.raised_count,
+            "reannounced": self.reannounced,
+            "escalation_level": self.level,
+            "by": dict(self.by),
+        }
 
 
 def command_problem(alarm: Alarm, command: str, cfg: AlarmRules) -> str | None:

@@ -42,7 +42,7 @@ class AlarmManager:
     def __init__(self, cfg: AlarmRules | None = None) -> None:
         self.cfg = cfg or AlarmRules()
         self.open: dict[str, Alarm] = {}
-        self.commands: OrderedDict[str, str] = OrderedDict()   # command id -> result
+        self.commands: OrderedDict[str, str] = OrderedDict()  # command id -> result
 
     # ------------------------------------------------------------------ Rule
     def apply(self, batch: Sequence[Committed], now: float) -> list[Record]:
@@ -51,9 +51,12 @@ class AlarmManager:
             rec = item.record
             if rec.kind is Kind.ALARM:
                 out += self._on_alarm(rec, now)
-            elif (rec.kind is Kind.EVENT and rec.source in COMMAND_SOURCES
-                  and rec.payload.get("event") == "command"
-                  and rec.payload.get("command") in ALARM_COMMANDS):
+            elif (
+                rec.kind is Kind.EVENT
+                and rec.source in COMMAND_SOURCES
+                and rec.payload.get("event") == "command"
+                and rec.payload.get("command") in ALARM_COMMANDS
+            ):
                 out += self._on_command(rec, now)
         return out
 
@@ -68,23 +71,47 @@ class AlarmManager:
             alarm.due = now + repeat_every(alarm.severity, self.cfg)
             targets = self.cfg.escalate_to
             to = targets[min(alarm.level, len(targets)) - 1]
-            out.append(Record(alarm.source, Kind.EVENT, {
-                "event": "alarm_reminder", "id": alarm.id, "type": alarm.type, "severity": alarm.severity,
-                "state": alarm.state, "reannounced": alarm.reannounced, "escalation_level": alarm.level,
-                "escalate_to": to, "raised_at": iso(alarm.raised_at), "at": iso(now),
-                "text": f"alarm {alarm.id} not acknowledged since {iso(alarm.raised_at)}; escalated to {to}"},
-                ts=now))
+            out.append(
+                Record(
+                    alarm.source,
+                    Kind.EVENT,
+                    {
+                        "event": "alarm_reminder",
+                        "id": alarm.id,
+                        "type": alarm.type,
+                        "severity": alarm.severity,
+                        "state": alarm.state,
+                        "reannounced": alarm.reannounced,
+                        "escalation_level": alarm.level,
+                        "escalate_to": to,
+                        "raised_at": iso(alarm.raised_at),
+                        "at": iso(now),
+                        "text": f"alarm {alarm.id} not acknowledged since {iso(alarm.raised_at)}; escalated to {to}",
+                    },
+                    ts=now,
+                )
+            )
             if not alarm.active:
                 continue  # the condition is gone: remind, but do not re-announce it as raised
-            again = {**alarm.last, "alarm": alarm.type, "state": "raised", "id": alarm.id,
-                     "severity": alarm.severity, "reannounced": alarm.reannounced,
-                     "escalation_level": alarm.level, "escalate_to": to}
+            again = {
+                **alarm.last,
+                "alarm": alarm.type,
+                "state": "raised",
+                "id": alarm.id,
+                "severity": alarm.severity,
+                "reannounced": alarm.reannounced,
+                "escalation_level": alarm.level,
+                "escalate_to": to,
+            }
             out.append(Record(alarm.source, Kind.ALARM, again, ts=now))
         return out
 
     def snapshot(self) -> dict[str, Any]:
-        return {"version": 1, "open": [a.to_dict() for a in self.open.values()],
-                "commands": [[cid, result] for cid, result in self.commands.items()]}
+        return {
+            "version": 1,
+            "open": [a.to_dict() for a in self.open.values()],
+            "commands": [[cid, result] for cid, result in self.commands.items()],
+        }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         self.open = {}
@@ -105,8 +132,15 @@ class AlarmManager:
         if state == "raised":
             if alarm is None:
                 severity = severity_of(kind, payload, self.cfg)
-                alarm = Alarm(aid, kind, severity, rec.source, rec.ts,
-                              due=ack_deadline(severity, rec.ts, self.cfg), last=_evidence_free(payload))
+                alarm = Alarm(
+                    aid,
+                    kind,
+                    severity,
+                    rec.source,
+                    rec.ts,
+                    due=ack_deadline(severity, rec.ts, self.cfg),
+                    last=_evidence_free(payload),
+                )
                 self.open[aid] = alarm
                 return [self._state_event(alarm, None, rec.source, now)]
             alarm.raised_count += 1
@@ -122,12 +156,23 @@ class AlarmManager:
         alarm.active, alarm.shows_cleared = False, True
         return [self._state_event(alarm, before, rec.source, now)]
 
-    def _state_event(self, alarm: Alarm, before: str | None, by: str, now: float,
-                     state: str | None = None, **extra: Any) -> Record:
-        payload = {"event": "alarm_state", "id": alarm.id, "type": alarm.type, "severity": alarm.severity,
-                   "state": state or alarm.state, "from": before, "by": by, "at": iso(now),
-                   "condition": "active" if alarm.active else "cleared", "raised_count": alarm.raised_count,
-                   "raised_at": iso(alarm.raised_at), **extra}
+    def _state_event(
+        self, alarm: Alarm, before: str | None, by: str, now: float, state: str | None = None, **extra: Any
+    ) -> Record:
+        payload = {
+            "event": "alarm_state",
+            "id": alarm.id,
+            "type": alarm.type,
+            "severity": alarm.severity,
+            "state": state or alarm.state,
+            "from": before,
+            "by": by,
+            "at": iso(now),
+            "condition": "active" if alarm.active else "cleared",
+            "raised_count": alarm.raised_count,
+            "raised_at": iso(alarm.raised_at),
+            **extra,
+        }
         return Record(alarm.source, Kind.EVENT, payload, ts=now)
 
     # ------------------------------------------------------------ commands
@@ -175,11 +220,17 @@ class AlarmManager:
             self.commands.popitem(last=False)
 
     @staticmethod
-    def _reply(rec: Record, cid: str | None, result: str, now: float, reason: str | None,
-               **extra: Any) -> Record:
+    def _reply(rec: Record, cid: str | None, result: str, now: float, reason: str | None, **extra: Any) -> Record:
         p = rec.payload
-        payload: dict[str, Any] = {"event": "command_reply", "id": cid, "command": p.get("command"),
-                                   "target": p.get("target"), "result": result, "at": iso(now), **extra}
+        payload: dict[str, Any] = {
+            "event": "command_reply",
+            "id": cid,
+            "command": p.get("command"),
+            "target": p.get("target"),
+            "result": result,
+            "at": iso(now),
+            **extra,
+        }
         if reason is not None:
             payload["reason"] = reason
         return Record(rec.source, Kind.EVENT, payload, ts=now)
@@ -188,8 +239,7 @@ class AlarmManager:
 def _evidence_free(payload: dict[str, Any]) -> dict[str, Any]:
     """The alarm's payload kept for re-announcement, without bulky evidence (attachments are
     not repeated; the original record carries them)."""
-    return {k: v for k, v in payload.items() if k not in ("evidence", "reannounced", "escalation_level",
-                                                          "escalate_to")}
+    return {k: v for k, v in payload.items() if k not in ("evidence", "reannounced", "escalation_level", "escalate_to")}
 
 
 def build(settings: Settings) -> list[Rule]:

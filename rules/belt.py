@@ -39,8 +39,12 @@ class BeltScaleRule:
         s = self.s
         flow = self.scale.value(s.scale, now)
         load = self.load[0] if self.load and now - self.load[1] <= s.max_age else None
-        ev = {"scale": self.scale.reading(s.scale, now), "camera": s.camera, "load_pct": load,
-              "load_ts": iso(self.load[1]) if self.load else None}
+        ev = {
+            "scale": self.scale.reading(s.scale, now),
+            "camera": s.camera,
+            "load_pct": load,
+            "load_ts": iso(self.load[1]) if self.load else None,
+        }
         if not isinstance(flow, int | float) or load is None:
             return "unknown", ev
         if load >= s.loaded_above_pct and flow <= s.zero_below:
@@ -62,12 +66,24 @@ class BeltScaleRule:
             since = now if self.since is None else self.since
             if self.raised is None and now - since >= s.for_:
                 self.raised = cond
-                what = ("belt loaded but the scale reads about zero" if cond == "loaded_scale_zero"
-                        else "the scale reads flow on an empty belt")
-                return [alarm("belt", "belt_scale_mismatch", s.name, "raised", "immediate",
-                              f"Belt {s.name}: {what} for {int(now - since)} s; "
-                              "check the scale for bypass or tampering.", now,
-                              {**ev, "mismatch": cond, "for_s": s.for_}, mismatch=cond)]
+                what = (
+                    "belt loaded but the scale reads about zero"
+                    if cond == "loaded_scale_zero"
+                    else "the scale reads flow on an empty belt"
+                )
+                return [
+                    alarm(
+                        "belt",
+                        "belt_scale_mismatch",
+                        s.name,
+                        "raised",
+                        "immediate",
+                        f"Belt {s.name}: {what} for {int(now - since)} s; check the scale for bypass or tampering.",
+                        now,
+                        {**ev, "mismatch": cond, "for_s": s.for_},
+                        mismatch=cond,
+                    )
+                ]
             return []
         if self.raised is None:
             return []
@@ -75,8 +91,18 @@ class BeltScaleRule:
         if now - self.agree_since < s.for_:
             return []
         self.raised, self.agree_since = None, None
-        return [alarm("belt", "belt_scale_mismatch", s.name, "cleared", "immediate",
-                      f"Belt {s.name}: scale and camera agree again.", now, ev)]
+        return [
+            alarm(
+                "belt",
+                "belt_scale_mismatch",
+                s.name,
+                "cleared",
+                "immediate",
+                f"Belt {s.name}: scale and camera agree again.",
+                now,
+                ev,
+            )
+        ]
 
     def apply(self, batch: Sequence[Committed], now: float) -> list[Record]:
         for c in batch:
@@ -87,8 +113,14 @@ class BeltScaleRule:
         return self._evaluate(now)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"scale": self.scale.snapshot(), "load": list(self.load) if self.load else None,
-                "mismatch": self.mismatch, "since": self.since, "raised": self.raised, "agree_since": self.agree_since}
+        return {
+            "scale": self.scale.snapshot(),
+            "load": list(self.load) if self.load else None,
+            "mismatch": self.mismatch,
+            "since": self.since,
+            "raised": self.raised,
+            "agree_since": self.agree_since,
+        }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         self.scale.restore(snapshot.get("scale", {}))

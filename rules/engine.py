@@ -96,10 +96,13 @@ class RulesEngine:
                 rule.restore(orjson.loads(stored[rule.name][0]))
                 self._saved[rule.name] = encode(rule.snapshot())
             except Exception as exc:
-                log.error("rules: the saved state of rule %s cannot be restored (%s: %s); it starts afresh",
-                          rule.name, type(exc).__name__, exc)
-                self._notes.append(_note({"event": "rule_state_reset", "rule": rule.name,
-                                          "reason": _short(exc)}))
+                log.error(
+                    "rules: the saved state of rule %s cannot be restored (%s: %s); it starts afresh",
+                    rule.name,
+                    type(exc).__name__,
+                    exc,
+                )
+                self._notes.append(_note({"event": "rule_state_reset", "rule": rule.name, "reason": _short(exc)}))
                 if not self._restore(rule):
                     continue
         log.info("rules: %d rule(s) running: %s", len(self._active), ", ".join(r.name for r in self._active))
@@ -144,8 +147,10 @@ class RulesEngine:
             top = noted[-1].seq
         self._seq_tx = max(self._seq, top)
         if self._pending:
-            self._db.executemany("INSERT OR REPLACE INTO rule_state (name, snapshot, seq) VALUES (?, ?, ?)",
-                                 [(n, b, self._seq_tx) for n, b in self._pending.items()])
+            self._db.executemany(
+                "INSERT OR REPLACE INTO rule_state (name, snapshot, seq) VALUES (?, ?, ?)",
+                [(n, b, self._seq_tx) for n, b in self._pending.items()],
+            )
         return out
 
     def after_commit(self) -> None:
@@ -193,18 +198,37 @@ class RulesEngine:
         if now - f.last_report < REPORT_EVERY_S:
             return
         first = f.reported == 0
-        log.error("rules: rule %s failed in %s (%s); %d failure(s), %d input record(s) skipped so far; "
-                  "the other rules run on", rule.name, phase, _short(exc), f.count, f.skipped, exc_info=first)
-        self._notes.append(_note({"event": "rule_failed", "rule": rule.name, "phase": phase, "error": _short(exc),
-                                  "failures": f.count, "skipped_records": f.skipped}))
+        log.error(
+            "rules: rule %s failed in %s (%s); %d failure(s), %d input record(s) skipped so far; the other rules run on",
+            rule.name,
+            phase,
+            _short(exc),
+            f.count,
+            f.skipped,
+            exc_info=first,
+        )
+        self._notes.append(
+            _note(
+                {
+                    "event": "rule_failed",
+                    "rule": rule.name,
+                    "phase": phase,
+                    "error": _short(exc),
+                    "failures": f.count,
+                    "skipped_records": f.skipped,
+                }
+            )
+        )
         f.last_report, f.reported = now, f.reported + 1
 
     def health(self) -> dict[str, Any]:
         """For the health record: which rules run, which failed or were disabled."""
         # read from the event loop while the buffer thread runs: copy before iterating
-        return {"rules": [r.name for r in list(self._active)], "disabled": dict(self.disabled),
-                "failures": {n: {"count": f.count, "skipped_records": f.skipped}
-                             for n, f in list(self.failures.items())}}
+        return {
+            "rules": [r.name for r in list(self._active)],
+            "disabled": dict(self.disabled),
+            "failures": {n: {"count": f.count, "skipped_records": f.skipped} for n, f in list(self.failures.items())},
+        }
 
 
 def _check_outputs(outs: list[Any]) -> None:

@@ -26,15 +26,15 @@ class HeadcountRule:
 
     name = NAME
 
-    def __init__(self, shafts: Sequence[ShaftSettings], lines: Mapping[tuple[str, str], str],
-                 settings: HeadcountRules | None = None) -> None:
+    def __init__(
+        self, shafts: Sequence[ShaftSettings], lines: Mapping[tuple[str, str], str], settings: HeadcountRules | None = None
+    ) -> None:
         """``lines`` maps (camera id, line name) to the shaft the line feeds."""
         self.settings = settings or HeadcountRules()
         self.tz = ZoneInfo(self.settings.timezone) if self.settings.timezone else None
         self.shafts = {s.name: s for s in shafts}
         self.lines = {k: v for k, v in lines.items() if v in self.shafts}
-        self.external: dict[str, ExternalCount] = {e.shaft: e for e in self.settings.external
-                                                   if e.shaft in self.shafts}
+        self.external: dict[str, ExternalCount] = {e.shaft: e for e in self.settings.external if e.shaft in self.shafts}
         self.state = {name: ShaftState() for name in self.shafts}
         self.high_seq = 0  # highest seq of a crossing already counted (dedup across replays)
 
@@ -86,10 +86,21 @@ class HeadcountRule:
 
     def _headcount_event(self, shaft: str, ts: float, seq: int) -> Record:
         st = self.state[shaft]
-        return Record(shaft, Kind.EVENT, {
-            "event": "headcount", "shaft": shaft, "underground": st.underground, "in": st.total("in"),
-            "out": st.total("out"), "cameras": {k: dict(v) for k, v in sorted(st.cameras.items())},
-            "limit": self.shafts[shaft].limit, "last_seq": seq}, ts=ts)
+        return Record(
+            shaft,
+            Kind.EVENT,
+            {
+                "event": "headcount",
+                "shaft": shaft,
+                "underground": st.underground,
+                "in": st.total("in"),
+                "out": st.total("out"),
+                "cameras": {k: dict(v) for k, v in sorted(st.cameras.items())},
+                "limit": self.shafts[shaft].limit,
+                "last_seq": seq,
+            },
+            ts=ts,
+        )
 
     def _limits(self, shaft: str, ts: float) -> list[Record]:
         st, limit = self.state[shaft], self.shafts[shaft].limit
@@ -98,13 +109,25 @@ class HeadcountRule:
         neg = n < 0
         for kind, active, text in (
             ("over_limit", over, f"{n} people underground in {shaft}, more than the limit of {limit}"),
-            ("negative", neg, f"the count of people underground in {shaft} is {n}: more counted out than in; "
-                              "check the shaft cameras")):
+            (
+                "negative",
+                neg,
+                f"the count of people underground in {shaft} is {n}: more counted out than in; check the shaft cameras",
+            ),
+        ):
             if active != (kind in st.raised):
                 st.set_raised(kind, active)
                 words = text if active else f"{n} people underground in {shaft}: back to normal ({kind} cleared)"
-                out.append(alarm(shaft, kind, active, words, {"underground": n, "limit": limit,
-                                                              "in": st.total("in"), "out": st.total("out")}, ts))
+                out.append(
+                    alarm(
+                        shaft,
+                        kind,
+                        active,
+                        words,
+                        {"underground": n, "limit": limit, "in": st.total("in"), "out": st.total("out")},
+                        ts,
+                    )
+                )
         return out
 
     # ----------------------------------------------------------- reconciling
@@ -120,20 +143,34 @@ class HeadcountRule:
                 continue
             found = st.underground
             local = datetime.fromtimestamp(due, self.tz).isoformat()
-            out.append(Record(name, Kind.EVENT, {
-                "event": "headcount_reconciled", "shaft": name, "found": found, "in": st.total("in"),
-                "out": st.total("out"), "cameras": {k: dict(v) for k, v in sorted(st.cameras.items())},
-                "at": local}, ts=now))
+            out.append(
+                Record(
+                    name,
+                    Kind.EVENT,
+                    {
+                        "event": "headcount_reconciled",
+                        "shaft": name,
+                        "found": found,
+                        "in": st.total("in"),
+                        "out": st.total("out"),
+                        "cameras": {k: dict(v) for k, v in sorted(st.cameras.items())},
+                        "at": local,
+                    },
+                    ts=now,
+                )
+            )
             evidence = {"found": found, "at": local}
             for kind in sorted(st.raised - {"not_zero_at_reconcile", "mismatch"}):
                 st.set_raised(kind, False)
-                out.append(alarm(name, kind, False, f"{name}: count reset to 0 at the daily reconciliation",
-                                 evidence, now))
+                out.append(alarm(name, kind, False, f"{name}: count reset to 0 at the daily reconciliation", evidence, now))
             if (found != 0) != ("not_zero_at_reconcile" in st.raised):
                 st.set_raised("not_zero_at_reconcile", found != 0)
-                text = (f"{found} people still counted underground in {name} at the daily reconciliation "
-                        f"({local}); check against the lamp room" if found else
-                        f"{name}: nobody counted underground at the daily reconciliation ({local})")
+                text = (
+                    f"{found} people still counted underground in {name} at the daily reconciliation "
+                    f"({local}); check against the lamp room"
+                    if found
+                    else f"{name}: nobody counted underground at the daily reconciliation ({local})"
+                )
                 out.append(alarm(name, "not_zero_at_reconcile", found != 0, text, evidence, now))
             st.reset(due)
             out.append(self._headcount_event(name, now, self.high_seq))
@@ -162,14 +199,28 @@ class HeadcountRule:
         diff = st.underground - value[0]
         beyond = abs(diff) > ext.tolerance
         raised = "mismatch" in st.raised
-        evidence = {"underground": st.underground, "external": value[0], "difference": diff,
-                    "tolerance": ext.tolerance, "device": ext.device, "point": ext.point}
+        evidence = {
+            "underground": st.underground,
+            "external": value[0],
+            "difference": diff,
+            "tolerance": ext.tolerance,
+            "device": ext.device,
+            "point": ext.point,
+        }
         if not beyond:
             st.mismatch_since = None
             if raised:
                 st.set_raised("mismatch", False)
-                return [alarm(shaft, "mismatch", False, f"{shaft}: cameras and the positioning system agree "
-                              f"again ({st.underground} vs {value[0]:g})", evidence, now)]
+                return [
+                    alarm(
+                        shaft,
+                        "mismatch",
+                        False,
+                        f"{shaft}: cameras and the positioning system agree again ({st.underground} vs {value[0]:g})",
+                        evidence,
+                        now,
+                    )
+                ]
             return []
         if raised:
             return []
@@ -178,9 +229,17 @@ class HeadcountRule:
             return []
         st.set_raised("mismatch", True)
         evidence["since_s"] = round(now - st.mismatch_since, 1)
-        return [alarm(shaft, "mismatch", True, f"{shaft}: cameras count {st.underground} underground, the "
-                      f"positioning system {value[0]:g}, for {timedelta(seconds=round(now - st.mismatch_since))}",
-                      evidence, now)]
+        return [
+            alarm(
+                shaft,
+                "mismatch",
+                True,
+                f"{shaft}: cameras count {st.underground} underground, the "
+                f"positioning system {value[0]:g}, for {timedelta(seconds=round(now - st.mismatch_since))}",
+                evidence,
+                now,
+            )
+        ]
 
 
 def build(settings: Any) -> list[HeadcountRule]:

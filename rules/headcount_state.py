@@ -8,8 +8,7 @@ from typing import Any
 
 from buffer.record import Kind, Record
 
-SEVERITY = {"over_limit": "immediate", "negative": "immediate", "not_zero_at_reconcile": "immediate",
-            "mismatch": "immediate"}
+SEVERITY = {"over_limit": "immediate", "negative": "immediate", "not_zero_at_reconcile": "immediate", "mismatch": "immediate"}
 
 
 @dataclass
@@ -41,22 +40,42 @@ class ShaftState:
         self.reconciled_at = at
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cameras": self.cameras, "raised": sorted(self.raised), "reconciled_at": self.reconciled_at,
-                "external": list(self.external) if self.external else None, "mismatch_since": self.mismatch_since}
+        return {
+            "cameras": self.cameras,
+            "raised": sorted(self.raised),
+            "reconciled_at": self.reconciled_at,
+            "external": list(self.external) if self.external else None,
+            "mismatch_since": self.mismatch_since,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ShaftState:
         ext = d.get("external")
-        return cls({k: {"in": int(v.get("in", 0)), "out": int(v.get("out", 0))} for k, v in d.get("cameras", {}).items()},
-                   set(d.get("raised", [])), d.get("reconciled_at"), (float(ext[0]), float(ext[1])) if ext else None,
-                   d.get("mismatch_since"))
+        return cls(
+            {k: {"in": int(v.get("in", 0)), "out": int(v.get("out", 0))} for k, v in d.get("cameras", {}).items()},
+            set(d.get("raised", [])),
+            d.get("reconciled_at"),
+            (float(ext[0]), float(ext[1])) if ext else None,
+            d.get("mismatch_since"),
+        )
 
 
 def alarm(shaft: str, kind: str, raised: bool, text: str, evidence: dict[str, Any], ts: float) -> Record:
     """An alarm record of this rule: stable id ``headcount:<kind>:<shaft>``."""
-    return Record(shaft, Kind.ALARM, {
-        "alarm": f"headcount_{kind}", "state": "raised" if raised else "cleared", "id": f"headcount:{kind}:{shaft}",
-        "severity": SEVERITY[kind], "text": text, "shaft": shaft, "evidence": evidence}, ts=ts)
+    return Record(
+        shaft,
+        Kind.ALARM,
+        {
+            "alarm": f"headcount_{kind}",
+            "state": "raised" if raised else "cleared",
+            "id": f"headcount:{kind}:{shaft}",
+            "severity": SEVERITY[kind],
+            "text": text,
+            "shaft": shaft,
+            "evidence": evidence,
+        },
+        ts=ts,
+    )
 
 
 def last_boundary(now: float, hhmm: str, tz: tzinfo | None) -> float:
@@ -70,8 +89,7 @@ def last_boundary(now: float, hhmm: str, tz: tzinfo | None) -> float:
     day = local.date()
     for back in range(3):
         d = day - timedelta(days=back)
-        wall = datetime(d.year, d.month, d.day, hh, mm).replace(tzinfo=tz) if tz else \
-            datetime(d.year, d.month, d.day, hh, mm)
+        wall = datetime(d.year, d.month, d.day, hh, mm).replace(tzinfo=tz) if tz else datetime(d.year, d.month, d.day, hh, mm)
         at = wall.timestamp()
         if at <= now:
             return at

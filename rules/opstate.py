@@ -41,8 +41,11 @@ class OperatingStateRule:
         return self._evaluate(now)  # ages the readings: a silent meter leaves the sum
 
     def _evaluate(self, ts: float) -> list[Record]:
-        known = [float(v) for k in self.settings.power_points
-                 if isinstance(v := self.points.value(k, ts), int | float) and not isinstance(v, bool)]
+        known = [
+            float(v)
+            for k in self.settings.power_points
+            if isinstance(v := self.points.value(k, ts), int | float) and not isinstance(v, bool)
+        ]
         if not known:
             if self.state == "unknown":
                 return []
@@ -73,16 +76,26 @@ class OperatingStateRule:
         s = self.settings
         missing = [k for k in s.power_points if self.points.value(k, ts) is None]
         payload: dict[str, Any] = {
-            "event": "operating_state", "state": self.state, "previous": previous,
-            "power_kw": None if total is None else round(total, 3), "since_ts": self.since,
-            "thresholds_kw": [s.off_below_kw, s.on_above_kw], **extra}
+            "event": "operating_state",
+            "state": self.state,
+            "previous": previous,
+            "power_kw": None if total is None else round(total, 3),
+            "since_ts": self.since,
+            "thresholds_kw": [s.off_below_kw, s.on_above_kw],
+            **extra,
+        }
         if missing:
             payload["unknown_points"] = missing
         return Record(self.source, Kind.EVENT, payload, ts=ts)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"state": self.state, "since": self.since, "candidate": self._candidate,
-                "candidate_since": self._candidate_since, "points": self.points.snapshot()}
+        return {
+            "state": self.state,
+            "since": self.since,
+            "candidate": self._candidate,
+            "candidate_since": self._candidate_since,
+            "points": self.points.snapshot(),
+        }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         self.state = snapshot.get("state", "unknown")

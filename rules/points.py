@@ -73,8 +73,7 @@ class PointCache:
         return {k: list(v) for k, v in self.last.items()}
 
     def restore(self, snap: dict[str, list[Any]]) -> None:
-        self.last = {k: (v[0], v[1], float(v[2]), v[3] if len(v) > 3 else None)
-                     for k, v in snap.items() if k in self.wanted}
+        self.last = {k: (v[0], v[1], float(v[2]), v[3] if len(v) > 3 else None) for k, v in snap.items() if k in self.wanted}
 
 
 def iso(ts: float) -> str:
@@ -82,11 +81,26 @@ def iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
 
 
-def alarm(rule: str, kind: str, subject: str, state: str, severity: str, text: str, ts: float,
-          evidence: dict[str, Any] | None = None, **extra: Any) -> Record:
+def alarm(
+    rule: str,
+    kind: str,
+    subject: str,
+    state: str,
+    severity: str,
+    text: str,
+    ts: float,
+    evidence: dict[str, Any] | None = None,
+    **extra: Any,
+) -> Record:
     """An alarm record with the stable id ``<rule>:<type>:<subject>`` on source ``subject``."""
-    payload: dict[str, Any] = {"alarm": kind, "state": state, "id": f"{rule}:{kind}:{subject}",
-                               "severity": severity, "text": text, **extra}
+    payload: dict[str, Any] = {
+        "alarm": kind,
+        "state": state,
+        "id": f"{rule}:{kind}:{subject}",
+        "severity": severity,
+        "text": text,
+        **extra,
+    }
     if evidence is not None:
         payload["evidence"] = evidence
     return Record(subject, Kind.ALARM, payload, ts=ts)

@@ -31,7 +31,7 @@ class RectificationRule:
         self.places = {p for w in site.rectification for p in w.places}
         self.cameras = {p.partition(".")[0] for p in self.places}
         self.counts: dict[str, tuple[int, float]] = {}  # camera.zone → (people, ts)
-        self.raised: dict[str, dict[str, Any]] = {}     # alarm id → what raised it
+        self.raised: dict[str, dict[str, Any]] = {}  # alarm id → what raised it
 
     def active(self, ts: float) -> RectificationWindow | None:
         """The window approved at ``ts`` (date and shift), if any."""
@@ -54,17 +54,32 @@ class RectificationRule:
             for zone, z in p["zones"].items():
                 if isinstance(z, dict) and isinstance(z.get("count"), int):
                     self.counts[f"{rec.source}.{zone}"] = (z["count"], rec.ts)
-        elif isinstance(p.get("zone"), str) and isinstance(p.get("count"), int) and (
-                p.get("alarm") == "occupancy_limit" or p.get("event") == "occupancy_clear"):
+        elif (
+            isinstance(p.get("zone"), str)
+            and isinstance(p.get("count"), int)
+            and (p.get("alarm") == "occupancy_limit" or p.get("event") == "occupancy_clear")
+        ):
             self.counts[f"{rec.source}.{p['zone']}"] = (p["count"], rec.ts)
         elif rec.kind is Kind.ALARM and p.get("alarm") == "seal_breach":
             win = self.active(rec.ts)
             place = self._place_of(rec.source, win)
             if win is not None and place is not None:
-                out.append(Record(rec.source, Kind.EVENT, {
-                    "event": "seal_alarm_suppressed", "camera": rec.source, "alarm_seq": c.seq,
-                    "alarm_ts": iso(rec.ts), "window": win.name, "place": place,
-                    "text": f"Seal alarm on {rec.source} is approved rectification work ({win.name})."}, ts=rec.ts))
+                out.append(
+                    Record(
+                        rec.source,
+                        Kind.EVENT,
+                        {
+                            "event": "seal_alarm_suppressed",
+                            "camera": rec.source,
+                            "alarm_seq": c.seq,
+                            "alarm_ts": iso(rec.ts),
+                            "window": win.name,
+                            "place": place,
+                            "text": f"Seal alarm on {rec.source} is approved rectification work ({win.name}).",
+                        },
+                        ts=rec.ts,
+                    )
+                )
 
     @staticmethod
     def _place_of(camera: str, win: RectificationWindow | None) -> str | None:
@@ -83,24 +98,38 @@ class RectificationRule:
             for place, n in fresh.items():
                 if n > win.max_per_place:
                     aid = f"rectification:place_over_limit:{place}"
-                    want[aid] = ("place_over_limit", place, f"{n} people in {place}, at most {win.max_per_place} "
-                                 f"allowed during rectification {win.name}.",
-                                 {"window": win.name, "place": place, "count": n, "limit": win.max_per_place})
+                    want[aid] = (
+                        "place_over_limit",
+                        place,
+                        f"{n} people in {place}, at most {win.max_per_place} allowed during rectification {win.name}.",
+                        {"window": win.name, "place": place, "count": n, "limit": win.max_per_place},
+                    )
             total = sum(fresh.values())
             if win.max_per_shift is not None and total > win.max_per_shift:
                 aid = f"rectification:shift_over_limit:{win.name}"
-                want[aid] = ("shift_over_limit", win.name, f"{total} people in the places of rectification "
-                             f"{win.name}, at most {win.max_per_shift} allowed per shift.",
-                             {"window": win.name, "count": total, "limit": win.max_per_shift, "places": fresh})
+                want[aid] = (
+                    "shift_over_limit",
+                    win.name,
+                    f"{total} people in the places of rectification {win.name}, at most {win.max_per_shift} allowed per shift.",
+                    {"window": win.name, "count": total, "limit": win.max_per_shift, "places": fresh},
+                )
         for aid, (kind, subject, text, ev) in want.items():
             if aid not in self.raised:
                 self.raised[aid] = {"kind": kind, "subject": subject}
                 out.append(alarm("rectification", kind, subject, "raised", "immediate", text, now, ev))
         for aid in [a for a in self.raised if a not in want]:
             gone = self.raised.pop(aid)
-            out.append(alarm("rectification", gone["kind"], gone["subject"], "cleared", "immediate",
-                             f"{gone['subject']}: back within the rectification limit"
-                             + ("" if win else " (window ended)") + ".", now))
+            out.append(
+                alarm(
+                    "rectification",
+                    gone["kind"],
+                    gone["subject"],
+                    "cleared",
+                    "immediate",
+                    f"{gone['subject']}: back within the rectification limit" + ("" if win else " (window ended)") + ".",
+                    now,
+                )
+            )
 
     def apply(self, batch: Sequence[Committed], now: float) -> list[Record]:
         out: list[Record] = []

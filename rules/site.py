@@ -1,4 +1,4 @@
-""""Stopped on paper, secretly running": a section declared stopped must show no activity.
+""" "Stopped on paper, secretly running": a section declared stopped must show no activity.
 
 Expected loads (drainage pumps, main fans, lighting) keep running in a stopped mine and raise
 nothing; any activity signal (power above its threshold, a PLC run bit, a belt running on camera,
@@ -35,11 +35,12 @@ class SecretlyRunningRule:
         self.sec, self.cal = section, calendar
         self.name = f"secretly_running:{section.name}"
         act = section.activity
-        self.points = PointCache([s.point for s in act.power] + list(act.run_bits) + list(section.expected_loads),
-                                 section.max_age)
-        self.belts: dict[str, tuple[bool, float]] = {}        # camera → (running, ts)
-        self.seals: dict[str, dict[str, Any]] = {}            # camera → last seal alarm (seq, ts, objects, classes)
-        self.seal_seen: dict[str, float] = {}                 # camera → last record ts (alive)
+        self.points = PointCache(
+            [s.point for s in act.power] + list(act.run_bits) + list(section.expected_loads), section.max_age
+        )
+        self.belts: dict[str, tuple[bool, float]] = {}  # camera → (running, ts)
+        self.seals: dict[str, dict[str, Any]] = {}  # camera → last seal alarm (seq, ts, objects, classes)
+        self.seal_seen: dict[str, float] = {}  # camera → last record ts (alive)
         self.pictures: dict[str, tuple[Attachment, ...]] = {}  # camera → JPEGs, memory only
         self.observed = "unknown"
         self.declared = ""
@@ -60,8 +61,12 @@ class SecretlyRunningRule:
         if rec.source in act.seal_cameras:
             self.seal_seen[rec.source] = rec.ts
             if rec.kind is Kind.ALARM and rec.payload.get("alarm") == "seal_breach":
-                self.seals[rec.source] = {"seq": c.seq, "ts": rec.ts, "objects": rec.payload.get("objects"),
-                                          "classes": rec.payload.get("classes")}
+                self.seals[rec.source] = {
+                    "seq": c.seq,
+                    "ts": rec.ts,
+                    "objects": rec.payload.get("objects"),
+                    "classes": rec.payload.get("classes"),
+                }
                 jpegs = tuple(a for a in rec.attachments if a.content_type == "image/jpeg")
                 snap = [a for a in jpegs if a.name == "snapshot.jpg"] or list(jpegs[:1])
                 self.pictures[rec.source] = tuple(snap)
@@ -96,8 +101,7 @@ class SecretlyRunningRule:
             last = self.seals.get(cam)
             if last is not None and now - last["ts"] <= sec.seal_hold:
                 known = True
-                active.append({"signal": "seal_alarm", "camera": cam, "alarm_seq": last["seq"],
-                               "ts": iso(last["ts"])})
+                active.append({"signal": "seal_alarm", "camera": cam, "alarm_seq": last["seq"], "ts": iso(last["ts"])})
         return active, known
 
     # --- evaluation ---------------------------------------------------------------------------
@@ -110,9 +114,21 @@ class SecretlyRunningRule:
         # events only while watched (an operating mine's hoist stops and starts all day), and at each change of paper
         if (observed != self.observed and watched) or declared != self.declared:
             previous, self.observed, self.declared = self.observed, observed, declared
-            out.append(Record(self.sec.name, Kind.EVENT, {
-                "event": "site_activity", "section": self.sec.name, "declared": declared, "observed": observed,
-                "previous": previous, "signals": [s["signal"] for s in active]}, ts=now))
+            out.append(
+                Record(
+                    self.sec.name,
+                    Kind.EVENT,
+                    {
+                        "event": "site_activity",
+                        "section": self.sec.name,
+                        "declared": declared,
+                        "observed": observed,
+                        "previous": previous,
+                        "signals": [s["signal"] for s in active],
+                    },
+                    ts=now,
+                )
+            )
         self.observed = observed
         if active and watched:
             self.quiet_since = None
@@ -140,8 +156,12 @@ class SecretlyRunningRule:
             last = self.seals.get(cam)
             entry: dict[str, Any] = {"camera": cam, "last_seal_alarm": None}
             if last is not None:
-                entry["last_seal_alarm"] = {"seq": last["seq"], "ts": iso(last["ts"]), "objects": last["objects"],
-                                            "classes": last["classes"]}
+                entry["last_seal_alarm"] = {
+                    "seq": last["seq"],
+                    "ts": iso(last["ts"]),
+                    "objects": last["objects"],
+                    "classes": last["classes"],
+                }
                 pics = self.pictures.get(cam, ())
                 entry["snapshot"] = [f"{cam}-{a.name}" for a in pics] or None  # None: not kept across a restart
                 attachments += [Attachment(f"{cam}-{a.name}", a.content_type, a.data) for a in pics]
@@ -150,20 +170,39 @@ class SecretlyRunningRule:
             "declared": declared,
             "power": [s for s in active if s["signal"] == "power"],
             "plc": [self.points.reading(r, now) for r in act.run_bits],
-            "belt": [{"camera": c, "running": self.belts[c][0], "ts": iso(self.belts[c][1])}
-                     for c in act.belt_cameras if c in self.belts],
+            "belt": [
+                {"camera": c, "running": self.belts[c][0], "ts": iso(self.belts[c][1])}
+                for c in act.belt_cameras
+                if c in self.belts
+            ],
             "seal_cameras": seals,
             "expected_loads": [self.points.reading(r, now) for r in self.sec.expected_loads],
         }
         what = ", ".join(sorted({_words(s) for s in active}))
-        rec = alarm("site", "secretly_running", self.sec.name, "raised", "immediate",
-                    f"Section {self.sec.name} is declared {declared} but shows activity: {what}.", now, evidence)
+        rec = alarm(
+            "site",
+            "secretly_running",
+            self.sec.name,
+            "raised",
+            "immediate",
+            f"Section {self.sec.name} is declared {declared} but shows activity: {what}.",
+            now,
+            evidence,
+        )
         rec.attachments = tuple(attachments)
         return rec
 
     def _clear(self, declared: str, now: float, why: str) -> Record:
-        return alarm("site", "secretly_running", self.sec.name, "cleared", "immediate",
-                     f"Section {self.sec.name}: activity ended ({why}).", now, {"declared": declared})
+        return alarm(
+            "site",
+            "secretly_running",
+            self.sec.name,
+            "cleared",
+            "immediate",
+            f"Section {self.sec.name}: activity ended ({why}).",
+            now,
+            {"declared": declared},
+        )
 
     # --- Rule ---------------------------------------------------------------------------------
     def apply(self, batch: Sequence[Committed], now: float) -> list[Record]:
@@ -175,9 +214,16 @@ class SecretlyRunningRule:
         return self._evaluate(now)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"points": self.points.snapshot(), "belts": {k: list(v) for k, v in self.belts.items()},
-                "seals": self.seals, "seal_seen": self.seal_seen, "observed": self.observed, "declared": self.declared,
-                "raised": self.raised, "quiet_since": self.quiet_since}
+        return {
+            "points": self.points.snapshot(),
+            "belts": {k: list(v) for k, v in self.belts.items()},
+            "seals": self.seals,
+            "seal_seen": self.seal_seen,
+            "observed": self.observed,
+            "declared": self.declared,
+            "raised": self.raised,
+            "quiet_since": self.quiet_since,
+        }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         self.points.restore(snapshot.get("points", {}))

@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
+.venv/bin/ruff format --check . || { echo "ruff format: run '.venv/bin/ruff format .' and commit"; exit 1; }
 .venv/bin/ruff check .
 # Type check: packages and strictness are in pyproject.toml [tool.mypy]; any error fails the run.
 t0=$SECONDS

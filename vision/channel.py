@@ -78,6 +78,8 @@ class RecordChannel:
 
     def stats(self) -> dict[str, Any]:
         """Counts since the camera was set up (across worker restarts), for health."""
-        return {"produced": {k.value: int(self.produced[i]) for i, k in enumerate(KINDS) if self.produced[i]},
-                "dropped": {k.value: int(self.dropped[i]) for i, k in enumerate(KINDS) if self.dropped[i]},
-                "backpressure_s": round(float(self.waited.value), 1)}
+        return {
+            "produced": {k.value: int(self.produced[i]) for i, k in enumerate(KINDS) if self.produced[i]},
+            "dropped": {k.value: int(self.dropped[i]) for i, k in enumerate(KINDS) if self.dropped[i]},
+            "backpressure_s": round(float(self.waited.value), 1),
+        }

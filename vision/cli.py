@@ -26,8 +26,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_replay)
 
 
-def replay(cam: Any, video: str, every_frame: bool = False,
-           evidence: Path | None = None, max_frames: int | None = None) -> dict[str, Any]:
+def replay(
+    cam: Any, video: str, every_frame: bool = False, evidence: Path | None = None, max_frames: int | None = None
+) -> dict[str, Any]:
     from vision.pipeline import CameraPipeline
     from vision.source import file_frames
 
@@ -71,8 +72,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"no camera {args.camera!r} in {args.config}; cameras: {', '.join(cams) or 'none'}", file=sys.stderr)
         return 1
     try:
-        summary = replay(cams[args.camera], args.video, args.every_frame, args.save_evidence,
-                         args.max_frames)
+        summary = replay(cams[args.camera], args.video, args.every_frame, args.save_evidence, args.max_frames)
     except (ModelError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -86,8 +86,10 @@ class NanoDet:
             score = [n for n, s in shapes.items() if s == (1, cells, 80)]
             box = [n for n, s in shapes.items() if s == (1, cells, 44)]
             if len(score) != 1 or len(box) != 1:
-                raise ModelError(f"camera {camera}: model {path.name} does not look like NanoDet-m 416 "
-                                 f"(outputs {sorted(shapes.values())}; expected [1,{cells},80] and [1,{cells},44] per stride)")
+                raise ModelError(
+                    f"camera {camera}: model {path.name} does not look like NanoDet-m 416 "
+                    f"(outputs {sorted(shapes.values())}; expected [1,{cells},80] and [1,{cells},44] per stride)"
+                )
             self.outputs[stride] = (score[0], box[0])
         self.class_ids = {COCO_IDS[c]: c for c in classes}
         self.threshold = threshold
@@ -147,8 +149,10 @@ class SSDLitePerson:
         inputs = self.session.get_inputs()
         names = {o.name for o in self.session.get_outputs()}
         if len(inputs) != 1 or inputs[0].type != "tensor(uint8)" or not set(self.OUTPUTS) <= names:
-            raise ModelError(f"camera {camera}: model {path.name} does not look like the SSDLite person detector "
-                             f"(inputs {[i.name for i in inputs]}, outputs {sorted(names)})")
+            raise ModelError(
+                f"camera {camera}: model {path.name} does not look like the SSDLite person detector "
+                f"(inputs {[i.name for i in inputs]}, outputs {sorted(names)})"
+            )
         self.input = inputs[0].name
         self.threshold = threshold
 
@@ -163,16 +167,27 @@ class SSDLitePerson:
         out = []
         for (y1, x1, y2, x2), score, cls in zip(raw[1][0][:n], raw[2][0][:n], raw[3][0][:n], strict=False):
             if score >= self.threshold and int(cls) == 1:
-                out.append(Detection(float(x1 * width), float(y1 * height), float(x2 * width), float(y2 * height),
-                                     float(score), "person"))
+                out.append(
+                    Detection(
+                        float(x1 * width), float(y1 * height), float(x2 * width), float(y2 * height), float(score), "person"
+                    )
+                )
         return out
 
 
 class Detector:
     """Picks the adapter by name; ``detect(frame)`` returns detections in frame pixels."""
 
-    def __init__(self, model: str, *, threads: int = 1, classes: list[str] | None = None, threshold: float = 0.5,
-                 path: Path | None = None, camera: str = "?") -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        threads: int = 1,
+        classes: list[str] | None = None,
+        threshold: float = 0.5,
+        path: Path | None = None,
+        camera: str = "?",
+    ) -> None:
         classes = classes or ["person"]
         path = path or MODEL_DIR / MODEL_FILES[model]
         adapter = NanoDet if model == "nanodet_m_416" else SSDLitePerson

@@ -25,9 +25,13 @@ class CameraPipeline:
         self._emit = Emit(cam.id, self._record)
         d = cam.detector
         needs_detector = bool(cam.lines or cam.zones or cam.seal or (cam.belt and cam.belt.danger_zone))
-        self.detector = detector or (Detector(d.model, threads=d.threads, classes=list(d.classes),
-                                              threshold=d.score_threshold, path=d.model_path, camera=cam.id)
-                                     if needs_detector else None)
+        self.detector = detector or (
+            Detector(
+                d.model, threads=d.threads, classes=list(d.classes), threshold=d.score_threshold, path=d.model_path, camera=cam.id
+            )
+            if needs_detector
+            else None
+        )
         self.tracker = Tracker()
         self.lines = [LineCounter(s, self._emit) for s in cam.lines]
         self.zones = [ZoneOccupancy(s, self._emit) for s in cam.zones]
@@ -79,13 +83,14 @@ class CameraPipeline:
             self._emit(Kind.TELEMETRY, self.telemetry())
 
     def telemetry(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"fps": round(self.fps, 2), "people_visible": sum(
-            1 for t in self.tracker.confirmed() if t.label == "person")}
+        data: dict[str, Any] = {
+            "fps": round(self.fps, 2),
+            "people_visible": sum(1 for t in self.tracker.confirmed() if t.label == "person"),
+        }
         if self.lines:
             data["lines"] = {c.settings.name: c.counts for c in self.lines}
         if self.zones:
-            data["zones"] = {z.settings.name: {"count": z.count, "peak": z.peak, "limit": z.settings.limit}
-                             for z in self.zones}
+            data["zones"] = {z.settings.name: {"count": z.count, "peak": z.peak, "limit": z.settings.limit} for z in self.zones}
         if self.belt:
             data["belt"] = {"running": self.belt.running, "load_pct": self.belt.load}
         if self.tamper:

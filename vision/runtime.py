@@ -27,8 +27,9 @@ log = logging.getLogger("headframe.vision")
 _CTX = mp.get_context("spawn")  # no fork of a threaded asyncio process
 
 
-def worker_main(cam_json: str, channel: RecordChannel, heartbeat: Any,
-                stop: Any = None, log_queue: Any = None, log_level: str = "INFO") -> None:
+def worker_main(
+    cam_json: str, channel: RecordChannel, heartbeat: Any, stop: Any = None, log_queue: Any = None, log_level: str = "INFO"
+) -> None:
     """Runs in the child: source → pipeline → channel. Exits non-zero on a fatal error."""
     import json
 
@@ -46,8 +47,7 @@ def worker_main(cam_json: str, channel: RecordChannel, heartbeat: Any,
         raise SystemExit(1) from None
 
 
-def _run_worker(cam: CameraSettings, channel: RecordChannel, heartbeat: Any,
-                stop: Any, wlog: logging.Logger) -> None:
+def _run_worker(cam: CameraSettings, channel: RecordChannel, heartbeat: Any, stop: Any, wlog: logging.Logger) -> None:
     from vision.detector import ModelError
     from vision.pipeline import CameraPipeline
     from vision.source import LatestFrameSource
@@ -101,8 +101,7 @@ def _run_worker(cam: CameraSettings, channel: RecordChannel, heartbeat: Any,
 class CameraWorker:
     """Supervises one camera's process."""
 
-    def __init__(self, cam: CameraSettings, sink: RecordSink,
-                 log_level: str = "INFO", queue_size: int = 256) -> None:
+    def __init__(self, cam: CameraSettings, sink: RecordSink, log_level: str = "INFO", queue_size: int = 256) -> None:
         self.cam, self.sink, self.log_level = cam, sink, log_level
         self.channel = RecordChannel(_CTX, queue_size)
         self.logs: Any = _CTX.Queue(maxsize=1000)
@@ -121,9 +120,12 @@ class CameraWorker:
     def start(self) -> None:
         self.heartbeat.value = time.time()
         self.stopping.clear()
-        self.proc = _CTX.Process(target=worker_main, args=(self.cam.model_dump_json(), self.channel,
-                                                           self.heartbeat, self.stopping, self.logs, self.log_level),
-                                 daemon=True, name=f"camera-{self.cam.id}")
+        self.proc = _CTX.Process(
+            target=worker_main,
+            args=(self.cam.model_dump_json(), self.channel, self.heartbeat, self.stopping, self.logs, self.log_level),
+            daemon=True,
+            name=f"camera-{self.cam.id}",
+        )
         self.proc.start()
         self.started_at = time.time()
         self.state = "running"
@@ -168,8 +170,13 @@ class CameraWorker:
         self.state = "restarting"
         self.proc = None
         log.error("camera %s: %s; restart %d in %.0f s", self.cam.id, why, self.restarts, delay)
-        self.sink.emit(Record(self.cam.id, Kind.EVENT, {"event": "camera_worker_restart", "reason": why,
-                                                         "restarts": self.restarts, "error": self.last_error}))
+        self.sink.emit(
+            Record(
+                self.cam.id,
+                Kind.EVENT,
+                {"event": "camera_worker_restart", "reason": why, "restarts": self.restarts, "error": self.last_error},
+            )
+        )
 
     def stop(self, grace: float = 3.0) -> None:
         """Ask the worker to finish, draining while it does so nothing it queued is lost."""
@@ -190,8 +197,15 @@ class CameraWorker:
         self.state = "stopped"
 
     def health(self) -> dict[str, Any]:
-        return {"state": self.state, "fps": self.fps, "restarts": self.restarts, "last_error": self.last_error,
-                "stream_error": self.stream_error, "tamper": self.tamper, "records": self.channel.stats()}
+        return {
+            "state": self.state,
+            "fps": self.fps,
+            "restarts": self.restarts,
+            "last_error": self.last_error,
+            "stream_error": self.stream_error,
+            "tamper": self.tamper,
+            "records": self.channel.stats(),
+        }
 
 
 class Vision:

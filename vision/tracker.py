@@ -50,8 +50,7 @@ class Track:
 
 
 class Tracker:
-    def __init__(self, iou_threshold: float = 0.25, min_hits: int = 3, max_age: int = 8,
-                 high_score: float = 0.6) -> None:
+    def __init__(self, iou_threshold: float = 0.25, min_hits: int = 3, max_age: int = 8, high_score: float = 0.6) -> None:
         self.iou_threshold, self.min_hits, self.max_age, self.high_score = iou_threshold, min_hits, max_age, high_score
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)

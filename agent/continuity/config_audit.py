@@ -125,5 +125,13 @@ def applied_event(cfg: AppliedConfig, trigger: str, changed: list[str] | None, *
     mtime = None
     if cfg.mtime is not None:
         mtime = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(cfg.mtime)) + f".{int(cfg.mtime * 1000) % 1000:03d}Z"
-    return {"event": "config_applied", "trigger": trigger, "hash": cfg.hash, "file_hash": cfg.file_hash,
-            "path": cfg.path, "mtime": mtime, "changed": changed, **extra}
+    return {
+        "event": "config_applied",
+        "trigger": trigger,
+        "hash": cfg.hash,
+        "file_hash": cfg.file_hash,
+        "path": cfg.path,
+        "mtime": mtime,
+        "changed": changed,
+        **extra,
+    }

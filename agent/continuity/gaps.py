@@ -38,8 +38,9 @@ def start_cause(ended: str, last_ts: float | None, now: float) -> str:
     return CAUSE_BY_ENDED.get(ended, "unplugged")
 
 
-def energy_entries(expected: list[str], before: dict[str, EnergyReading], after: dict[str, float],
-                   why_missing: dict[str, str]) -> list[dict[str, Any]]:
+def energy_entries(
+    expected: list[str], before: dict[str, EnergyReading], after: dict[str, float], why_missing: dict[str, str]
+) -> list[dict[str, Any]]:
     """One entry per meter point: before/after/delta, or ``unknown`` with the reason (never a guess)."""
     out: list[dict[str, Any]] = []
     for key in sorted(set(expected) | set(before)):
@@ -76,8 +77,6 @@ def faults_overlapping(faults: list[CameraFault], start: float | None, end: floa
     return out
 
 
-
-
 def dark_alarm(gap: dict[str, Any], threshold_kwh: float) -> dict[str, Any] | None:
     """The ``gateway_dark_while_site_ran`` alarm for a gap, or None.
 
@@ -95,6 +94,13 @@ def dark_alarm(gap: dict[str, Any], threshold_kwh: float) -> dict[str, Any] | No
         return None
     duration = gap.get("duration_s")
     dark = human_duration(duration) if duration is not None else "an unknown time"
-    return {"alarm": "gateway_dark_while_site_ran", "state": "raised", "duration_s": duration,
-            "delta_kwh": round(total, 3), "cause": gap["cause"], "from": gap["from"], "to": gap["to"],
-            "text": f"gateway dark for {dark} while the site drew {total:.6g} kWh"}
+    return {
+        "alarm": "gateway_dark_while_site_ran",
+        "state": "raised",
+        "duration_s": duration,
+        "delta_kwh": round(total, 3),
+        "cause": gap["cause"],
+        "from": gap["from"],
+        "to": gap["to"],
+        "text": f"gateway dark for {dark} while the site drew {total:.6g} kWh",
+    }

@@ -67,22 +67,31 @@ class ContinuityState:
 
     def to_doc(self) -> dict[str, Any]:
         return {
-            "schema": SCHEMA, "last_seq": self.last_seq, "last_ts": self.last_ts, "saved_at": self.saved_at,
+            "schema": SCHEMA,
+            "last_seq": self.last_seq,
+            "last_ts": self.last_ts,
+            "saved_at": self.saved_at,
             "energy": {k: [r.kwh, r.ts, r.seq] for k, r in self.energy.items()},
             "faults": [[f.source, f.alarm, f.kind, f.start, f.end] for f in self.faults],
             "config": {"hash": self.config_hash, "file_hash": self.file_hash, "keys": self.config_keys},
-            "pending_gap": self.pending_gap, "audit_salt": self.audit_salt,
+            "pending_gap": self.pending_gap,
+            "audit_salt": self.audit_salt,
         }
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> ContinuityState:
         cfg = doc.get("config") or {}
         return cls(
-            last_seq=int(doc.get("last_seq") or 0), last_ts=doc.get("last_ts"), saved_at=doc.get("saved_at"),
+            last_seq=int(doc.get("last_seq") or 0),
+            last_ts=doc.get("last_ts"),
+            saved_at=doc.get("saved_at"),
             energy={k: EnergyReading(float(v[0]), float(v[1]), int(v[2])) for k, v in (doc.get("energy") or {}).items()},
             faults=[CameraFault(*f) for f in doc.get("faults") or []],
-            config_hash=cfg.get("hash"), file_hash=cfg.get("file_hash"), config_keys=dict(cfg.get("keys") or {}),
-            pending_gap=doc.get("pending_gap"), audit_salt=doc.get("audit_salt"),
+            config_hash=cfg.get("hash"),
+            file_hash=cfg.get("file_hash"),
+            config_keys=dict(cfg.get("keys") or {}),
+            pending_gap=doc.get("pending_gap"),
+            audit_salt=doc.get("audit_salt"),
         )
 
 

@@ -63,8 +63,15 @@ def state_path_for(buffer_path: Path) -> Path:
 class ContinuityTracker:
     """Continuity evidence for one agent run. All methods run on the event loop."""
 
-    def __init__(self, settings: Settings, state_path: Path, emit: Callable[[Record], None], *,
-                 clock: Callable[[], float] = time.time, mono: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        state_path: Path,
+        emit: Callable[[Record], None],
+        *,
+        clock: Callable[[], float] = time.time,
+        mono: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings, self.emit, self.clock, self.mono = settings, emit, clock, mono
         self.file = StateFile(state_path)
         self.state = ContinuityState()
@@ -76,14 +83,14 @@ class ContinuityTracker:
         self._seen_this_run = False
         self._config_due: tuple[str, AppliedConfig] | None = None
         self._saved_mono = -1e9
-        self._gap: dict[str, Any] | None = None        # the start gap being completed
+        self._gap: dict[str, Any] | None = None  # the start gap being completed
         self._before: dict[str, EnergyReading] = {}
         self._after: dict[str, float] = {}
         self._why: dict[str, str] = {}
         self._expected: dict[str, float] = configured_energy_points(settings)
         self._deadline: float | None = None
         self._wait_s = 0.0
-        self._jump: dict[str, Any] | None = None       # a runtime clock jump waiting for its "to"
+        self._jump: dict[str, Any] | None = None  # a runtime clock jump waiting for its "to"
         self._offset = self.clock() - self.mono()
         self._history: deque[tuple[float, int]] = deque(maxlen=HISTORY_LEN)
         self._link_lost: tuple[float, int, dict[str, EnergyReading]] | None = None
@@ -115,8 +122,9 @@ class ContinuityTracker:
             self.file.write(data)
         except OSError as exc:  # the buffer is on the same disk: the writer reports the real problem
             self._dirty = True
-            log.error("continuity: cannot save %s (%s); the next gap record may be less precise",
-                      self.file.path, exc.strerror or exc)
+            log.error(
+                "continuity: cannot save %s (%s); the next gap record may be less precise", self.file.path, exc.strerror or exc
+            )
 
     def save(self) -> None:
         """Save now, on the calling thread (rare events: start, config applied, clean stop)."""
@@ -136,8 +144,13 @@ class ContinuityTracker:
             before = {k: EnergyReading(*v) for k, v in old.pop("_before", {}).items()}
             if old.get("to") is None:
                 old["to"] = {"seq": None, "ts": None}
-            self._emit_gap(old, before, dict(old.pop("_after", {})),
-                           dict.fromkeys(expected, "the agent stopped again before the meter answered"), expected)
+            self._emit_gap(
+                old,
+                before,
+                dict(old.pop("_after", {})),
+                dict.fromkeys(expected, "the agent stopped again before the meter answered"),
+                expected,
+            )
         if not self.loaded and buffer_last_seq == 0:
             self.save()  # a brand-new gateway: nothing before, no gap
             return
@@ -152,9 +165,12 @@ class ContinuityTracker:
         if not self.loaded:
             gap["state"] = self.file.problem
         if cause == "clock_jump":
-            gap["clock"] = {"last_record_ts": gaps.iso(st.last_ts), "wall_now": gaps.iso(now),
-                            "wall_behind_s": round((st.last_ts or now) - now, 3),
-                            "note": "the wall clock is earlier than the last record before the gap"}
+            gap["clock"] = {
+                "last_record_ts": gaps.iso(st.last_ts),
+                "wall_now": gaps.iso(now),
+                "wall_behind_s": round((st.last_ts or now) - now, 3),
+                "note": "the wall clock is earlier than the last record before the gap",
+            }
         gap["camera_faults"] = gaps.faults_overlapping(st.faults, st.last_ts, now)
         # faults still open when the previous run ended are listed above; this run re-detects its own
         st.faults = [f for f in st.faults if f.end is not None]
@@ -173,8 +189,12 @@ class ContinuityTracker:
         if self._gap is None:
             self.state.pending_gap = None
             return
-        self.state.pending_gap = {**self._gap, "_before": {k: [r.kwh, r.ts, r.seq] for k, r in self._before.items()},
-                                  "_after": dict(self._after), "_expected": sorted(self._expected)}
+        self.state.pending_gap = {
+            **self._gap,
+            "_before": {k: [r.kwh, r.ts, r.seq] for k, r in self._before.items()},
+            "_after": dict(self._after),
+            "_expected": sorted(self._expected),
+        }
 
     def _maybe_complete(self, *, timed_out: bool = False, why: str | None = None) -> None:
         gap = self._gap
@@ -185,8 +205,11 @@ class ContinuityTracker:
                 return
         if not timed_out and why is None and not set(self._expected) <= set(self._after):
             return
-        missing = {k: why or self._why.get(k, f"no good reading within {self._waited():.0f} s after start")
-                   for k in self._expected if k not in self._after}
+        missing = {
+            k: why or self._why.get(k, f"no good reading within {self._waited():.0f} s after start")
+            for k in self._expected
+            if k not in self._after
+        }
         self._gap = None
         self._emit_gap(gap, self._before, self._after, missing, list(self._expected))
         self.save()
@@ -194,8 +217,14 @@ class ContinuityTracker:
     def _waited(self) -> float:
         return self._wait_s if self._deadline is not None else 0.0
 
-    def _emit_gap(self, gap: dict[str, Any], before: dict[str, EnergyReading], after: dict[str, float],
-                  why: dict[str, str], expected: list[str]) -> None:
+    def _emit_gap(
+        self,
+        gap: dict[str, Any],
+        before: dict[str, EnergyReading],
+        after: dict[str, float],
+        why: dict[str, str],
+        expected: list[str],
+    ) -> None:
         start, end = gap["from"].get("ts"), (gap.get("to") or {}).get("ts")
         if gap.get("duration_s") is None and start and end and gap["cause"] != "clock_jump":
             gap["duration_s"] = round(_parse_iso(end) - _parse_iso(start), 3)
@@ -317,12 +346,20 @@ class ContinuityTracker:
         self._offset = offset
         expected = wall - jump
         log.warning("continuity: the wall clock jumped by %+.3f s", jump)
-        self._jump = {"event": "gap", "cause": "clock_jump",
-                      "from": {"seq": self.state.last_seq, "ts": gaps.iso(self.state.last_ts)}, "to": None,
-                      "duration_s": None,
-                      "clock": {"wall_before": gaps.iso(expected), "wall_after": gaps.iso(wall),
-                                "jump_s": round(jump, 3), "detected_by": "monotonic vs wall clock"},
-                      "camera_faults": []}
+        self._jump = {
+            "event": "gap",
+            "cause": "clock_jump",
+            "from": {"seq": self.state.last_seq, "ts": gaps.iso(self.state.last_ts)},
+            "to": None,
+            "duration_s": None,
+            "clock": {
+                "wall_before": gaps.iso(expected),
+                "wall_after": gaps.iso(wall),
+                "jump_s": round(jump, 3),
+                "detected_by": "monotonic vs wall clock",
+            },
+            "camera_faults": [],
+        }
 
     # ------------------------------------------------------------ link down
     def on_link_lost(self, lost_at: float) -> None:
@@ -340,8 +377,10 @@ class ContinuityTracker:
             seq_lost, exact = self._seq_at(lost_at), False
         seq_now = self.state.last_seq
         gap: dict[str, Any] = {
-            "event": "gap", "cause": "link_down",
-            "from": {"seq": seq_lost, "ts": gaps.iso(lost_at)}, "to": {"seq": seq_now, "ts": gaps.iso(restored_at)},
+            "event": "gap",
+            "cause": "link_down",
+            "from": {"seq": seq_lost, "ts": gaps.iso(lost_at)},
+            "to": {"seq": seq_now, "ts": gaps.iso(restored_at)},
             "duration_s": round(restored_at - lost_at, 3),
             "backfilled": max(seq_now - seq_lost, 0),
             "note": "the gateway kept recording; records committed meanwhile were buffered and are being sent now",
@@ -365,8 +404,14 @@ class ContinuityTracker:
         return self._history[i - 1][1] if i else (self._history[0][1] if self._history else self.state.last_seq)
 
     # --------------------------------------------------------------- config
-    def config_applied(self, cfg: AppliedConfig, trigger: str, *, pending_restart: list[str] | None = None,
-                       rejected_keys: dict[str, str] | None = None) -> dict[str, Any]:
+    def config_applied(
+        self,
+        cfg: AppliedConfig,
+        trigger: str,
+        *,
+        pending_restart: list[str] | None = None,
+        rejected_keys: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         """The ``config_applied`` payload for a start or reload; remembers the key map (not values)."""
         st = self.state
         extra: dict[str, Any] = {}
@@ -374,8 +419,9 @@ class ContinuityTracker:
             extra["previous_hash"] = st.config_hash
             if st.config_hash is None:
                 changed: list[str] | None = None
-                extra["previous"] = "no config recorded before (first start)" if not self.loaded else \
-                    "previous config not recorded"
+                extra["previous"] = (
+                    "no config recorded before (first start)" if not self.loaded else "previous config not recorded"
+                )
             else:
                 changed = changed_keys(st.config_keys, cfg.keys) if st.config_keys else None
                 extra["changed_while_stopped"] = cfg.hash != st.config_hash or cfg.file_hash != st.file_hash

@@ -85,8 +85,11 @@ class FleetState:
         last_seen = False
         if since is None and status == "offline":
             # the will: set at connect, so the best the gateway can vouch for is its last sign of life
-            marks = [t for t in (parse_iso(doc.get("last_seen_by_gateway")), parse_iso(doc.get("session_started")),
-                                 gw.last_seen) if t is not None]
+            marks = [
+                t
+                for t in (parse_iso(doc.get("last_seen_by_gateway")), parse_iso(doc.get("session_started")), gw.last_seen)
+                if t is not None
+            ]
             since, last_seen = (max(marks), True) if marks else (None, False)
         if since is not None:
             gw.status_since, gw.since_is_last_seen = since, last_seen
@@ -133,19 +136,30 @@ class FleetState:
         for gw in sorted(self.gateways.values(), key=lambda g: g.key):
             h = gw.health or {}
             b, s = h.get("buffer", {}), h.get("system", {})
-            rows.append({
-                "gateway": gw.key, "status": gw.status,
-                "since": _iso(gw.status_since), "since_is_last_seen": gw.since_is_last_seen,
-                "last_seen": _iso(gw.last_seen),
-                "previous_down_s": gw.previous_down_s, "previous_reason": gw.previous_reason,
-                "backlog": b.get("depth"), "oldest_unsent_s": b.get("oldest_unsent_age_s"),
-                "dropped": sum(v for v in b.get("dropped", {}).values() if isinstance(v, int)),
-                "devices": {k: v.get("state") for k, v in h.get("producers", {}).get("drivers", {}).get("devices", {}).items()},
-                "cameras": {k: v.get("state") for k, v in h.get("producers", {}).get("vision", {}).get("cameras", {}).items()},
-                "disk_free_mb": round(s["disk_free_bytes"] / 1e6) if isinstance(s.get("disk_free_bytes"), int) else None,
-                "temperature_c": s.get("temperature_c"), "clock_synced": h.get("clock", {}).get("synchronized"),
-                "problems": self.problems(gw),
-            })
+            rows.append(
+                {
+                    "gateway": gw.key,
+                    "status": gw.status,
+                    "since": _iso(gw.status_since),
+                    "since_is_last_seen": gw.since_is_last_seen,
+                    "last_seen": _iso(gw.last_seen),
+                    "previous_down_s": gw.previous_down_s,
+                    "previous_reason": gw.previous_reason,
+                    "backlog": b.get("depth"),
+                    "oldest_unsent_s": b.get("oldest_unsent_age_s"),
+                    "dropped": sum(v for v in b.get("dropped", {}).values() if isinstance(v, int)),
+                    "devices": {
+                        k: v.get("state") for k, v in h.get("producers", {}).get("drivers", {}).get("devices", {}).items()
+                    },
+                    "cameras": {
+                        k: v.get("state") for k, v in h.get("producers", {}).get("vision", {}).get("cameras", {}).items()
+                    },
+                    "disk_free_mb": round(s["disk_free_bytes"] / 1e6) if isinstance(s.get("disk_free_bytes"), int) else None,
+                    "temperature_c": s.get("temperature_c"),
+                    "clock_synced": h.get("clock", {}).get("synchronized"),
+                    "problems": self.problems(gw),
+                }
+            )
         return rows
 
 

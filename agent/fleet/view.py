@@ -11,13 +11,17 @@ from agent.fleet.model import FleetState
 
 
 def text_table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'gateway':<24}{'status':<9}{'since':<21}{'last seen':<21}{'backlog':>8}{'oldest s':>9}"
-             f"{'drop':>6}{'disk MB':>9}{'temp':>6}  clock"]
+    lines = [
+        f"{'gateway':<24}{'status':<9}{'since':<21}{'last seen':<21}{'backlog':>8}{'oldest s':>9}"
+        f"{'drop':>6}{'disk MB':>9}{'temp':>6}  clock"
+    ]
     for r in rows:
-        lines.append(f"{r['gateway']:<24}{r['status']:<9}{r['since'] or '-':<21}{r['last_seen'] or '-':<21}"
-                     f"{r['backlog'] if r['backlog'] is not None else '-':>8}{r['oldest_unsent_s'] or 0:>9.0f}"
-                     f"{r['dropped']:>6}{r['disk_free_mb'] or '-':>9}{r['temperature_c'] or '-':>6}  "
-                     f"{'ok' if r['clock_synced'] else 'NOT SYNCED' if r['clock_synced'] is False else '?'}")
+        lines.append(
+            f"{r['gateway']:<24}{r['status']:<9}{r['since'] or '-':<21}{r['last_seen'] or '-':<21}"
+            f"{r['backlog'] if r['backlog'] is not None else '-':>8}{r['oldest_unsent_s'] or 0:>9.0f}"
+            f"{r['dropped']:>6}{r['disk_free_mb'] or '-':>9}{r['temperature_c'] or '-':>6}  "
+            f"{'ok' if r['clock_synced'] else 'NOT SYNCED' if r['clock_synced'] is False else '?'}"
+        )
         if r["status"] == "online" and r["previous_down_s"] is not None:
             lines.append(f"    previous outage: {r['previous_down_s']:.0f} s down ({r['previous_reason'] or 'no reason'})")
         for dev, st in {**r["devices"], **r["cameras"]}.items():

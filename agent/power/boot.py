@@ -80,16 +80,19 @@ def classify(prev: dict[str, Any] | None, boot_id: str | None) -> tuple[str, str
     clean = bool(prev.get("clean"))
     if power.get("state") in MAINS_DOWN_STATES or prev.get("stopping_reason") == "mains_failure":
         how = "stopped cleanly" if clean else "ended without a clean stop"
-        return "mains_failure", (f"mains was lost (power {power.get('state', 'failing')} since "
-                                 f"{power.get('since', '?')}); the agent {how}; {machine}")
+        return "mains_failure", (
+            f"mains was lost (power {power.get('state', 'failing')} since {power.get('since', '?')}); the agent {how}; {machine}"
+        )
     if result == "watchdog" or prev.get("stopping_reason") == "watchdog":
         return "watchdog", f"systemd's watchdog killed the agent (service result {result or 'watchdog'}); {machine}"
     if clean:
         return "clean", f"stopped cleanly ({prev.get('stopping_reason', 'requested')}) at {prev.get('stopped', '?')}"
     withheld = prev.get("watchdog_withheld")
     if same_boot and withheld and result is None:
-        return "watchdog", (f"the agent stopped pinging the watchdog ({withheld.get('why')}) at "
-                            f"{withheld.get('since')} and then died on the same boot: systemd killed it")
+        return "watchdog", (
+            f"the agent stopped pinging the watchdog ({withheld.get('why')}) at "
+            f"{withheld.get('since')} and then died on the same boot: systemd killed it"
+        )
     if result in CRASH_RESULTS:
         status = prev.get("exit_status")
         return "crash", f"the process died (service result {result}, exit status {status}); {machine}"
@@ -115,23 +118,32 @@ def claim_run_state(state_dir: Path) -> dict[str, Any] | None:
     path = state_dir / RUN_STATE_NAME
     remove_stale_temp(state_dir)
     prev = read_json(path)
-    doc = {"boot_id": read_boot_id(), "pid": os.getpid(), "started": iso(), "power": {"state": "unknown"},
-           "clean": False, "stopping_reason": None}
+    doc = {
+        "boot_id": read_boot_id(),
+        "pid": os.getpid(),
+        "started": iso(),
+        "power": {"state": "unknown"},
+        "clean": False,
+        "stopping_reason": None,
+    }
     try:
         atomic_write_json(path, doc)
     except OSError as exc:
-        log.error("power: cannot write the run state %s (%s); removing the previous one so that it cannot "
-                  "vouch for a clean stop", path, exc)
+        log.error(
+            "power: cannot write the run state %s (%s); removing the previous one so that it cannot vouch for a clean stop",
+            path,
+            exc,
+        )
         try:
             path.unlink(missing_ok=True)
         except OSError as exc2:
-            log.error("power: cannot remove %s either (%s): the next start may misread how this run ended",
-                      path, exc2)
+            log.error("power: cannot remove %s either (%s): the next start may misread how this run ended", path, exc2)
     return prev
 
 
-def build_start_evidence(state_dir: Path, *, last_seq: int | None = None,
-                         last_ts: str | None = None, prev: dict[str, Any] | None = UNCLAIMED) -> dict[str, Any]:
+def build_start_evidence(
+    state_dir: Path, *, last_seq: int | None = None, last_ts: str | None = None, prev: dict[str, Any] | None = UNCLAIMED
+) -> dict[str, Any]:
     """The ``boot`` and ``previous_run`` parts of ``agent_started``; call once per start.
 
     ``prev`` is what ``claim_run_state`` returned at the very start of the run; without it
@@ -144,8 +156,12 @@ def build_start_evidence(state_dir: Path, *, last_seq: int | None = None,
         prev = claim_run_state(state_dir)
     boot_id = read_boot_id()
     ended, detail = classify(prev, boot_id)
-    previous: dict[str, Any] = {"ended": ended, "detail": detail, "last_seq": last_seq,
-                                "last_ts": last_ts or (prev or {}).get("stopped")}
+    previous: dict[str, Any] = {
+        "ended": ended,
+        "detail": detail,
+        "last_seq": last_seq,
+        "last_ts": last_ts or (prev or {}).get("stopped"),
+    }
     if prev is not None:
         previous["started"] = prev.get("started")
         previous["boot_id"] = prev.get("boot_id")

@@ -29,8 +29,10 @@ class GpioSource:
         try:
             text = await asyncio.to_thread(self.path.read_text)
         except OSError as exc:
-            raise PowerSourceError(f"cannot read the power-good input {self.path} ({exc.strerror or exc}): "
-                                   "is the GPIO exported and power.gpio.path right?") from None
+            raise PowerSourceError(
+                f"cannot read the power-good input {self.path} ({exc.strerror or exc}): "
+                "is the GPIO exported and power.gpio.path right?"
+            ) from None
         value = text.strip()
         if value not in ("0", "1"):
             shown = value[:20] + ("..." if len(value) > 20 else "")

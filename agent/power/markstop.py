@@ -24,8 +24,12 @@ def mark_stopped(state_dir: Path, result: str, exit_code: str = "", exit_status:
     boot_id = read_boot_id()
     if doc.get("boot_id") not in (None, boot_id):
         return "the run state is from an earlier boot: left as it is"
-    fields: dict[str, object] = {"service_result": result or None, "exit_code": exit_code or None,
-                                 "exit_status": exit_status or None, "marked_at": iso()}
+    fields: dict[str, object] = {
+        "service_result": result or None,
+        "exit_code": exit_code or None,
+        "exit_status": exit_status or None,
+        "marked_at": iso(),
+    }
     if result == "watchdog" and not doc.get("clean"):
         fields["stopping_reason"] = "watchdog"
     RunState(state_dir, doc).update(**fields)

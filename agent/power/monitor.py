@@ -43,8 +43,14 @@ class PowerSource(Protocol):
 class PowerMonitor:
     """Polls one source; owns the mains state machine and the power part of health."""
 
-    def __init__(self, settings: PowerSettings, source: PowerSource, commit: Commit,
-                 request_stop: Callable[[str], None], run_state: RunState | None = None) -> None:
+    def __init__(
+        self,
+        settings: PowerSettings,
+        source: PowerSource,
+        commit: Commit,
+        request_stop: Callable[[str], None],
+        run_state: RunState | None = None,
+    ) -> None:
         self.settings = settings
         self.source = source
         self.commit = commit
@@ -119,8 +125,18 @@ class PowerMonitor:
             records.append(self._alarm("cleared", reading))
             raised = False
         if new == LOW_BATTERY:
-            records.append(Record("agent", Kind.EVENT, {"event": "power_failing", **self._battery(reading),
-                                                       "status": reading.status, "source_kind": self.source.kind}))
+            records.append(
+                Record(
+                    "agent",
+                    Kind.EVENT,
+                    {
+                        "event": "power_failing",
+                        **self._battery(reading),
+                        "status": reading.status,
+                        "source_kind": self.source.kind,
+                    },
+                )
+            )
         try:
             if records:
                 await self.commit(records, POWER_LOSS)
@@ -160,15 +176,22 @@ class PowerMonitor:
 
     # -------------------------------------------------------------- health
     def health(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"source": self.source.kind, "name": self.source.name, "state": self.state,
-                               "since": self.since, "last_read": self.last_read, "last_error": self.last_error}
+        doc: dict[str, Any] = {
+            "source": self.source.kind,
+            "name": self.source.name,
+            "state": self.state,
+            "since": self.since,
+            "last_read": self.last_read,
+            "last_error": self.last_error,
+        }
         if self.reading is not None:
             doc.update(self._battery(self.reading), status=self.reading.status)
         return doc
 
 
-def build_monitor(settings: PowerSettings, commit: Commit, request_stop: Callable[[str], None],
-                  run_state: RunState | None = None) -> PowerMonitor | None:
+def build_monitor(
+    settings: PowerSettings, commit: Commit, request_stop: Callable[[str], None], run_state: RunState | None = None
+) -> PowerMonitor | None:
     """The configured monitor, or None for ``source: none``."""
     source: PowerSource
     if settings.source == "nut":

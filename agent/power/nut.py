@@ -82,20 +82,26 @@ class NutSource:
         except NUTTimeoutError:
             raise PowerSourceError(f"{self.where} did not answer within {self.settings.timeout:g}s") from None
         except (NUTOSError, NUTConnectionClosedError, ConnectionError, OSError) as exc:
-            raise PowerSourceError(f"{self.where} is not reachable ({_short(str(exc)) or type(exc).__name__}): "
-                                   "is upsd running and listening there? (power.nut.host/port)") from None
+            raise PowerSourceError(
+                f"{self.where} is not reachable ({_short(str(exc)) or type(exc).__name__}): "
+                "is upsd running and listening there? (power.nut.host/port)"
+            ) from None
         except (NUTProtocolError, NUTValueError, ValueError, asyncio.LimitOverrunError) as exc:
-            raise PowerSourceError(f"{self.where} answered something that is not the NUT protocol "
-                                   f"({_short(str(exc))}); is power.nut.port really upsd?") from None
+            raise PowerSourceError(
+                f"{self.where} answered something that is not the NUT protocol "
+                f"({_short(str(exc))}); is power.nut.port really upsd?"
+            ) from None
         except NUTError as exc:
             raise PowerSourceError(f"{self.where}: {type(exc).__name__}: {_short(str(exc))}") from None
         status = values.get("ups.status")
         if status is None:
-            raise PowerSourceError(f"{self.where}, UPS {ups!r}: no ups.status in the answer "
-                                   "(the driver has not read the UPS yet?)")
+            raise PowerSourceError(
+                f"{self.where}, UPS {ups!r}: no ups.status in the answer (the driver has not read the UPS yet?)"
+            )
         reading = parse_ups_status(status)
-        return dataclasses.replace(reading, charge=number(values.get("battery.charge")),
-                                   runtime_s=number(values.get("battery.runtime")))
+        return dataclasses.replace(
+            reading, charge=number(values.get("battery.charge")), runtime_s=number(values.get("battery.runtime"))
+        )
 
     def close(self) -> None:
         if self._client is not None:

@@ -39,8 +39,9 @@ def parse_ups_status(status: str) -> PowerReading:
     if flags == {"WAIT"}:
         raise PowerSourceError("upsd has no data from the UPS driver yet (ups.status WAIT)")
     if "OL" not in flags and "OB" not in flags:
-        raise PowerSourceError(f"ups.status is {status!r}: neither OL (on line) nor OB (on battery); "
-                               "the UPS driver may not be talking to the UPS")
+        raise PowerSourceError(
+            f"ups.status is {status!r}: neither OL (on line) nor OB (on battery); the UPS driver may not be talking to the UPS"
+        )
     return PowerReading(on_line="OL" in flags and "OB" not in flags, low_battery="LB" in flags, status=status)
 
 

@@ -43,8 +43,9 @@ STABLE_SESSION_S = 30.0
 class Uplink:
     """Keeps one MQTT session alive and drains the buffer through it."""
 
-    def __init__(self, settings: Settings, buffer: Buffer, formatter: Formatter | None = None,
-                 previous: PreviousSession | None = None) -> None:
+    def __init__(
+        self, settings: Settings, buffer: Buffer, formatter: Formatter | None = None, previous: PreviousSession | None = None
+    ) -> None:
         self.settings = settings
         self.cfg = settings.uplink
         self.buffer = buffer
@@ -86,9 +87,15 @@ class Uplink:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     def health(self) -> dict[str, Any]:
-        return {"state": self.state, "last_error": self.last_error, "connected_since": self.connected_since,
-                "inflight": len(self._drain.inflight), "sent": self.sent, "acked": self.acked,
-                "commands": self.commands.counters()}
+        return {
+            "state": self.state,
+            "last_error": self.last_error,
+            "connected_since": self.connected_since,
+            "inflight": len(self._drain.inflight),
+            "sent": self.sent,
+            "acked": self.acked,
+            "commands": self.commands.counters(),
+        }
 
     def _beat(self) -> None:
         self.heartbeat = time.monotonic()
@@ -108,14 +115,16 @@ class Uplink:
                 self.state = "connecting"
                 started_wall = time.time()
                 try:
-                    session = await connect(self.cfg, self.client_id, Will(self.topics.status,
-                                            self.status_docs.will(started_wall)), self._password)
+                    session = await connect(
+                        self.cfg, self.client_id, Will(self.topics.status, self.status_docs.will(started_wall)), self._password
+                    )
                 except UplinkError as exc:
                     attempts += 1
                     self._fail(exc.state, str(exc))
                     if self.previous.lost_at is None:  # never connected yet: the link is down since we started
-                        self.previous = PreviousSession(lost_at=self._started_wall,
-                                                        reason="no connection since the uplink started")
+                        self.previous = PreviousSession(
+                            lost_at=self._started_wall, reason="no connection since the uplink started"
+                        )
                     await self._sleep_or_stop(stop, self._backoff.next_delay())
                     continue
                 self._online(session, started_wall, attempts)

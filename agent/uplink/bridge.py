@@ -127,8 +127,7 @@ class Bridge:
         if not self.connected.done():
             self.connected.set_result(reason_code)
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode,
-                       properties: Any) -> None:
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode, properties: Any) -> None:
         self._on_loop(self.mark_lost, f"{reason_code} (code {reason_code.value})")
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:

@@ -115,8 +115,7 @@ class CommandInbox:
         self._last_report = float("-inf")
 
     def counters(self) -> dict[str, int]:
-        return {"accepted": self.accepted, "rejected": self.rejected, "flood_dropped": self.flooded,
-                "wrong_topic": self.ignored}
+        return {"accepted": self.accepted, "rejected": self.rejected, "flood_dropped": self.flooded, "wrong_topic": self.ignored}
 
     def on_message(self, topic: str, payload: bytes, retain: bool = False, now: float | None = None) -> None:
         now = time.time() if now is None else now
@@ -138,13 +137,32 @@ class CommandInbox:
         except Invalid as exc:
             self.rejected += 1
             log.warning("uplink: command rejected (%s)", exc)
-            self.buffer.emit(Record("platform", Kind.EVENT, {
-                "event": "command_rejected", "reason": str(exc), "size": len(payload), "excerpt": excerpt(payload),
-                "received": iso(now), "origin": "mqtt"}, ts=now))
+            self.buffer.emit(
+                Record(
+                    "platform",
+                    Kind.EVENT,
+                    {
+                        "event": "command_rejected",
+                        "reason": str(exc),
+                        "size": len(payload),
+                        "excerpt": excerpt(payload),
+                        "received": iso(now),
+                        "origin": "mqtt",
+                    },
+                    ts=now,
+                )
+            )
             return
         self.accepted += 1
-        record = {"event": "command", "id": doc["id"], "command": doc["command"], "target": doc["target"],
-                  "by": doc.get("by", "platform"), "received": iso(now), "origin": "mqtt"}
+        record = {
+            "event": "command",
+            "id": doc["id"],
+            "command": doc["command"],
+            "target": doc["target"],
+            "by": doc.get("by", "platform"),
+            "received": iso(now),
+            "origin": "mqtt",
+        }
         if "args" in doc:
             record["args"] = doc["args"]
         log.info("uplink: command %s %s received", doc["id"], doc["command"])
@@ -156,7 +174,18 @@ class CommandInbox:
             return
         since = self._flood_since if self._flood_since is not None else now
         log.warning("uplink: command flood: %d command(s) dropped over the rate limit", self._unreported)
-        self.buffer.emit(Record("platform", Kind.EVENT, {
-            "event": "command_flood", "dropped": self._unreported, "since": iso(since), "at": iso(now),
-            "limit": {"rate_per_s": self.bucket.rate, "burst": self.bucket.burst}}, ts=now))
+        self.buffer.emit(
+            Record(
+                "platform",
+                Kind.EVENT,
+                {
+                    "event": "command_flood",
+                    "dropped": self._unreported,
+                    "since": iso(since),
+                    "at": iso(now),
+                    "limit": {"rate_per_s": self.bucket.rate, "burst": self.bucket.burst},
+                },
+                ts=now,
+            )
+        )
         self._unreported, self._flood_since, self._last_report = 0, None, now

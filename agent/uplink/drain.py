@@ -31,8 +31,9 @@ LEASE_MIN, LEASE_MAX = 100, 2000
 class Drain:
     """Window, rate limit and ack batching for one session at a time."""
 
-    def __init__(self, cfg: UplinkSettings, buffer: Buffer, formatter: Formatter, wake: asyncio.Event,
-                 beat: Callable[[], None]) -> None:
+    def __init__(
+        self, cfg: UplinkSettings, buffer: Buffer, formatter: Formatter, wake: asyncio.Event, beat: Callable[[], None]
+    ) -> None:
         self.cfg = cfg
         self.buffer = buffer
         self.formatter = formatter
@@ -57,8 +58,9 @@ class Drain:
             seq = inflight.pop(acks.popleft(), None)
             if seq is not None:
                 self._pending_acks.append(seq)
-        if self._pending_acks and (force or len(self._pending_acks) >= ACK_BATCH
-                                   or time.monotonic() - self._last_ack_flush > ACK_FLUSH_S):
+        if self._pending_acks and (
+            force or len(self._pending_acks) >= ACK_BATCH or time.monotonic() - self._last_ack_flush > ACK_FLUSH_S
+        ):
             batch, self._pending_acks = self._pending_acks, []
             self._last_ack_flush = time.monotonic()
             await self.buffer.ack(batch)

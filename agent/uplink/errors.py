@@ -55,6 +55,9 @@ class ConnectionLost(UplinkError):
 def refusal(reason_code: int | None, where: str, reason_name: str) -> ConnectionRefused:
     """The exception for a failed CONNACK, chosen by its reason code (MQTT 5 numbering)."""
     if reason_code in AUTH_REASON_CODES:
-        return AuthRefused(f"broker {where} refused the credentials ({reason_name}, code {reason_code}); "
-                           "check uplink.username and uplink.password_file", reason_code)
+        return AuthRefused(
+            f"broker {where} refused the credentials ({reason_name}, code {reason_code}); "
+            "check uplink.username and uplink.password_file",
+            reason_code,
+        )
     return ConnectionRefused(f"broker {where} refused the connection ({reason_name}, code {reason_code})", reason_code)

@@ -129,6 +129,7 @@ async def connect(cfg: UplinkSettings, client_id: str, will: Will, password: str
         return Session(bridge, client_id, where)
     bridge.close()
     if done:
-        raise ConnectionRefused(f"broker {where} closed the connection before answering CONNECT "
-                                f"({bridge.disconnected.result()})", None)
+        raise ConnectionRefused(
+            f"broker {where} closed the connection before answering CONNECT ({bridge.disconnected.result()})", None
+        )
     raise ConnectTimeout(f"broker {where} did not answer CONNECT within {cfg.connect_timeout}s")

@@ -37,9 +37,13 @@ class PreviousSession:
     last_error: str | None = None
 
     def doc(self, now: float) -> dict[str, Any]:
-        return {"lost_at": iso(self.lost_at) if self.lost_at is not None else None,
-                "down_s": round(now - self.lost_at, 3) if self.lost_at is not None else None,
-                "reason": self.reason, "attempts": self.attempts, "last_error": self.last_error}
+        return {
+            "lost_at": iso(self.lost_at) if self.lost_at is not None else None,
+            "down_s": round(now - self.lost_at, 3) if self.lost_at is not None else None,
+            "reason": self.reason,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+        }
 
 
 class StatusDocs:
@@ -50,15 +54,36 @@ class StatusDocs:
         self._base: dict[str, Any] = {"gateway": g.id, "site": g.site, "version": VERSION}
 
     def online(self, session_started: float, since: float, previous: PreviousSession) -> bytes:
-        return orjson.dumps({"status": "online", **self._base, "since": iso(since),
-                             "session": {"started": iso(session_started)}, "previous_session": previous.doc(since)})
+        return orjson.dumps(
+            {
+                "status": "online",
+                **self._base,
+                "since": iso(since),
+                "session": {"started": iso(session_started)},
+                "previous_session": previous.doc(since),
+            }
+        )
 
     def will(self, session_started: float) -> bytes:
         """Set at CONNECT, published by the broker if the session dies: it cannot know the moment
         of death, so it names the session (and the last moment the gateway vouches for)."""
-        return orjson.dumps({"status": "offline", **self._base, "reason": "connection lost",
-                             "session_started": iso(session_started), "last_seen_by_gateway": iso(session_started)})
+        return orjson.dumps(
+            {
+                "status": "offline",
+                **self._base,
+                "reason": "connection lost",
+                "session_started": iso(session_started),
+                "last_seen_by_gateway": iso(session_started),
+            }
+        )
 
     def shutdown(self, session_started: float, since: float) -> bytes:
-        return orjson.dumps({"status": "offline", **self._base, "reason": "shutdown", "since": iso(since),
-                             "session": {"started": iso(session_started)}})
+        return orjson.dumps(
+            {
+                "status": "offline",
+                **self._base,
+                "reason": "shutdown",
+                "since": iso(since),
+                "session": {"started": iso(session_started)},
+            }
+        )

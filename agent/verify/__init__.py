@@ -15,8 +15,14 @@ from agent.verify.model import GatewayReport, Report
 from agent.verify.reader import Entry, InputSet
 
 
-def verify_inputs(inputs: InputSet, keys: Sequence[KeySpec | bytes], *, silence_s: float = 300.0,
-                  allow_edges: bool = False, no_key_ok: bool = False) -> Report:
+def verify_inputs(
+    inputs: InputSet,
+    keys: Sequence[KeySpec | bytes],
+    *,
+    silence_s: float = 300.0,
+    allow_edges: bool = False,
+    no_key_ok: bool = False,
+) -> Report:
     """Every check on every gateway found in ``inputs``, each with the keys bound to it.
 
     A bare key (``bytes``, or a ``KeySpec`` without gateway) is accepted only when the input holds
@@ -31,7 +37,7 @@ def verify_inputs(inputs: InputSet, keys: Sequence[KeySpec | bytes], *, silence_
     unknown = groups.pop(("?", "?"), None)
     with_records = [k for k, (recs, _) in groups.items() if recs]
     if unknown is not None:
-        if len(with_records) == 1:   # a status body without topic or ids: it can only be that gateway's
+        if len(with_records) == 1:  # a status body without topic or ids: it can only be that gateway's
             groups[with_records[0]][1].extend(unknown[1])
         else:
             groups[("?", "?")] = unknown

@@ -29,9 +29,9 @@ class Version:
 
     entry: Entry
     canon: bytes
-    ok: bool          # its hash matches the key bound to its seq (True when no key: nothing is checked)
+    ok: bool  # its hash matches the key bound to its seq (True when no key: nothing is checked)
     key: KeySpec | None = None
-    uncovered: bool = False   # keys were given for the gateway, but none applies to this seq
+    uncovered: bool = False  # keys were given for the gateway, but none applies to this seq
 
     @property
     def doc(self) -> dict[str, Any]:
@@ -52,8 +52,9 @@ def _versions(entries: list[Entry], keys: Schedule, report: GatewayReport) -> di
         try:
             canon = chain.canonical(doc)
         except TypeError as exc:  # e.g. a non-string key smuggled in; cannot be a gateway record
-            report.problems.append(Problem("altered", f"record cannot be serialised ({exc})", doc["seq"],
-                                           str(doc.get("ts")), e.origin))
+            report.problems.append(
+                Problem("altered", f"record cannot be serialised ({exc})", doc["seq"], str(doc.get("ts")), e.origin)
+            )
             continue
         seq = int(doc["seq"])
         known = by_seq.setdefault(seq, [])
@@ -82,10 +83,16 @@ def _check_attachments(e: Entry, report: GatewayReport) -> None:
         except (binascii.Error, TypeError, ValueError):
             data = None
         if data is None or hashlib.sha256(data).hexdigest() != att.get("sha256") or len(data) != att.get("size"):
-            report.problems.append(Problem(
-                "attachment", f"attachment {att.get('name')!r} does not match the size/sha256 recorded in the "
-                "chained record: the picture or file was replaced or damaged", int(e.doc["seq"]),
-                str(e.doc.get("ts")), e.origin))
+            report.problems.append(
+                Problem(
+                    "attachment",
+                    f"attachment {att.get('name')!r} does not match the size/sha256 recorded in the "
+                    "chained record: the picture or file was replaced or damaged",
+                    int(e.doc["seq"]),
+                    str(e.doc.get("ts")),
+                    e.origin,
+                )
+            )
 
 
 def check_chain(report: GatewayReport, entries: list[Entry], keys: Schedule) -> dict[int, Version]:
@@ -113,31 +120,54 @@ def check_chain(report: GatewayReport, entries: list[Entry], keys: Schedule) -> 
         report.problems.append(_key_problem(covered))
     uncovered = sorted(s for s, v in reps.items() if v.uncovered)
     if uncovered:
-        report.problems.append(Problem(
-            "key", f"no key given applies to seqs {uncovered[0]}–{uncovered[-1]} ({len(uncovered)} record(s)): the "
-            f"first key given for this gateway applies from seq {keys.starts[0]}; their content is not "
-            "authenticated. Give the key used before it (GATEWAY=FILE) to check them.", uncovered[0]))
+        report.problems.append(
+            Problem(
+                "key",
+                f"no key given applies to seqs {uncovered[0]}–{uncovered[-1]} ({len(uncovered)} record(s)): the "
+                f"first key given for this gateway applies from seq {keys.starts[0]}; their content is not "
+                "authenticated. Give the key used before it (GATEWAY=FILE) to check them.",
+                uncovered[0],
+            )
+        )
     for seq, versions in sorted(by_seq.items()):
         rep = reps[seq]
         if len(versions) > 1:
             lines = "; ".join(v.entry.origin for v in versions)
-            report.problems.append(Problem(
-                "conflict", f"received in {len(versions)} different versions ({lines}); a repeated delivery is "
-                "always identical, so one of them was altered or injected", seq, str(rep.doc["ts"]),
-                rep.entry.origin))
+            report.problems.append(
+                Problem(
+                    "conflict",
+                    f"received in {len(versions)} different versions ({lines}); a repeated delivery is "
+                    "always identical, so one of them was altered or injected",
+                    seq,
+                    str(rep.doc["ts"]),
+                    rep.entry.origin,
+                )
+            )
         if key_unusable or rep.ok or rep.uncovered:
             continue
         if rep.plain_ok:
-            report.problems.append(Problem(
-                "unkeyed", "unkeyed record (a keyed gateway never writes these): its hash is plain SHA-256, which "
-                "anyone can compute, so it was made or altered by someone without the gateway key", seq,
-                str(rep.doc["ts"]), rep.entry.origin))
+            report.problems.append(
+                Problem(
+                    "unkeyed",
+                    "unkeyed record (a keyed gateway never writes these): its hash is plain SHA-256, which "
+                    "anyone can compute, so it was made or altered by someone without the gateway key",
+                    seq,
+                    str(rep.doc["ts"]),
+                    rep.entry.origin,
+                )
+            )
         else:
-            report.problems.append(Problem(
-                "altered", "its content does not match its chain hash under the key for this seq "
-                f"({rep.key.name if rep.key else '?'}): the record was altered after the gateway wrote it, or "
-                "made with another key (another gateway's, or a key no longer valid at this seq)", seq,
-                str(rep.doc["ts"]), rep.entry.origin))
+            report.problems.append(
+                Problem(
+                    "altered",
+                    "its content does not match its chain hash under the key for this seq "
+                    f"({rep.key.name if rep.key else '?'}): the record was altered after the gateway wrote it, or "
+                    "made with another key (another gateway's, or a key no longer valid at this seq)",
+                    seq,
+                    str(rep.doc["ts"]),
+                    rep.entry.origin,
+                )
+            )
     report.keys = _key_use(reps, keys)
     return reps
 
@@ -147,17 +177,29 @@ def _key_use(reps: dict[int, Version], keys: Schedule) -> list[dict[str, Any]]:
     out = []
     for spec in keys.specs:
         seqs = [s for s, v in reps.items() if v.ok and v.key is spec]
-        out.append({"file": spec.name, "bound_to": spec.gateway, "from_seq": spec.from_seq,
-                    "to_seq": keys.until(spec), "verified": len(seqs),
-                    "first_verified": min(seqs) if seqs else None, "last_verified": max(seqs) if seqs else None})
+        out.append(
+            {
+                "file": spec.name,
+                "bound_to": spec.gateway,
+                "from_seq": spec.from_seq,
+                "to_seq": keys.until(spec),
+                "verified": len(seqs),
+                "first_verified": min(seqs) if seqs else None,
+                "last_verified": max(seqs) if seqs else None,
+            }
+        )
     return out
 
 
 def _key_problem(versions: list[Version]) -> Problem:
     n = len(versions)
-    text = (f"none of the {n} records matches the chain key given: wrong key? (If the key is right, every "
-            "record was altered or forged.)")
+    text = (
+        f"none of the {n} records matches the chain key given: wrong key? (If the key is right, every "
+        "record was altered or forged.)"
+    )
     if all(v.plain_ok for v in versions):
-        text += (" They match unkeyed SHA-256: every one is an unkeyed record (a keyed gateway never writes "
-                 "these): the gateway ran without a chain key, or the records were made by someone without the key.")
+        text += (
+            " They match unkeyed SHA-256: every one is an unkeyed record (a keyed gateway never writes "
+            "these): the gateway ran without a chain key, or the records were made by someone without the key."
+        )
     return Problem("key", text + " The links between records and the sequence were still checked.")

@@ -19,23 +19,50 @@ EXIT_VERIFIED, EXIT_PROBLEMS, EXIT_UNUSABLE = 0, 1, 2
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "verify", help="check a captured record stream and/or a buffer export (chain, sequence, drops, gaps)",
-        description="Exit code: 0 verified, 1 problems found, 2 the input could not be used. See docs/evidence.md.")
-    p.add_argument("captures", nargs="*", type=Path, metavar="CAPTURE",
-                   help="JSON-lines file of received MQTT messages (bodies, or {topic, payload, received})")
-    p.add_argument("--export", action="append", type=Path, default=[], metavar="FILE",
-                   help="a `headframe buffer export` file (records not yet sent); may be repeated")
-    p.add_argument("--key-file", action="append", default=[], metavar="[GATEWAY[@FROM_SEQ]=]FILE",
-                   help="a gateway's chain key file (gateway.chain_key_file), bound to GATEWAY (site/gateway or "
-                   "gateway) and, after a rotation, to the seqs from FROM_SEQ on; a bare FILE only when the input "
-                   "holds one gateway; repeatable")
-    p.add_argument("--no-key-ok", action="store_true",
-                   help="exit 0 for a clean LINKS ONLY result (no key: content not authenticated)")
-    p.add_argument("--allow-edges", action="store_true",
-                   help="exit 0 for VERIFIED EXCEPT EDGES (seqs at the edges of a --capture-live not proven)")
+        "verify",
+        help="check a captured record stream and/or a buffer export (chain, sequence, drops, gaps)",
+        description="Exit code: 0 verified, 1 problems found, 2 the input could not be used. See docs/evidence.md.",
+    )
+    p.add_argument(
+        "captures",
+        nargs="*",
+        type=Path,
+        metavar="CAPTURE",
+        help="JSON-lines file of received MQTT messages (bodies, or {topic, payload, received})",
+    )
+    p.add_argument(
+        "--export",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="a `headframe buffer export` file (records not yet sent); may be repeated",
+    )
+    p.add_argument(
+        "--key-file",
+        action="append",
+        default=[],
+        metavar="[GATEWAY[@FROM_SEQ]=]FILE",
+        help="a gateway's chain key file (gateway.chain_key_file), bound to GATEWAY (site/gateway or "
+        "gateway) and, after a rotation, to the seqs from FROM_SEQ on; a bare FILE only when the input "
+        "holds one gateway; repeatable",
+    )
+    p.add_argument(
+        "--no-key-ok", action="store_true", help="exit 0 for a clean LINKS ONLY result (no key: content not authenticated)"
+    )
+    p.add_argument(
+        "--allow-edges",
+        action="store_true",
+        help="exit 0 for VERIFIED EXCEPT EDGES (seqs at the edges of a --capture-live not proven)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
-    p.add_argument("--silence", type=float, default=300.0, metavar="SECONDS",
-                   help="list records further apart than this with no gap record between them (default 300)")
+    p.add_argument(
+        "--silence",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="list records further apart than this with no gap record between them (default 300)",
+    )
     live = p.add_argument_group("live capture")
     live.add_argument("--capture-live", action="store_true", help="subscribe to the broker and capture first")
     live.add_argument("--broker", metavar="HOST[:PORT]")
@@ -44,8 +71,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     live.add_argument("--ca-file", type=Path, help="use TLS, verifying the broker against this CA")
     live.add_argument("--username")
     live.add_argument("--password-file", type=Path)
-    live.add_argument("-o", "--output", type=Path, help="where the live capture is written "
-                      "(default ./headframe-capture-<time>.jsonl)")
+    live.add_argument(
+        "-o", "--output", type=Path, help="where the live capture is written (default ./headframe-capture-<time>.jsonl)"
+    )
     p.set_defaults(func=cmd_verify)
 
 
@@ -68,11 +96,13 @@ def read_keys(args: list[str]) -> list[KeySpec]:
         try:
             key = path.read_bytes().strip()
         except FileNotFoundError:
-            raise UnusableInput(f"key file {path}: no such file; give the gateway's chain key file "
-                                "(gateway.chain_key_file in its config)") from None
+            raise UnusableInput(
+                f"key file {path}: no such file; give the gateway's chain key file (gateway.chain_key_file in its config)"
+            ) from None
         except OSError as exc:
-            raise UnusableInput(f"key file {path}: cannot be read ({exc.strerror}); it is mode 0600, run as its "
-                                "owner or root") from None
+            raise UnusableInput(
+                f"key file {path}: cannot be read ({exc.strerror}); it is mode 0600, run as its owner or root"
+            ) from None
         if not key:
             raise UnusableInput(f"key file {path}: is empty")
         keys.append(KeySpec(gateway, from_seq, key, path.name))
@@ -89,8 +119,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         out = args.output or Path(time.strftime("headframe-capture-%Y%m%dT%H%M%SZ.jsonl", time.gmtime()))
         try:
             keys = read_keys(args.key_file)  # fail before waiting N seconds
-            n = capture_live(args.broker, args.topic, args.seconds, out, ca_file=args.ca_file,
-                             username=args.username, password_file=args.password_file)
+            n = capture_live(
+                args.broker,
+                args.topic,
+                args.seconds,
+                out,
+                ca_file=args.ca_file,
+                username=args.username,
+                password_file=args.password_file,
+            )
         except (LiveError, UnusableInput) as exc:
             return _fail(str(exc))
         print(f"captured {n} message(s) from {args.broker} in {args.seconds:g} s into {out}", file=sys.stderr)
@@ -109,15 +146,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if not inputs.records:
         detail = "; ".join(f"{p.origin}: {p.what}" for p in inputs.problems[:5])
-        return _fail("no records to verify: the input is empty or holds no Headframe record messages"
-                     + (f" ({detail})" if detail else ""))
+        return _fail(
+            "no records to verify: the input is empty or holds no Headframe record messages" + (f" ({detail})" if detail else "")
+        )
     gateways = sorted({e.gateway_key for e in inputs.records})
     for name in unmatched(keys, gateways):
-        print(f"warning: --key-file {name}=...: no gateway {name!r} in the input; its key was not used",
-              file=sys.stderr)
+        print(f"warning: --key-file {name}=...: no gateway {name!r} in the input; its key was not used", file=sys.stderr)
     try:
-        report = verify_inputs(inputs, keys, silence_s=args.silence, allow_edges=args.allow_edges,
-                               no_key_ok=args.no_key_ok)
+        report = verify_inputs(inputs, keys, silence_s=args.silence, allow_edges=args.allow_edges, no_key_ok=args.no_key_ok)
     except KeyBindingError as exc:
         return _fail(str(exc))
     if args.json:

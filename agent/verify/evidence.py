@@ -35,13 +35,19 @@ def collect(report: GatewayReport, reps: dict[int, Version]) -> None:
             continue
         name = payload.get("event") or payload.get("alarm")
         if not isinstance(name, str) or not (v.ok or report.key_unusable):
-            continue   # an altered / unkeyed record is already a problem; it explains nothing
+            continue  # an altered / unkeyed record is already a problem; it explains nothing
         ts = str(doc["ts"])
         why = malformed(name, payload)
         if why is not None:
-            report.problems.append(Problem("malformed", f"malformed evidence record seq {seq} ({name}): {why}; "
-                                           "the gateway never writes this, so it explains nothing", seq, ts,
-                                           v.entry.origin))
+            report.problems.append(
+                Problem(
+                    "malformed",
+                    f"malformed evidence record seq {seq} ({name}): {why}; the gateway never writes this, so it explains nothing",
+                    seq,
+                    ts,
+                    v.entry.origin,
+                )
+            )
             continue
         if doc.get("kind") == "event" and name == "records_dropped":
             _drop(report, seq, ts, payload)
@@ -49,19 +55,29 @@ def collect(report: GatewayReport, reps: dict[int, Version]) -> None:
             report.gaps.append(_gap(seq, ts, payload))
         elif name == "agent_started":
             prev = payload.get("previous_run") or {}
-            report.notes.append(Note(seq, ts, f"agent started; previous run ended: {prev.get('ended', '?')}"
-                                     + (f" ({prev['detail']})" if prev.get("detail") else "")))
+            report.notes.append(
+                Note(
+                    seq,
+                    ts,
+                    f"agent started; previous run ended: {prev.get('ended', '?')}"
+                    + (f" ({prev['detail']})" if prev.get("detail") else ""),
+                )
+            )
         elif name in ("mains_lost", "gateway_dark_while_site_ran"):
             text = payload.get("text") or f"{name} {payload.get('state') or ''}".strip()
             report.notes.append(Note(seq, ts, f"alarm: {text}"))
         elif name == "power_failing":
-            report.notes.append(Note(seq, ts, f"power failing (battery {payload.get('battery_charge', '?')} %): "
-                                     "clean stop"))
+            report.notes.append(Note(seq, ts, f"power failing (battery {payload.get('battery_charge', '?')} %): clean stop"))
         elif name in ("config_applied", "config_reload_rejected"):
             changed = payload.get("changed") or []
-            report.notes.append(Note(seq, ts, f"{name} ({payload.get('trigger', '?')}), config "
-                                     f"{payload.get('hash', '?')}" + (f", changed: {', '.join(map(str, changed))}"
-                                                                      if changed else "")))
+            report.notes.append(
+                Note(
+                    seq,
+                    ts,
+                    f"{name} ({payload.get('trigger', '?')}), config "
+                    f"{payload.get('hash', '?')}" + (f", changed: {', '.join(map(str, changed))}" if changed else ""),
+                )
+            )
 
 
 def _drop(report: GatewayReport, seq: int, ts: str, p: dict[str, Any]) -> None:
@@ -71,8 +87,14 @@ def _drop(report: GatewayReport, seq: int, ts: str, p: dict[str, Any]) -> None:
     report.drops.append(Drop(seq, ts, p["reason"], count, dict(p.get("by_kind") or {}), ranges, assigned, True))
     covered = sum(r["last"] - r["first"] + 1 for r in ranges)
     if assigned and covered != count:
-        report.notes.append(Note(seq, ts, f"records_dropped says {count} record(s) but its ranges cover {covered} "
-                                 "(the rest may be in another records_dropped record)"))
+        report.notes.append(
+            Note(
+                seq,
+                ts,
+                f"records_dropped says {count} record(s) but its ranges cover {covered} "
+                "(the rest may be in another records_dropped record)",
+            )
+        )
 
 
 def power_loss_exposure(report: GatewayReport, reps: dict[int, Version]) -> None:
@@ -85,19 +107,37 @@ def power_loss_exposure(report: GatewayReport, reps: dict[int, Version]) -> None
     for d in report.drops:
         if d.reason != "power_loss" or not d.seqs_assigned:
             continue
-        d.received_inside = sum(bisect.bisect_right(present, r["last"]) - bisect.bisect_left(present, r["first"])
-                                for r in d.ranges)
+        d.received_inside = sum(
+            bisect.bisect_right(present, r["last"]) - bisect.bisect_left(present, r["first"]) for r in d.ranges
+        )
         if d.received_inside:
-            report.notes.append(Note(d.seq, d.ts, (
-                f"{d.received_inside} seq(s) inside the power_loss range of records_dropped seq {d.seq} were "
-                "received (sent before the power cut). The range explains every seq in it, so a deletion among "
-                "those received records cannot be seen")))
+            report.notes.append(
+                Note(
+                    d.seq,
+                    d.ts,
+                    (
+                        f"{d.received_inside} seq(s) inside the power_loss range of records_dropped seq {d.seq} were "
+                        "received (sent before the power cut). The range explains every seq in it, so a deletion among "
+                        "those received records cannot be seen"
+                    ),
+                )
+            )
 
 
 def _gap(seq: int, ts: str, p: dict[str, Any]) -> Gap:
     frm, to = p.get("from") or {}, p.get("to") or {}
-    return Gap(seq, ts, p["cause"], frm.get("seq"), frm.get("ts"), to.get("seq"), to.get("ts"),
-               _num(p.get("duration_s")), list(p.get("energy") or []), list(p.get("camera_faults") or []))
+    return Gap(
+        seq,
+        ts,
+        p["cause"],
+        frm.get("seq"),
+        frm.get("ts"),
+        to.get("seq"),
+        to.get("ts"),
+        _num(p.get("duration_s")),
+        list(p.get("energy") or []),
+        list(p.get("camera_faults") or []),
+    )
 
 
 def status_rows(entries: list[Entry]) -> list[dict[str, Any]]:
@@ -105,10 +145,18 @@ def status_rows(entries: list[Entry]) -> list[dict[str, Any]]:
     rows = []
     for e in entries:
         d = e.doc
-        rows.append({"where": e.origin, "topic": e.topic, "received": e.received, "status": d.get("status"),
-                     "reason": d.get("reason"), "since": d.get("since") or d.get("session_started"),
-                     "last_seen_by_gateway": d.get("last_seen_by_gateway"),
-                     "previous_session": d.get("previous_session")})
+        rows.append(
+            {
+                "where": e.origin,
+                "topic": e.topic,
+                "received": e.received,
+                "status": d.get("status"),
+                "reason": d.get("reason"),
+                "since": d.get("since") or d.get("session_started"),
+                "last_seen_by_gateway": d.get("last_seen_by_gateway"),
+                "previous_session": d.get("previous_session"),
+            }
+        )
     return rows
 
 
@@ -134,5 +182,12 @@ def silences(report: GatewayReport, reps: dict[int, Version], threshold_s: float
             continue
         if any(lo is not None and hi is not None and lo <= a and b <= hi for lo, hi in explained):
             continue
-        report.silences.append({"after_seq": a, "before_seq": b, "from_ts": reps[a].doc["ts"],
-                                "to_ts": reps[b].doc["ts"], "duration_s": round(tb - ta, 3)})
+        report.silences.append(
+            {
+                "after_seq": a,
+                "before_seq": b,
+                "from_ts": reps[a].doc["ts"],
+                "to_ts": reps[b].doc["ts"],
+                "duration_s": round(tb - ta, 3),
+            }
+        )

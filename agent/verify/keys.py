@@ -24,7 +24,7 @@ class KeySpec:
     gateway: str | None
     from_seq: int
     key: bytes
-    name: str          # the file name, to say which key verified what
+    name: str  # the file name, to say which key verified what
 
     def matches(self, site: str, gateway: str) -> bool:
         return self.gateway in (gateway, f"{site}/{gateway}")
@@ -40,8 +40,9 @@ def parse_arg(text: str) -> tuple[str | None, int, Path]:
         raise KeyBindingError(f"--key-file {text!r}: write GATEWAY=FILE or GATEWAY@FROM_SEQ=FILE (e.g. gw-01@5000=new.key)")
     if at:
         if not seq.isdigit() or int(seq) < 1:
-            raise KeyBindingError(f"--key-file {text!r}: FROM_SEQ must be a positive whole number (the first seq "
-                            "chained with this key)")
+            raise KeyBindingError(
+                f"--key-file {text!r}: FROM_SEQ must be a positive whole number (the first seq chained with this key)"
+            )
         return gw, int(seq), Path(path)
     return gw, 1, Path(path)
 
@@ -72,19 +73,23 @@ def bind(keys: Sequence[KeySpec | bytes], gateways: list[tuple[str, str]]) -> di
     bare = [k for k in specs if k.gateway is None]
     if bare and len(gateways) != 1:
         names = ", ".join(f"{s}/{g}" for s, g in gateways) or "none"
-        raise KeyBindingError(f"--key-file {bare[0].name} is not bound to a gateway, but the input holds "
-                        f"{len(gateways)} gateways ({names}): give each key as --key-file GATEWAY=FILE "
-                        "(GATEWAY@FROM_SEQ=FILE after a rotation), so one gateway's key cannot vouch for another's "
-                        "records")
+        raise KeyBindingError(
+            f"--key-file {bare[0].name} is not bound to a gateway, but the input holds "
+            f"{len(gateways)} gateways ({names}): give each key as --key-file GATEWAY=FILE "
+            "(GATEWAY@FROM_SEQ=FILE after a rotation), so one gateway's key cannot vouch for another's "
+            "records"
+        )
     out = {}
     for site, gw in gateways:
         mine = [k for k in specs if k.gateway is None or k.matches(site, gw)]
         seen: dict[int, str] = {}
         for k in mine:
             if k.from_seq in seen:
-                raise KeyBindingError(f"two keys for {site}/{gw} from seq {k.from_seq} ({seen[k.from_seq]}, {k.name}): "
-                                "give the later key as GATEWAY@FROM_SEQ=FILE, FROM_SEQ being the first seq chained "
-                                "with it")
+                raise KeyBindingError(
+                    f"two keys for {site}/{gw} from seq {k.from_seq} ({seen[k.from_seq]}, {k.name}): "
+                    "give the later key as GATEWAY@FROM_SEQ=FILE, FROM_SEQ being the first seq chained "
+                    "with it"
+                )
             seen[k.from_seq] = k.name
         out[(site, gw)] = Schedule(mine)
     return out
@@ -92,5 +97,10 @@ def bind(keys: Sequence[KeySpec | bytes], gateways: list[tuple[str, str]]) -> di
 
 def unmatched(keys: Sequence[KeySpec | bytes], gateways: list[tuple[str, str]]) -> list[str]:
     """Gateway names in key bindings that match no gateway of the input (a typo leaves a gateway unkeyed)."""
-    return sorted({k.gateway for k in keys if isinstance(k, KeySpec) and k.gateway is not None
-                   and not any(k.matches(s, g) for s, g in gateways)})
+    return sorted(
+        {
+            k.gateway
+            for k in keys
+            if isinstance(k, KeySpec) and k.gateway is not None and not any(k.matches(s, g) for s, g in gateways)
+        }
+    )

@@ -48,21 +48,32 @@ def _iso_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
 
 
-def capture_live(broker: str, topic: str, seconds: float, out: Path, *, ca_file: Path | None = None,
-                 username: str | None = None, password_file: Path | None = None) -> int:
+def capture_live(
+    broker: str,
+    topic: str,
+    seconds: float,
+    out: Path,
+    *,
+    ca_file: Path | None = None,
+    username: str | None = None,
+    password_file: Path | None = None,
+) -> int:
     """Subscribe to ``topic`` for ``seconds`` and append every message to ``out``; returns the count."""
     host, port = parse_broker(broker, ca_file is not None)
     password = None
     if password_file is not None:
         if ca_file is None and not _is_loopback(host):
-            raise LiveError(f"refusing to send a password in clear text to {host}:{port}: give --ca-file to use "
-                            "TLS (a password over plain TCP is only accepted on loopback)")
+            raise LiveError(
+                f"refusing to send a password in clear text to {host}:{port}: give --ca-file to use "
+                "TLS (a password over plain TCP is only accepted on loopback)"
+            )
         try:
             password = password_file.read_text().strip()
         except OSError as exc:
             raise LiveError(f"--password-file {password_file}: cannot be read ({exc.strerror})") from None
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"headframe-verify-{int(time.time() * 1000)}",
-                         clean_session=True)
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"headframe-verify-{int(time.time() * 1000)}", clean_session=True
+    )
     if username:
         client.username_pw_set(username, password)
     if ca_file is not None:
@@ -76,8 +87,9 @@ def capture_live(broker: str, topic: str, seconds: float, out: Path, *, ca_file:
     try:
         fh = open(out, "xb")  # noqa: SIM115 - closed in finally; written from paho's thread
     except FileExistsError:
-        raise LiveError(f"{out} already exists: a capture is evidence and is never overwritten or mixed; "
-                        "give another -o") from None
+        raise LiveError(
+            f"{out} already exists: a capture is evidence and is never overwritten or mixed; give another -o"
+        ) from None
 
     def on_connect(c: mqtt.Client, u: Any, f: Any, rc: Any, p: Any) -> None:
         if rc.is_failure:
@@ -88,8 +100,12 @@ def capture_live(broker: str, topic: str, seconds: float, out: Path, *, ca_file:
 
     def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         nonlocal count
-        line = {"topic": msg.topic, "payload": bytes(msg.payload).decode("utf-8", "replace"),
-                "received": _iso_now(), "retained": bool(msg.retain)}
+        line = {
+            "topic": msg.topic,
+            "payload": bytes(msg.payload).decode("utf-8", "replace"),
+            "received": _iso_now(),
+            "retained": bool(msg.retain),
+        }
         with lock:
             fh.write(orjson.dumps(line) + b"\n")
             fh.flush()
@@ -105,8 +121,9 @@ def capture_live(broker: str, topic: str, seconds: float, out: Path, *, ca_file:
         if not connected.wait(15):
             raise LiveError(f"broker {host}:{port} did not answer the MQTT connect within 15 s")
         if refused:
-            raise LiveError(f"broker {host}:{port} refused the connection: {refused[0]} (check --username, "
-                            "--password-file, --ca-file)")
+            raise LiveError(
+                f"broker {host}:{port} refused the connection: {refused[0]} (check --username, --password-file, --ca-file)"
+            )
         try:
             time.sleep(seconds)
         except KeyboardInterrupt:  # stopping early is fine: check what arrived so far

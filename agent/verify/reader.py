@@ -22,12 +22,12 @@ RECORD_FIELDS = ("gateway", "site", "seq", "ts", "kind", "source", "payload", "p
 class Entry:
     """One received message: a chained record or a retained status message."""
 
-    origin: str                     # "capture.jsonl line 12": where an inspector can find it
+    origin: str  # "capture.jsonl line 12": where an inspector can find it
     doc: dict[str, Any]
     topic: str | None = None
-    received: str | float | None = None   # as the consumer logged it: ISO text or epoch
+    received: str | float | None = None  # as the consumer logged it: ISO text or epoch
     is_status: bool = False
-    live: bool = False              # from a capture this verify run made itself: its received times are ours
+    live: bool = False  # from a capture this verify run made itself: its received times are ours
 
     @property
     def gateway_key(self) -> tuple[str, str]:
@@ -92,8 +92,10 @@ def read_jsonl(path: Path, label: str, into: InputSet, *, live: bool = False) ->
             n_bad += 1
             what = str(exc)
             if last and ends_cut and exc.json_error:
-                what = ("cut off mid-record: the file ends inside this line (a truncated copy, or the "
-                        "capture was stopped while writing); the lines before it were checked")
+                what = (
+                    "cut off mid-record: the file ends inside this line (a truncated copy, or the "
+                    "capture was stopped while writing); the lines before it were checked"
+                )
             into.problems.append(InputProblem(where, what))
             continue
         into.entries.append(replace(entry, live=True) if live else entry)
@@ -101,8 +103,7 @@ def read_jsonl(path: Path, label: str, into: InputSet, *, live: bool = False) ->
             n_status += 1
         else:
             n_records += 1
-    into.files.append({"path": str(path), "label": label, "records": n_records, "status": n_status,
-                       "unreadable_lines": n_bad})
+    into.files.append({"path": str(path), "label": label, "records": n_records, "status": n_status, "unreadable_lines": n_bad})
 
 
 class _BadLine(ValueError):
@@ -115,8 +116,7 @@ def _loads(data: bytes | str, what: str) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise _BadLine(f"{what} is not valid JSON ({exc}); the line is damaged or was edited by hand",
-                       json_error=True) from None
+        raise _BadLine(f"{what} is not valid JSON ({exc}); the line is damaged or was edited by hand", json_error=True) from None
 
 
 def _entry(line: bytes, where: str) -> Entry:
@@ -124,7 +124,7 @@ def _entry(line: bytes, where: str) -> Entry:
     if not isinstance(obj, dict):
         raise _BadLine(f"expected a JSON object, found {type(obj).__name__}")
     topic = received = None
-    if "topic" in obj and "seq" not in obj:   # an envelope written by a consumer
+    if "topic" in obj and "seq" not in obj:  # an envelope written by a consumer
         topic = obj["topic"]
         if not isinstance(topic, str):
             raise _BadLine('"topic" must be a string')

@@ -26,11 +26,22 @@ def _is(v: Any, kind: str) -> bool:
 
 #: field -> (type, required); ``None`` is accepted for every optional field.
 FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
-    "records_dropped": {"reason": (_STR, True), "count": (_INT, True), "by_kind": (_DICT, False),
-                        "ranges": (_LIST, False), "seqs_assigned": (_BOOL, False),
-                        "count_is_upper_bound": (_BOOL, False)},
-    "gap": {"cause": (_STR, True), "from": (_DICT, False), "to": (_DICT, False), "duration_s": (_NUM, False),
-            "energy": (_LIST, False), "camera_faults": (_LIST, False)},
+    "records_dropped": {
+        "reason": (_STR, True),
+        "count": (_INT, True),
+        "by_kind": (_DICT, False),
+        "ranges": (_LIST, False),
+        "seqs_assigned": (_BOOL, False),
+        "count_is_upper_bound": (_BOOL, False),
+    },
+    "gap": {
+        "cause": (_STR, True),
+        "from": (_DICT, False),
+        "to": (_DICT, False),
+        "duration_s": (_NUM, False),
+        "energy": (_LIST, False),
+        "camera_faults": (_LIST, False),
+    },
     "agent_started": {"previous_run": (_DICT, False), "version": (_STR, False), "boot": (_DICT, False)},
     "config_applied": {"trigger": (_STR, False), "hash": (_STR, False), "changed": (_LIST, False)},
     "config_reload_rejected": {"trigger": (_STR, False), "hash": (_STR, False), "changed": (_LIST, False)},
@@ -40,14 +51,18 @@ FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
 }
 #: nested objects: (event, field) -> their own fields
 NESTED: dict[tuple[str, str], dict[str, tuple[str, bool]]] = {
-    ("records_dropped", "ranges"): {"first": (_INT, True), "last": (_INT, True), "prev": (_STR, True),
-                                    "chain": (_STR, True)},
+    ("records_dropped", "ranges"): {"first": (_INT, True), "last": (_INT, True), "prev": (_STR, True), "chain": (_STR, True)},
     ("gap", "from"): {"seq": (_INT, False), "ts": (_STR, False)},
     ("gap", "to"): {"seq": (_INT, False), "ts": (_STR, False)},
-    ("gap", "energy"): {"source": (_STR, False), "point": (_STR, False), "before_kwh": (_NUM, False),
-                        "after_kwh": (_NUM, False), "delta_kwh": (_NUM, False), "unknown": (_STR, False)},
-    ("gap", "camera_faults"): {"source": (_STR, False), "alarm": (_STR, False), "from": (_STR, False),
-                               "to": (_STR, False)},
+    ("gap", "energy"): {
+        "source": (_STR, False),
+        "point": (_STR, False),
+        "before_kwh": (_NUM, False),
+        "after_kwh": (_NUM, False),
+        "delta_kwh": (_NUM, False),
+        "unknown": (_STR, False),
+    },
+    ("gap", "camera_faults"): {"source": (_STR, False), "alarm": (_STR, False), "from": (_STR, False), "to": (_STR, False)},
     ("agent_started", "previous_run"): {"ended": (_STR, False), "detail": (_STR, False)},
 }
 

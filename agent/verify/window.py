@@ -49,15 +49,15 @@ class Window:
         self.seqs = sorted(times)
         ordered = [float(times[s]) for s in self.seqs]  # type: ignore[arg-type]
         self.first, self.last = min(ordered), max(ordered)
-        self.latest_before = list(itertools.accumulate(ordered, max))          # by position, from the start
+        self.latest_before = list(itertools.accumulate(ordered, max))  # by position, from the start
         self.earliest_after = list(itertools.accumulate(reversed(ordered), min))[::-1]
 
     def edge(self, lo: int, hi: int) -> str | None:
         """'start', 'end' or None for the missing seqs lo..hi."""
         if not self.usable or self.last - self.first <= EDGE_S:
             return None
-        i = bisect.bisect_left(self.seqs, lo)      # seqs[:i] are below the run
-        j = bisect.bisect_right(self.seqs, hi)     # seqs[j:] are above it
+        i = bisect.bisect_left(self.seqs, lo)  # seqs[:i] are below the run
+        j = bisect.bisect_right(self.seqs, hi)  # seqs[j:] are above it
         if i > 0 and self.latest_before[i - 1] <= self.first + EDGE_S and hi < self.seqs[0] + EDGE_SEQS:
             return "start"
         if j < len(self.seqs) and self.earliest_after[j] >= self.last - EDGE_S and lo > self.seqs[-1] - EDGE_SEQS:

@@ -32,8 +32,7 @@ class AlarmRules(StrictModel):
     immediate_repeat: Duration = Field(default=15 * 60.0, gt=0)
     same_day_repeat: Duration = Field(default=3600.0, gt=0)
     #: Who each escalation level is for (level 1 = the first missed deadline); the last repeats.
-    escalate_to: list[str] = Field(default_factory=lambda: ["shift_supervisor", "mine_manager",
-                                                            "safety_director"], min_length=1)
+    escalate_to: list[str] = Field(default_factory=lambda: ["shift_supervisor", "mine_manager", "safety_director"], min_length=1)
     #: ``close`` is refused for an alarm nobody has acknowledged.
     require_ack_before_close: bool = True
     #: How many recent command ids are kept for idempotency (oldest forgotten first).

@@ -44,16 +44,17 @@ class HeadcountRules(StrictModel):
         return v or None
 
 
-def cross_check(rules: HeadcountRules, shafts: list[str], devices: list[str]
-                ) -> list[tuple[tuple[str | int, ...], str, str]]:
+def cross_check(rules: HeadcountRules, shafts: list[str], devices: list[str]) -> list[tuple[tuple[str | int, ...], str, str]]:
     """External counts name a defined shaft and a defined device."""
     problems: list[tuple[tuple[str | int, ...], str, str]] = []
     for i, ext in enumerate(rules.external):
         where = ("rules", "headcount", "external", i)
         if ext.shaft not in shafts:
-            problems.append(((*where, "shaft"), repr(ext.shaft),
-                             f"a shaft defined under 'shafts:' ({sorted(shafts) or 'none defined'})"))
+            problems.append(
+                ((*where, "shaft"), repr(ext.shaft), f"a shaft defined under 'shafts:' ({sorted(shafts) or 'none defined'})")
+            )
         if ext.device not in devices:
-            problems.append(((*where, "device"), repr(ext.device),
-                             f"a device id under 'devices:' ({sorted(devices) or 'none defined'})"))
+            problems.append(
+                ((*where, "device"), repr(ext.device), f"a device id under 'devices:' ({sorted(devices) or 'none defined'})")
+            )
     return problems

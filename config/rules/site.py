@@ -154,8 +154,9 @@ def _overlaps(periods: Sequence[tuple[dt.date, dt.date]], j: int) -> int | None:
     return None
 
 
-def cross_check(site: SiteRules, devices: Sequence[DeviceSettings], cameras: Sequence[CameraSettings],
-                profiles: Mapping[str, Profile]) -> list[Problem]:
+def cross_check(
+    site: SiteRules, devices: Sequence[DeviceSettings], cameras: Sequence[CameraSettings], profiles: Mapping[str, Profile]
+) -> list[Problem]:
     """Every point, camera, zone and shift a site rule names exists; schedules do not conflict."""
     problems: list[Problem] = []
     points = _point_names(devices, profiles)
@@ -185,9 +186,13 @@ def cross_check(site: SiteRules, devices: Sequence[DeviceSettings], cameras: Seq
         for j in range(len(spans)):
             k = _overlaps(spans, j)
             if k is not None:
-                problems.append(((*base, "sections", i, "schedule", j), f"{spans[j][0]}..{spans[j][1]} overlaps "
-                                 f"schedule[{k}] ({spans[k][0]}..{spans[k][1]})",
-                                 "date ranges that do not overlap (one declared state per day)"))
+                problems.append(
+                    (
+                        (*base, "sections", i, "schedule", j),
+                        f"{spans[j][0]}..{spans[j][1]} overlaps schedule[{k}] ({spans[k][0]}..{spans[k][1]})",
+                        "date ranges that do not overlap (one declared state per day)",
+                    )
+                )
         for j, ref in enumerate(sec.expected_loads):
             point(("sections", i, "expected_loads", j), ref)
         for j, sig in enumerate(sec.activity.power):
@@ -202,8 +207,9 @@ def cross_check(site: SiteRules, devices: Sequence[DeviceSettings], cameras: Seq
     for i, win in enumerate(site.rectification):
         for j, name in enumerate(win.shifts):
             if name not in shift_names:
-                problems.append(((*base, "rectification", i, "shifts", j), repr(name),
-                                 f"a shift name from rules.site.shifts: {shift_names}"))
+                problems.append(
+                    ((*base, "rectification", i, "shifts", j), repr(name), f"a shift name from rules.site.shifts: {shift_names}")
+                )
         for j, place in enumerate(win.places):
             cam_id, _, zone = place.partition(".")
             cam = cams.get(cam_id)
@@ -218,9 +224,14 @@ def cross_check(site: SiteRules, devices: Sequence[DeviceSettings], cameras: Seq
             same_days = win.start <= other.until and other.start <= win.until
             same_shifts = not win.shifts or not other.shifts or set(win.shifts) & set(other.shifts)
             if same_days and same_shifts and set(win.places) & set(other.places):
-                problems.append(((*base, "rectification", i), f"window {win.name!r} overlaps window {other.name!r} "
-                                 f"(rectification[{k}]) on the same places, dates and shifts",
-                                 "one approval per place and time (merge the windows or split the dates)"))
+                problems.append(
+                    (
+                        (*base, "rectification", i),
+                        f"window {win.name!r} overlaps window {other.name!r} "
+                        f"(rectification[{k}]) on the same places, dates and shifts",
+                        "one approval per place and time (merge the windows or split the dates)",
+                    )
+                )
     for i, belt in enumerate(site.belt_scales):
         point(("belt_scales", i, "scale"), belt.scale)
         camera(("belt_scales", i, "camera"), belt.camera, "belt")

@@ -20,11 +20,24 @@ from drivers.dlt645_ids import FORMATS, bcd_encode
 class MeterSimulator:
     def __init__(self, port: str, address: str = "123456789012", baudrate: int = 2400, parity: str = "E") -> None:
         self.address = address
-        self.values: dict[str, float] = {"00000000": 1234.56, "00010000": 1200.00, "00020000": 34.56,
-                                         "02010100": 229.8, "02010200": 230.1, "02010300": 231.0,
-                                         "02020100": 12.345, "02020200": 11.5, "02020300": 12.0,
-                                         "02030000": 8.2, "02030100": 2.7, "02030200": 2.8, "02030300": 2.7,
-                                         "02040000": 1.5, "02060000": 0.982, "02800002": 50.01}
+        self.values: dict[str, float] = {
+            "00000000": 1234.56,
+            "00010000": 1200.00,
+            "00020000": 34.56,
+            "02010100": 229.8,
+            "02010200": 230.1,
+            "02010300": 231.0,
+            "02020100": 12.345,
+            "02020200": 11.5,
+            "02020300": 12.0,
+            "02030000": 8.2,
+            "02030100": 2.7,
+            "02030200": 2.8,
+            "02030300": 2.7,
+            "02040000": 1.5,
+            "02060000": 0.982,
+            "02800002": 50.01,
+        }
         #: called before each answer, e.g. to make power follow a process model
         self.on_request: Callable[[MeterSimulator], None] | None = None
         self.silent = False

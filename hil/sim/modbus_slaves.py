@@ -51,8 +51,9 @@ class RegisterImage:
         )
         return SimDevice(unit, simdata=blocks, use_bit_addressing=True, action=self._action)
 
-    async def _action(self, func_code: int, start: int, address: int, count: int, registers: list[int],
-                      values: list[int] | list[bool] | None) -> None:
+    async def _action(
+        self, func_code: int, start: int, address: int, count: int, registers: list[int], values: list[int] | list[bool] | None
+    ) -> None:
         """Copy the image into pymodbus' memory for the addressed range before it answers."""
         self.requests += 1
         table = _TABLE_BY_FC.get(func_code)
@@ -88,8 +89,15 @@ def _silent_catch_all() -> SimDevice:
 class ServerThread:
     """Runs a pymodbus server (several units on one line or port) on its own loop in a thread."""
 
-    def __init__(self, units: dict[int, RegisterImage], *, tcp_port: int | None = None, serial_port: str | None = None,
-                 baudrate: int = 9600, parity: str = "N") -> None:
+    def __init__(
+        self,
+        units: dict[int, RegisterImage],
+        *,
+        tcp_port: int | None = None,
+        serial_port: str | None = None,
+        baudrate: int = 9600,
+        parity: str = "N",
+    ) -> None:
         self.devices = [img.device(unit) for unit, img in units.items()]
         if serial_port is not None:
             self.devices.append(_silent_catch_all())
@@ -114,8 +122,15 @@ class ServerThread:
             self._server = ModbusTcpServer(self.devices, address=("127.0.0.1", self.tcp_port))
         else:
             # on RS-485 a unit that is not there stays silent (no exception reply)
-            self._server = ModbusSerialServer(self.devices, port=self.serial_port or "", baudrate=self.baudrate,
-                                              parity=self.parity, bytesize=8, stopbits=1, ignore_missing_devices=True)
+            self._server = ModbusSerialServer(
+                self.devices,
+                port=self.serial_port or "",
+                baudrate=self.baudrate,
+                parity=self.parity,
+                bytesize=8,
+                stopbits=1,
+                ignore_missing_devices=True,
+            )
         asyncio.get_running_loop().call_soon(self._ready.set)
         await self._server.serve_forever()
 

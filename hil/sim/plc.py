@@ -32,20 +32,31 @@ class ProcessModel:
         belt = running
         pumps = (t % 120) < 70
         return {
-            "hoist_running": hoist_running, "hoist_speed": round(speed, 2),
+            "hoist_running": hoist_running,
+            "hoist_speed": round(speed, 2),
             "hoist_position": round(400 * (1 - math.cos(math.pi * (t % 60) / 40)) / 2, 1) if hoist_running else 0.0,
             "hoist_current": round(abs(speed) * 45 + (20 if hoist_running else 0), 1),
-            "fan_running": fan, "fan_speed": 740.0 if fan else 0.0,
-            "pump1_running": pumps, "pump2_running": pumps and (t % 120) < 30,
+            "fan_running": fan,
+            "fan_speed": 740.0 if fan else 0.0,
+            "pump1_running": pumps,
+            "pump2_running": pumps and (t % 120) < 30,
             "sump_level": round(2.0 + 0.8 * math.sin(t / 40), 2),
-            "belt_running": belt, "belt_speed": 2.5 if belt else 0.0, "belt_load": round(60 + 20 * math.sin(t / 15), 1)
-            if belt else 0.0,
+            "belt_running": belt,
+            "belt_speed": 2.5 if belt else 0.0,
+            "belt_load": round(60 + 20 * math.sin(t / 15), 1) if belt else 0.0,
         }
 
     def power_kw(self) -> float:
         s = self.state()
-        return round(5.0 + (180 if s["hoist_running"] else 0) + (90 if s["fan_running"] else 0)
-                     + 30 * s["pump1_running"] + 30 * s["pump2_running"] + (80 if s["belt_running"] else 0), 1)
+        return round(
+            5.0
+            + (180 if s["hoist_running"] else 0)
+            + (90 if s["fan_running"] else 0)
+            + 30 * s["pump1_running"]
+            + 30 * s["pump2_running"]
+            + (80 if s["belt_running"] else 0),
+            1,
+        )
 
 
 class PlcSimulator:
@@ -78,11 +89,23 @@ class PlcSimulator:
         while not self._stop.is_set():
             s = self.model.state()
             img = self.image
-            for name, addr in (("hoist_speed", 0), ("hoist_position", 2), ("hoist_current", 4), ("fan_speed", 8),
-                               ("sump_level", 10), ("belt_speed", 12), ("belt_load", 14)):
+            for name, addr in (
+                ("hoist_speed", 0),
+                ("hoist_position", 2),
+                ("hoist_current", 4),
+                ("fan_speed", 8),
+                ("sump_level", 10),
+                ("belt_speed", 12),
+                ("belt_load", 14),
+            ):
                 img.set_float("holding", addr, float(s[name]))
-            bits = sum(1 << i for i, k in enumerate(("hoist_running", "hoist_fault", "estop", "fan_running",
-                                                      "pump1_running", "pump2_running", "belt_running")) if s.get(k))
+            bits = sum(
+                1 << i
+                for i, k in enumerate(
+                    ("hoist_running", "hoist_fault", "estop", "fan_running", "pump1_running", "pump2_running", "belt_running")
+                )
+                if s.get(k)
+            )
             img.set_registers("holding", 6, [bits, self.model.trips])
             hi, lo = struct.unpack(">HH", struct.pack(">I", self.model.run_hours))
             img.set_registers("holding", 16, [hi, lo])

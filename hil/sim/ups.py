@@ -60,8 +60,9 @@ class NutServer:
         self._mtime = time.time()
         workdir.mkdir(parents=True, exist_ok=True)
         self.statedir.mkdir(exist_ok=True, mode=0o770)
-        (workdir / "ups.conf").write_text(f'[{ups}]\n  driver = dummy-ups\n  port = {self.dev}\n'
-                                          '  desc = "dummy UPS for tests"\n  pollinterval = 1\n')
+        (workdir / "ups.conf").write_text(
+            f'[{ups}]\n  driver = dummy-ups\n  port = {self.dev}\n  desc = "dummy UPS for tests"\n  pollinterval = 1\n'
+        )
         (workdir / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {self.port}\nSTATEPATH {self.statedir}\n")
         users = workdir / "upsd.users"
         users.write_text(f"[{MONITOR_USER}]\n  password = {MONITOR_PASSWORD}\n  upsmon secondary\n")
@@ -74,9 +75,20 @@ class NutServer:
         secret = self.workdir / "agent-ups-password"
         secret.write_text(MONITOR_PASSWORD + "\n")
         secret.chmod(0o600)
-        return {"source": "nut", "poll": poll, "retry_min": "0.2s", "retry_max": "1s",
-                "nut": {"host": "127.0.0.1", "port": self.port, "ups": self.ups, "timeout": "2s",
-                        "username": MONITOR_USER, "password_file": str(secret)}}
+        return {
+            "source": "nut",
+            "poll": poll,
+            "retry_min": "0.2s",
+            "retry_max": "1s",
+            "nut": {
+                "host": "127.0.0.1",
+                "port": self.port,
+                "ups": self.ups,
+                "timeout": "2s",
+                "username": MONITOR_USER,
+                "password_file": str(secret),
+            },
+        }
 
     @property
     def env(self) -> dict[str, str]:
@@ -93,8 +105,12 @@ class NutServer:
 
     def start_driver(self) -> None:
         log = open(self.workdir / "driver.log", "ab")  # noqa: SIM115 - handed to the child
-        self.driver = subprocess.Popen([str(NUT_BIN / "dummy-ups"), "-a", self.ups, "-F", *self._user_flag()],
-                                       env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.driver = subprocess.Popen(
+            [str(NUT_BIN / "dummy-ups"), "-a", self.ups, "-F", *self._user_flag()],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         sock = self.statedir / f"dummy-ups-{self.ups}"
         deadline = time.monotonic() + 10
@@ -107,8 +123,9 @@ class NutServer:
 
     def start_upsd(self) -> None:
         log = open(self.workdir / "upsd.log", "ab")  # noqa: SIM115 - handed to the child
-        self.upsd = subprocess.Popen([str(NUT_BIN / "upsd"), "-F", *self._user_flag()], env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT)
+        self.upsd = subprocess.Popen(
+            [str(NUT_BIN / "upsd"), "-F", *self._user_flag()], env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
         log.close()
         try:
             wait_port(self.port, timeout=10)
@@ -129,8 +146,9 @@ class NutServer:
     def query(self, var: str = "ups.status") -> str:
         """What upsd answers now, through NUT's own client (upsc)."""
         upsc = shutil.which("upsc") or "/bin/upsc"
-        out = subprocess.run([upsc, f"{self.ups}@127.0.0.1:{self.port}", var], env=self.env,
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            [upsc, f"{self.ups}@127.0.0.1:{self.port}", var], env=self.env, capture_output=True, text=True, timeout=10
+        )
         return out.stdout.strip()
 
     def wait_status(self, status: str, timeout: float = 10.0) -> None:

@@ -32,8 +32,12 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    res = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-w",
-                          str(out)], capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-w", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr
     return next(out.glob("headframe-*.whl"))
 
@@ -48,9 +52,15 @@ def prepare_root(tmp: Path) -> Path:
 
 
 def inventory(tmp: Path, **overrides: object) -> Path:
-    hostvars = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
-                "headframe_site_id": "mine-t", "headframe_gateway_id": "gw-t1", "headframe_broker_host": "127.0.0.1",
-                "headframe_broker_port": 1883, **overrides}
+    hostvars = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "headframe_site_id": "mine-t",
+        "headframe_gateway_id": "gw-t1",
+        "headframe_broker_host": "127.0.0.1",
+        "headframe_broker_port": 1883,
+        **overrides,
+    }
     inv = tmp / "hosts.json"
     inv.write_text(json.dumps({"all": {"children": {"gateways": {"hosts": {"localhost": hostvars}}}}}))
     return inv
@@ -58,9 +68,15 @@ def inventory(tmp: Path, **overrides: object) -> Path:
 
 def play(inv: Path, root: Path, wheel: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     user = "root" if os.geteuid() == 0 else os.environ.get("USER", "root")
-    evars = {"headframe_root": str(root), "headframe_user": user, "headframe_group": user,
-             "headframe_manage_service": False, "headframe_manage_system": False, "headframe_wheel": str(wheel),
-             "headframe_pip_extra_args": "--no-deps --no-index"}
+    evars = {
+        "headframe_root": str(root),
+        "headframe_user": user,
+        "headframe_group": user,
+        "headframe_manage_service": False,
+        "headframe_manage_system": False,
+        "headframe_wheel": str(wheel),
+        "headframe_pip_extra_args": "--no-deps --no-index",
+    }
     return run([str(BIN / "ansible-playbook"), "-i", str(inv), "site.yml", "-e", json.dumps(evars), *extra])
 
 
@@ -77,8 +93,16 @@ def test_real_run_into_a_temporary_root_is_idempotent(tmp_path: Path, wheel: Pat
     first = play(inv, root, wheel)
     assert first.returncode == 0, first.stdout[-3000:]
     unit = (root / "etc/systemd/system/headframe.service").read_text()
-    for line in ("Type=notify", "WatchdogSec=30", "Restart=on-failure", "NoNewPrivileges=yes", "ProtectSystem=strict",
-                 f"ReadWritePaths={root}/var/lib/headframe", "ProtectHome=yes", "PrivateTmp=yes"):
+    for line in (
+        "Type=notify",
+        "WatchdogSec=30",
+        "Restart=on-failure",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        f"ReadWritePaths={root}/var/lib/headframe",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+    ):
         assert line in unit, line
     # systemd's service result reaches the next start's previous_run (watchdog vs crash)
     assert "headframe mark-stopped -c " in unit and "--result=${SERVICE_RESULT}" in unit, unit
@@ -100,8 +124,11 @@ def test_real_run_into_a_temporary_root_is_idempotent(tmp_path: Path, wheel: Pat
     recap = [ln for ln in second.stdout.splitlines() if ln.startswith("localhost")][-1]
     assert "changed=0" in recap, recap
     if shutil.which("systemd-analyze"):
-        verify = subprocess.run(["systemd-analyze", "verify", "--man=no", str(root / "etc/systemd/system/headframe.service")],
-                                capture_output=True, text=True)
+        verify = subprocess.run(
+            ["systemd-analyze", "verify", "--man=no", str(root / "etc/systemd/system/headframe.service")],
+            capture_output=True,
+            text=True,
+        )
         problems = [ln for ln in verify.stderr.splitlines() if "headframe.service" in ln and "Failed" in ln]
         assert not problems, verify.stderr
 
@@ -122,8 +149,9 @@ def test_a_bad_config_never_replaces_the_running_one(tmp_path: Path, wheel: Path
     root = prepare_root(tmp_path)
     assert play(inventory(tmp_path), root, wheel).returncode == 0
     good = (root / "etc/headframe/headframe.yaml").read_text()
-    bad_inv = inventory(tmp_path, headframe_devices=[{"id": "m", "protocol": "modbus_tcp", "host": "10.0.0.1",
-                                                      "profile": "no_such_meter"}])
+    bad_inv = inventory(
+        tmp_path, headframe_devices=[{"id": "m", "protocol": "modbus_tcp", "host": "10.0.0.1", "profile": "no_such_meter"}]
+    )
     res = play(bad_inv, root, wheel)
     assert res.returncode != 0 and "no_such_meter" in res.stdout
     assert (root / "etc/headframe/headframe.yaml").read_text() == good

@@ -14,8 +14,7 @@ from tests.support.broker import free_port
 
 
 def hf(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, cwd=REPO, timeout=timeout)
 
 
 def test_probe_modbus_tcp_prints_raw_and_decoded(tcp_slave) -> None:
@@ -48,8 +47,9 @@ def test_scan_finds_the_responding_units(pty_pair) -> None:
     # the progress and the time bound; telling line settings apart needs a real UART (HIL rig).
     server = ServerThread({3: RegisterImage(), 5: RegisterImage()}, serial_port=pty_pair.b).start()
     try:
-        res = hf("scan", "modbus-rtu", pty_pair.a, "--units", "1-6", "--bauds", "9600,19200", "--parities", "N,E",
-                 "--timeout", "0.1")
+        res = hf(
+            "scan", "modbus-rtu", pty_pair.a, "--units", "1-6", "--bauds", "9600,19200", "--parities", "N,E", "--timeout", "0.1"
+        )
     finally:
         server.stop()
     assert res.returncode == 0, res.stderr
@@ -102,8 +102,13 @@ def test_probe_dlt645_discover_when_the_port_fails_mid_read_says_so_without_a_tr
     import serial
 
     peer = serial.Serial(pty_pair.b, 2400, parity="E", timeout=0.2)
-    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "probe", "dlt645", pty_pair.a, "--discover",
-                             "--timeout", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "probe", "dlt645", pty_pair.a, "--discover", "--timeout", "5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     try:
         seen = b""
         deadline = time.monotonic() + 30

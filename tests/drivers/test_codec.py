@@ -16,18 +16,26 @@ def pt(**kw) -> PointSettings:
     return PointSettings(name="p", **kw)
 
 
-@pytest.mark.parametrize(("order", "regs"), [("ABCD", [0x3F80, 0x0000]), ("CDAB", [0x0000, 0x3F80]),
-                                             ("BADC", [0x803F, 0x0000]), ("DCBA", [0x0000, 0x803F])])
+@pytest.mark.parametrize(
+    ("order", "regs"),
+    [("ABCD", [0x3F80, 0x0000]), ("CDAB", [0x0000, 0x3F80]), ("BADC", [0x803F, 0x0000]), ("DCBA", [0x0000, 0x803F])],
+)
 def test_float32_one_in_every_order(order: str, regs: list[int]) -> None:
     assert decode(pt(type="float32", order=order), regs) == 1.0
 
 
-@pytest.mark.parametrize(("kind", "regs", "value"), [
-    ("int16", [0xFFFE], -2), ("uint16", [0xFFFE], 65534),
-    ("int32", [0xFFFF, 0xFFFD], -3), ("uint32", [0x0001, 0x0000], 65536),
-    ("int64", [0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF], -1), ("uint64", [0, 0, 1, 0], 65536),
-    ("float64", [0x4009, 0x21FB, 0x5444, 0x2D18], math.pi),
-])
+@pytest.mark.parametrize(
+    ("kind", "regs", "value"),
+    [
+        ("int16", [0xFFFE], -2),
+        ("uint16", [0xFFFE], 65534),
+        ("int32", [0xFFFF, 0xFFFD], -3),
+        ("uint32", [0x0001, 0x0000], 65536),
+        ("int64", [0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF], -1),
+        ("uint64", [0, 0, 1, 0], 65536),
+        ("float64", [0x4009, 0x21FB, 0x5444, 0x2D18], math.pi),
+    ],
+)
 def test_integer_and_double_types(kind: str, regs: list[int], value: float) -> None:
     assert decode(pt(type=kind), regs) == value
 

@@ -24,8 +24,13 @@ def _imports(path: Path, package: str) -> tuple[set[str], list[int]]:
             top |= {n for n in names if n.split(".")[0] == package and (REPO / (n.replace(".", "/") + ".py")).exists()}
         elif isinstance(node, ast.Import):
             top |= {a.name for a in node.names if a.name.split(".")[0] == package}
-    nested = [n.lineno for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
-              for n in ast.walk(f) if isinstance(n, ast.Import | ast.ImportFrom)]
+    nested = [
+        n.lineno
+        for f in ast.walk(tree)
+        if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+        for n in ast.walk(f)
+        if isinstance(n, ast.Import | ast.ImportFrom)
+    ]
     return top, nested
 
 
@@ -47,7 +52,7 @@ def test_config_import_graph_is_acyclic_and_no_function_level_imports() -> None:
     done: set[str] = set()
 
     def visit(mod: str, stack: list[str]) -> None:
-        assert mod not in stack, "import cycle: " + " -> ".join([*stack[stack.index(mod):], mod])
+        assert mod not in stack, "import cycle: " + " -> ".join([*stack[stack.index(mod) :], mod])
         if mod in done:
             return
         for dep in graph.get(mod, ()):

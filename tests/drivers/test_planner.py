@@ -36,8 +36,11 @@ def test_max_registers_respected_and_values_never_split() -> None:
 
 
 def test_tables_never_mix() -> None:
-    points = [PointSettings(name="a", table="holding", address=0), PointSettings(name="b", table="input", address=1),
-              PointSettings(name="c", table="coil", address=0, type="bool")]
+    points = [
+        PointSettings(name="a", table="holding", address=0),
+        PointSettings(name="b", table="input", address=1),
+        PointSettings(name="c", table="coil", address=0, type="bool"),
+    ]
     assert sorted(b.table for b in plan(points)) == ["coil", "holding", "input"]
 
 
@@ -51,9 +54,16 @@ def test_split_learns_a_barrier() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 400), st.sampled_from(["uint16", "float32", "float64"])), min_size=1,
-                max_size=40, unique_by=lambda t: t[0]),
-       st.integers(4, 125), st.integers(0, 20))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 400), st.sampled_from(["uint16", "float32", "float64"])),
+        min_size=1,
+        max_size=40,
+        unique_by=lambda t: t[0],
+    ),
+    st.integers(4, 125),
+    st.integers(0, 20),
+)
 def test_greedy_plan_is_optimal(spec, limit, gap) -> None:
     points = pts(*spec)
     sizes = [(p.address, p.registers) for p in points]

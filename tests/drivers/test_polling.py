@@ -42,10 +42,12 @@ def test_tcp_values_quality_and_report_on_change(tcp_slave) -> None:
     image.set_registers("holding", 10, [0x0000, 0x0001])  # uint32 CDAB = 65536
     image.set_registers("input", 20, [0b100])
     image.set_bits("coil", 5, [True])
-    points = [PointSettings(name="speed", address=0, type="float32", unit="m/s", deadband=0.5),
-              PointSettings(name="count", address=10, type="uint32", order="CDAB"),
-              PointSettings(name="flag", table="input", address=20, type="bit", bit=2),
-              PointSettings(name="pump", table="coil", address=5, type="bool")]
+    points = [
+        PointSettings(name="speed", address=0, type="float32", unit="m/s", deadband=0.5),
+        PointSettings(name="count", address=10, type="uint32", order="CDAB"),
+        PointSettings(name="flag", table="input", address=20, type="bit", bit=2),
+        PointSettings(name="pump", table="coil", address=5, type="bool"),
+    ]
     sink = ListSink()
     poller = tcp_poller(device(port=port, points=points), sink)
 
@@ -60,8 +62,12 @@ def test_tcp_values_quality_and_report_on_change(tcp_slave) -> None:
 
     asyncio.run(go())
     reports = telemetry(sink)
-    assert reports[0] == {"speed": {"v": 12.5, "q": "good", "unit": "m/s"}, "count": {"v": 65536, "q": "good"},
-                          "flag": {"v": True, "q": "good"}, "pump": {"v": True, "q": "good"}}
+    assert reports[0] == {
+        "speed": {"v": 12.5, "q": "good", "unit": "m/s"},
+        "count": {"v": 65536, "q": "good"},
+        "flag": {"v": True, "q": "good"},
+        "pump": {"v": True, "q": "good"},
+    }
     assert reports[1:] == [{"speed": {"v": 14.0, "q": "good", "unit": "m/s"}}]
     assert poller.health.state == "ok"
 
@@ -113,9 +119,16 @@ def test_dead_slave_on_shared_bus_costs_one_timeout_per_backoff_window(pty_pair)
     server = ServerThread({1: image}, serial_port=pty_pair.b).start()
     bus = SerialBus(BusSettings(name="rs485", port=pty_pair.a, timeout=0.2))
     sink = ListSink()
-    common = {"protocol": "modbus_rtu", "bus": "rs485", "timeout": 0.2, "retries": 0, "backoff_after": 2,
-              "backoff_interval": 1.0, "points": [PointSettings(name="v", address=0)],
-              "groups": [{"name": "default", "interval": 0.05}]}
+    common = {
+        "protocol": "modbus_rtu",
+        "bus": "rs485",
+        "timeout": 0.2,
+        "retries": 0,
+        "backoff_after": 2,
+        "backoff_interval": 1.0,
+        "points": [PointSettings(name="v", address=0)],
+        "groups": [{"name": "default", "interval": 0.05}],
+    }
     live = ModbusRtuDevice(id="live", unit=1, **common)
     dead = ModbusRtuDevice(id="dead", unit=7, **common)
     pollers = [DevicePoller(d, d.points, sink, ModbusRtuDriver(d, bus)) for d in (live, dead)]
@@ -167,19 +180,23 @@ def _rtu_frame(body: bytes) -> bytes:
     return body + crc16(body).to_bytes(2, "little")
 
 
-@pytest.mark.parametrize(("answer", "reason"), [
-    (_rtu_frame(bytes([1, 3, 2, 0, 42]))[:-1] + b"\x00", "crc error"),
-    (b"\x13\x37\xde\xad\xbe\xef\x00", "crc error"),
-    (_rtu_frame(bytes([1, 0x83, 2])), "exception 2: illegal data address"),
-    (_rtu_frame(bytes([1, 3, 4, 0, 1, 0, 2])), "garbage"),
-    (_rtu_frame(bytes([9, 3, 2, 0, 1])), "garbage: answer from unit 9"),
-    (b"\x01\x83", BAD_FRAME),  # bytes came back, too few for a frame: not a timeout
-])
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (_rtu_frame(bytes([1, 3, 2, 0, 42]))[:-1] + b"\x00", "crc error"),
+        (b"\x13\x37\xde\xad\xbe\xef\x00", "crc error"),
+        (_rtu_frame(bytes([1, 0x83, 2])), "exception 2: illegal data address"),
+        (_rtu_frame(bytes([1, 3, 4, 0, 1, 0, 2])), "garbage"),
+        (_rtu_frame(bytes([9, 3, 2, 0, 1])), "garbage: answer from unit 9"),
+        (b"\x01\x83", BAD_FRAME),  # bytes came back, too few for a frame: not a timeout
+    ],
+)
 def test_rtu_bad_answers_become_bad_quality_with_reason(pty_pair, answer: bytes, reason: str) -> None:
     peer = GarbagePeer(pty_pair.b, answer)
     bus = SerialBus(BusSettings(name="b", port=pty_pair.a, timeout=0.2))
-    dev = ModbusRtuDevice(id="m", protocol="modbus_rtu", bus="b", unit=1, timeout=0.2, retries=0,
-                          points=[PointSettings(name="v", address=0)])
+    dev = ModbusRtuDevice(
+        id="m", protocol="modbus_rtu", bus="b", unit=1, timeout=0.2, retries=0, points=[PointSettings(name="v", address=0)]
+    )
     sink = ListSink()
     poller = DevicePoller(dev, dev.points, sink, ModbusRtuDriver(dev, bus))
 
@@ -197,8 +214,9 @@ def test_dlt645_meter_profile_over_pty(pty_pair) -> None:
     meter = MeterSimulator(pty_pair.b, address="000000123456").start()
     del meter.values["02800002"]  # this meter does not support frequency: it answers with an error
     bus = SerialBus(BusSettings(name="b", port=pty_pair.a, baudrate=2400, parity="E", timeout=1.0))
-    dev = Dlt645Device(id="meter", protocol="dlt645", bus="b", address="000000123456", profile="dlt645_three_phase",
-                       timeout=1.0, retries=0)
+    dev = Dlt645Device(
+        id="meter", protocol="dlt645", bus="b", address="000000123456", profile="dlt645_three_phase", timeout=1.0, retries=0
+    )
     sink = ListSink()
     poller = DevicePoller(dev, device_points(dev), sink, Dlt645Driver(dev, bus))
 
@@ -224,12 +242,15 @@ def test_dlt645_meter_profile_over_pty(pty_pair) -> None:
 _MBAP_UNKNOWN_FUNCTION = bytes([0, 1, 0, 0, 0, 3, 1, 0x55, 0])
 
 
-@pytest.mark.parametrize(("answer", "kind", "reason"), [
-    (b"HTTP/1.1 400 Bad Request\r\n\r\n", BadFrame, BAD_FRAME),
-    (_MBAP_UNKNOWN_FUNCTION, BadFrame, BAD_FRAME),
-    (b"\x01\x02", BadFrame, BAD_FRAME),
-    (b"", Timeout, "timeout: no answer — check the address, port and unit id"),
-])
+@pytest.mark.parametrize(
+    ("answer", "kind", "reason"),
+    [
+        (b"HTTP/1.1 400 Bad Request\r\n\r\n", BadFrame, BAD_FRAME),
+        (_MBAP_UNKNOWN_FUNCTION, BadFrame, BAD_FRAME),
+        (b"\x01\x02", BadFrame, BAD_FRAME),
+        (b"", Timeout, "timeout: no answer — check the address, port and unit id"),
+    ],
+)
 def test_tcp_garbage_is_a_bad_frame_and_silence_a_timeout(answer: bytes, kind: type, reason: str) -> None:
     server = GarbageTcpServer(answer)
     sink = ListSink()
@@ -258,16 +279,25 @@ def test_tcp_garbage_is_a_bad_frame_and_silence_a_timeout(answer: bytes, kind: t
         assert poller.requests_issued == 1 and values["b"]["reason"] == reason
 
 
-@pytest.mark.parametrize(("answer", "kind", "reason"), [
-    (b"\xfe\xfe\x68\x01\x02garbage\x16", BadFrame, BAD_FRAME),  # a wake-up and noise, never a whole frame
-    (None, Timeout, "timeout: no answer"),
-])
-def test_dlt645_noise_is_a_bad_frame_and_silence_a_timeout(pty_pair, answer: bytes | None, kind: type,
-                                                          reason: str) -> None:
+@pytest.mark.parametrize(
+    ("answer", "kind", "reason"),
+    [
+        (b"\xfe\xfe\x68\x01\x02garbage\x16", BadFrame, BAD_FRAME),  # a wake-up and noise, never a whole frame
+        (None, Timeout, "timeout: no answer"),
+    ],
+)
+def test_dlt645_noise_is_a_bad_frame_and_silence_a_timeout(pty_pair, answer: bytes | None, kind: type, reason: str) -> None:
     peer = GarbagePeer(pty_pair.b, answer) if answer is not None else None
     bus = SerialBus(BusSettings(name="b", port=pty_pair.a, baudrate=2400, parity="E", timeout=0.3))
-    dev = Dlt645Device(id="meter", protocol="dlt645", bus="b", address="000000123456", timeout=0.3, retries=0,
-                       points=[PointSettings(name="e", di="00010000")])
+    dev = Dlt645Device(
+        id="meter",
+        protocol="dlt645",
+        bus="b",
+        address="000000123456",
+        timeout=0.3,
+        retries=0,
+        points=[PointSettings(name="e", di="00010000")],
+    )
     driver = Dlt645Driver(dev, bus)
 
     async def go() -> BaseException | None:

@@ -20,8 +20,14 @@ from tests.support.broker import free_port
 
 
 def health(depth: int, **extra) -> bytes:
-    payload = {"schema": "headframe.health/1", "buffer": {"depth": depth, "dropped": {}}, "clock": {"synchronized": True},
-               "system": {}, "producers": {}, **extra}
+    payload = {
+        "schema": "headframe.health/1",
+        "buffer": {"depth": depth, "dropped": {}},
+        "clock": {"synchronized": True},
+        "system": {},
+        "producers": {},
+        **extra,
+    }
     return orjson.dumps({"seq": 1, "payload": payload})
 
 
@@ -31,8 +37,10 @@ def test_model_flags_problems_and_survives_garbage() -> None:
     fleet.on_message("headframe/s/a/status", b'{"status": "online"}')
     for depth in (10, 20, 30, 40):
         now[0] += 30
-        fleet.on_message("headframe/s/a/health/agent", health(depth, producers={
-            "vision": {"cameras": {"cam-1": {"state": "running", "tamper": ["covered"]}}}}))
+        fleet.on_message(
+            "headframe/s/a/health/agent",
+            health(depth, producers={"vision": {"cameras": {"cam-1": {"state": "running", "tamper": ["covered"]}}}}),
+        )
     fleet.on_message("headframe/s/b/health/agent", b"\x00not json")
     fleet.on_message("headframe/s/c/status", b'{"status": "offline", "reason": "connection lost"}')
     now[0] += 400
@@ -49,16 +57,45 @@ def test_model_takes_times_from_the_gateway_not_from_when_it_reads() -> None:
     """A consumer that starts now and reads retained status must see when things happened."""
     now = [2_000_000_000.0]
     fleet = FleetState(offline_after_s=300, clock=lambda: now[0])
-    fleet.on_message("headframe/s/a/status", orjson.dumps({
-        "status": "online", "since": iso(now[0] - 3600), "session": {"started": iso(now[0] - 3601)},
-        "previous_session": {"lost_at": iso(now[0] - 3690), "down_s": 90.0, "reason": "connection lost: keepalive"}}))
-    fleet.on_message("headframe/s/b/health/agent", orjson.dumps({"seq": 9, "ts": iso(now[0] - 7200), "payload": {
-        "schema": "headframe.health/1", "buffer": {"depth": 0, "dropped": {}}, "clock": {"synchronized": True}}}))
-    fleet.on_message("headframe/s/b/status", orjson.dumps({
-        "status": "offline", "reason": "connection lost", "session_started": iso(now[0] - 86400),
-        "last_seen_by_gateway": iso(now[0] - 86400)}))
-    fleet.on_message("headframe/s/c/status", orjson.dumps({"status": "offline", "reason": "shutdown",
-                                                           "since": iso(now[0] - 2 * 86400)}))
+    fleet.on_message(
+        "headframe/s/a/status",
+        orjson.dumps(
+            {
+                "status": "online",
+                "since": iso(now[0] - 3600),
+                "session": {"started": iso(now[0] - 3601)},
+                "previous_session": {"lost_at": iso(now[0] - 3690), "down_s": 90.0, "reason": "connection lost: keepalive"},
+            }
+        ),
+    )
+    fleet.on_message(
+        "headframe/s/b/health/agent",
+        orjson.dumps(
+            {
+                "seq": 9,
+                "ts": iso(now[0] - 7200),
+                "payload": {
+                    "schema": "headframe.health/1",
+                    "buffer": {"depth": 0, "dropped": {}},
+                    "clock": {"synchronized": True},
+                },
+            }
+        ),
+    )
+    fleet.on_message(
+        "headframe/s/b/status",
+        orjson.dumps(
+            {
+                "status": "offline",
+                "reason": "connection lost",
+                "session_started": iso(now[0] - 86400),
+                "last_seen_by_gateway": iso(now[0] - 86400),
+            }
+        ),
+    )
+    fleet.on_message(
+        "headframe/s/c/status", orjson.dumps({"status": "offline", "reason": "shutdown", "since": iso(now[0] - 2 * 86400)})
+    )
     rows = {r["gateway"]: r for r in fleet.rows()}
     assert fleet.gateways["s/a"].status_since == pytest.approx(now[0] - 3600)
     assert rows["s/a"]["previous_down_s"] == 90.0 and rows["s/a"]["problems"] == []
@@ -73,8 +110,7 @@ def test_model_takes_times_from_the_gateway_not_from_when_it_reads() -> None:
 def two_agents(tmp_path: Path, broker):
     agents = []
     for gw in ("gw-north", "gw-south"):
-        cfg = write_config(tmp_path / f"{gw}.yaml", broker.port, buffer_path=tmp_path / f"{gw}.db",
-                           extra={"gateway": {"id": gw}})
+        cfg = write_config(tmp_path / f"{gw}.yaml", broker.port, buffer_path=tmp_path / f"{gw}.db", extra={"gateway": {"id": gw}})
         agents.append(AgentProcess(cfg))
     bad = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bad-gw")
     bad.connect("127.0.0.1", broker.port)
@@ -103,8 +139,13 @@ def two_agents(tmp_path: Path, broker):
 
 
 def test_fleet_once_shows_real_agents_and_a_malformed_one(two_agents) -> None:
-    res = subprocess.run([sys.executable, "-m", "agent.cli", "fleet", "--broker", f"127.0.0.1:{two_agents.port}", "--once",
-                          "--wait", "2.5"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "fleet", "--broker", f"127.0.0.1:{two_agents.port}", "--once", "--wait", "2.5"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stderr
     out = res.stdout
     assert "test-site/gw-north" in out and "test-site/gw-south" in out
@@ -113,8 +154,10 @@ def test_fleet_once_shows_real_agents_and_a_malformed_one(two_agents) -> None:
     assert "!! malformed health" in out
 
 
-@pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("chromedriver")),
-                    reason="Debian chromium and chromium-driver are installed by scripts/setup.sh test")
+@pytest.mark.skipif(
+    not (shutil.which("chromium") and shutil.which("chromedriver")),
+    reason="Debian chromium and chromium-driver are installed by scripts/setup.sh test",
+)
 def test_fleet_page_in_headless_chromium(two_agents, tmp_path: Path) -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -122,12 +165,24 @@ def test_fleet_page_in_headless_chromium(two_agents, tmp_path: Path) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "fleet", "--broker", f"127.0.0.1:{two_agents.port}",
-                             "--http", f"127.0.0.1:{port}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "fleet", "--broker", f"127.0.0.1:{two_agents.port}", "--http", f"127.0.0.1:{port}"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'prof'}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'prof'}",
+    ):
         opts.add_argument(flag)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     try:

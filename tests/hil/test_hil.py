@@ -49,8 +49,7 @@ def echo_server() -> int:
     def serve() -> None:
         while True:
             conn, _ = srv.accept()
-            threading.Thread(target=lambda c=conn: [c.sendall(d) for d in iter(lambda: c.recv(1024), b"")],
-                             daemon=True).start()
+            threading.Thread(target=lambda c=conn: [c.sendall(d) for d in iter(lambda: c.recv(1024), b"")], daemon=True).start()
 
     threading.Thread(target=serve, daemon=True).start()
     return srv.getsockname()[1]
@@ -99,8 +98,7 @@ def test_power_cut_scenario_end_to_end(tmp_path: Path) -> None:
 
 
 def test_dotted_expectation_keys_reach_into_the_payload() -> None:
-    msg = {"kind": "event", "source": "agent", "payload": {"event": "agent_started",
-                                                           "previous_run": {"ended": "mains_failure"}}}
+    msg = {"kind": "event", "source": "agent", "payload": {"event": "agent_started", "previous_run": {"ended": "mains_failure"}}}
     assert matches(msg, {"kind": "event", "previous_run.ended": "mains_failure"})
     assert not matches(msg, {"previous_run.ended": "clean"})
     assert not matches(msg, {"previous_run.ended.deeper": "mains_failure"})
@@ -130,7 +128,7 @@ def test_mains_failure_with_ups_end_to_end(tmp_path: Path) -> None:
     middle = len(msgs) // 2
     seq = msgs[middle]["seq"]
     assert not any(f"seq {seq} " in t for t in delivery.check(msgs, db).missing)
-    assert any(f"missing: seq {seq} " in t for t in delivery.check(msgs[:middle] + msgs[middle + 1:], db).missing)
+    assert any(f"missing: seq {seq} " in t for t in delivery.check(msgs[:middle] + msgs[middle + 1 :], db).missing)
     altered = [dict(m) for m in msgs]
     altered[middle]["ts"] = "2000-01-01T00:00:00.000Z"
     assert any(t.startswith(f"seq {seq}: ") for t in delivery.check(altered, db).integrity)

@@ -20,8 +20,7 @@ STARTED: list[AgentProcess] = []
 def agent_config(tmp_path: Path, power: dict[str, Any] | None = None, name: str = "c.yaml") -> Path:
     """A config whose broker port has nobody listening: every record stays in the buffer to be read."""
     extra = {"power": power} if power else None
-    return write_config(tmp_path / name, free_port(), buffer_path=tmp_path / "buf.db", extra=extra,
-                        health_interval="0.5s")
+    return write_config(tmp_path / name, free_port(), buffer_path=tmp_path / "buf.db", extra=extra, health_interval="0.5s")
 
 
 def wait_for(fn: Callable[[], Any], timeout: float, what: str) -> Any:

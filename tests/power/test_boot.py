@@ -53,9 +53,18 @@ def test_clean_stop_then_sigkill_is_crash_on_the_same_boot(tmp_path: Path) -> No
 
 
 def test_another_boot_without_a_stop_record_is_unknown(tmp_path: Path) -> None:
-    (tmp_path / RUN_STATE_NAME).write_text(json.dumps(
-        {"boot_id": "00000000-dead-beef-0000-000000000000", "pid": 4242, "started": "2026-11-24T01:00:00.000Z",
-         "power": {"state": "mains"}, "clean": False, "stopping_reason": None}))
+    (tmp_path / RUN_STATE_NAME).write_text(
+        json.dumps(
+            {
+                "boot_id": "00000000-dead-beef-0000-000000000000",
+                "pid": 4242,
+                "started": "2026-11-24T01:00:00.000Z",
+                "power": {"state": "mains"},
+                "clean": False,
+                "stopping_reason": None,
+            }
+        )
+    )
     agent, started = start_agent(tmp_path, agent_config(tmp_path), "1")
     prev = started["previous_run"]
     assert prev["ended"] == "unknown", prev
@@ -88,16 +97,44 @@ def test_mark_stopped_records_systemds_watchdog_result(tmp_path: Path) -> None:
     agent, _ = start_agent(tmp_path, cfg, "1")
     agent.signal(signal.SIGABRT)
     agent.proc.wait(10)
-    out = subprocess.run([sys.executable, "-m", "agent.cli", "mark-stopped", "-c", str(cfg), "--result=watchdog",
-                          "--exit-code=dumped", "--exit-status=ABRT"], cwd=REPO, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent.cli",
+            "mark-stopped",
+            "-c",
+            str(cfg),
+            "--result=watchdog",
+            "--exit-code=dumped",
+            "--exit-status=ABRT",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     assert run_state(tmp_path)["service_result"] == "watchdog"
     agent, started = start_agent(tmp_path, cfg, "2")
     assert started["previous_run"]["ended"] == "watchdog", started["previous_run"]
     # an ordinary fatal signal, marked by systemd as such, is a crash
     agent.kill()
-    subprocess.run([sys.executable, "-m", "agent.cli", "mark-stopped", "--state-dir", str(tmp_path), "--result=signal",
-                    "--exit-code=killed", "--exit-status=KILL"], cwd=REPO, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent.cli",
+            "mark-stopped",
+            "--state-dir",
+            str(tmp_path),
+            "--result=signal",
+            "--exit-code=killed",
+            "--exit-status=KILL",
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     agent, started = start_agent(tmp_path, cfg, "3")
     assert started["previous_run"]["ended"] == "crash" and "KILL" in started["previous_run"]["detail"]
     assert agent.terminate() == 0
@@ -105,8 +142,12 @@ def test_mark_stopped_records_systemds_watchdog_result(tmp_path: Path) -> None:
 
 def test_withheld_watchdog_pings_then_death_reads_as_watchdog() -> None:
     """Without ExecStopPost: the run state says the pings had stopped, and the process died on this boot."""
-    prev = {"boot_id": BOOT_ID, "clean": False, "power": {"state": "mains"},
-            "watchdog_withheld": {"why": "buffer writer stalled", "since": "2026-11-25T10:00:00.000Z"}}
+    prev = {
+        "boot_id": BOOT_ID,
+        "clean": False,
+        "power": {"state": "mains"},
+        "watchdog_withheld": {"why": "buffer writer stalled", "since": "2026-11-25T10:00:00.000Z"},
+    }
     assert classify(prev, BOOT_ID)[0] == "watchdog"
     assert classify({**prev, "watchdog_withheld": None}, BOOT_ID)[0] == "crash"
     assert classify(prev, "another-boot")[0] == "unknown"

@@ -17,8 +17,14 @@ from tests.power.test_nut import Recorder, _watch
 
 
 def _gpio_monitor(pin: Path, tmp_path: Path, **settings: object) -> tuple[PowerMonitor, Recorder, RunState]:
-    cfg = PowerSettings(source="gpio", gpio=GpioSettings(path=pin, **settings.pop("gpio", {})), poll=0.1,
-                        retry_min=0.05, retry_max=0.2, **settings)
+    cfg = PowerSettings(
+        source="gpio",
+        gpio=GpioSettings(path=pin, **settings.pop("gpio", {})),
+        poll=0.1,
+        retry_min=0.05,
+        retry_max=0.2,
+        **settings,
+    )
     rec = Recorder()
     run = RunState(tmp_path, {"clean": False})
     return PowerMonitor(cfg, GpioSource(cfg.gpio), rec.commit, rec.stop, run), rec, run
@@ -39,7 +45,9 @@ def test_fake_pin_mains_lost_and_back(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert [(r.payload["alarm"], r.payload["state"], r.payload["input"], d) for r, d in rec.committed] == [
-        ("mains_lost", "raised", str(fake_pin), "power_loss"), ("mains_lost", "cleared", str(fake_pin), "power_loss")]
+        ("mains_lost", "raised", str(fake_pin), "power_loss"),
+        ("mains_lost", "cleared", str(fake_pin), "power_loss"),
+    ]
     assert rec.stops == []
 
 
@@ -76,7 +84,8 @@ def _problems(text: str) -> list[str]:
 def test_power_config_errors_name_file_line_and_fix(tmp_path: Path) -> None:
     base = "gateway: {site: s, id: g}\npower:\n"
     assert _problems(base + "  source: gpio\n") == [
-        "gw.yaml:2:1: power: found {'source': 'gpio'}; expected a 'gpio:' section with 'path' when source is gpio"]
+        "gw.yaml:2:1: power: found {'source': 'gpio'}; expected a 'gpio:' section with 'path' when source is gpio"
+    ]
     (problem,) = _problems(base + "  source: nut\n  nut:\n    port: 3493\n    pasword_file: x\n")
     assert problem.startswith("gw.yaml:6:5: power.nut.pasword_file: found unknown key")
     (problem,) = _problems(base + "  source: ups\n")

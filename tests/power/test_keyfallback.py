@@ -20,8 +20,7 @@ from tests.support.agentproc import REPO
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=60)
+    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, cwd=REPO, timeout=60)
 
 
 def key_alarms(tmp_path: Path, state: str) -> list[dict[str, Any]]:
@@ -84,8 +83,15 @@ def test_missing_key_agent_runs_on_emergency_key_then_restored_key_clears(tmp_pa
     assert "next restart" in raised["text"]
     ekey = emergency.read_bytes().strip()
     changed = events(tmp_path, "chain_key_changed")
-    assert changed == [{"event": "chain_key_changed", "from_fingerprint": None, "to_fingerprint": fingerprint(ekey),
-                        "reason": "emergency", "key_file": str(emergency)}]
+    assert changed == [
+        {
+            "event": "chain_key_changed",
+            "from_fingerprint": None,
+            "to_fingerprint": fingerprint(ekey),
+            "reason": "emergency",
+            "key_file": str(emergency),
+        }
+    ]
     health = wait_for(lambda: key_health(tmp_path), 10, "health with the chain key state")
     assert health["state"] == "emergency" and health["configured"] == str(key) and health["problem"] == "missing"
     assert agent.terminate() == 0
@@ -106,9 +112,13 @@ def test_missing_key_agent_runs_on_emergency_key_then_restored_key_clears(tmp_pa
     cleared = wait_for(lambda: key_alarms(tmp_path, "cleared"), 10, "chain_key_unusable cleared")
     assert cleared[0]["key_file"] == str(key)
     restored = events(tmp_path, "chain_key_changed")[-1]
-    assert restored == {"event": "chain_key_changed", "from_fingerprint": fingerprint(ekey),
-                        "to_fingerprint": fingerprint(good), "reason": "configured key restored",
-                        "key_file": str(key)}
+    assert restored == {
+        "event": "chain_key_changed",
+        "from_fingerprint": fingerprint(ekey),
+        "to_fingerprint": fingerprint(good),
+        "reason": "configured key restored",
+        "key_file": str(key),
+    }
     assert wait_for(lambda: (key_health(tmp_path) or {}).get("state") == "ok", 10, "health: key ok")
     assert agent.terminate() == 0
     assert len(key_alarms(tmp_path, "raised")) == 1
@@ -133,8 +143,9 @@ def test_a_start_that_dies_early_is_not_taken_for_a_clean_stop(tmp_path: Path) -
     db = tmp_path / "buf.db"
     db.rename(tmp_path / "kept.db")
     db.symlink_to(tmp_path / "no-such-dir" / "buf.db")
-    res = subprocess.run([sys.executable, "-m", "agent.cli", "run", "-c", str(cfg)], capture_output=True, text=True,
-                         cwd=REPO, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "run", "-c", str(cfg)], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
     assert res.returncode != 0
     assert run_state(tmp_path)["clean"] is False
     db.unlink()

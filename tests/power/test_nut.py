@@ -31,8 +31,14 @@ MAINS_ALARM_BOUND_S = 4.0
 
 
 def nut_power(server: NutServer, **extra: Any) -> dict[str, Any]:
-    return {"source": "nut", "nut": {"port": server.port, "ups": server.ups, "timeout": "2s"},
-            "poll": "0.2s", "retry_min": "0.2s", "retry_max": "1s", **extra}
+    return {
+        "source": "nut",
+        "nut": {"port": server.port, "ups": server.ups, "timeout": "2s"},
+        "poll": "0.2s",
+        "retry_min": "0.2s",
+        "retry_max": "1s",
+        **extra,
+    }
 
 
 def test_mains_lost_cleared_then_low_battery_stops_cleanly(tmp_path: Path, nut: NutServer) -> None:
@@ -45,8 +51,14 @@ def test_mains_lost_cleared_then_low_battery_stops_cleanly(tmp_path: Path, nut: 
     nut.set_status("OB", charge=87, runtime=1200)
     raised = wait_for(lambda: alarms(tmp_path, "raised"), MAINS_ALARM_BOUND_S, "mains_lost raised")
     print(f"mains_lost committed {time.monotonic() - flipped:.2f}s after the flip")
-    assert raised[0] == {"alarm": "mains_lost", "state": "raised", "source_kind": "nut", "ups": nut.ups,
-                         "battery_charge": 87, "runtime_s": 1200}
+    assert raised[0] == {
+        "alarm": "mains_lost",
+        "state": "raised",
+        "source_kind": "nut",
+        "ups": nut.ups,
+        "battery_charge": 87,
+        "runtime_s": 1200,
+    }
     assert run_state(tmp_path)["power"]["state"] == "on_battery"
 
     nut.set_status("OL", charge=90, runtime=1300)
@@ -120,8 +132,9 @@ async def _watch(monitor: PowerMonitor, until: Any, timeout: float) -> None:
 
 
 def _monitor(port: int, ups: str = "testups") -> tuple[PowerMonitor, Recorder]:
-    settings = PowerSettings(source="nut", nut=NutSettings(port=port, ups=ups, timeout=1.0), poll=0.1,
-                             retry_min=0.1, retry_max=0.5)
+    settings = PowerSettings(
+        source="nut", nut=NutSettings(port=port, ups=ups, timeout=1.0), poll=0.1, retry_min=0.1, retry_max=0.5
+    )
     rec = Recorder()
     return PowerMonitor(settings, NutSource(settings.nut_or_default), rec.commit, rec.stop), rec
 
@@ -140,8 +153,7 @@ def test_upsd_killed_mid_run_is_an_error_then_recovers(tmp_path: Path, nut: NutS
         await _watch(monitor, lambda: monitor.last_error is None and monitor.state == "on_battery", 15)
 
     asyncio.run(scenario())
-    assert [(r.payload["alarm"], r.payload["state"], d) for r, d in rec.committed] == \
-        [("mains_lost", "raised", "power_loss")]
+    assert [(r.payload["alarm"], r.payload["state"], d) for r, d in rec.committed] == [("mains_lost", "raised", "power_loss")]
     assert rec.stops == []
 
 
@@ -188,12 +200,14 @@ def test_garbage_answer_is_a_health_error_not_a_crash(garbage_server: int) -> No
     assert monitor.health()["state"] == "unknown" and rec.committed == []
 
 
-def test_ups_password_never_reaches_the_log_even_at_debug(tmp_path: Path, nut: NutServer,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_ups_password_never_reaches_the_log_even_at_debug(
+    tmp_path: Path, nut: NutServer, caplog: pytest.LogCaptureFixture
+) -> None:
     secret = tmp_path / "nut.pass"
     secret.write_text("test-secret\n")
-    settings = PowerSettings(source="nut", nut=NutSettings(port=nut.port, ups=nut.ups, username="monitor",
-                                                           password_file=secret), poll=0.1)
+    settings = PowerSettings(
+        source="nut", nut=NutSettings(port=nut.port, ups=nut.ups, username="monitor", password_file=secret), poll=0.1
+    )
     rec = Recorder()
     monitor = PowerMonitor(settings, NutSource(settings.nut_or_default), rec.commit, rec.stop)
     with caplog.at_level(logging.DEBUG):

@@ -23,8 +23,7 @@ class CountingRule:
             if c.record.kind is Kind.TELEMETRY:
                 self.count += 1
                 if self.count % self.every == 0:
-                    out.append(Record("counting", Kind.EVENT, {"event": "counted", "count": self.count,
-                                                               "at_seq": c.seq}, ts=now))
+                    out.append(Record("counting", Kind.EVENT, {"event": "counted", "count": self.count, "at_seq": c.seq}, ts=now))
         return out
 
     def tick(self, now: float) -> list[Record]:

@@ -33,10 +33,18 @@ def reading(device: str, ts: float, **points: Any) -> Committed:
 
 
 def seal_alarm(camera: str, ts: float, jpeg: bytes = b"\xff\xd8seal\xff\xd9") -> Committed:
-    return committed(Record(camera, Kind.ALARM, {"alarm": "seal_breach", "state": "raised", "objects": 1,
-                                                 "classes": ["person"], "frames_seen": 3}, ts=ts,
-                            attachments=(Attachment("snapshot.jpg", "image/jpeg", jpeg),
-                                         Attachment("burst-0.jpg", "image/jpeg", b"\xff\xd8burst\xff\xd9"))))
+    return committed(
+        Record(
+            camera,
+            Kind.ALARM,
+            {"alarm": "seal_breach", "state": "raised", "objects": 1, "classes": ["person"], "frames_seen": 3},
+            ts=ts,
+            attachments=(
+                Attachment("snapshot.jpg", "image/jpeg", jpeg),
+                Attachment("burst-0.jpg", "image/jpeg", b"\xff\xd8burst\xff\xd9"),
+            ),
+        )
+    )
 
 
 def camera_telemetry(camera: str, ts: float, **data: Any) -> Committed:
@@ -44,8 +52,9 @@ def camera_telemetry(camera: str, ts: float, **data: Any) -> Committed:
 
 
 def belt_state(camera: str, ts: float, running: bool) -> Committed:
-    return committed(Record(camera, Kind.EVENT, {"event": "belt_state", "state": "running" if running else "stopped",
-                                                 "motion": 4.2}, ts=ts))
+    return committed(
+        Record(camera, Kind.EVENT, {"event": "belt_state", "state": "running" if running else "stopped", "motion": 4.2}, ts=ts)
+    )
 
 
 def payloads(records: list[Record], kind: Kind | None = None) -> list[dict[str, Any]]:

@@ -20,14 +20,24 @@ def feed(rule: AlarmManager, *records: Record, now: float = T0) -> list[Record]:
     return rule.apply([Committed(i + 1, r, "c") for i, r in enumerate(records)], now)
 
 
-def alarm(state: str = "raised", kind: str = "seal_breach", source: str = "cam-1", ts: float = T0,
-          **extra: Any) -> Record:
+def alarm(state: str = "raised", kind: str = "seal_breach", source: str = "cam-1", ts: float = T0, **extra: Any) -> Record:
     return Record(source, Kind.ALARM, {"alarm": kind, "state": state, **extra}, ts=ts)
 
 
 def command(cid: str, cmd: str, target: str, source: str = "platform", by: str = "li.wei") -> Record:
-    return Record(source, Kind.EVENT, {"event": "command", "id": cid, "command": cmd, "target": target, "by": by,
-                                       "origin": "mqtt" if source == "platform" else "cli", "received": "x"})
+    return Record(
+        source,
+        Kind.EVENT,
+        {
+            "event": "command",
+            "id": cid,
+            "command": cmd,
+            "target": target,
+            "by": by,
+            "origin": "mqtt" if source == "platform" else "cli",
+            "received": "x",
+        },
+    )
 
 
 def events(out: list[Record], name: str) -> list[dict[str, Any]]:
@@ -43,8 +53,7 @@ def test_id_severity_and_deadline_rules() -> None:
     cfg = AlarmRules(severity={"tamper": "immediate"})
     assert alarm_id("cam-1", {"alarm": "seal_breach"}) == "cam-1:seal_breach"
     assert alarm_id("cam-1", {"alarm": "occupancy_limit", "zone": "z2"}) == "cam-1:occupancy_limit:z2"
-    assert alarm_id("site", {"alarm": "secretly_running", "id": "site:secretly_running:site"}) == \
-        "site:secretly_running:site"
+    assert alarm_id("site", {"alarm": "secretly_running", "id": "site:secretly_running:site"}) == "site:secretly_running:site"
     assert severity_of("seal_breach", {}, cfg) == "immediate"
     assert severity_of("headcount_over_limit", {}, cfg) == "immediate"
     assert severity_of("mains_lost", {}, cfg) == "immediate"
@@ -63,8 +72,15 @@ def test_full_life_raised_acknowledged_handled_cleared_closed() -> None:
     rule = AlarmManager()
     out = feed(rule, alarm())
     (ev,) = events(out, "alarm_state")
-    assert ev | {"at": None} == ev | {"id": "cam-1:seal_breach", "type": "seal_breach", "severity": "immediate",
-                                      "state": "raised", "from": None, "by": "cam-1", "at": None}
+    assert ev | {"at": None} == ev | {
+        "id": "cam-1:seal_breach",
+        "type": "seal_breach",
+        "severity": "immediate",
+        "state": "raised",
+        "from": None,
+        "by": "cam-1",
+        "at": None,
+    }
     assert out[0].source == "cam-1"
     out = feed(rule, command("c1", "ack", "cam-1:seal_breach"), now=T0 + 60)
     assert reply(out)["result"] == "ok" and reply(out)["state"] == "acknowledged"
@@ -108,14 +124,17 @@ def test_idempotent_by_command_id() -> None:
     assert reply(feed(rule, command("c9", "ack", "nope")))["result"] == "duplicate"
 
 
-@pytest.mark.parametrize(("steps", "reason"), [
-    ([("handle", "")], "must be acknowledged before it is handled"),
-    ([("close", "")], "must be acknowledged before it is closed"),
-    ([("ack", ""), ("ack", "")], "already acknowledged"),
-    ([("ack", ""), ("handle", ""), ("handle", "")], "already handled"),
-    ([("ack", "other:id")], "unknown alarm id 'other:id'"),
-    ([("ack", "-")], "no target"),
-])
+@pytest.mark.parametrize(
+    ("steps", "reason"),
+    [
+        ([("handle", "")], "must be acknowledged before it is handled"),
+        ([("close", "")], "must be acknowledged before it is closed"),
+        ([("ack", ""), ("ack", "")], "already acknowledged"),
+        ([("ack", ""), ("handle", ""), ("handle", "")], "already handled"),
+        ([("ack", "other:id")], "unknown alarm id 'other:id'"),
+        ([("ack", "-")], "no target"),
+    ],
+)
 def test_bad_transitions_are_rejected_with_reason(steps: list[tuple[str, str]], reason: str) -> None:
     rule = AlarmManager()
     feed(rule, alarm())
@@ -192,6 +211,7 @@ def test_snapshot_restores_the_life_and_bounds_command_ids() -> None:
     feed(rule, command("a1", "ack", "cam-1:seal_breach"))
     snap = rule.snapshot()
     import json
+
     snap = json.loads(json.dumps(snap))  # the engine stores it as JSON
     again = AlarmManager(cfg)
     again.restore(snap)
@@ -223,8 +243,7 @@ def test_operator_moves_a_cleared_alarm_on_and_the_condition_can_return() -> Non
     feed(rule, alarm())
     feed(rule, command("c1", "ack", "cam-1:seal_breach"))
     out = feed(rule, alarm("cleared"))
-    assert (events(out, "alarm_state")[0]["from"], events(out, "alarm_state")[0]["state"]) == ("acknowledged",
-                                                                                                "cleared")
+    assert (events(out, "alarm_state")[0]["from"], events(out, "alarm_state")[0]["state"]) == ("acknowledged", "cleared")
     out = feed(rule, command("c2", "handle", "cam-1:seal_breach"))
     (ev,) = events(out, "alarm_state")
     assert (ev["from"], ev["state"], ev["condition"]) == ("cleared", "handled", "cleared")

@@ -11,16 +11,20 @@ from tests.rules.sitefeed import camera_telemetry, payloads, reading
 
 
 def rule() -> BeltScaleRule:
-    return BeltScaleRule(BeltScale.model_validate({"name": "main-belt", "scale": "plc-belt.scale_tph",
-                                                   "camera": "cam-belt", "for": "60s", "max_age": "30s"}))
+    return BeltScaleRule(
+        BeltScale.model_validate(
+            {"name": "main-belt", "scale": "plc-belt.scale_tph", "camera": "cam-belt", "for": "60s", "max_age": "30s"}
+        )
+    )
 
 
 def feed(r: BeltScaleRule, start: float, seconds: int, load: float, tph: float | tuple) -> list[Record]:
     out: list[Record] = []
     for k in range(0, seconds, 10):
         t = start + k
-        out += r.apply([camera_telemetry("cam-belt", t, belt={"running": True, "load_pct": load}),
-                        reading("plc-belt", t, scale_tph=tph)], t)
+        out += r.apply(
+            [camera_telemetry("cam-belt", t, belt={"running": True, "load_pct": load}), reading("plc-belt", t, scale_tph=tph)], t
+        )
     return out
 
 
@@ -31,9 +35,12 @@ def test_loaded_belt_with_a_zero_scale_for_longer_than_for_raises_then_clears() 
     assert payloads(out, Kind.ALARM) == []  # 50 s of mismatch: not yet
     out = feed(r, 360, 20, load=45.0, tph=0.2)
     [a] = payloads(out, Kind.ALARM)
-    assert (a["alarm"], a["state"], a["id"], a["mismatch"]) == ("belt_scale_mismatch", "raised",
-                                                                "belt:belt_scale_mismatch:main-belt",
-                                                                "loaded_scale_zero")
+    assert (a["alarm"], a["state"], a["id"], a["mismatch"]) == (
+        "belt_scale_mismatch",
+        "raised",
+        "belt:belt_scale_mismatch:main-belt",
+        "loaded_scale_zero",
+    )
     assert a["evidence"]["load_pct"] == 45.0 and a["evidence"]["scale"]["v"] == 0.2
     json.dumps(a)
     out = feed(r, 380, 50, load=45.0, tph=300.0)

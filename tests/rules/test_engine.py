@@ -29,8 +29,9 @@ from tests.support.powercut.harness import REPO, build_shim
 
 
 def settings(tmp_path: Path) -> Any:
-    text = json.dumps({"gateway": {"site": "s", "id": "gw"},
-                       "buffer": {"path": str(tmp_path / "buf.db"), "flush_interval": "20ms"}})
+    text = json.dumps(
+        {"gateway": {"site": "s", "id": "gw"}, "buffer": {"path": str(tmp_path / "buf.db"), "flush_interval": "20ms"}}
+    )
     return load_settings_text(text, base_dir=tmp_path)
 
 
@@ -41,6 +42,7 @@ def run(svc: BufferService, body: Callable[[BufferService], Coroutine[Any, Any, 
             return await body(svc)
         finally:
             await svc.close()
+
     return asyncio.run(go())
 
 
@@ -74,8 +76,11 @@ class Echo:
     def apply(self, batch: Sequence[Committed], now: float) -> list[Record]:
         self.seen.extend(c.record.payload for c in batch)
         self.n += len(batch)
-        return [Record("echo", Kind.EVENT, {"event": "echo", "of": c.seq}) for c in batch
-                if c.record.payload.get("event") == "counted"]
+        return [
+            Record("echo", Kind.EVENT, {"event": "echo", "of": c.seq})
+            for c in batch
+            if c.record.payload.get("event") == "counted"
+        ]
 
     def tick(self, now: float) -> list[Record]:
         return []
@@ -104,7 +109,11 @@ def test_outputs_commit_with_their_inputs_and_reach_subscribers(tmp_path: Path) 
     docs = rows(tmp_path / "buf.db")
     # inputs 1..7, then counting's outputs (seqs after the inputs), then echo's answer to them
     assert [(d["seq"], d["source"]) for d in docs] == [(s, "meter") for s in range(1, 8)] + [
-        (8, "counting"), (9, "counting"), (10, "echo"), (11, "echo")]
+        (8, "counting"),
+        (9, "counting"),
+        (10, "echo"),
+        (11, "echo"),
+    ]
     assert [d["payload"]["count"] for d in docs[7:9]] == [3, 6]
     assert [d["payload"]["of"] for d in docs[9:]] == [8, 9]
     assert seen == [(d["seq"], d["source"]) for d in docs], "subscribers receive the outputs with the batch"
@@ -142,8 +151,7 @@ def test_a_rolled_back_transaction_is_applied_again_exactly_once(tmp_path: Path)
     async def body(svc: BufferService) -> None:
         svc.emit(tele(0))
         await svc.flush()
-        svc.store.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON rule_state "
-                             "BEGIN SELECT RAISE(ABORT, 'test: refused'); END")
+        svc.store.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON rule_state BEGIN SELECT RAISE(ABORT, 'test: refused'); END")
         svc.store.db.commit()
         for i in range(3):
             svc.emit(tele(i))
@@ -232,8 +240,13 @@ store.append([Record("m", Kind.TELEMETRY, {"v": 1})])
 store.append([Record("m", Kind.TELEMETRY, {"v": 2, "go": True})])
 os._exit(0)  # the power goes right after the commit returned
 """
-    env = {**os.environ, "PYTHONPATH": str(REPO), "LD_PRELOAD": str(build_shim(tmp_path / "shim")),
-           "POWERCUT_DIR": str(d), "POWERCUT_LOG": str(log_path)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "LD_PRELOAD": str(build_shim(tmp_path / "shim")),
+        "POWERCUT_DIR": str(d),
+        "POWERCUT_LOG": str(log_path),
+    }
     subprocess.run([sys.executable, "-c", code, str(d)], env=env, check=True, cwd=REPO)
     disk = model.Disk(d, {})
     disk.apply(model.parse(log_path.read_bytes()))
@@ -314,8 +327,7 @@ def test_engine_refuses_duplicate_or_missing_names() -> None:
         RulesEngine([object()])  # type: ignore[list-item]
 
 
-def test_registry_runs_extra_test_rules_before_the_alarm_manager(monkeypatch: pytest.MonkeyPatch,
-                                                                 tmp_path: Path) -> None:
+def test_registry_runs_extra_test_rules_before_the_alarm_manager(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(registry, "FAMILIES", ("rules.alarms:build",))
     monkeypatch.setenv("HEADFRAME_EXTRA_RULES", "tests.rules.counting_rule")
     assert registry.entries() == ["tests.rules.counting_rule", "rules.alarms:build"]

@@ -39,8 +39,10 @@ def counted_state(db: Path) -> tuple[int | None, int, list[int]]:
         except sqlite3.OperationalError:  # killed before the engine created its table
             row = None
         rows = con.execute("SELECT COUNT(*) FROM records WHERE prio = 2").fetchone()[0]
-        events = [orjson.loads(b)["payload"]["count"] for (b,) in
-                  con.execute("SELECT body FROM records WHERE source = 'counting' ORDER BY seq")]
+        events = [
+            orjson.loads(b)["payload"]["count"]
+            for (b,) in con.execute("SELECT body FROM records WHERE source = 'counting' ORDER BY seq")
+        ]
         return (orjson.loads(row[0])["count"] if row else None), int(rows), events
     finally:
         con.close()
@@ -57,8 +59,13 @@ def test_count_survives_sigkill_exactly(tmp_path: Path) -> None:
     rng = random.Random(20261125)
     db = tmp_path / "buf.db"
     cfg = write_config(tmp_path / "c.yaml", free_port(), buffer_path=db)
-    env = {"HEADFRAME_EXTRA_PRODUCERS": "tests.support.loadgen", "LOADGEN_RATE": "2000", "LOADGEN_SOURCES": "4",
-           "HEADFRAME_EXTRA_RULES": "tests.rules.counting_rule", "COUNTING_EVERY": str(EVERY)}
+    env = {
+        "HEADFRAME_EXTRA_PRODUCERS": "tests.support.loadgen",
+        "LOADGEN_RATE": "2000",
+        "LOADGEN_SOURCES": "4",
+        "HEADFRAME_EXTRA_RULES": "tests.rules.counting_rule",
+        "COUNTING_EVERY": str(EVERY),
+    }
     for round_no in range(KILLS):
         before = counted_state(db)[1] if db.exists() else 0
         agent = AgentProcess(cfg, env=env, log=tmp_path / f"agent-{round_no}.log")
@@ -85,5 +92,4 @@ def test_count_survives_sigkill_exactly(tmp_path: Path) -> None:
     finally:
         con.close()
     # the test rule runs before the alarm manager, which is always there (alarm life needs no config)
-    assert health[-1]["rules"] == {"rules": ["counting", "alarms"], "disabled": {}, "failures": {},
-                                   "build_errors": {}}
+    assert health[-1]["rules"] == {"rules": ["counting", "alarms"], "disabled": {}, "failures": {}, "build_errors": {}}

@@ -30,8 +30,7 @@ class CountingCuts(PowerCuts):
         self.survived: set[int] = set()  # telemetry seqs that survived their round
         self.counted_events = 0
 
-    def _check(self, round_no: int, reports: list[dict[str, Any]], after: Inspection, cut_time: float,
-               plain_kill: bool) -> None:
+    def _check(self, round_no: int, reports: list[dict[str, Any]], after: Inspection, cut_time: float, plain_kill: bool) -> None:
         super()._check(round_no, reports, after, cut_time, plain_kill)
         for r in reports:
             for seq, kind, *_ in r.get("c", ()):

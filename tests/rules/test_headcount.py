@@ -43,12 +43,14 @@ class Feed:
 
 
 def crossing(cam: str, direction: str, ts: float = T0, line: str = "gate", cls: str = "person") -> Record:
-    return Record(cam, Kind.EVENT, {"event": "line_crossing", "line": line, "direction": direction,
-                                    "class": cls, "track": 1}, ts=ts)
+    return Record(
+        cam, Kind.EVENT, {"event": "line_crossing", "line": line, "direction": direction, "class": cls, "track": 1}, ts=ts
+    )
 
 
-def rule(limit: int = 5, external: list[dict] | None = None, reconcile_at: str = "06:00",
-         tz: str = "Asia/Shanghai") -> HeadcountRule:
+def rule(
+    limit: int = 5, external: list[dict] | None = None, reconcile_at: str = "06:00", tz: str = "Asia/Shanghai"
+) -> HeadcountRule:
     shafts = [ShaftSettings(name="main", limit=limit, reconcile_at=reconcile_at), ShaftSettings(name="vent")]
     lines = {("cam-a", "gate"): "main", ("cam-b", "gate"): "main", ("cam-c", "gate"): "vent"}
     return HeadcountRule(shafts, lines, HeadcountRules.model_validate({"timezone": tz, "external": external or []}))
@@ -147,12 +149,10 @@ def test_reconciliation_across_a_daylight_saving_change() -> None:
     f.commit(crossing("cam-a", "in", ts=at), now=at)
     first = datetime(2026, 11, 1, 1, 30, tzinfo=ny).timestamp()  # first 01:30 (EDT)
     got = f.tick(first + 1)
-    assert [x.payload["found"] for x in got if x.payload.get("event") == "headcount_reconciled"
-            and x.source == "main"] == [1]
+    assert [x.payload["found"] for x in got if x.payload.get("event") == "headcount_reconciled" and x.source == "main"] == [1]
     assert f.tick(first + 3600 + 1) == []  # 01:30 again (EST): not a second reconciliation
     nxt = f.tick(datetime(2026, 11, 2, 1, 30, tzinfo=ny).timestamp() + 1)  # 25 h later
-    assert [x.payload["found"] for x in nxt if x.payload.get("event") == "headcount_reconciled"
-            and x.source == "main"] == [0]
+    assert [x.payload["found"] for x in nxt if x.payload.get("event") == "headcount_reconciled" and x.source == "main"] == [0]
 
 
 def value(v: float | None, ts: float, q: str = "good") -> Record:
@@ -197,11 +197,14 @@ def test_stale_or_bad_external_value_is_unknown_never_compared() -> None:
 
 
 def test_config_errors_name_the_place() -> None:
-    doc = {"gateway": {"site": "s", "id": "g"}, "shafts": [{"name": "main"}],
-           "cameras": [{"id": "cam-a", "url": "x", "lines": [{"name": "gate", "points": [[0, 0], [1, 1]],
-                                                               "shaft": "main"}]}],
-           "rules": {"headcount": {"timezone": "Asia/Shanghai", "external": [
-               {"shaft": "nope", "device": "pps-1", "point": "people"}]}}}
+    doc = {
+        "gateway": {"site": "s", "id": "g"},
+        "shafts": [{"name": "main"}],
+        "cameras": [{"id": "cam-a", "url": "x", "lines": [{"name": "gate", "points": [[0, 0], [1, 1]], "shaft": "main"}]}],
+        "rules": {
+            "headcount": {"timezone": "Asia/Shanghai", "external": [{"shaft": "nope", "device": "pps-1", "point": "people"}]}
+        },
+    }
     with pytest.raises(ConfigError) as exc:
         load_settings_text(json.dumps(doc))
     assert "rules.headcount.external[0].shaft: found 'nope'; expected a shaft defined under 'shafts:'" in str(exc.value)

@@ -63,17 +63,19 @@ def committed(db: Path, after: int = 0) -> list[Committed]:
     """Records the agent committed with seq > ``after``, rebuilt from the stored documents."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        rows = con.execute("SELECT seq, prio, source, body, ts FROM records WHERE seq > ? ORDER BY seq",
-                           (after,)).fetchall()
+        rows = con.execute("SELECT seq, prio, source, body, ts FROM records WHERE seq > ? ORDER BY seq", (after,)).fetchall()
     finally:
         con.close()
-    return [Committed(seq, Record(src, KIND_BY_PRIO[prio], json.loads(body)["payload"], ts=ts), "")
-            for seq, prio, src, body, ts in rows]
+    return [
+        Committed(seq, Record(src, KIND_BY_PRIO[prio], json.loads(body)["payload"], ts=ts), "")
+        for seq, prio, src, body, ts in rows
+    ]
 
 
 def crossings(db: Path, camera: str) -> list[dict]:
-    return [c.record.payload for c in committed(db) if c.record.source == camera
-            and c.record.payload.get("event") == "line_crossing"]
+    return [
+        c.record.payload for c in committed(db) if c.record.source == camera and c.record.payload.get("event") == "line_crossing"
+    ]
 
 
 class EngineStandIn:
@@ -102,8 +104,9 @@ class EngineStandIn:
             if out:
                 store.commit(out)
             last = max([c.seq for c in batch] + [fed])
-            store.db.execute("INSERT OR REPLACE INTO harness_rule_state VALUES (?, ?, ?)",
-                             (rule.name, json.dumps(rule.snapshot()), last))
+            store.db.execute(
+                "INSERT OR REPLACE INTO harness_rule_state VALUES (?, ?, ?)", (rule.name, json.dumps(rule.snapshot()), last)
+            )
             store.db.commit()
         finally:
             store.close()
@@ -126,8 +129,9 @@ def engine_env() -> dict[str, str] | None:
     return {"HEADFRAME_EXTRA_RULES": "rules.headcount"}  # registered in a later merge
 
 
-def run_agent(tmp_path: Path, name: str, doc: dict, db: Path, camera: str, want: int, limit: float,
-              env: dict[str, str] | None) -> None:
+def run_agent(
+    tmp_path: Path, name: str, doc: dict, db: Path, camera: str, want: int, limit: float, env: dict[str, str] | None
+) -> None:
     cfg = write_config(tmp_path / f"{name}.yaml", free_port(), buffer_path=db, extra=doc)
     agent = AgentProcess(cfg, env=env)
     try:
@@ -153,11 +157,20 @@ def test_two_cameras_of_one_shaft_across_an_agent_restart(tmp_path: Path, mode: 
     later = (datetime.now() + timedelta(hours=12)).strftime("%H:%M")  # no reconciliation during the test
 
     def config(enabled: str) -> dict:
-        cams = [{"id": f"cam-{n}", "url": server.url(n), "enabled": n == enabled, "fps": 5, "role": "shaft",
-                 "telemetry_interval": 5, "tamper": {"enabled": False},
-                 "detector": {"model": "ssdlite_person_300", "threads": 1},
-                 "lines": [{"name": "gate", "points": [[0.5, 0.15], [0.5, 1.0]], "band": 0.015, "shaft": "main"}]}
-                for n in ("a", "b")]
+        cams = [
+            {
+                "id": f"cam-{n}",
+                "url": server.url(n),
+                "enabled": n == enabled,
+                "fps": 5,
+                "role": "shaft",
+                "telemetry_interval": 5,
+                "tamper": {"enabled": False},
+                "detector": {"model": "ssdlite_person_300", "threads": 1},
+                "lines": [{"name": "gate", "points": [[0.5, 0.15], [0.5, 1.0]], "band": 0.015, "shaft": "main"}],
+            }
+            for n in ("a", "b")
+        ]
         return {"shafts": [{"name": "main", "limit": 50, "reconcile_at": later}], "cameras": cams}
 
     try:

@@ -15,13 +15,17 @@ from tests.rules.sitefeed import reading
 
 
 def states(records: list[Record]) -> list[tuple[str, str]]:
-    return [(r.payload["state"], r.payload["previous"]) for r in records
-            if r.kind is Kind.EVENT and r.payload["event"] == "operating_state" and r.source == "site"]
+    return [
+        (r.payload["state"], r.payload["previous"])
+        for r in records
+        if r.kind is Kind.EVENT and r.payload["event"] == "operating_state" and r.source == "site"
+    ]
 
 
 def test_operating_state_hysteresis_and_minimum_duration() -> None:
-    rule = OperatingStateRule(OperatingStateSettings(enabled=True, power_points=["m.p"], on_above_kw=50,
-                                                     off_below_kw=20, min_duration=60))
+    rule = OperatingStateRule(
+        OperatingStateSettings(enabled=True, power_points=["m.p"], on_above_kw=50, off_below_kw=20, min_duration=60)
+    )
     out: list[Record] = []
     t = 1000.0
     for kw, dt in [(5, 0), (5, 61), (80, 10), (80, 30), (30, 20), (80, 10), (80, 50), (35, 30), (10, 100), (10, 61)]:
@@ -33,8 +37,11 @@ def test_operating_state_hysteresis_and_minimum_duration() -> None:
 
 
 def _rule() -> OperatingStateRule:
-    return OperatingStateRule(OperatingStateSettings(enabled=True, power_points=["hoist.p", "fan.p"],
-                                                     on_above_kw=50, off_below_kw=20, min_duration=10, max_age=30))
+    return OperatingStateRule(
+        OperatingStateSettings(
+            enabled=True, power_points=["hoist.p", "fan.p"], on_above_kw=50, off_below_kw=20, min_duration=10, max_age=30
+        )
+    )
 
 
 def test_a_stale_meter_leaves_the_sum_and_cannot_prove_stopped() -> None:
@@ -82,8 +89,9 @@ def test_state_survives_snapshot_and_restore() -> None:
 
 
 def test_a_spike_shorter_than_min_duration_does_not_flip_the_state() -> None:
-    rule = OperatingStateRule(OperatingStateSettings(enabled=True, power_points=["m.p"], on_above_kw=50,
-                                                     off_below_kw=20, min_duration=60))
+    rule = OperatingStateRule(
+        OperatingStateSettings(enabled=True, power_points=["m.p"], on_above_kw=50, off_below_kw=20, min_duration=60)
+    )
     out: list[Record] = []
     for t, kw in [(0, 5), (61, 5), (70, 80), (100, 80), (110, 5), (200, 5)]:
         out += rule.apply([reading("m", float(t), p=float(kw))], float(t)) + rule.tick(float(t) + 1)
@@ -92,8 +100,9 @@ def test_a_spike_shorter_than_min_duration_does_not_flip_the_state() -> None:
 
 def test_report_on_change_one_reading_then_ticks_flips_the_state() -> None:
     """Drivers report unchanged values only every max_silent: the engine's tick carries the time."""
-    rule = OperatingStateRule(OperatingStateSettings(enabled=True, power_points=["m.p"], on_above_kw=50,
-                                                     off_below_kw=20, min_duration=5, max_age=180))
+    rule = OperatingStateRule(
+        OperatingStateSettings(enabled=True, power_points=["m.p"], on_above_kw=50, off_below_kw=20, min_duration=5, max_age=180)
+    )
     out = rule.apply([reading("m", 0.0, p=12.0)], 0.0)
     for t in range(1, 7):
         out += rule.tick(float(t))

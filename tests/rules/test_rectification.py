@@ -11,11 +11,22 @@ from rules.rectification import RectificationRule
 from rules.schedule import Calendar
 from tests.rules.sitefeed import camera_telemetry, committed, payloads, seal_alarm
 
-SITE = SiteRules.model_validate({
-    "timezone": "Asia/Shanghai",
-    "shifts": [{"name": "day", "start": "08:00", "end": "16:00"}, {"name": "night", "start": "22:00", "end": "06:00"}],
-    "rectification": [{"name": "fix-2", "from": "2026-11-24", "until": "2026-11-26", "shifts": ["day", "night"],
-                       "places": ["cam-a.face-1", "cam-a.face-2", "cam-seal"], "max_per_shift": 15}]})
+SITE = SiteRules.model_validate(
+    {
+        "timezone": "Asia/Shanghai",
+        "shifts": [{"name": "day", "start": "08:00", "end": "16:00"}, {"name": "night", "start": "22:00", "end": "06:00"}],
+        "rectification": [
+            {
+                "name": "fix-2",
+                "from": "2026-11-24",
+                "until": "2026-11-26",
+                "shifts": ["day", "night"],
+                "places": ["cam-a.face-1", "cam-a.face-2", "cam-seal"],
+                "max_per_shift": 15,
+            }
+        ],
+    }
+)
 CAL = Calendar(SITE.timezone)
 
 
@@ -24,8 +35,9 @@ def at(day: int, hour: int, minute: int = 0) -> float:
 
 
 def zones(t: float, **counts: int) -> list:
-    return [camera_telemetry("cam-a", t, zones={z.replace("_", "-"): {"count": n, "peak": n, "limit": 20}
-                                                for z, n in counts.items()})]
+    return [
+        camera_telemetry("cam-a", t, zones={z.replace("_", "-"): {"count": n, "peak": n, "limit": 20} for z, n in counts.items()})
+    ]
 
 
 def alarms(out: list[Record]) -> list[tuple[str, str, str]]:
@@ -38,8 +50,7 @@ def test_over_nine_in_a_place_is_an_alarm_during_the_window() -> None:
     assert alarms(rule.apply(zones(t, face_1=9, face_2=3), t)) == []
     out = rule.apply(zones(t + 10, face_1=10, face_2=3), t + 10)
     assert alarms(out) == [("place_over_limit", "raised", "rectification:place_over_limit:cam-a.face-1")]
-    assert payloads(out, Kind.ALARM)[0]["evidence"] == {"window": "fix-2", "place": "cam-a.face-1", "count": 10,
-                                                        "limit": 9}
+    assert payloads(out, Kind.ALARM)[0]["evidence"] == {"window": "fix-2", "place": "cam-a.face-1", "count": 10, "limit": 9}
     assert alarms(rule.apply(zones(t + 20, face_1=11, face_2=3), t + 20)) == []  # one alarm, not one per frame
     out = rule.apply(zones(t + 30, face_1=8, face_2=3), t + 30)
     assert alarms(out) == [("place_over_limit", "cleared", "rectification:place_over_limit:cam-a.face-1")]
@@ -65,8 +76,7 @@ def test_seal_alarms_are_suppressed_only_inside_approved_places_and_times() -> N
     assert ev["event"] == "seal_alarm_suppressed" and ev["alarm_seq"] == inside.seq and ev["window"] == "fix-2"
     assert out[0].source == "cam-seal"
     # between shifts (17:00), outside the dates, and on a camera that is not an approved place: a breach again
-    for c in (seal_alarm("cam-seal", at(25, 17)), seal_alarm("cam-seal", at(28, 10)),
-              seal_alarm("cam-other", at(25, 10))):
+    for c in (seal_alarm("cam-seal", at(25, 17)), seal_alarm("cam-seal", at(28, 10)), seal_alarm("cam-other", at(25, 10))):
         assert rule.apply([c], c.record.ts) == []
 
 
@@ -74,7 +84,8 @@ def test_outside_the_window_limits_do_not_apply_and_a_raised_alarm_clears_at_its
     rule = RectificationRule(SITE, CAL)
     t = at(25, 15, 59)
     assert alarms(rule.apply(zones(t, face_1=12), t)) == [
-        ("place_over_limit", "raised", "rectification:place_over_limit:cam-a.face-1")]
+        ("place_over_limit", "raised", "rectification:place_over_limit:cam-a.face-1")
+    ]
     out = rule.tick(at(25, 16, 0) + 1)
     assert alarms(out) == [("place_over_limit", "cleared", "rectification:place_over_limit:cam-a.face-1")]
     assert "window ended" in payloads(out, Kind.ALARM)[0]["text"]
@@ -83,8 +94,9 @@ def test_outside_the_window_limits_do_not_apply_and_a_raised_alarm_clears_at_its
 def test_zone_alarm_payloads_count_too_and_state_survives_restore() -> None:
     rule = RectificationRule(SITE, CAL)
     t = at(25, 9)
-    rec = Record("cam-a", Kind.ALARM, {"alarm": "occupancy_limit", "state": "raised", "zone": "face-2",
-                                       "count": 12, "limit": 12}, ts=t)
+    rec = Record(
+        "cam-a", Kind.ALARM, {"alarm": "occupancy_limit", "state": "raised", "zone": "face-2", "count": 12, "limit": 12}, ts=t
+    )
     out = rule.apply([committed(rec)], t)
     assert alarms(out) == [("place_over_limit", "raised", "rectification:place_over_limit:cam-a.face-2")]
     again = RectificationRule(SITE, CAL)

@@ -17,19 +17,29 @@ T0 = dt.datetime(2026, 11, 25, 10, 0, tzinfo=CAL.zone).timestamp()
 
 def section(**over: object) -> SectionSettings:
     doc: dict[str, object] = {
-        "name": "north", "state": "stopped", "clear_after": "60s", "max_age": "30s",
+        "name": "north",
+        "state": "stopped",
+        "clear_after": "60s",
+        "max_age": "30s",
         "expected_loads": ["plc-hoist.fan_running", "plc-hoist.pump1_running", "meter-fan.p_total"],
-        "activity": {"power": [{"point": "meter-hoist.p_total", "above": 20}],
-                     "run_bits": ["plc-hoist.hoist_running", "plc-hoist.belt_running"],
-                     "belt_cameras": ["cam-belt"], "seal_cameras": ["cam-seal", "cam-seal2"]}}
+        "activity": {
+            "power": [{"point": "meter-hoist.p_total", "above": 20}],
+            "run_bits": ["plc-hoist.hoist_running", "plc-hoist.belt_running"],
+            "belt_cameras": ["cam-belt"],
+            "seal_cameras": ["cam-seal", "cam-seal2"],
+        },
+    }
     doc.update(over)
     return SectionSettings.model_validate(doc)
 
 
 def quiet_plant(t: float) -> list:
     """A stopped mine: pumps and the main fan run (expected), hoist and belt do not."""
-    return [reading("plc-hoist", t, hoist_running=False, belt_running=False, fan_running=True, pump1_running=True),
-            reading("meter-fan", t, p_total=125.0), reading("meter-hoist", t, p_total=3.0)]
+    return [
+        reading("plc-hoist", t, hoist_running=False, belt_running=False, fan_running=True, pump1_running=True),
+        reading("meter-fan", t, p_total=125.0),
+        reading("meter-hoist", t, p_total=3.0),
+    ]
 
 
 def alarms(out: list[Record]) -> list[dict]:
@@ -47,32 +57,39 @@ def test_expected_loads_alone_raise_nothing() -> None:
 
 def test_activity_raises_one_alarm_with_all_the_evidence_and_clears_with_hysteresis() -> None:
     rule = SecretlyRunningRule(section(), CAL)
-    out = rule.apply([*quiet_plant(T0), seal_alarm("cam-seal", T0 - 5000, b"old"), seal_alarm("cam-seal", T0 - 4000)],
-                     T0)
+    out = rule.apply([*quiet_plant(T0), seal_alarm("cam-seal", T0 - 5000, b"old"), seal_alarm("cam-seal", T0 - 4000)], T0)
     assert alarms(out) == []  # the seal alarms are older than seal_hold: not activity now
     t = T0 + 10
-    out = rule.apply([reading("plc-hoist", t, hoist_running=True, belt_running=True),
-                      reading("meter-hoist", t, p_total=185.0), belt_state("cam-belt", t, True)], t)
+    out = rule.apply(
+        [
+            reading("plc-hoist", t, hoist_running=True, belt_running=True),
+            reading("meter-hoist", t, p_total=185.0),
+            belt_state("cam-belt", t, True),
+        ],
+        t,
+    )
     out += rule.apply([reading("meter-hoist", t + 2, p_total=190.0)], t + 2)  # still running: no second alarm
     raised = [r for r in out if r.kind is Kind.ALARM]
     assert len(raised) == 1
     a = raised[0]
     assert a.source == "north"
     p = a.payload
-    assert (p["alarm"], p["state"], p["id"], p["severity"]) == ("secretly_running", "raised",
-                                                                "site:secretly_running:north", "immediate")
+    assert (p["alarm"], p["state"], p["id"], p["severity"]) == (
+        "secretly_running",
+        "raised",
+        "site:secretly_running:north",
+        "immediate",
+    )
     ev = p["evidence"]
     assert ev["declared"] == "stopped"
     assert [(x["point"], x["v"], x["above"]) for x in ev["power"]] == [("meter-hoist.p_total", 185.0, 20)]
-    assert {x["point"]: x["v"] for x in ev["plc"]} == {"plc-hoist.hoist_running": True,
-                                                       "plc-hoist.belt_running": True}
+    assert {x["point"]: x["v"] for x in ev["plc"]} == {"plc-hoist.hoist_running": True, "plc-hoist.belt_running": True}
     assert ev["belt"][0]["running"] is True
     seals = {s["camera"]: s for s in ev["seal_cameras"]}
     assert seals["cam-seal"]["snapshot"] == ["cam-seal-snapshot.jpg"]
     assert seals["cam-seal2"]["last_seal_alarm"] is None
     assert [(x.name, x.data) for x in a.attachments] == [("cam-seal-snapshot.jpg", b"\xff\xd8seal\xff\xd9")]
-    assert {x["point"] for x in ev["expected_loads"]} == {"plc-hoist.fan_running", "plc-hoist.pump1_running",
-                                                          "meter-fan.p_total"}
+    assert {x["point"] for x in ev["expected_loads"]} == {"plc-hoist.fan_running", "plc-hoist.pump1_running", "meter-fan.p_total"}
     assert "declared stopped" in p["text"] and "meter-hoist.p_total" in p["text"]
     json.dumps(p)  # the payload is plain JSON; the JPEG travels as an attachment
     # quiet again: cleared only after clear_after (60 s) without activity

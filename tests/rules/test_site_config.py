@@ -19,7 +19,9 @@ cameras:
     zones: [{name: face-1, polygon: [[0, 0], [1, 0], [1, 1]]}]
 """
 
-GOOD = BASE + """rules:
+GOOD = (
+    BASE
+    + """rules:
   site:
     shifts: [{name: day, start: "08:00", end: "16:00"}]
     sections:
@@ -39,6 +41,7 @@ GOOD = BASE + """rules:
     belt_scales:
       - {name: main, scale: plc-hoist.belt_load, camera: cam-belt, for: 2m}
 """
+)
 
 
 def test_a_good_config_builds_every_site_rule() -> None:
@@ -48,29 +51,65 @@ def test_a_good_config_builds_every_site_rule() -> None:
     assert settings.rules.site.belt_scales[0].for_ == 120.0
 
 
-@pytest.mark.parametrize(("old", "new", "line", "key", "words"), [
-    ("plc-hoist.pump1_running]", "plc-hoist.pump9_running]", 20, "rules.site.sections[0].expected_loads[1]",
-     "a point of device 'plc-hoist'"),
-    ("{point: meter-main.p_total", "{point: meter-ghost.p_total", 22,
-     "rules.site.sections[0].activity.power[0].point", "device.point of a configured device"),
-    ("run_bits: [plc-hoist.hoist_running", "run_bits: [plc-hoist.hoist_runing", 23,
-     "rules.site.sections[0].activity.run_bits[0]", "hoist_running"),
-    ("belt_cameras: [cam-belt]", "belt_cameras: [cam-seal]", 24, "rules.site.sections[0].activity.belt_cameras[0]",
-     "a camera with a 'belt:' section"),
-    ("seal_cameras: [cam-seal]", "seal_cameras: [cam-gate]", 25, "rules.site.sections[0].activity.seal_cameras[0]",
-     "a camera id from cameras"),
-    ("{from: 2026-12-01, until", "{from: 2026-11-30, until", 19, "rules.site.sections[0].schedule[1]",
-     "do not overlap"),
-    ("until: 2026-11-30, state: sealed", "until: 2026-10-30, state: sealed", 18,
-     "rules.site.sections[0].schedule[0]", "'until' on or after 'from'"),
-    ("shifts: [day]", "shifts: [dya]", 27, "rules.site.rectification[0].shifts[0]", "a shift name"),
-    ("places: [cam-a.face-1,", "places: [cam-a.face-9,", 27, "rules.site.rectification[0].places[0]",
-     "a zone of camera 'cam-a'"),
-    ("scale: plc-hoist.belt_load", "scale: plc-belt.belt_load", 29, "rules.site.belt_scales[0].scale",
-     "device.point"),
-    ("camera: cam-belt, for", "camera: cam-a, for", 29, "rules.site.belt_scales[0].camera", "'belt:' section"),
-    ("  site:\n", "  site:\n    timezone: Mars/Olympus\n", 13, "rules.site.timezone", "IANA time zone"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "line", "key", "words"),
+    [
+        (
+            "plc-hoist.pump1_running]",
+            "plc-hoist.pump9_running]",
+            20,
+            "rules.site.sections[0].expected_loads[1]",
+            "a point of device 'plc-hoist'",
+        ),
+        (
+            "{point: meter-main.p_total",
+            "{point: meter-ghost.p_total",
+            22,
+            "rules.site.sections[0].activity.power[0].point",
+            "device.point of a configured device",
+        ),
+        (
+            "run_bits: [plc-hoist.hoist_running",
+            "run_bits: [plc-hoist.hoist_runing",
+            23,
+            "rules.site.sections[0].activity.run_bits[0]",
+            "hoist_running",
+        ),
+        (
+            "belt_cameras: [cam-belt]",
+            "belt_cameras: [cam-seal]",
+            24,
+            "rules.site.sections[0].activity.belt_cameras[0]",
+            "a camera with a 'belt:' section",
+        ),
+        (
+            "seal_cameras: [cam-seal]",
+            "seal_cameras: [cam-gate]",
+            25,
+            "rules.site.sections[0].activity.seal_cameras[0]",
+            "a camera id from cameras",
+        ),
+        ("{from: 2026-12-01, until", "{from: 2026-11-30, until", 19, "rules.site.sections[0].schedule[1]", "do not overlap"),
+        (
+            "until: 2026-11-30, state: sealed",
+            "until: 2026-10-30, state: sealed",
+            18,
+            "rules.site.sections[0].schedule[0]",
+            "'until' on or after 'from'",
+        ),
+        ("shifts: [day]", "shifts: [dya]", 27, "rules.site.rectification[0].shifts[0]", "a shift name"),
+        (
+            "places: [cam-a.face-1,",
+            "places: [cam-a.face-9,",
+            27,
+            "rules.site.rectification[0].places[0]",
+            "a zone of camera 'cam-a'",
+        ),
+        ("scale: plc-hoist.belt_load", "scale: plc-belt.belt_load", 29, "rules.site.belt_scales[0].scale", "device.point"),
+        ("camera: cam-belt, for", "camera: cam-a, for", 29, "rules.site.belt_scales[0].camera", "'belt:' section"),
+        ("  site:\n", "  site:\n    timezone: Mars/Olympus\n", 13, "rules.site.timezone", "IANA time zone"),
+    ],
+)
 def test_site_rule_config_errors_name_the_key(old: str, new: str, line: int, key: str, words: str) -> None:
     assert old in GOOD
     text = GOOD.replace(old, new, 1)
@@ -84,9 +123,10 @@ def test_site_rule_config_errors_name_the_key(old: str, new: str, line: int, key
 
 
 def test_overlapping_rectification_windows_are_rejected() -> None:
-    text = GOOD.replace("places: [cam-a.face-1, cam-seal]}\n",
-                        "places: [cam-a.face-1, cam-seal]}\n"
-                        "      - {name: fix2, from: 2026-11-26, until: 2026-11-28, places: [cam-seal]}\n")
+    text = GOOD.replace(
+        "places: [cam-a.face-1, cam-seal]}\n",
+        "places: [cam-a.face-1, cam-seal]}\n      - {name: fix2, from: 2026-11-26, until: 2026-11-28, places: [cam-seal]}\n",
+    )
     with pytest.raises(ConfigError) as info:
         load_settings_text(text, "site.yaml")
     msgs = [str(p) for p in info.value.problems]

@@ -23,8 +23,12 @@ from config import load_settings_text
 
 
 def settings(tmp_path: Path, **gateway: Any):
-    text = json.dumps({"gateway": {"site": "s", "id": "gw", **gateway},
-                       "buffer": {"path": str(tmp_path / "buf.db"), "max_attachment_bytes": 4096}})
+    text = json.dumps(
+        {
+            "gateway": {"site": "s", "id": "gw", **gateway},
+            "buffer": {"path": str(tmp_path / "buf.db"), "max_attachment_bytes": 4096},
+        }
+    )
     return load_settings_text(text, base_dir=tmp_path)
 
 
@@ -35,6 +39,7 @@ def run(body: Callable[[BufferService], Coroutine[Any, Any, Any]], svc: BufferSe
             return await body(svc)
         finally:
             await svc.close()
+
     return asyncio.run(go())
 
 
@@ -48,6 +53,7 @@ def docs(db: Path) -> list[dict[str, Any]]:
 
 def opened_key(svc: BufferService, *telemetry: int) -> ChainKey:
     """Open ``svc``, commit ``telemetry`` records, close; the key it opened with."""
+
     async def go() -> ChainKey | None:
         opened = await svc.open()
         try:
@@ -57,6 +63,7 @@ def opened_key(svc: BufferService, *telemetry: int) -> ChainKey:
         finally:
             await svc.close()
         return opened.chain_key
+
     ck = asyncio.run(go())
     assert ck is not None
     return ck
@@ -88,8 +95,7 @@ def test_subscribers_see_every_commit_and_lease_returns_documents(tmp_path: Path
         svc.emit(Record("m", Kind.TELEMETRY, {"i": 1}))
         svc.emit(Record("cam", Kind.ALARM, {"a": 1}, attachments=(Attachment("x.jpg", "image/jpeg", b"jpg"),)))
         assert await svc.flush() == 2
-        assert await svc.append([Record("ups", Kind.ALARM, {"alarm": "mains_lost"})],
-                                durability=Durability.POWER_LOSS) == [3]
+        assert await svc.append([Record("ups", Kind.ALARM, {"alarm": "mains_lost"})], durability=Durability.POWER_LOSS) == [3]
         unsubscribe()
         svc.emit(Record("m", Kind.TELEMETRY, {"i": 2}))
         await svc.flush()
@@ -157,8 +163,13 @@ def test_retry_backlog_is_bounded_sheds_telemetry_never_alarms_and_says_so(tmp_p
     assert [i for i in kept if i % 10 in (0, 1)] == [i for i in range(50) if i % 10 in (0, 1)]  # every alarm/event
     assert kept == sorted(kept) and len(kept) == 20  # the newest telemetry kept, the oldest shed
     (note,) = [d["payload"] for d in stored if d["payload"].get("event") == "records_dropped"]
-    assert note == {"event": "records_dropped", "reason": "writer_error", "count": 30, "by_kind": {"telemetry": 30},
-                    "seqs_assigned": False}
+    assert note == {
+        "event": "records_dropped",
+        "reason": "writer_error",
+        "count": 30,
+        "by_kind": {"telemetry": 30},
+        "seqs_assigned": False,
+    }
     assert verify(stored, key_of(tmp_path)) == []
 
 
@@ -173,8 +184,13 @@ def test_emit_queue_overflow_sheds_telemetry_keeps_alarms_and_says_so(tmp_path: 
     stored = [d["payload"] for d in docs(tmp_path / "buf.db")]
     assert [p["i"] for p in stored if "i" in p] == [0, 1, 2, 3, 4, 8]  # alarms are never refused
     (note,) = [p for p in stored if p.get("event") == "records_dropped"]
-    assert note == {"event": "records_dropped", "reason": "writer_error", "count": 6, "by_kind": {"telemetry": 6},
-                    "seqs_assigned": False}
+    assert note == {
+        "event": "records_dropped",
+        "reason": "writer_error",
+        "count": 6,
+        "by_kind": {"telemetry": 6},
+        "seqs_assigned": False,
+    }
 
 
 def test_a_payload_that_is_not_json_is_dropped_alone_and_reported(tmp_path: Path) -> None:
@@ -187,8 +203,13 @@ def test_a_payload_that_is_not_json_is_dropped_alone_and_reported(tmp_path: Path
     run(body, BufferService(settings(tmp_path)))
     stored = [d["payload"] for d in docs(tmp_path / "buf.db")]
     assert stored[1:] == [{"i": 0}, {"i": 2}]
-    assert stored[0] == {"event": "records_dropped", "reason": "writer_error", "count": 1,
-                         "by_kind": {"telemetry": 1}, "seqs_assigned": False}
+    assert stored[0] == {
+        "event": "records_dropped",
+        "reason": "writer_error",
+        "count": 1,
+        "by_kind": {"telemetry": 1},
+        "seqs_assigned": False,
+    }
 
 
 def test_oversize_attachment_marks_only_the_record_that_lost_one(tmp_path: Path) -> None:
@@ -289,8 +310,7 @@ def bridge(stream: list[dict[str, Any]], key: bytes) -> list[str]:
 def test_ttl_drops_are_named_in_ranges_of_at_most_500_that_bridge_the_chain(tmp_path: Path) -> None:
     now = [1_000_000.0]
     key = b"k"
-    s = BufferStore(tmp_path / "b.db", gateway="gw", site="s", chain_key=key, ttl={Kind.TELEMETRY: 60.0},
-                    clock=lambda: now[0])
+    s = BufferStore(tmp_path / "b.db", gateway="gw", site="s", chain_key=key, ttl={Kind.TELEMETRY: 60.0}, clock=lambda: now[0])
     for i in range(1200):  # alternate so every telemetry record is its own range
         s.append([Record("m", Kind.TELEMETRY, {"i": i}), Record("a", Kind.ALARM, {"i": i})])
     before = {r.seq: orjson.loads(r.doc) for r in s.lease(5000)}
@@ -339,16 +359,28 @@ def test_export_writes_attachments_beside_the_jsonl_privately(tmp_path: Path) ->
     cfg = write_config(tmp_path / "c.yaml", 1883, buffer_path=db)
     jpeg = bytes(range(256)) * 4
     s = BufferStore(db, gateway="gw", site="s")
-    s.append([Record("m", Kind.TELEMETRY, {}),
-              Record("cam", Kind.ALARM, {"alarm": "seal"}, attachments=(Attachment("../../evil.jpg", "image/jpeg", jpeg),
-                                                                       Attachment("b.png", "image/png", b"png")))])
+    s.append(
+        [
+            Record("m", Kind.TELEMETRY, {}),
+            Record(
+                "cam",
+                Kind.ALARM,
+                {"alarm": "seal"},
+                attachments=(Attachment("../../evil.jpg", "image/jpeg", jpeg), Attachment("b.png", "image/png", b"png")),
+            ),
+        ]
+    )
     s.close()
     out = tmp_path / "x" / "export.jsonl"
     out.parent.mkdir()
     old = os.umask(0o022)
     try:
-        res = subprocess.run([sys.executable, "-m", "agent.cli", "buffer", "export", "-c", str(cfg), "-o", str(out)],
-                             capture_output=True, text=True, cwd=REPO)
+        res = subprocess.run(
+            [sys.executable, "-m", "agent.cli", "buffer", "export", "-c", str(cfg), "-o", str(out)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
     finally:
         os.umask(old)
     assert res.returncode == 0, res.stderr
@@ -382,8 +414,9 @@ def test_full_filesystem_never_stops_the_writer_or_loses_an_alarm(small_disk: Pa
     """Issue 13: eviction inside the disk-full handler can fail too; alarms must survive."""
     filler = small_disk / "filler"
     filler.write_bytes(b"f" * 600_000)
-    cfg = load_settings_text(json.dumps({"gateway": {"site": "s", "id": "gw"},
-                                         "buffer": {"path": str(small_disk / "buf.db"), "max_bytes": "1GiB"}}))
+    cfg = load_settings_text(
+        json.dumps({"gateway": {"site": "s", "id": "gw"}, "buffer": {"path": str(small_disk / "buf.db"), "max_bytes": "1GiB"}})
+    )
     alarms = 0
     errors: list[str] = []
 
@@ -426,9 +459,12 @@ def test_agent_with_an_unusable_default_key_runs_on_an_emergency_key_and_says_wh
     (tmp_path / "chain.key").mkdir()
     agent = AgentProcess(cfg)
     try:
-        alarm = wait_until("chain_key_unusable", lambda: [
-            d["payload"] for d in docs_ro(tmp_path / "buf.db") if d["payload"].get("alarm") == "chain_key_unusable"],
-            20, interval=0.1)[0]
+        alarm = wait_until(
+            "chain_key_unusable",
+            lambda: [d["payload"] for d in docs_ro(tmp_path / "buf.db") if d["payload"].get("alarm") == "chain_key_unusable"],
+            20,
+            interval=0.1,
+        )[0]
     finally:
         assert agent.terminate() == 0
     assert alarm["problem"] == "unreadable: EISDIR" and alarm["key_file"] == str(tmp_path / "chain.key")

@@ -38,8 +38,7 @@ def test_lease_priority_first_and_order_per_source_kept(tmp_path: Path) -> None:
     s.append([tele("a", 1), tele("b", 1), Record("a", Kind.HEALTH, {}), tele("a", 2)])
     s.append([Record("cam", Kind.ALARM, {"x": 1}), Record("a", Kind.EVENT, {"e": 1}), tele("b", 2)])
     kinds = [r.kind for r in s.lease(100)]
-    assert kinds == [Kind.ALARM, Kind.EVENT, Kind.TELEMETRY, Kind.TELEMETRY, Kind.TELEMETRY, Kind.TELEMETRY,
-                     Kind.HEALTH]
+    assert kinds == [Kind.ALARM, Kind.EVENT, Kind.TELEMETRY, Kind.TELEMETRY, Kind.TELEMETRY, Kind.TELEMETRY, Kind.HEALTH]
     s.release_all()
     leased = s.lease(100)
     per_source = {}

@@ -18,8 +18,10 @@ from tests.support.broker import free_port
 def test_records_are_flagged_with_clock_state(tmp_path: Path, state: str) -> None:
     db = tmp_path / "buf.db"
     # no broker on this port: everything stays in the buffer for inspection
-    agent = AgentProcess(write_config(tmp_path / "c.yaml", free_port(), buffer_path=db, health_interval="0.2s"),
-                         env={"HEADFRAME_CLOCK_OVERRIDE": state})
+    agent = AgentProcess(
+        write_config(tmp_path / "c.yaml", free_port(), buffer_path=db, health_interval="0.2s"),
+        env={"HEADFRAME_CLOCK_OVERRIDE": state},
+    )
     time.sleep(1.5)
     assert agent.terminate() == 0
     conn = sqlite3.connect(db)

@@ -26,19 +26,22 @@ def test_a_valid_command_parses() -> None:
     assert doc["command"] == "ack"
 
 
-@pytest.mark.parametrize(("payload", "reason"), [
-    (b"x" * (MAX_BYTES + 1), "exceeds 4096"),
-    (b"\xff\xfe", "not JSON"),
-    (b"[1]", "not a JSON object"),
-    (b'{"id":"a","command":"ack","target":"t","rm":"-rf /"}', "unknown key(s) rm"),
-    (b'{"id":"a","command":"ack"}', "missing key(s) target"),
-    (b'{"id":"a b","command":"ack","target":"t"}', "id must be"),
-    (b'{"id":"' + b"a" * 65 + b'","command":"ack","target":"t"}', "id must be"),
-    (b'{"id":"a","command":"shutdown","target":"t"}', "command must be one of"),
-    (b'{"id":"a","command":"ack","target":"' + b"t" * 129 + b'"}', "target must be"),
-    (b'{"id":"a","command":"ack","target":"t","by":""}', "by must be"),
-    (b'{"id":"a","command":"ack","target":"t","args":[1]}', "args must be"),
-])
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"x" * (MAX_BYTES + 1), "exceeds 4096"),
+        (b"\xff\xfe", "not JSON"),
+        (b"[1]", "not a JSON object"),
+        (b'{"id":"a","command":"ack","target":"t","rm":"-rf /"}', "unknown key(s) rm"),
+        (b'{"id":"a","command":"ack"}', "missing key(s) target"),
+        (b'{"id":"a b","command":"ack","target":"t"}', "id must be"),
+        (b'{"id":"' + b"a" * 65 + b'","command":"ack","target":"t"}', "id must be"),
+        (b'{"id":"a","command":"shutdown","target":"t"}', "command must be one of"),
+        (b'{"id":"a","command":"ack","target":"' + b"t" * 129 + b'"}', "target must be"),
+        (b'{"id":"a","command":"ack","target":"t","by":""}', "by must be"),
+        (b'{"id":"a","command":"ack","target":"t","args":[1]}', "args must be"),
+    ],
+)
 def test_hostile_payloads_are_invalid(payload: bytes, reason: str) -> None:
     with pytest.raises(Invalid) as err:
         parse(payload)
@@ -69,8 +72,15 @@ def test_inbox_records_commands_rejections_and_one_flood_report_a_minute() -> No
     assert [r.payload["event"] for r in buf.records] == ["command", "command_rejected", "command_rejected"]
     cmd, rej, retained = (r.payload for r in buf.records)
     assert "retained" in retained["reason"]
-    assert cmd | {"received": ""} == {"event": "command", "id": "c1", "command": "ack", "target": "a:b",
-                                      "by": "platform", "received": "", "origin": "mqtt"}
+    assert cmd | {"received": ""} == {
+        "event": "command",
+        "id": "c1",
+        "command": "ack",
+        "target": "a:b",
+        "by": "platform",
+        "received": "",
+        "origin": "mqtt",
+    }
     assert rej["reason"] == "payload is not JSON" and rej["excerpt"] == "garbage"
     assert all(r.source == "platform" for r in buf.records)
     for i in range(500):  # 500 in 5 s: ~20 + 50 pass, the rest counted

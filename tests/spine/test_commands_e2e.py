@@ -48,8 +48,9 @@ def sock_dir() -> Iterator[Path]:
 def start_agent(tmp_path: Path, broker: MosquittoBroker, sock: Path) -> AgentProcess:
     db = tmp_path / "buf.db"
     db.write_bytes(b"this is not an SQLite database" * 100)  # -> a real buffer_corrupt alarm
-    cfg = write_config(tmp_path / "c.yaml", broker.port, buffer_path=db,
-                       extra={"control": {"enabled": True, "socket": str(sock)}})
+    cfg = write_config(
+        tmp_path / "c.yaml", broker.port, buffer_path=db, extra={"control": {"enabled": True, "socket": str(sock)}}
+    )
     return AgentProcess(cfg)
 
 
@@ -58,8 +59,9 @@ def docs(collector: Collector, topic: str, event: str | None = None) -> list[dic
     return [d for d in out if event is None or d["payload"].get("event") == event]
 
 
-def wait_docs(collector: Collector, topic: str, event: str, pred=lambda d: True, n: int = 1,
-              timeout: float = 20.0) -> list[dict[str, Any]]:
+def wait_docs(
+    collector: Collector, topic: str, event: str, pred=lambda d: True, n: int = 1, timeout: float = 20.0
+) -> list[dict[str, Any]]:
     collector.wait_for(lambda _: len([d for d in docs(collector, topic, event) if pred(d)]) >= n, timeout)
     return [d for d in docs(collector, topic, event) if pred(d)]
 
@@ -67,8 +69,9 @@ def wait_docs(collector: Collector, topic: str, event: str, pred=lambda d: True,
 def ready(collector: Collector) -> None:
     """The agent is online, its alarm is out, and its command subscription has landed."""
     collector.wait_for(lambda ms: any(m.topic == ROOT + "status" and m.json()["status"] == "online" for m in ms))
-    collector.wait_for(lambda _: any(d["payload"].get("alarm") == "buffer_corrupt"
-                                     for d in docs(collector, ROOT + "alarm/agent")))
+    collector.wait_for(
+        lambda _: any(d["payload"].get("alarm") == "buffer_corrupt" for d in docs(collector, ROOT + "alarm/agent"))
+    )
     time.sleep(0.5)  # SUBSCRIBE follows the online status on the same connection
 
 
@@ -85,29 +88,36 @@ def test_platform_ack_is_recorded_then_acted_on(tmp_path: Path, broker: Mosquitt
         publish(collector, {"id": "p-1", "command": "ack", "target": ALARM_ID, "by": "dispatch.wang"})
         (cmd,) = wait_docs(collector, ROOT + "event/platform", "command")
         assert cmd["source"] == "platform" and cmd["kind"] == "event"
-        assert cmd["payload"] | {"received": ""} == {"event": "command", "id": "p-1", "command": "ack",
-                                                     "target": ALARM_ID, "by": "dispatch.wang", "received": "",
-                                                     "origin": "mqtt"}
+        assert cmd["payload"] | {"received": ""} == {
+            "event": "command",
+            "id": "p-1",
+            "command": "ack",
+            "target": ALARM_ID,
+            "by": "dispatch.wang",
+            "received": "",
+            "origin": "mqtt",
+        }
         if ENGINE:
             (reply,) = wait_docs(collector, ROOT + "event/platform", "command_reply")
             assert (reply["payload"]["id"], reply["payload"]["result"]) == ("p-1", "ok")
-            acked = wait_docs(collector, ROOT + "event/agent", "alarm_state",
-                              lambda d: d["payload"]["state"] == "acknowledged")
+            acked = wait_docs(collector, ROOT + "event/agent", "alarm_state", lambda d: d["payload"]["state"] == "acknowledged")
             assert acked[0]["payload"]["by"] == "dispatch.wang" and acked[0]["seq"] > cmd["seq"]
             publish(collector, {"id": "p-1", "command": "ack", "target": ALARM_ID, "by": "dispatch.wang"})
-            dup = wait_docs(collector, ROOT + "event/platform", "command_reply",
-                            lambda d: d["payload"]["result"] == "duplicate")
+            dup = wait_docs(collector, ROOT + "event/platform", "command_reply", lambda d: d["payload"]["result"] == "duplicate")
             assert dup[0]["payload"]["id"] == "p-1"
             time.sleep(0.5)
-            assert len(wait_docs(collector, ROOT + "event/agent", "alarm_state",
-                                 lambda d: d["payload"]["state"] == "acknowledged")) == 1
+            assert (
+                len(wait_docs(collector, ROOT + "event/agent", "alarm_state", lambda d: d["payload"]["state"] == "acknowledged"))
+                == 1
+            )
     finally:
         assert agent.terminate() == 0, agent.output()
         collector.stop()
 
 
-def test_hostile_commands_are_rejected_recorded_and_the_agent_lives(tmp_path: Path, broker: MosquittoBroker,
-                                                                     sock_dir: Path) -> None:
+def test_hostile_commands_are_rejected_recorded_and_the_agent_lives(
+    tmp_path: Path, broker: MosquittoBroker, sock_dir: Path
+) -> None:
     collector = Collector(broker).start()
     agent = start_agent(tmp_path, broker, sock_dir / "control.sock")
     try:
@@ -125,8 +135,9 @@ def test_hostile_commands_are_rejected_recorded_and_the_agent_lives(tmp_path: Pa
         # a flood: 300 at once; the bucket lets ~20 through, the rest are counted in one record
         started = time.monotonic()
         for i in range(300):
-            info = collector.client.publish(COMMAND_TOPIC, json.dumps({"id": f"f-{i}", "command": "ack",
-                                                                       "target": "nope"}).encode(), qos=1)
+            info = collector.client.publish(
+                COMMAND_TOPIC, json.dumps({"id": f"f-{i}", "command": "ack", "target": "nope"}).encode(), qos=1
+            )
         info.wait_for_publish(10)
         elapsed = time.monotonic() - started  # the bucket refills 10/s while the flood arrives
         (flood,) = wait_docs(collector, ROOT + "event/platform", "command_flood")
@@ -192,8 +203,15 @@ def test_cli_over_the_control_socket(tmp_path: Path, broker: MosquittoBroker, so
         acked = cli("ack", ALARM_ID, "--socket", str(sock), "--id", "cli-t1")
         (cmd,) = wait_docs(collector, ROOT + "event/local", "command")
         me = pwd.getpwuid(os.getuid()).pw_name
-        assert cmd["payload"] | {"received": ""} == {"event": "command", "id": "cli-t1", "command": "ack",
-                                                     "target": ALARM_ID, "by": me, "received": "", "origin": "cli"}
+        assert cmd["payload"] | {"received": ""} == {
+            "event": "command",
+            "id": "cli-t1",
+            "command": "ack",
+            "target": ALARM_ID,
+            "by": me,
+            "received": "",
+            "origin": "cli",
+        }
         if ENGINE:
             assert acked.returncode == 0 and "acknowledged" in acked.stdout, acked.stderr
             wrong = cli("close", "no:such:alarm", "--socket", str(sock))
@@ -217,8 +235,7 @@ def test_cli_over_the_control_socket(tmp_path: Path, broker: MosquittoBroker, so
 
 
 @needs_engine
-def test_alarm_life_and_command_ids_survive_a_restart(tmp_path: Path, broker: MosquittoBroker,
-                                                       sock_dir: Path) -> None:
+def test_alarm_life_and_command_ids_survive_a_restart(tmp_path: Path, broker: MosquittoBroker, sock_dir: Path) -> None:
     sock = sock_dir / "control.sock"
     collector = Collector(broker).start()
     agent = start_agent(tmp_path, broker, sock)
@@ -230,16 +247,15 @@ def test_alarm_life_and_command_ids_survive_a_restart(tmp_path: Path, broker: Mo
         assert agent.terminate() == 0, agent.output()
     agent = AgentProcess(tmp_path / "c.yaml", log=tmp_path / "second.log")  # the database is healthy now
     try:
-        collector.wait_for(lambda _: sum(d["payload"].get("event") == "agent_started"
-                                         for d in docs(collector, ROOT + "event/agent")) >= 2)
-        collector.wait_for(lambda ms: sum(m.topic == ROOT + "status" and m.json()["status"] == "online"
-                                          for m in ms) >= 2)
+        collector.wait_for(
+            lambda _: sum(d["payload"].get("event") == "agent_started" for d in docs(collector, ROOT + "event/agent")) >= 2
+        )
+        collector.wait_for(lambda ms: sum(m.topic == ROOT + "status" and m.json()["status"] == "online" for m in ms) >= 2)
         time.sleep(0.5)  # SUBSCRIBE follows the online status
         listed = cli("list", "--socket", str(sock))
         assert ALARM_ID in listed.stdout and "acknowledged" in listed.stdout, listed.stdout + listed.stderr
         publish(collector, {"id": "r-1", "command": "ack", "target": ALARM_ID, "by": "dispatch.wang"})
-        wait_docs(collector, ROOT + "event/platform", "command_reply",
-                  lambda d: d["payload"]["result"] == "duplicate")
+        wait_docs(collector, ROOT + "event/platform", "command_reply", lambda d: d["payload"]["result"] == "duplicate")
     finally:
         assert agent.terminate() == 0, agent.output()
         collector.stop()

@@ -30,17 +30,31 @@ BROKEN = [
     ("port out of range", GOOD + "  port: 70000\n", "uplink.port", 8, "65535"),
     ("bad duration", GOOD + "health:\n  interval: soon\n", "health.interval", 9, "duration"),
     ("bad size", GOOD.replace("  path: /tmp/x.db", "  path: /tmp/x.db\n  max_bytes: huge"), "buffer.max_bytes", 6, "size"),
-    ("cap too small", GOOD.replace("  path: /tmp/x.db", "  path: /tmp/x.db\n  max_bytes: 10KB"), "buffer.max_bytes", 6,
-     "greater"),
-    ("ttl typo", GOOD.replace("  path: /tmp/x.db", "  path: /tmp/x.db\n  ttl:\n    telemetri: 1d"),
-     "buffer.ttl.telemetri", 7, "unknown key"),
-    ("alarm durability weakened", GOOD.replace("  path: /tmp/x.db", "  path: /tmp/x.db\n  durability:\n    alarm: process_crash"),
-     "buffer.durability.alarm", 7, "power_loss"),
+    (
+        "cap too small",
+        GOOD.replace("  path: /tmp/x.db", "  path: /tmp/x.db\n  max_bytes: 10KB"),
+        "buffer.max_bytes",
+        6,
+        "greater",
+    ),
+    (
+        "ttl typo",
+        GOOD.replace("  path: /tmp/x.db", "  path: /tmp/x.db\n  ttl:\n    telemetri: 1d"),
+        "buffer.ttl.telemetri",
+        7,
+        "unknown key",
+    ),
+    (
+        "alarm durability weakened",
+        GOOD.replace("  path: /tmp/x.db", "  path: /tmp/x.db\n  durability:\n    alarm: process_crash"),
+        "buffer.durability.alarm",
+        7,
+        "power_loss",
+    ),
     ("qos 0 not allowed", GOOD + "  qos: 0\n", "uplink.qos", 8, "1"),
     ("remote broker without tls", GOOD.replace("127.0.0.1", "10.1.2.3"), "uplink", 6, "tls"),
     ("cert without key", GOOD + "  tls:\n    cert_file: /etc/hosts\n", "uplink.tls", 8, "key_file"),
-    ("password file missing", GOOD + "  username: u\n  password_file: /nonexistent/pw\n", "uplink.password_file", 9,
-     "readable"),
+    ("password file missing", GOOD + "  username: u\n  password_file: /nonexistent/pw\n", "uplink.password_file", 9, "readable"),
     ("password without username", GOOD + "  password_file: /etc/hostname\n", "uplink", 6, "username"),
     ("bad log level", GOOD + "logging:\n  level: LOUD\n", "logging.level", 9, "DEBUG"),
     ("duplicate key", GOOD + "gateway:\n  site: b\n", "", 8, "duplicate"),
@@ -97,6 +111,5 @@ def test_check_command_exit_codes(tmp_path: Path) -> None:
     fail = subprocess.run([*run, str(bad)], capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert fail.returncode == 1
     assert f"{bad}:8:3: uplink.prot: found unknown key 'prot'" in fail.stderr
-    missing = subprocess.run([*run, str(tmp_path / "nope.yaml")], capture_output=True, text=True,
-                             cwd=Path(__file__).parents[2])
+    missing = subprocess.run([*run, str(tmp_path / "nope.yaml")], capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert missing.returncode == 1 and "no readable file" in missing.stderr

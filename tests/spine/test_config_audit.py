@@ -31,8 +31,6 @@ def applied(db: Path) -> list[dict[str, Any]]:
     return [p for p in buffered_payloads(db, EVENT) if p.get("event") == "config_applied"]
 
 
-
-
 def everything_stored(tmp_path: Path, db: Path) -> bytes:
     """Every record body and the continuity state, as bytes (to look for secrets)."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -88,8 +86,9 @@ def test_config_applied_at_start_reload_and_after_a_change_while_stopped(tmp_pat
     assert reload["changed"] == ["health.interval", "uplink.keepalive", "uplink.password_file"]
     assert reload["pending_restart"] == ["buffer.max_bytes"]
     assert reload["hash"] != first["hash"] and reload["file_hash"] != first["file_hash"]
-    wait_for("health with the new hash",
-             lambda: any(h.get("config_hash") == reload["hash"] for h in buffered_payloads(db, HEALTH)))
+    wait_for(
+        "health with the new hash", lambda: any(h.get("config_hash") == reload["hash"] for h in buffered_payloads(db, HEALTH))
+    )
     assert agent.terminate() == 0
 
     # changed while stopped: the next start says what, against the last applied config

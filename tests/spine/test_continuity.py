@@ -47,10 +47,23 @@ def site_config(tmp_path: Path, meter_port: int, db: Path) -> Path:
     dead_port = free_port()  # nothing listens here: a meter that does not answer
     extra: dict[str, Any] = {
         "devices": [
-            {"id": "meter-main", "protocol": "modbus_tcp", "host": "127.0.0.1", "port": meter_port,
-             "profile": "eastron_sdm630", "groups": [{"name": "default", "interval": "0.5s"}], "timeout": "0.5s"},
-            {"id": "meter-dead", "protocol": "modbus_tcp", "host": "127.0.0.1", "port": dead_port, "timeout": "0.3s",
-             "points": [{"name": "e_total", "table": "input", "address": 0, "type": "float32", "unit": "kWh"}]},
+            {
+                "id": "meter-main",
+                "protocol": "modbus_tcp",
+                "host": "127.0.0.1",
+                "port": meter_port,
+                "profile": "eastron_sdm630",
+                "groups": [{"name": "default", "interval": "0.5s"}],
+                "timeout": "0.5s",
+            },
+            {
+                "id": "meter-dead",
+                "protocol": "modbus_tcp",
+                "host": "127.0.0.1",
+                "port": dead_port,
+                "timeout": "0.3s",
+                "points": [{"name": "e_total", "table": "input", "address": 0, "type": "float32", "unit": "kWh"}],
+            },
         ],
         "continuity": {"dark_site_kwh": 0.05, "energy_timeout": "4s", "state_interval": "0.5s"},
     }
@@ -63,8 +76,6 @@ def state(db: Path) -> dict[str, Any]:
         return json.loads(db.with_name(db.name + ".continuity.json").read_text())
     except (OSError, ValueError):
         return {}
-
-
 
 
 def saved_energy(db: Path, kwh: float) -> bool:
@@ -197,8 +208,15 @@ def test_a_gap_record_not_yet_committed_is_sent_again_by_the_next_start(tmp_path
     agent.kill()
     # a gap computed by run 2 whose record never reached the disk looks like this in the state file
     doc = state(db)
-    lost = {"event": "gap", "cause": "crash", "gap_id": "lost-gap-1", "from": {"seq": 1, "ts": None},
-            "to": {"seq": 2, "ts": None}, "duration_s": None, "energy": []}
+    lost = {
+        "event": "gap",
+        "cause": "crash",
+        "gap_id": "lost-gap-1",
+        "from": {"seq": 1, "ts": None},
+        "to": {"seq": 2, "ts": None},
+        "duration_s": None,
+        "energy": [],
+    }
     doc["pending_gap"] = {"_emitted": lost, "_alarm": None}
     db.with_name(db.name + ".continuity.json").write_text(json.dumps(doc))
     agent = start(agents, tmp_path, cfg, "run2")

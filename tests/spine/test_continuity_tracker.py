@@ -22,8 +22,7 @@ from config.schema import Settings
 
 
 def settings_for(tmp_path: Path, extra: dict[str, Any] | None = None) -> Settings:
-    doc: dict[str, Any] = {"gateway": {"site": "s", "id": "g"}, "buffer": {"path": str(tmp_path / "buf.db")},
-                           **(extra or {})}
+    doc: dict[str, Any] = {"gateway": {"site": "s", "id": "g"}, "buffer": {"path": str(tmp_path / "buf.db")}, **(extra or {})}
     return load_settings_text(json.dumps(doc), "test.yaml")
 
 
@@ -167,8 +166,12 @@ def test_camera_fault_periods_overlapping_the_gap_are_listed(tmp_path: Path) -> 
         rig = Rig(tmp_path)
         await rig.open()
         t0 = float(int(time.time()) - 3600)  # closed faults are kept a week: recent ones
-        alarms = [("cam-1", "signal_lost", "raised", t0), ("cam-2", "covered", "raised", t0 + 1),
-                  ("cam-2", "covered", "cleared", t0 + 5), ("cam-3", "moved", "raised", t0 + 100)]
+        alarms = [
+            ("cam-1", "signal_lost", "raised", t0),
+            ("cam-2", "covered", "raised", t0 + 1),
+            ("cam-2", "covered", "cleared", t0 + 5),
+            ("cam-3", "moved", "raised", t0 + 100),
+        ]
         for cam, kind, state, ts in alarms:
             rec = Record(cam, Kind.ALARM, {"alarm": "tamper", "kind": kind, "state": state})
             rec.ts = ts
@@ -217,24 +220,33 @@ def test_a_start_gap_left_unfinished_by_a_second_kill_is_written_at_the_next_sta
         await rig.buffers.flush()
         first = rig.gaps()[0]
         assert first["cause"] == "unplugged"
-        assert first["energy"] == [{"source": "meter", "point": "e", "before_kwh": 10.0,
-                                    "unknown": "meter not answering (the agent stopped again before the meter answered)"}]
+        assert first["energy"] == [
+            {
+                "source": "meter",
+                "point": "e",
+                "before_kwh": 10.0,
+                "unknown": "meter not answering (the agent stopped again before the meter answered)",
+            }
+        ]
         await rig.close()
 
     asyncio.run(go())
 
 
 def test_changed_keys_are_dotted_paths_named_once_per_added_section(tmp_path: Path) -> None:
-    dev = {"id": "meter-1", "protocol": "modbus_tcp", "host": "127.0.0.1",
-           "points": [{"name": "e", "unit": "kWh"}], "groups": [{"name": "default", "interval": "1s"}]}
+    dev = {
+        "id": "meter-1",
+        "protocol": "modbus_tcp",
+        "host": "127.0.0.1",
+        "points": [{"name": "e", "unit": "kWh"}],
+        "groups": [{"name": "default", "interval": "1s"}],
+    }
     a = settings_for(tmp_path, {"devices": [dev]})
     dev2 = {**dev, "groups": [{"name": "default", "interval": "2s"}]}
     b = settings_for(tmp_path, {"devices": [dev2, {**dev, "id": "meter-2"}], "uplink": {"keepalive": 45}})
     keys_a, keys_b = key_hashes(effective_doc(a)), key_hashes(effective_doc(b))
-    assert changed_keys(keys_a, keys_b) == ["devices[meter-1].groups[default].interval", "devices[meter-2]",
-                                            "uplink.keepalive"]
-    assert changed_keys(keys_b, keys_a) == ["devices[meter-1].groups[default].interval", "devices[meter-2]",
-                                            "uplink.keepalive"]
+    assert changed_keys(keys_a, keys_b) == ["devices[meter-1].groups[default].interval", "devices[meter-2]", "uplink.keepalive"]
+    assert changed_keys(keys_b, keys_a) == ["devices[meter-1].groups[default].interval", "devices[meter-2]", "uplink.keepalive"]
     assert changed_keys(keys_a, keys_a) == []
 
 

@@ -55,7 +55,9 @@ def _run_logged(tmp_path: Path, code: str) -> model.Disk:
 
 
 def test_model_keeps_only_what_was_fsynced(tmp_path: Path) -> None:
-    disk = _run_logged(tmp_path, """
+    disk = _run_logged(
+        tmp_path,
+        """
 import os, sys
 d = sys.argv[1]
 fd = os.open(d + "/a", os.O_CREAT | os.O_WRONLY); os.write(fd, b"synced"); os.fsync(fd)
@@ -63,7 +65,8 @@ os.write(fd, b"+cache"); os.close(fd)
 dfd = os.open(d, os.O_RDONLY); os.fsync(dfd); os.close(dfd)
 with open(d + "/b.tmp", "w") as fh: fh.write("renamed"); fh.flush(); os.fsync(fh.fileno())
 os.replace(d + "/b.tmp", d + "/b")
-""")
+""",
+    )
     assert disk.current() == {"a": b"synced+cache", "b": b"renamed"}
     # b's rename was never made durable by a directory fsync: after the cut it is b.tmp again
     # (strict POSIX; ext4 often keeps it, but nothing promises that)
@@ -90,8 +93,9 @@ def test_seq_resumes_above_the_reservation_after_an_unclean_reboot(tmp_path: Pat
         assert sorted(docs) == [seqs[-1], floor + 1] and reopened.last_seq == floor + 1
         note = docs[floor + 1]
         assert note["payload"]["event"] == "records_dropped" and note["payload"]["reason"] == "power_loss"
-        assert note["payload"]["ranges"] == [{"first": seqs[-1] + 1, "last": floor, "prev": docs[seqs[-1]]["chain"],
-                                              "chain": docs[seqs[-1]]["chain"]}]
+        assert note["payload"]["ranges"] == [
+            {"first": seqs[-1] + 1, "last": floor, "prev": docs[seqs[-1]]["chain"], "chain": docs[seqs[-1]]["chain"]}
+        ]
         assert note["prev"] == docs[seqs[-1]]["chain"]
     nxt = reopened.append([Record("m", Kind.TELEMETRY, {"v": 2})])
     assert nxt[0] == reopened.last_seq and reopened.floor.read() >= nxt[0]

@@ -37,19 +37,29 @@ def test_end_to_end_with_password_auth(tmp_path: Path) -> None:
     broker = MosquittoBroker(tmp_path / "b", users={"gw": "s3cret", "ops": "ops"}).start()
     collector = Collector(broker, username="ops", password="ops").start()
     (tmp_path / "pw").write_text("s3cret\n")
-    cfg = write_config(tmp_path / "c.yaml", broker.port, buffer_path=tmp_path / "buf.db", username="gw",
-                       password_file=str(tmp_path / "pw"))
+    cfg = write_config(
+        tmp_path / "c.yaml", broker.port, buffer_path=tmp_path / "buf.db", username="gw", password_file=str(tmp_path / "pw")
+    )
     agent = AgentProcess(cfg, env=LOAD)
     try:
-        collector.wait_for(lambda ms: sum(m.topic.startswith(ROOT + "alarm/") for m in ms) >= 3
-                           and sum(m.topic == ROOT + "health/agent" for m in ms) >= 2)
+        collector.wait_for(
+            lambda ms: (
+                sum(m.topic.startswith(ROOT + "alarm/") for m in ms) >= 3
+                and sum(m.topic == ROOT + "health/agent" for m in ms) >= 2
+            )
+        )
     finally:
         assert agent.terminate() == 0, agent.output()
     records = delivered_all(collector, tmp_path / "buf.db")
     msgs = collector.snapshot()
     topics = {m.topic for m in msgs}
-    assert {ROOT + "telemetry/load-0", ROOT + "alarm/load-0", ROOT + "health/agent", ROOT + "event/agent",
-            ROOT + "status"} <= topics
+    assert {
+        ROOT + "telemetry/load-0",
+        ROOT + "alarm/load-0",
+        ROOT + "health/agent",
+        ROOT + "event/agent",
+        ROOT + "status",
+    } <= topics
     status = [m for m in msgs if m.topic == ROOT + "status"]
     assert status[0].json()["status"] == "online"
     assert status[-1].json()["status"] == "offline" and status[-1].json()["reason"] == "shutdown"
@@ -75,8 +85,13 @@ def test_tls_with_client_certificate(tmp_path: Path) -> None:
     tls = make_tls_files(tmp_path / "pki")
     broker = MosquittoBroker(tmp_path / "b", tls=tls, require_client_cert=True).start()
     collector = Collector(broker).start()
-    cfg = write_config(tmp_path / "c.yaml", broker.port, buffer_path=tmp_path / "buf.db", host="localhost",
-                       tls={"ca_file": str(tls.ca), "cert_file": str(tls.client_cert), "key_file": str(tls.client_key)})
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        broker.port,
+        buffer_path=tmp_path / "buf.db",
+        host="localhost",
+        tls={"ca_file": str(tls.ca), "cert_file": str(tls.client_cert), "key_file": str(tls.client_key)},
+    )
     agent = AgentProcess(cfg)
     try:
         collector.wait_for(lambda ms: any(m.topic == ROOT + "health/agent" for m in ms))
@@ -92,21 +107,33 @@ def test_refused_credentials_are_reported_and_buffering_goes_on(tmp_path: Path, 
     broker = MosquittoBroker(tmp_path / "b", users={"gw": "right"}, tls=tls if fault == "untrusted_ca" else None).start()
     (tmp_path / "pw").write_text("wrong" if fault == "wrong_password" else "right")
     extra = {"tls": {"ca_file": str(tls.other_ca)}, "host": "localhost"} if fault == "untrusted_ca" else {}
-    cfg = write_config(tmp_path / "c.yaml", broker.port, buffer_path=tmp_path / "buf.db", username="gw",
-                       password_file=str(tmp_path / "pw"), health_interval="0.3s", **extra)
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        broker.port,
+        buffer_path=tmp_path / "buf.db",
+        username="gw",
+        password_file=str(tmp_path / "pw"),
+        health_interval="0.3s",
+        **extra,
+    )
     agent = AgentProcess(cfg, env=LOAD)
     want = "auth_failed" if fault == "wrong_password" else "tls_failed"
     db = tmp_path / "buf.db"
     try:
-        wait_until(lambda: db.exists() and any(p["uplink"].get("state") == want for p in buffered_payloads(db, 3)),
-                   what=f"health state {want}")
+        wait_until(
+            lambda: db.exists() and any(p["uplink"].get("state") == want for p in buffered_payloads(db, 3)),
+            what=f"health state {want}",
+        )
         depth1 = len(buffer_state(db)[1])
         wait_until(lambda: len(buffer_state(db)[1]) > depth1 + 100, what="buffer growing")
     finally:
         assert agent.terminate() == 0
     health = [p for p in buffered_payloads(db, 3) if p["uplink"].get("state") == want][-1]
-    assert ("credentials" in health["uplink"]["last_error"]) if fault == "wrong_password" else (
-        "TLS" in health["uplink"]["last_error"])
+    assert (
+        ("credentials" in health["uplink"]["last_error"])
+        if fault == "wrong_password"
+        else ("TLS" in health["uplink"]["last_error"])
+    )
     broker.stop()
 
 

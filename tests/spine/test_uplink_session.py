@@ -34,8 +34,7 @@ def statuses(msgs: list[Message]) -> list[dict]:
 def test_wrong_password_is_refused_by_reason_code(tmp_path: Path) -> None:
     broker = MosquittoBroker(tmp_path / "b", users={"gw": "right"}).start()
     (tmp_path / "pw").write_text("wrong\n")
-    cfg = UplinkSettings(host="127.0.0.1", port=broker.port, username="gw", password_file=tmp_path / "pw",
-                         connect_timeout=3.0)
+    cfg = UplinkSettings(host="127.0.0.1", port=broker.port, username="gw", password_file=tmp_path / "pw", connect_timeout=3.0)
     will = Will(ROOT + "status", b'{"status":"offline"}')
 
     async def attempt(password_file: Path) -> None:
@@ -60,11 +59,11 @@ def test_wrong_password_is_refused_by_reason_code(tmp_path: Path) -> None:
 def test_will_after_sigkill_names_the_session(tmp_path: Path) -> None:
     broker = MosquittoBroker(tmp_path / "b").start()
     collector = Collector(broker, topics=[ROOT + "#"]).start()
-    agent = AgentProcess(write_config(tmp_path / "c.yaml", broker.port, buffer_path=tmp_path / "buf.db",
-                                      health_interval="0.3s"))
+    agent = AgentProcess(write_config(tmp_path / "c.yaml", broker.port, buffer_path=tmp_path / "buf.db", health_interval="0.3s"))
     try:
-        collector.wait_for(lambda ms: any(s["status"] == "online" for s in statuses(ms))
-                           and any(m.topic == ROOT + "health/agent" for m in ms))
+        collector.wait_for(
+            lambda ms: any(s["status"] == "online" for s in statuses(ms)) and any(m.topic == ROOT + "health/agent" for m in ms)
+        )
     finally:
         agent.kill()
     msgs = collector.wait_for(lambda ms: statuses(ms)[-1]["status"] == "offline", timeout=15)
@@ -96,8 +95,9 @@ def test_online_after_reconnect_reports_the_outage(tmp_path: Path) -> None:
         broker.stop()
         asyncio.run(asyncio.sleep(1.5))
         broker.start()
-        msgs = collector.wait_for(lambda ms: any(s["status"] == "online" and s["session"] != session1["session"]
-                                                 for s in statuses(ms)), timeout=30)
+        msgs = collector.wait_for(
+            lambda ms: any(s["status"] == "online" and s["session"] != session1["session"] for s in statuses(ms)), timeout=30
+        )
     finally:
         assert agent.terminate() == 0, agent.output()
     online = [s for s in statuses(msgs) if s["status"] == "online" and s["session"] != session1["session"]][-1]
@@ -113,8 +113,10 @@ def test_online_after_reconnect_reports_the_outage(tmp_path: Path) -> None:
 def test_attachments_go_out_base64_in_their_entries(tmp_path: Path) -> None:
     broker = MosquittoBroker(tmp_path / "b").start()
     collector = Collector(broker, topics=[ROOT + "alarm/#"]).start()
-    agent = AgentProcess(write_config(tmp_path / "c.yaml", broker.port, buffer_path=tmp_path / "buf.db"),
-                         env={"HEADFRAME_EXTRA_PRODUCERS": "tests.support.snapgen", "SNAPGEN_COUNT": "3"})
+    agent = AgentProcess(
+        write_config(tmp_path / "c.yaml", broker.port, buffer_path=tmp_path / "buf.db"),
+        env={"HEADFRAME_EXTRA_PRODUCERS": "tests.support.snapgen", "SNAPGEN_COUNT": "3"},
+    )
     try:
         msgs = collector.wait_for(lambda ms: len({m.json()["payload"]["n"] for m in ms}) == 3)
     finally:
@@ -153,8 +155,7 @@ def test_a_link_down_since_start_and_across_a_reload_leaves_a_gap_record(tmp_pat
         time.sleep(1.5)
         broker.start()
         collector = Collector(broker, topics=[ROOT + "event/agent"]).start()
-        msgs = collector.wait_for(lambda ms: any(m.json()["payload"].get("cause") == "link_down" for m in ms),
-                                  timeout=30)
+        msgs = collector.wait_for(lambda ms: any(m.json()["payload"].get("cause") == "link_down" for m in ms), timeout=30)
     finally:
         assert agent.terminate() == 0, agent.output()
     gap = next(m.json()["payload"] for m in msgs if m.json()["payload"].get("cause") == "link_down")

@@ -13,14 +13,28 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 
 
-def write_config(path: Path, broker_port: int, *, buffer_path: Path, extra: dict[str, Any] | None = None,
-                 health_interval: str = "1s", **uplink: Any) -> Path:
+def write_config(
+    path: Path,
+    broker_port: int,
+    *,
+    buffer_path: Path,
+    extra: dict[str, Any] | None = None,
+    health_interval: str = "1s",
+    **uplink: Any,
+) -> Path:
     """Write a spine config (JSON is valid YAML) for the agent under test."""
     doc: dict[str, Any] = {
         "gateway": {"site": "test-site", "id": "gw-test"},
         "buffer": {"path": str(buffer_path), "flush_interval": "20ms"},
-        "uplink": {"host": "127.0.0.1", "port": broker_port, "reconnect_min": "0.1s", "reconnect_max": "0.5s",
-                   "keepalive": 5, "connect_timeout": "3s", **uplink},
+        "uplink": {
+            "host": "127.0.0.1",
+            "port": broker_port,
+            "reconnect_min": "0.1s",
+            "reconnect_max": "0.5s",
+            "keepalive": 5,
+            "connect_timeout": "3s",
+            **uplink,
+        },
         "health": {"interval": health_interval},
         "logging": {"level": "INFO", "journald": "off"},
         # off unless a test asks for it: parallel agents must not fight over /run/headframe
@@ -44,8 +58,13 @@ class AgentProcess:
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
         self._logfh = open(self.log, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(config)], cwd=REPO,
-                                     env=full_env, stdout=self._logfh, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", "run", "-c", str(config)],
+            cwd=REPO,
+            env=full_env,
+            stdout=self._logfh,
+            stderr=subprocess.STDOUT,
+        )
 
     def terminate(self, timeout: float = 15) -> int:
         self.proc.send_signal(signal.SIGTERM)

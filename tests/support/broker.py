@@ -41,8 +41,15 @@ class MosquittoBroker:
     #: every broker started in this process, so a failed test cannot leak one (see conftest)
     started: list[MosquittoBroker] = []  # noqa: RUF012
 
-    def __init__(self, workdir: Path, *, port: int | None = None, users: dict[str, str] | None = None,
-                 tls: TLSFiles | None = None, require_client_cert: bool = False) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        users: dict[str, str] | None = None,
+        tls: TLSFiles | None = None,
+        require_client_cert: bool = False,
+    ) -> None:
         if shutil.which("mosquitto") is None:
             raise RuntimeError("mosquitto is not installed: run scripts/setup.sh test")
         self.workdir = workdir
@@ -58,18 +65,26 @@ class MosquittoBroker:
     def _write_conf(self) -> None:
         # Persistence keeps the collector's session (and messages queued for it) across a
         # broker stop/start, so a test can restart the broker without losing what it watches.
-        lines = [f"listener {self.port} 127.0.0.1", "persistence true", f"persistence_location {self.workdir}/",
-                 "autosave_interval 0", "max_queued_messages 0",
-                 "max_inflight_messages 0", "log_type error", "log_type warning", "log_type notice",
-                 f"log_dest file {self.log}", "log_timestamp_format %H:%M:%S"]
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "persistence true",
+            f"persistence_location {self.workdir}/",
+            "autosave_interval 0",
+            "max_queued_messages 0",
+            "max_inflight_messages 0",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            f"log_dest file {self.log}",
+            "log_timestamp_format %H:%M:%S",
+        ]
         if os.geteuid() == 0:
             lines.append("user root")
         if self.users:
             pw = self.workdir / "passwd"
             pw.write_text("")
             for user, password in self.users.items():
-                subprocess.run(["mosquitto_passwd", "-b", str(pw), user, password], check=True,
-                               capture_output=True)
+                subprocess.run(["mosquitto_passwd", "-b", str(pw), user, password], check=True, capture_output=True)
             lines += ["allow_anonymous false", f"password_file {pw}"]
         else:
             lines.append("allow_anonymous true")
@@ -80,14 +95,13 @@ class MosquittoBroker:
         self.conf.write_text("\n".join(lines) + "\n")
 
     def start(self) -> MosquittoBroker:
-        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         MosquittoBroker.started.append(self)
         try:
             wait_port(self.port)
         except TimeoutError:
             self.stop()
-            log = self.log.read_text() if self.log.exists() else ''
+            log = self.log.read_text() if self.log.exists() else ""
             raise RuntimeError(f"mosquitto did not start; log:\n{log}") from None
         return self
 
@@ -144,8 +158,11 @@ class Collector:
         if self.username:
             self.client.username_pw_set(self.username, self.password)
         if self.broker.tls:
-            self.client.tls_set(ca_certs=str(self.broker.tls.ca), certfile=str(self.broker.tls.client_cert),
-                                keyfile=str(self.broker.tls.client_key))
+            self.client.tls_set(
+                ca_certs=str(self.broker.tls.ca),
+                certfile=str(self.broker.tls.client_cert),
+                keyfile=str(self.broker.tls.client_key),
+            )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         # paho annotates the delays as int, but only adds and compares them with time.monotonic(): 0.1 s works.

@@ -27,8 +27,10 @@ class SnapGen:
 
     async def start(self) -> None:
         for n in range(self.count):
-            atts = (Attachment(f"snap-{n}.jpg", "image/jpeg", snapshot_bytes(n, 0)),
-                    Attachment(f"snap-{n}-crop.png", "image/png", snapshot_bytes(n, 1)))
+            atts = (
+                Attachment(f"snap-{n}.jpg", "image/jpeg", snapshot_bytes(n, 0)),
+                Attachment(f"snap-{n}-crop.png", "image/png", snapshot_bytes(n, 1)),
+            )
             self.sink.emit(Record("snap", Kind.ALARM, {"alarm": "test_snapshot", "n": n}, attachments=atts))
 
     async def stop(self) -> None:

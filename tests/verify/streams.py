@@ -42,8 +42,11 @@ class Stream:
     def telemetry(self, count: int, source: str = "meter-main") -> list[int]:
         recs = []
         for _ in range(count):
-            recs.append(Record(source, Kind.TELEMETRY, {"p_kw": 40.0 + self.n, "e_total": 1200.5 + self.n},
-                               ts=self.ts(), clock_synced=True))
+            recs.append(
+                Record(
+                    source, Kind.TELEMETRY, {"p_kw": 40.0 + self.n, "e_total": 1200.5 + self.n}, ts=self.ts(), clock_synced=True
+                )
+            )
             self.n += 1
         return self.store.append(recs)
 
@@ -54,8 +57,7 @@ class Stream:
     def drop(self, seqs: list[int], reason: str = "byte_cap") -> int:
         """Delete unsent rows as the byte cap would and write the chained ``records_dropped`` record."""
         db = self.store.db
-        docs = {s: orjson.loads(db.execute("SELECT body FROM records WHERE seq = ?", (s,)).fetchone()[0])
-                for s in sorted(seqs)}
+        docs = {s: orjson.loads(db.execute("SELECT body FROM records WHERE seq = ?", (s,)).fetchone()[0]) for s in sorted(seqs)}
         ranges: list[dict[str, Any]] = []
         for s, doc in docs.items():
             if ranges and ranges[-1]["last"] == s - 1:
@@ -67,21 +69,30 @@ class Stream:
         by_kind: dict[str, int] = {}
         for doc in docs.values():
             by_kind[doc["kind"]] = by_kind.get(doc["kind"], 0) + 1
-        return self.event({"event": "records_dropped", "reason": reason, "count": len(docs), "by_kind": by_kind,
-                           "ranges": ranges})
+        return self.event(
+            {"event": "records_dropped", "reason": reason, "count": len(docs), "by_kind": by_kind, "ranges": ranges}
+        )
 
     def gap(self, from_seq: int, to_seq: int, cause: str = "unplugged", duration_s: float = 11520.0) -> int:
         """A gap record between two records still in the buffer (their ts are taken from them)."""
-        ts = {s: orjson.loads(self.store.db.execute("SELECT body FROM records WHERE seq = ?", (s,)).fetchone()[0])["ts"]
-              for s in (from_seq, to_seq)}
-        return self.event({
-            "event": "gap", "cause": cause,
-            "from": {"seq": from_seq, "ts": ts[from_seq]}, "to": {"seq": to_seq, "ts": ts[to_seq]},
-            "duration_s": duration_s,
-            "energy": [{"source": "meter-main", "point": "e_total", "before_kwh": 1200.5, "after_kwh": 2040.5,
-                        "delta_kwh": 840.0},
-                       {"source": "meter-2", "point": "e_total", "unknown": "meter not answering"}],
-            "camera_faults": [{"source": "cam-1", "alarm": "camera_lost", "from": ts[from_seq], "to": None}]})
+        ts = {
+            s: orjson.loads(self.store.db.execute("SELECT body FROM records WHERE seq = ?", (s,)).fetchone()[0])["ts"]
+            for s in (from_seq, to_seq)
+        }
+        return self.event(
+            {
+                "event": "gap",
+                "cause": cause,
+                "from": {"seq": from_seq, "ts": ts[from_seq]},
+                "to": {"seq": to_seq, "ts": ts[to_seq]},
+                "duration_s": duration_s,
+                "energy": [
+                    {"source": "meter-main", "point": "e_total", "before_kwh": 1200.5, "after_kwh": 2040.5, "delta_kwh": 840.0},
+                    {"source": "meter-2", "point": "e_total", "unknown": "meter not answering"},
+                ],
+                "camera_faults": [{"source": "cam-1", "alarm": "camera_lost", "from": ts[from_seq], "to": None}],
+            }
+        )
 
     def docs(self) -> list[dict[str, Any]]:
         """Every record still in the buffer as the uplink would send it, in seq order."""
@@ -89,8 +100,9 @@ class Stream:
         return sorted((orjson.loads(body_of(r)) for r in leased), key=lambda d: d["seq"])
 
 
-def write_jsonl(path: Path, docs: list[dict[str, Any]], *, envelope: str | None = None,
-                received: list[float] | None = None) -> Path:
+def write_jsonl(
+    path: Path, docs: list[dict[str, Any]], *, envelope: str | None = None, received: list[float] | None = None
+) -> Path:
     """One line per message: the body (``envelope=None``), or ``{topic, payload, received}`` with the
     payload as an object (``"object"``) or as the JSON text received (``"string"``); ``received``
     gives each line's receive time in seconds after 12:00:00 (default: all at 12:00:00)."""
@@ -99,12 +111,12 @@ def write_jsonl(path: Path, docs: list[dict[str, Any]], *, envelope: str | None 
         if envelope is None:
             lines.append(orjson.dumps(d))
             continue
-        topic = f"headframe/{d.get('site')}/{d.get('gateway')}/" + (
-            "status" if "status" in d else f"{d['kind']}/{d['source']}")
+        topic = f"headframe/{d.get('site')}/{d.get('gateway')}/" + ("status" if "status" in d else f"{d['kind']}/{d['source']}")
         payload: Any = d if envelope == "object" else orjson.dumps(d).decode()
         at = received[i] if received else 0.0
-        lines.append(orjson.dumps({"topic": topic, "payload": payload,
-                                   "received": f"2026-11-25T12:{int(at) // 60:02d}:{at % 60:06.3f}Z"}))
+        lines.append(
+            orjson.dumps({"topic": topic, "payload": payload, "received": f"2026-11-25T12:{int(at) // 60:02d}:{at % 60:06.3f}Z"})
+        )
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path
 

@@ -72,8 +72,7 @@ def test_record_injected_without_the_key_is_found(tmp_path: Path, capsys) -> Non
 def test_record_injected_with_a_wrong_key_in_place_of_a_real_one(tmp_path: Path, capsys) -> None:
     docs = _stream(tmp_path)
     forged = forge(dict(docs[5], payload={"p_kw": 0.0, "e_total": 0.0}), b"guessed-key")
-    rc, doc = verify_json(capsys, write_jsonl(tmp_path / "cap.jsonl", [*docs, forged]),
-                          "--key-file", key_file(tmp_path))
+    rc, doc = verify_json(capsys, write_jsonl(tmp_path / "cap.jsonl", [*docs, forged]), "--key-file", key_file(tmp_path))
     assert rc == 1
     (p,) = _problems(doc)  # the genuine seq 6 verifies; the second version cannot be genuine
     assert p["code"] == "conflict" and p["seq"] == 6 and "2 different versions" in p["text"]
@@ -103,12 +102,25 @@ def test_forged_drop_record_explains_nothing(tmp_path: Path, capsys) -> None:
     s.store.db.commit()
     docs = s.docs()
     import orjson
+
     first, last = orjson.loads(rows[4]), orjson.loads(rows[5])
-    fake = {**docs[-1], "seq": 11, "prev": docs[-1]["chain"], "source": "agent", "kind": "event",
-            "payload": {"event": "records_dropped", "reason": "byte_cap", "count": 2, "by_kind": {"telemetry": 2},
-                        "ranges": [{"first": 4, "last": 5, "prev": first["prev"], "chain": last["chain"]}]}}
-    rc, doc = verify_json(capsys, write_jsonl(tmp_path / "cap.jsonl", [*docs, forge(fake, None)]),
-                          "--key-file", key_file(tmp_path))
+    fake = {
+        **docs[-1],
+        "seq": 11,
+        "prev": docs[-1]["chain"],
+        "source": "agent",
+        "kind": "event",
+        "payload": {
+            "event": "records_dropped",
+            "reason": "byte_cap",
+            "count": 2,
+            "by_kind": {"telemetry": 2},
+            "ranges": [{"first": 4, "last": 5, "prev": first["prev"], "chain": last["chain"]}],
+        },
+    }
+    rc, doc = verify_json(
+        capsys, write_jsonl(tmp_path / "cap.jsonl", [*docs, forge(fake, None)]), "--key-file", key_file(tmp_path)
+    )
     assert rc == 1
     codes = {(p["code"], p["seq"]) for p in _problems(doc)}
     assert ("missing", 4) in codes and ("unkeyed", 11) in codes
@@ -130,9 +142,19 @@ def test_edited_attachment_is_found(tmp_path: Path, capsys) -> None:
     import base64
 
     from buffer import Attachment, Kind, Record
+
     s = Stream(tmp_path)
-    s.store.append([Record("cam-1", Kind.ALARM, {"alarm": "seal_breach"}, ts=1795600000.0,
-                           attachments=(Attachment("seal.jpg", "image/jpeg", b"\xff\xd8real-jpeg"),))])
+    s.store.append(
+        [
+            Record(
+                "cam-1",
+                Kind.ALARM,
+                {"alarm": "seal_breach"},
+                ts=1795600000.0,
+                attachments=(Attachment("seal.jpg", "image/jpeg", b"\xff\xd8real-jpeg"),),
+            )
+        ]
+    )
     s.telemetry(2)
     docs = s.docs()
     assert verify_json(capsys, write_jsonl(tmp_path / "ok.jsonl", docs), "--key-file", key_file(tmp_path))[0] == 0

@@ -44,8 +44,10 @@ def test_line_that_is_not_a_record(tmp_path: Path, capsys) -> None:
     rc, doc = verify_json(capsys, cap, "--key-file", key_file(tmp_path))
     assert rc == 1
     whats = [(p["where"], p["what"][:30]) for p in doc["input_problems"]]
-    assert whats == [("cap.jsonl line 11", "not a Headframe record: missin"),
-                     ("cap.jsonl line 12", "expected a JSON object, found ")]
+    assert whats == [
+        ("cap.jsonl line 11", "not a Headframe record: missin"),
+        ("cap.jsonl line 12", "expected a JSON object, found "),
+    ]
 
 
 def test_empty_file_is_unusable(tmp_path: Path, capsys) -> None:

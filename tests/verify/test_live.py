@@ -22,15 +22,16 @@ ROOT = "headframe/test-site/gw-test/"
 
 def headframe(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "agent.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "agent.cli", *map(str, args)], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout
+    )
 
 
-def test_live_capture_of_a_running_agent_verifies_and_an_edit_is_caught(tmp_path: Path,
-                                                                         broker: MosquittoBroker) -> None:
+def test_live_capture_of_a_running_agent_verifies_and_an_edit_is_caught(tmp_path: Path, broker: MosquittoBroker) -> None:
     key = key_file(tmp_path)
-    cfg = write_config(tmp_path / "c.yaml", broker.port, buffer_path=tmp_path / "buf.db",
-                       extra={"gateway": {"chain_key_file": str(key)}})
+    cfg = write_config(
+        tmp_path / "c.yaml", broker.port, buffer_path=tmp_path / "buf.db", extra={"gateway": {"chain_key_file": str(key)}}
+    )
     agent = AgentProcess(cfg, env=LOAD)
     try:
         deadline = time.monotonic() + 20
@@ -38,8 +39,22 @@ def test_live_capture_of_a_running_agent_verifies_and_an_edit_is_caught(tmp_path
             assert time.monotonic() < deadline, agent.output()
             time.sleep(0.1)
         cap = tmp_path / "cap.jsonl"
-        res = headframe("verify", "--capture-live", "--broker", f"127.0.0.1:{broker.port}", "--topic", ROOT + "#",
-                        "--seconds", "4", "-o", cap, "--key-file", key, "--json", "--allow-edges")
+        res = headframe(
+            "verify",
+            "--capture-live",
+            "--broker",
+            f"127.0.0.1:{broker.port}",
+            "--topic",
+            ROOT + "#",
+            "--seconds",
+            "4",
+            "-o",
+            cap,
+            "--key-file",
+            key,
+            "--json",
+            "--allow-edges",
+        )
     finally:
         assert agent.terminate() == 0, agent.output()
     assert res.returncode == 0, res.stdout + res.stderr
@@ -52,8 +67,11 @@ def test_live_capture_of_a_running_agent_verifies_and_an_edit_is_caught(tmp_path
     assert KEY.decode() not in res.stdout + res.stderr
 
     lines = cap.read_bytes().splitlines()
-    number, line = next((i, ln) for i, ln in enumerate(lines, 1)
-                        if b"/telemetry/" in ln and i > 10 and orjson.loads(ln)["topic"] != ROOT + "status")
+    number, line = next(
+        (i, ln)
+        for i, ln in enumerate(lines, 1)
+        if b"/telemetry/" in ln and i > 10 and orjson.loads(ln)["topic"] != ROOT + "status"
+    )
     env = orjson.loads(line)
     body = orjson.loads(env["payload"])
     body["payload"]["n"] += 1000
@@ -69,8 +87,22 @@ def test_live_capture_of_a_running_agent_verifies_and_an_edit_is_caught(tmp_path
 def test_live_capture_refuses_a_password_over_plain_tcp(tmp_path: Path) -> None:
     pw = tmp_path / "pw"
     pw.write_text("s3cret\n")
-    res = headframe("verify", "--capture-live", "--broker", "192.0.2.10:1883", "--topic", "headframe/#",
-                    "--seconds", "1", "--username", "ops", "--password-file", pw, "-o", tmp_path / "c.jsonl")
+    res = headframe(
+        "verify",
+        "--capture-live",
+        "--broker",
+        "192.0.2.10:1883",
+        "--topic",
+        "headframe/#",
+        "--seconds",
+        "1",
+        "--username",
+        "ops",
+        "--password-file",
+        pw,
+        "-o",
+        tmp_path / "c.jsonl",
+    )
     assert res.returncode == 2 and "refusing to send a password in clear text" in res.stderr
     assert "s3cret" not in res.stdout + res.stderr and not (tmp_path / "c.jsonl").exists()
 
@@ -79,19 +111,48 @@ def test_live_capture_with_password_on_loopback(tmp_path: Path) -> None:
     broker = MosquittoBroker(tmp_path / "b", users={"ops": "s3cret"}).start()
     pw = tmp_path / "pw"
     pw.write_text("wrong\n")
-    res = headframe("verify", "--capture-live", "--broker", f"127.0.0.1:{broker.port}", "--topic", "headframe/#",
-                    "--seconds", "1", "--username", "ops", "--password-file", pw, "-o", tmp_path / "c.jsonl")
+    res = headframe(
+        "verify",
+        "--capture-live",
+        "--broker",
+        f"127.0.0.1:{broker.port}",
+        "--topic",
+        "headframe/#",
+        "--seconds",
+        "1",
+        "--username",
+        "ops",
+        "--password-file",
+        pw,
+        "-o",
+        tmp_path / "c.jsonl",
+    )
     assert res.returncode == 2 and "refused the connection" in res.stderr and "wrong" not in res.stderr
     assert not (tmp_path / "c.jsonl").exists()  # nothing captured, no empty file left
     pw.write_text("s3cret\n")
-    res = headframe("verify", "--capture-live", "--broker", f"127.0.0.1:{broker.port}", "--topic", "headframe/#",
-                    "--seconds", "1", "--username", "ops", "--password-file", pw, "-o", tmp_path / "c.jsonl")
+    res = headframe(
+        "verify",
+        "--capture-live",
+        "--broker",
+        f"127.0.0.1:{broker.port}",
+        "--topic",
+        "headframe/#",
+        "--seconds",
+        "1",
+        "--username",
+        "ops",
+        "--password-file",
+        pw,
+        "-o",
+        tmp_path / "c.jsonl",
+    )
     assert res.returncode == 2 and "no records to verify" in res.stderr  # connected; nothing was published
 
 
 def test_live_capture_never_overwrites_a_capture(tmp_path: Path, broker: MosquittoBroker) -> None:
     old = tmp_path / "c.jsonl"
     old.write_bytes(b"earlier evidence\n")
-    res = headframe("verify", "--capture-live", "--broker", f"127.0.0.1:{broker.port}", "--topic", "headframe/#",
-                    "--seconds", "1", "-o", old)
+    res = headframe(
+        "verify", "--capture-live", "--broker", f"127.0.0.1:{broker.port}", "--topic", "headframe/#", "--seconds", "1", "-o", old
+    )
     assert res.returncode == 2 and "already exists" in res.stderr and old.read_bytes() == b"earlier evidence\n"

@@ -48,8 +48,7 @@ def ctx(tracks: list[Track], frame: np.ndarray | None = None) -> FrameContext:
 
 def test_line_hysteresis_counts_a_lingerer_once() -> None:
     out = Collect()
-    counter = LineCounter(LineSettings(name="l", points=[(0.5, 0.0), (0.5, 1.0)], band=0.02, shaft="main"),
-                          Emit("cam", out))
+    counter = LineCounter(LineSettings(name="l", points=[(0.5, 0.0), (0.5, 1.0)], band=0.02, shaft="main"), Emit("cam", out))
     # walks right across, then dithers on the line, then stays right
     for x in [250, 280, 300, 340, 330, 318, 322, 316, 324, 360, 400]:
         counter.process(ctx([track(1, x)]))
@@ -60,14 +59,17 @@ def test_line_hysteresis_counts_a_lingerer_once() -> None:
     # each crossing is one event naming its shaft: what rules/headcount.py sums per shaft
     events = [(r.source, r.payload) for r in out.records if r.payload.get("event") == "line_crossing"]
     assert [(src, p["direction"], p["shaft"], p["line"], p["class"]) for src, p in events] == [
-        ("cam", "in", "main", "l", "person"), ("cam", "out", "main", "l", "person")]
+        ("cam", "in", "main", "l", "person"),
+        ("cam", "out", "main", "l", "person"),
+    ]
     assert [r.kind for r in out.records] == [Kind.EVENT, Kind.EVENT]  # no worker-level headcount or alarm
 
 
 def test_zone_alarm_debounce_and_clear_event() -> None:
     out = Collect()
-    zone = ZoneOccupancy(ZoneSettings(name="z", polygon=[(0, 0), (1, 0), (1, 1), (0, 1)], limit=3, debounce_frames=2),
-                         Emit("cam", out))
+    zone = ZoneOccupancy(
+        ZoneSettings(name="z", polygon=[(0, 0), (1, 0), (1, 1), (0, 1)], limit=3, debounce_frames=2), Emit("cam", out)
+    )
     many = [track(i, 100 + 40 * i) for i in range(4)]
     zone.process(ctx(many[:3]))
     assert out.alarms() == []  # one frame at the limit is not enough
@@ -82,8 +84,9 @@ def test_zone_alarm_debounce_and_clear_event() -> None:
 def test_counting_accuracy_on_real_video_against_hand_ground_truth() -> None:
     truth = json.loads((DATA / "vtest_ground_truth.json").read_text())
     settings = load_settings_text((DATA / "vtest.yaml").read_text())
-    cam = settings.cameras[0].model_copy(update={"detector": settings.cameras[0].detector.model_copy(
-        update={"model": "nanodet_m_416", "score_threshold": 0.35})})
+    cam = settings.cameras[0].model_copy(
+        update={"detector": settings.cameras[0].detector.model_copy(update={"model": "nanodet_m_416", "score_threshold": 0.35})}
+    )
     summary = replay(cam, str(MEDIA / "vtest.avi"), max_frames=truth["frames"][1])
     counts = summary["lines"]["mid"]
     got_in, got_out = counts["in"].get("person", 0), counts["out"].get("person", 0)
@@ -108,11 +111,22 @@ def seal_scene(person: np.ndarray, with_person: bool) -> list[np.ndarray]:
 
 
 def seal_camera(schedule: list | None = None) -> CameraSettings:
-    return CameraSettings.model_validate({
-        "id": "cam-seal", "url": "x", "role": "seal", "tamper": {"enabled": False},
-        "detector": {"model": "ssdlite_person_300", "score_threshold": 0.5},
-        "seal": {"polygon": [[0, 0], [1, 0], [1, 1], [0, 1]], "min_frames": 3, "burst_frames": 3,
-                 "classes": ["person"], "schedule": schedule or []}})
+    return CameraSettings.model_validate(
+        {
+            "id": "cam-seal",
+            "url": "x",
+            "role": "seal",
+            "tamper": {"enabled": False},
+            "detector": {"model": "ssdlite_person_300", "score_threshold": 0.5},
+            "seal": {
+                "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]],
+                "min_frames": 3,
+                "burst_frames": 3,
+                "classes": ["person"],
+                "schedule": schedule or [],
+            },
+        }
+    )
 
 
 def test_seal_breach_alarm_with_jpeg_evidence(person_image: np.ndarray) -> None:
@@ -197,10 +211,19 @@ def belt_frames(moving: bool, load: float, n: int = 12) -> list[np.ndarray]:
 
 
 def belt_camera() -> CameraSettings:
-    return CameraSettings.model_validate({
-        "id": "cam-belt", "url": "x", "role": "belt", "tamper": {"enabled": False},
-        "belt": {"polygon": [[0, 0.375], [1, 0.375], [1, 0.625], [0, 0.625]], "debounce_frames": 2,
-                 "danger_zone": [[0, 0], [1, 0], [1, 1], [0, 1]]}})
+    return CameraSettings.model_validate(
+        {
+            "id": "cam-belt",
+            "url": "x",
+            "role": "belt",
+            "tamper": {"enabled": False},
+            "belt": {
+                "polygon": [[0, 0.375], [1, 0.375], [1, 0.625], [0, 0.625]],
+                "debounce_frames": 2,
+                "danger_zone": [[0, 0], [1, 0], [1, 1], [0, 1]],
+            },
+        }
+    )
 
 
 def test_belt_running_state_and_load_level() -> None:

@@ -32,14 +32,26 @@ def blinking_video(path: Path, seconds: float = 30.0, fps: int = 20) -> str:
 
 
 def blinking_camera(url: str) -> CameraSettings:
-    return CameraSettings.model_validate({
-        "id": "cam-blink", "url": url, "fps": 20, "telemetry_interval": 0.01, "hang_timeout": 3,
-        "tamper": {"debounce_frames": 1, "frozen_frames": 100000}})
+    return CameraSettings.model_validate(
+        {
+            "id": "cam-blink",
+            "url": url,
+            "fps": 20,
+            "telemetry_interval": 0.01,
+            "hang_timeout": 3,
+            "tamper": {"debounce_frames": 1, "frozen_frames": 100000},
+        }
+    )
 
 
 def test_record_pickles_unchanged_with_attachments() -> None:
-    rec = Record("cam-1", Kind.ALARM, {"alarm": "seal_breach", "state": "raised"}, ts=1_800_000_000.25,
-                 attachments=(Attachment("snapshot.jpg", "image/jpeg", bytes(range(256)) * 400),))
+    rec = Record(
+        "cam-1",
+        Kind.ALARM,
+        {"alarm": "seal_breach", "state": "raised"},
+        ts=1_800_000_000.25,
+        attachments=(Attachment("snapshot.jpg", "image/jpeg", bytes(range(256)) * 400),),
+    )
     assert pickle.loads(pickle.dumps(rec)) == rec
 
 

@@ -18,24 +18,28 @@ from vision.source import MjpegCapture, _basic_auth
 SECRETS = ("admin", "s3cr3t-pw", "tok-123", "k-456")
 
 
-@pytest.mark.parametrize(("url", "expected"), [
-    ("rtsp://admin:s3cr3t-pw@10.0.0.5:554/Streaming/101", "rtsp://***@10.0.0.5:554/Streaming/101"),
-    ("rtsp://admin@cam/x", "rtsp://***@cam/x"),
-    ("rtsp://admin:p@ss@cam/x", "rtsp://***@cam/x"),  # an unencoded @ in the password
-    ("http://cam/video.mjpg?user=admin&password=s3cr3t-pw&res=720", "http://cam/video.mjpg?user=***&password=***&res=720"),
-    ("rtsp://cam/live?Token=tok-123;api_key=k-456#auth=x", "rtsp://cam/live?Token=***;api_key=***#auth=***"),
-    ("cannot open rtsp://a:b@h/1 and http://c:d@h/2", "cannot open rtsp://***@h/1 and http://***@h/2"),
-    ("http://cam/video.mjpg", "http://cam/video.mjpg"),
-    ("/srv/media/key=1.avi", "/srv/media/key=1.avi"),
-    ("usb:0", "usb:0"),
-])
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("rtsp://admin:s3cr3t-pw@10.0.0.5:554/Streaming/101", "rtsp://***@10.0.0.5:554/Streaming/101"),
+        ("rtsp://admin@cam/x", "rtsp://***@cam/x"),
+        ("rtsp://admin:p@ss@cam/x", "rtsp://***@cam/x"),  # an unencoded @ in the password
+        ("http://cam/video.mjpg?user=admin&password=s3cr3t-pw&res=720", "http://cam/video.mjpg?user=***&password=***&res=720"),
+        ("rtsp://cam/live?Token=tok-123;api_key=k-456#auth=x", "rtsp://cam/live?Token=***;api_key=***#auth=***"),
+        ("cannot open rtsp://a:b@h/1 and http://c:d@h/2", "cannot open rtsp://***@h/1 and http://***@h/2"),
+        ("http://cam/video.mjpg", "http://cam/video.mjpg"),
+        ("/srv/media/key=1.avi", "/srv/media/key=1.avi"),
+        ("usb:0", "usb:0"),
+    ],
+)
 def test_redact(url: str, expected: str) -> None:
     assert redact(url) == expected
     assert redact(expected) == expected
 
 
 def test_credentials_to_a_closed_port_stay_out_of_health_records_and_logs(
-        caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
     caplog.set_level(logging.INFO)
     url = "rtsp://admin:s3cr3t-pw@127.0.0.1:9/live?token=tok-123&api_key=k-456"
     sink = ListSink()
@@ -68,8 +72,10 @@ def test_config_error_quoting_a_camera_entry_hides_its_credentials(tmp_path) -> 
     from config import ConfigError, load_settings
 
     cfg = tmp_path / "h.yaml"
-    cfg.write_text("gateway: {site: s, id: g}\nbuffer: {path: %s}\nuplink: {host: 127.0.0.1}\n"
-                   "cameras:\n  - \"rtsp://admin:s3cret@10.0.0.1/stream\"\n" % (tmp_path / "b.db"))
+    cfg.write_text(
+        "gateway: {site: s, id: g}\nbuffer: {path: %s}\nuplink: {host: 127.0.0.1}\n"
+        'cameras:\n  - "rtsp://admin:s3cret@10.0.0.1/stream"\n' % (tmp_path / "b.db")
+    )
     try:
         load_settings(cfg)
     except ConfigError as exc:

@@ -19,9 +19,16 @@ from vision.runtime import Vision
 
 
 def settings_for(url: str, **camera) -> object:
-    cam = {"id": "cam-1", "url": url, "fps": 4, "telemetry_interval": 0.5, "hang_timeout": 3,
-           "detector": {"model": "ssdlite_person_300"},
-           "zones": [{"name": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}], **camera}
+    cam = {
+        "id": "cam-1",
+        "url": url,
+        "fps": 4,
+        "telemetry_interval": 0.5,
+        "hang_timeout": 3,
+        "detector": {"model": "ssdlite_person_300"},
+        "zones": [{"name": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
+        **camera,
+    }
     return load_settings_text(json.dumps({"gateway": {"site": "s", "id": "g"}, "cameras": [cam]}))
 
 
@@ -67,8 +74,9 @@ def test_worker_streams_mjpeg_and_restarts_after_a_crash() -> None:
 
 def test_bad_model_is_reported_and_retried_without_stopping_others(tmp_path: Path) -> None:
     sink = ListSink()
-    s = settings_for(str(MEDIA / "vtest.avi"), detector={"model": "ssdlite_person_300",
-                                                          "model_path": str(tmp_path / "missing.onnx")})
+    s = settings_for(
+        str(MEDIA / "vtest.avi"), detector={"model": "ssdlite_person_300", "model_path": str(tmp_path / "missing.onnx")}
+    )
     vision = Vision(s, sink)
     asyncio.run(run_for(vision, 6))
     health = vision.health()["cameras"]["cam-1"]
@@ -87,14 +95,45 @@ def test_unreachable_stream_raises_signal_lost(tmp_path: Path) -> None:
 
 
 def test_replay_cli_prints_json(tmp_path: Path) -> None:
-    res = subprocess.run([sys.executable, "-m", "agent.cli", "vision", "replay", "-c",
-                          str(Path(__file__).parent / "data" / "vtest.yaml"), "cam-vtest", str(MEDIA / "vtest.avi"),
-                          "--json", "--max-frames", "40"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent.cli",
+            "vision",
+            "replay",
+            "-c",
+            str(Path(__file__).parent / "data" / "vtest.yaml"),
+            "cam-vtest",
+            str(MEDIA / "vtest.avi"),
+            "--json",
+            "--max-frames",
+            "40",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["frames"] == 40 and set(doc) >= {"lines", "zones", "alarms"}
     assert "underground" not in doc  # the headcount per shaft is the rule's (rules/headcount.py), not a camera's
-    res = subprocess.run([sys.executable, "-m", "agent.cli", "vision", "replay", "-c",
-                          str(Path(__file__).parent / "data" / "vtest.yaml"), "cam-vtest", str(tmp_path / "none.avi")],
-                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent.cli",
+            "vision",
+            "replay",
+            "-c",
+            str(Path(__file__).parent / "data" / "vtest.yaml"),
+            "cam-vtest",
+            str(tmp_path / "none.avi"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert res.returncode == 2 and "cannot open video" in res.stderr

@@ -52,8 +52,11 @@ class BeltMonitor:
                 self._streak += 1
                 if self._streak >= self.settings.debounce_frames or self.running is None:
                     self.running, self._streak = moving, 0
-                    self.emit(Kind.EVENT, {"event": "belt_state", "state": "running" if moving else "stopped",
-                                           "motion": round(motion, 2)}, ())
+                    self.emit(
+                        Kind.EVENT,
+                        {"event": "belt_state", "state": "running" if moving else "stopped", "motion": round(motion, 2)},
+                        (),
+                    )
             else:
                 self._streak = 0
         self._prev = grey
@@ -65,5 +68,4 @@ class BeltMonitor:
             breach = bool(person and self.running)
             if breach != self.person_alarm:
                 self.person_alarm = breach
-                self.emit(Kind.ALARM, {"alarm": "person_near_running_belt", "state": "raised" if breach else "cleared"},
-                          ())
+                self.emit(Kind.ALARM, {"alarm": "person_near_running_belt", "state": "raised" if breach else "cleared"}, ())

@@ -50,8 +50,15 @@ class LineCounter:
             direction = "in" if side > 0 else "out"
             self.counts[direction][t.label] = self.counts[direction].get(t.label, 0) + 1
             crossings.append((direction, t.label, t.id))
-            event = {"event": "line_crossing", "line": self.settings.name, "direction": direction,
-                     "class": t.label, "track": t.id, "in": self.total("in"), "out": self.total("out")}
+            event = {
+                "event": "line_crossing",
+                "line": self.settings.name,
+                "direction": direction,
+                "class": t.label,
+                "track": t.id,
+                "in": self.total("in"),
+                "out": self.total("out"),
+            }
             if self.settings.shaft:
                 event["shaft"] = self.settings.shaft
             self.emit(Kind.EVENT, event, ())

@@ -34,8 +34,9 @@ def annotate(frame: np.ndarray, tracks: list, polygon: np.ndarray | None, text: 
     for t in tracks:
         x1, y1, x2, y2 = (int(v) for v in t.box)
         cv2.rectangle(out, (x1, y1), (x2, y2), (0, 0, 255), 2)
-        cv2.putText(out, f"{t.label} {t.id or ''} {t.score:.2f}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    (0, 0, 255), 1)
+        cv2.putText(
+            out, f"{t.label} {t.id or ''} {t.score:.2f}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 255), 1
+        )
     cv2.putText(out, text, (8, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 2)
     return out
 
@@ -76,6 +77,15 @@ class ElectronicSeal:
             small = cv2.resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2))
             attachments.append(Attachment(f"burst-{i}.jpg", "image/jpeg", jpeg(small, 60)))
         classes = sorted({t.label for t in intruders})
-        self.emit(Kind.ALARM, {"alarm": "seal_breach", "state": "raised", "objects": len(intruders), "classes": classes,
-                               "frames_seen": self._streak}, tuple(attachments))
+        self.emit(
+            Kind.ALARM,
+            {
+                "alarm": "seal_breach",
+                "state": "raised",
+                "objects": len(intruders),
+                "classes": classes,
+                "frames_seen": self._streak,
+            },
+            tuple(attachments),
+        )
         return True

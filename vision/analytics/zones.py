@@ -29,11 +29,26 @@ class ZoneOccupancy:
         if self._streak >= self.settings.debounce_frames:
             self.alarm, self._streak = over, 0
             if over:
-                self.emit(Kind.ALARM, {"alarm": "occupancy_limit", "state": "raised", "zone": self.settings.name,
-                                       "count": self.count, "limit": self.settings.limit}, ())
+                self.emit(
+                    Kind.ALARM,
+                    {
+                        "alarm": "occupancy_limit",
+                        "state": "raised",
+                        "zone": self.settings.name,
+                        "count": self.count,
+                        "limit": self.settings.limit,
+                    },
+                    (),
+                )
             else:
-                self.emit(Kind.EVENT, {"event": "occupancy_clear", "zone": self.settings.name, "count": self.count,
-                                       "limit": self.settings.limit}, ())
-                self.emit(Kind.ALARM, {"alarm": "occupancy_limit", "state": "cleared", "zone": self.settings.name,
-                                       "count": self.count}, ())
+                self.emit(
+                    Kind.EVENT,
+                    {"event": "occupancy_clear", "zone": self.settings.name, "count": self.count, "limit": self.settings.limit},
+                    (),
+                )
+                self.emit(
+                    Kind.ALARM,
+                    {"alarm": "occupancy_limit", "state": "cleared", "zone": self.settings.name, "count": self.count},
+                    (),
+                )
         return self.count

@@ -42,8 +42,9 @@ def say(obj: dict[str, Any]) -> None:
     os.write(1, orjson.dumps(obj) + b"\n")
 
 
-def report_commit(store: BufferStore, seqs: list[int], durability: dict[Kind, str], kinds: set[Kind],
-                  sync: str | None = None) -> None:
+def report_commit(
+    store: BufferStore, seqs: list[int], durability: dict[Kind, str], kinds: set[Kind], sync: str | None = None
+) -> None:
     if not seqs:
         return
     rows = store.db.execute("SELECT body FROM records WHERE seq BETWEEN ? AND ? ORDER BY seq", (seqs[0], seqs[-1])).fetchall()
@@ -58,9 +59,11 @@ def report_commit(store: BufferStore, seqs: list[int], durability: dict[Kind, st
 def committing(store: BufferStore, durability: dict[Kind, str]) -> Callable[[list[Record]], None]:
     """Commit and report the batch with what the rules derived in its transaction (the store
     makes a derived power_loss record durable before returning, so it is reported as such)."""
+
     def append(batch: list[Record]) -> None:
         committed = store.commit(batch)
         report_commit(store, [c.seq for c in committed], durability, {c.record.kind for c in committed})
+
     return append
 
 
@@ -97,8 +100,10 @@ def main() -> None:
     tick = 0
     while time.monotonic() < end:
         tick += 1
-        batch = [Record(f"meter-{i % 7}", Kind.TELEMETRY, {"n": n + i, "values": {"p": {"v": rng.random(), "unit": "kW"}}})
-                 for i in range(rng.randint(1, rate))]
+        batch = [
+            Record(f"meter-{i % 7}", Kind.TELEMETRY, {"n": n + i, "values": {"p": {"v": rng.random(), "unit": "kW"}}})
+            for i in range(rng.randint(1, rate))
+        ]
         n += len(batch)
         if rng.random() < 0.05:
             batch.append(Record("agent", Kind.HEALTH, {"uptime": tick, "pad": "h" * rng.randint(50, 800)}))

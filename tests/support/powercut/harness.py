@@ -103,9 +103,19 @@ def inspect(image: dict[str, bytes], scratch: Path) -> Inspection:
 class PowerCuts:
     """Rounds of run → cut → rebuild → check, on one database directory."""
 
-    def __init__(self, work: Path, *, seed: int, durability: dict[str, str], torn_share: float = 1 / 3,
-                 kill_share: float = 0.15, max_duration: float = 2.5, boot_ids: bool = True,
-                 quiet_site: bool = False, max_unsynced: float | None = None) -> None:
+    def __init__(
+        self,
+        work: Path,
+        *,
+        seed: int,
+        durability: dict[str, str],
+        torn_share: float = 1 / 3,
+        kill_share: float = 0.15,
+        max_duration: float = 2.5,
+        boot_ids: bool = True,
+        quiet_site: bool = False,
+        max_unsynced: float | None = None,
+    ) -> None:
         self.work, self.rng = work, random.Random(seed)
         self.dbdir = work / "db"
         self.dbdir.mkdir(parents=True, exist_ok=True)
@@ -135,11 +145,25 @@ class PowerCuts:
     def _spawn(self, round_no: int, duration: float) -> tuple[subprocess.Popen[bytes], Path]:
         log = self.work / "write.log"
         log.unlink(missing_ok=True)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "LD_PRELOAD": str(self.shim),
-               "POWERCUT_DIR": str(self.dbdir), "POWERCUT_LOG": str(log)}
-        cmd = [sys.executable, "-m", "tests.support.powercut.driver", str(self.dbdir / DB),
-               "--seed", str(self.rng.randrange(1 << 30)), "--duration", f"{duration:.3f}",
-               "--durability", json.dumps(self.durability)]
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "LD_PRELOAD": str(self.shim),
+            "POWERCUT_DIR": str(self.dbdir),
+            "POWERCUT_LOG": str(log),
+        }
+        cmd = [
+            sys.executable,
+            "-m",
+            "tests.support.powercut.driver",
+            str(self.dbdir / DB),
+            "--seed",
+            str(self.rng.randrange(1 << 30)),
+            "--duration",
+            f"{duration:.3f}",
+            "--durability",
+            json.dumps(self.durability),
+        ]
         if self.boot_ids:
             cmd += ["--boot-id", f"sim-boot-{self.boot}"]
         if self.quiet_site:
@@ -204,8 +228,7 @@ class PowerCuts:
         return disk
 
     # ------------------------------------------------------------------ checks
-    def _check(self, round_no: int, reports: list[dict[str, Any]], after: Inspection, cut_time: float,
-               plain_kill: bool) -> None:
+    def _check(self, round_no: int, reports: list[dict[str, Any]], after: Inspection, cut_time: float, plain_kill: bool) -> None:
         f = self.figures
         if not after.ok:
             f.integrity_failures += 1
@@ -214,7 +237,8 @@ class PowerCuts:
         if opened and opened[0]["open"] > self.last_seq:
             f.seq_jumps.append(opened[0]["open"] - self.last_seq)
         commits: list[tuple[int, str, str, str, float, str]] = [
-            (seq, kind, ch, prev, r["t"], r["sync"]) for r in reports if "c" in r for seq, kind, ch, prev in r["c"]]
+            (seq, kind, ch, prev, r["t"], r["sync"]) for r in reports if "c" in r for seq, kind, ch, prev in r["c"]
+        ]
         for r in reports:
             self.acked.update(r.get("a", ()))
         last_full = max((i for i, c in enumerate(commits) if c[5] == "power_loss"), default=-1)

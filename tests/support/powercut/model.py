@@ -212,8 +212,7 @@ def _torn(node: Inode, rng: random.Random) -> bytes:
 
 
 def read_dir(directory: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in directory.iterdir()
-            if p.is_file() and not p.name.endswith(VOLATILE_SUFFIXES)}
+    return {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file() and not p.name.endswith(VOLATILE_SUFFIXES)}
 
 
 def write_dir(directory: Path, files: dict[str, bytes]) -> None:
