@@ -38,8 +38,17 @@ def start_cause(ended: str, last_ts: float | None, now: float) -> str:
     return CAUSE_BY_ENDED.get(ended, "unplugged")
 
 
+#: a "before" reading older than this before the gap began is not used for a delta: the meter was
+#: not answering then, and the delta would count consumption while the gateway was online
+STALE_BEFORE_S = 900.0
+
+
 def energy_entries(
-    expected: list[str], before: dict[str, EnergyReading], after: dict[str, float], why_missing: dict[str, str]
+    expected: list[str],
+    before: dict[str, EnergyReading],
+    after: dict[str, float],
+    why_missing: dict[str, str],
+    gap_start: float | None = None,
 ) -> list[dict[str, Any]]:
     """One entry per meter point: before/after/delta, or ``unknown`` with the reason (never a guess)."""
     out: list[dict[str, Any]] = []
@@ -49,6 +58,7 @@ def energy_entries(
         old, new = before.get(key), after.get(key)
         if old is not None:
             entry["before_kwh"] = round(old.kwh, 6)
+            entry["before_ts"] = iso(old.ts)
         if new is not None:
             entry["after_kwh"] = round(new, 6)
         if key not in expected:
@@ -57,6 +67,11 @@ def energy_entries(
             entry["unknown"] = f"meter not answering ({why_missing.get(key, 'no good reading after start')})"
         elif old is None:
             entry["unknown"] = "no reading before the gap (meter new, or never answered before)"
+        elif gap_start is not None and gap_start - old.ts > STALE_BEFORE_S:
+            entry["unknown"] = (
+                f"the last good reading was {human_duration(gap_start - old.ts)} before the gap began "
+                "(the meter was not answering then): no delta for the gap alone"
+            )
         elif new < old.kwh:
             entry["unknown"] = "counter went backwards (meter replaced or reset?)"
         else:

@@ -229,7 +229,8 @@ class ContinuityTracker:
         if gap.get("duration_s") is None and start and end and gap["cause"] != "clock_jump":
             gap["duration_s"] = round(_parse_iso(end) - _parse_iso(start), 3)
         gap.setdefault("duration_s", None)
-        gap["energy"] = gaps.energy_entries(expected, before, after, why)
+        start_ts = gap["from"].get("ts")
+        gap["energy"] = gaps.energy_entries(expected, before, after, why, _parse_iso(start_ts) if start_ts else None)
         gap.setdefault("gap_id", uuid.uuid4().hex[:16])
         alarm = gaps.dark_alarm(gap, self.settings.continuity.dark_site_kwh)
         if alarm is not None:
