@@ -141,7 +141,10 @@ def test_a_link_down_since_start_and_across_a_reload_leaves_a_gap_record(tmp_pat
     import signal
     import time
 
-    broker = MosquittoBroker(tmp_path / "b")  # not started yet: the link is down
+    broker = MosquittoBroker(tmp_path / "b").start()
+    # a persistent subscription made now gets what the agent publishes the moment it reconnects later
+    collector = Collector(broker, topics=[ROOT + "event/agent"], client_id="gap-watch").start()
+    broker.stop()  # the link is down from before the agent starts
     cfg = write_config(tmp_path / "c.yaml", broker.port, buffer_path=tmp_path / "buf.db")
     t0 = time.time()
     agent = AgentProcess(cfg)
@@ -154,7 +157,6 @@ def test_a_link_down_since_start_and_across_a_reload_leaves_a_gap_record(tmp_pat
         agent.signal(signal.SIGHUP)  # uplink settings changed: a new uplink, while still down
         time.sleep(1.5)
         broker.start()
-        collector = Collector(broker, topics=[ROOT + "event/agent"]).start()
         msgs = collector.wait_for(lambda ms: any(m.json()["payload"].get("cause") == "link_down" for m in ms), timeout=30)
     finally:
         assert agent.terminate() == 0, agent.output()
