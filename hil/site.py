@@ -16,18 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hil.camera_server import CameraServer
+from hil.net import free_port
 from hil.sim.dlt645_meter import MeterSimulator
 from hil.sim.modbus_slaves import RegisterImage, ServerThread
 from hil.sim.plc import PlcSimulator, ProcessModel
 from hil.sim.ups import NutServer
 
 MEDIA = Path(__file__).resolve().parent / "media"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pty_pair() -> tuple[str, str, subprocess.Popen[bytes]]:

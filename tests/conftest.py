@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.agentproc import AgentProcess
 from tests.support.broker import MosquittoBroker
 
 
@@ -24,3 +25,13 @@ def _no_leaked_brokers() -> Iterator[None]:
     yield
     while MosquittoBroker.started:
         MosquittoBroker.started.pop().stop()
+
+
+@pytest.fixture
+def agents() -> Iterator[list[AgentProcess]]:
+    """Every agent a test starts is killed at teardown, also when the test failed half-way."""
+    started: list[AgentProcess] = []
+    yield started
+    for agent in started:
+        if agent.proc.poll() is None:
+            agent.kill()

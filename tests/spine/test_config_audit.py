@@ -8,12 +8,10 @@ import json
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from tests.spine.helpers import buffered_payloads
 from tests.support.agentproc import AgentProcess, write_config
@@ -39,16 +37,6 @@ def everything_stored(tmp_path: Path, db: Path) -> bytes:
     finally:
         con.close()
     return bodies + db.with_name(db.name + ".continuity.json").read_bytes()
-
-
-@pytest.fixture
-def agents() -> Iterator[list[AgentProcess]]:
-    """Every agent a test starts is killed at teardown, also when the test failed half-way."""
-    started: list[AgentProcess] = []
-    yield started
-    for agent in started:
-        if agent.proc.poll() is None:
-            agent.kill()
 
 
 def test_config_applied_at_start_reload_and_after_a_change_while_stopped(tmp_path: Path, agents) -> None:

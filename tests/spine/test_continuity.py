@@ -119,16 +119,6 @@ def dark_alarms(db: Path) -> list[dict[str, Any]]:
     return [p for p in buffered_payloads(db, ALARM) if p.get("alarm") == "gateway_dark_while_site_ran"]
 
 
-@pytest.fixture
-def agents() -> Iterator[list[AgentProcess]]:
-    """Every agent a test starts is killed at teardown, also when the test failed half-way."""
-    started: list[AgentProcess] = []
-    yield started
-    for agent in started:
-        if agent.proc.poll() is None:
-            agent.kill()
-
-
 def start(agents: list[AgentProcess], tmp_path: Path, cfg: Path, name: str, boot: str | None = None) -> AgentProcess:
     """``boot``: a simulated boot id (TEST HOOK): a different one than the last run's is a reboot."""
     env = {"HEADFRAME_FAKE_BOOT_ID": boot or ""}
