@@ -42,6 +42,11 @@ async def read_value(bus: SerialBus, address: str, di: str, timeout: float) -> f
     frame = await bus.transact(
         dlt645.read_request(address, di), receive_frame((dlt645.C_READ_OK, dlt645.C_READ_OK_MORE)), timeout
     )
+    return interpret_reply(frame, address, di)
+
+
+def interpret_reply(frame: dlt645.Frame, address: str, di: str) -> float:
+    """The value a meter's answer carries; raises a DriverError subclass for anything else."""
     if frame.control == dlt645.C_READ_ERR:
         raise _error_reply(frame)
     if frame.address != address:

@@ -12,6 +12,7 @@ import asyncio
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.pdu import ModbusPDU
 
 from config.drivers import ModbusTcpDevice, RegisterTable
 from drivers.errors import BadFrame, Timeout, Unreachable
@@ -19,6 +20,25 @@ from drivers.modbus_rtu import device_exception
 from drivers.registers import RegisterDriver
 
 NO_ANSWER = "timeout: no answer — check the address, port and unit id"
+
+
+def interpret_response(result: ModbusPDU, table: RegisterTable, count: int) -> list[int]:
+    """Registers (or bits as 0/1) from a decoded answer; raises a DriverError subclass.
+
+    pymodbus decodes the PDU; what it decoded is still the device's word: an answer with too
+    few bits or registers is garbage, never a short list handed on as values.
+    """
+    if result.isError():
+        raise device_exception(getattr(result, "exception_code", 0))
+    if table.is_bits:
+        bits = list(getattr(result, "bits", None) or [])
+        if len(bits) < count:
+            raise BadFrame(f"garbage: {len(bits)} bits in answer, asked for {count}")
+        return [int(b) for b in bits[:count]]
+    registers = list(getattr(result, "registers", None) or [])
+    if len(registers) != count:
+        raise BadFrame(f"garbage: {len(registers)} registers in answer, asked for {count}")
+    return registers
 
 
 class TcpLink:
@@ -82,13 +102,7 @@ class TcpLink:
         except ModbusException:
             client.close()
             raise BadFrame() from None
-        if result.isError():
-            raise device_exception(getattr(result, "exception_code", 0))
-        if table.is_bits:
-            return [int(b) for b in result.bits[:count]]
-        if len(result.registers) != count:
-            raise BadFrame(f"garbage: {len(result.registers)} registers in answer, asked for {count}")
-        return list(result.registers)
+        return interpret_response(result, table, count)
 
     async def close(self) -> None:
         if self._client is not None:
