@@ -12,6 +12,7 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.fleet import cli as fleet_cli
     from agent.power import markstop
     from agent.verify import cli as verify_cli
+    from agent.web import cli as web_cli
     from drivers import cli as drivers_cli
     from vision import cli as vision_cli
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     markstop.register(sub)
     verify_cli.register(sub)
     alarms_cli.register(sub)
+    web_cli.register(sub)
     return parser
 
 

@@ -19,27 +19,21 @@ import socket
 import sqlite3
 import stat
 import struct
-import uuid
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from agent.uplink.commands import Invalid, parse
-from agent.uplink.status import iso_now
-from buffer.record import Kind, Record
+from agent.commanddesk import CommandDesk
 from config.spine import ControlSettings
 
 if TYPE_CHECKING:
-    from buffer.boundary import Buffer, Committed
+    from buffer.boundary import Buffer
 
 log = logging.getLogger("headframe.control")
 
 LOCAL_COMMANDS = ("ack", "handle", "close")
 MAX_LINE = 4096
-#: How long a command waits for its reply (the alarm manager replies in the commit itself).
-REPLY_TIMEOUT_S = 5.0
 RULE_NAME = "alarms"
 
 
@@ -83,8 +77,7 @@ class ControlServer:
         self.db_path = db_path
         self.buffer = buffer
         self._server: asyncio.AbstractServer | None = None
-        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._unsubscribe = buffer.subscribe(self._on_commit)
+        self.desk = CommandDesk(buffer)
 
     async def start(self) -> bool:
         """Listen; a socket that cannot be created is logged and the agent runs on without it."""
@@ -119,21 +112,13 @@ class ControlServer:
         raise OSError(f"another agent already answers on {self.path}")
 
     async def stop(self) -> None:
-        self._unsubscribe()
+        self.desk.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             with contextlib.suppress(OSError):
                 self.path.unlink()
             self._server = None
-
-    def _on_commit(self, committed: Sequence[Committed]) -> None:
-        for item in committed:
-            rec = item.record
-            if rec.source == "local" and rec.kind is Kind.EVENT and rec.payload.get("event") == "command_reply":
-                fut = self._waiting.get(str(rec.payload.get("id")))
-                if fut is not None and not fut.done():
-                    fut.set_result(rec.payload)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -167,49 +152,4 @@ class ControlServer:
         return {"ok": False, "error": f"unknown op {str(op)[:20]!r}; one of list, {', '.join(LOCAL_COMMANDS)}"}
 
     async def _command(self, op: str, req: dict[str, Any], user: str) -> dict[str, Any]:
-        cid = req.get("id") or f"cli-{uuid.uuid4().hex[:16]}"
-        try:  # the same strict checks as a platform command
-            doc = parse(orjson.dumps({"id": cid, "command": op, "target": req.get("target"), "by": user}))
-        except (Invalid, TypeError) as exc:
-            return {"ok": False, "error": str(exc)}
-        payload = {
-            "event": "command",
-            "id": doc["id"],
-            "command": op,
-            "target": doc["target"],
-            "by": user,
-            "received": iso_now(),
-            "origin": "cli",
-        }
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._waiting[doc["id"]] = fut
-        try:
-            seqs = await self.buffer.append([Record("local", Kind.EVENT, payload)])
-            log.info("control: %s asked %s %s (command %s, seq %s)", user, op, doc["target"], doc["id"], seqs[0])
-            try:
-                reply = await asyncio.wait_for(fut, REPLY_TIMEOUT_S)
-            except TimeoutError:
-                return {
-                    "ok": False,
-                    "recorded": True,
-                    "id": doc["id"],
-                    "seq": seqs[0],
-                    "error": f"command recorded (seq {seqs[0]}) but no reply from the alarm manager within "
-                    f"{REPLY_TIMEOUT_S:.0f}s (is rules.alarms enabled?)",
-                }
-        except Exception as exc:  # the buffer keeps it in its retry backlog: acted on once committed
-            return {
-                "ok": False,
-                "error": f"the buffer could not commit the command now ({exc}); it is queued and takes effect when committed",
-            }
-        finally:
-            self._waiting.pop(doc["id"], None)
-        ok = reply.get("result") == "ok"
-        return {
-            "ok": ok,
-            "recorded": True,
-            "id": doc["id"],
-            "seq": seqs[0],
-            "reply": reply,
-            **({} if ok else {"error": reply.get("reason") or reply.get("result")}),
-        }
+        return await self.desk.submit(op, req.get("target"), user, "cli", req.get("id"))

@@ -25,6 +25,7 @@ from agent.sdnotify import Notifier, watchdog_interval
 from agent.uplink import Uplink
 from agent.uplink.status import PreviousSession
 from agent.version import VERSION
+from agent.web.server import WebServer
 from buffer.boundary import BufferService, Durability, Opened
 from buffer.chainkey import ChainKeyError
 from buffer.record import Kind, Record
@@ -85,6 +86,8 @@ class Daemon:
         self.applied_config = describe(settings, config_path)
         #: ``headframe alarms`` (control.socket); changes to it take effect at the next restart
         self.control = ControlServer(settings.control, settings.buffer.path, self.buffer)
+        #: the technician's page (docs/web.md); off unless ``web.enabled``; takes effect at the next start
+        self.web = WebServer(settings.web, settings.buffer.path, self.buffer, f"{settings.gateway.site}/{settings.gateway.id}")
 
     # ------------------------------------------------------------- start-up
     async def run(self) -> int:
@@ -124,6 +127,7 @@ class Daemon:
         ]
         self._start_uplink(self.settings)
         await self.control.start()
+        await self.web.start()
         self._start_power(self.settings)
         await self._start_producers(self.settings)
         self.continuity.arm_energy_timeout()
@@ -308,7 +312,7 @@ class Daemon:
         old = self.settings
         salt = self.continuity.audit_salt()
         loaded = describe(new, self.config_path, salt)
-        fixed = ("buffer", "gateway", "rules", "control")  # these take effect at the next start
+        fixed = ("buffer", "gateway", "rules", "control", "web")  # these take effect at the next start
         if any(getattr(new, k) != getattr(old, k) for k in fixed):
             log.warning("reload: changes to %s take effect at the next restart", ", ".join(repr(k) for k in fixed))
             new = new.model_copy(update={k: getattr(old, k) for k in fixed})
@@ -342,6 +346,7 @@ class Daemon:
     # ------------------------------------------------------------- shutdown
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
         await self.control.stop()
+        await self.web.stop()
         await self._stop_power()
         await self._stop_producers()
         self.continuity.finish()

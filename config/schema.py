@@ -22,6 +22,7 @@ from config.spine import (
     UplinkSettings,
 )
 from config.types import StrictModel
+from config.web import WebSettings
 
 
 class Settings(StrictModel):
@@ -34,6 +35,7 @@ class Settings(StrictModel):
     logging: LoggingSettings = LoggingSettings()
     continuity: ContinuitySettings = ContinuitySettings()
     control: ControlSettings = ControlSettings()
+    web: WebSettings = WebSettings()
     power: power_cfg.PowerSettings = power_cfg.PowerSettings()
     buses: list[drivers_cfg.BusSettings] = Field(default_factory=list)
     devices: list[drivers_cfg.DeviceSettings] = Field(default_factory=list)

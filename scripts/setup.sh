@@ -7,7 +7,8 @@ purpose="${1:-run}"
 
 apt_pkgs=(mosquitto mosquitto-clients socat libsystemd-dev pkg-config gcc python3-venv openssl tzdata)
 if [[ "$purpose" == "test" ]]; then
-  apt_pkgs+=(chromium chromium-driver systemd nut-server nut-client)
+  # fonts-wqy-microhei: Chinese glyphs for the technician page's screenshots in headless Chromium
+  apt_pkgs+=(chromium chromium-driver fonts-wqy-microhei systemd nut-server nut-client)
 fi
 missing=()
 for p in "${apt_pkgs[@]}"; do

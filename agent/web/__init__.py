@@ -1,0 +1,1 @@
+"""The technician's web page (docs/web.md): live values, alarms, health — served by the agent."""

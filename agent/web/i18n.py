@@ -1,0 +1,90 @@
+"""The page's words in Chinese and English. Every message the page or its API shows is here.
+
+Keys are stable; the page receives the whole catalogue of its language once (as JSON data,
+set with textContent — never as HTML).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Lang = Literal["zh", "en"]
+LANGS: tuple[Lang, ...] = ("zh", "en")
+
+MESSAGES: dict[str, dict[Lang, str]] = {
+    "title": {"zh": "Headframe 网关 — 现场调试", "en": "Headframe gateway — site setup"},
+    "login": {"zh": "登录", "en": "Log in"},
+    "logout": {"zh": "退出", "en": "Log out"},
+    "password": {"zh": "密码", "en": "Password"},
+    "wrong_password": {"zh": "密码错误。", "en": "Wrong password."},
+    "locked_out": {
+        "zh": "失败次数过多，请 {seconds} 秒后再试。",
+        "en": "Too many failed logins: try again in {seconds} s.",
+    },
+    "session_expired": {"zh": "会话已过期，请重新登录。", "en": "Your session has expired: log in again."},
+    "forged_request": {
+        "zh": "请求被拒绝：缺少或错误的安全令牌（CSRF）。请刷新页面后重试。",
+        "en": "Request refused: missing or wrong security token (CSRF). Reload the page and try again.",
+    },
+    "bad_origin": {
+        "zh": "请求被拒绝：来自其他网站。",
+        "en": "Request refused: it came from another site.",
+    },
+    "bad_request": {"zh": "请求格式错误：{detail}", "en": "Malformed request: {detail}"},
+    "password_file": {
+        "zh": "网关无法读取密码文件，请联系管理员：{detail}",
+        "en": "The gateway cannot read its password file; ask the administrator: {detail}",
+    },
+    "devices": {"zh": "设备", "en": "Devices"},
+    "device": {"zh": "设备", "en": "Device"},
+    "state": {"zh": "状态", "en": "State"},
+    "last_error": {"zh": "最近错误", "en": "Last error"},
+    "point": {"zh": "测点", "en": "Point"},
+    "value": {"zh": "数值", "en": "Value"},
+    "quality": {"zh": "质量", "en": "Quality"},
+    "age": {"zh": "时间（秒前）", "en": "Age (s)"},
+    "no_devices": {"zh": "尚无设备数据。", "en": "No device data yet."},
+    "alarms": {"zh": "报警", "en": "Alarms"},
+    "open_alarms": {"zh": "未关闭的报警", "en": "Open alarms"},
+    "no_alarms": {"zh": "没有未关闭的报警。", "en": "No open alarms."},
+    "severity": {"zh": "级别", "en": "Severity"},
+    "raised_at": {"zh": "发生时间", "en": "Raised"},
+    "ack": {"zh": "确认", "en": "Acknowledge"},
+    "handle": {"zh": "已处置", "en": "Handled"},
+    "close": {"zh": "关闭", "en": "Close"},
+    "done": {"zh": "已完成：{what}", "en": "Done: {what}"},
+    "refused": {"zh": "未执行：{why}", "en": "Not done: {why}"},
+    "health": {"zh": "网关状态", "en": "Gateway health"},
+    "buffer": {"zh": "缓存", "en": "Buffer"},
+    "uplink": {"zh": "上传链路", "en": "Uplink"},
+    "pending": {"zh": "待发送记录", "en": "Records waiting"},
+    "connected": {"zh": "已连接", "en": "connected"},
+    "disconnected": {"zh": "未连接", "en": "not connected"},
+    "updated": {"zh": "更新于", "en": "Updated"},
+    "stale_page": {"zh": "与网关的连接中断，数据可能已过时。", "en": "Lost contact with the gateway: data may be stale."},
+    "language": {"zh": "English", "en": "中文"},
+}
+
+
+def text(key: str, lang: Lang, **args: object) -> str:
+    msg = MESSAGES[key][lang]
+    return msg.format(**args) if args else msg
+
+
+def catalogue(lang: Lang) -> dict[str, str]:
+    return {key: by_lang[lang] for key, by_lang in MESSAGES.items()}
+
+
+def choose(query: str | None, cookie: str | None, accept: str | None, default: Lang) -> Lang:
+    """The language asked for: ``?lang=``, then the cookie, then Accept-Language, then the site default."""
+    for value in (query, cookie):
+        if value in LANGS:
+            return value
+    if accept:
+        for part in accept.split(","):
+            tag = part.split(";")[0].strip().lower()
+            if tag.startswith("zh"):
+                return "zh"
+            if tag.startswith("en"):
+                return "en"
+    return default

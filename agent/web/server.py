@@ -1,0 +1,77 @@
+"""Serve the technician's page on the agent's event loop; a page that cannot start never stops the agent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from agent.commanddesk import CommandDesk
+from agent.control import read_open_alarms
+from agent.web.app import WebPage
+from agent.web.live import LiveView
+from config.web import WebSettings
+
+if TYPE_CHECKING:
+    from buffer.boundary import Buffer
+
+log = logging.getLogger("headframe.web")
+
+
+class WebServer:
+    """Starts and stops the page; the live view subscribes to the buffer from construction."""
+
+    def __init__(self, cfg: WebSettings, db_path: Path, buffer: Buffer, gateway: str) -> None:
+        self.cfg, self.db_path = cfg, db_path
+        self.live = LiveView()
+        self._unsubscribe = buffer.subscribe(self.live.on_commit) if cfg.enabled else (lambda: None)
+        self.desk = CommandDesk(buffer) if cfg.enabled else None
+        self.page = WebPage(cfg, self.live, self.desk, self._open_alarms, gateway) if self.desk else None
+        self._runner: web.AppRunner | None = None
+        self.url: str | None = None
+
+    async def _open_alarms(self) -> list[dict[str, Any]]:
+        alarms, _note = await asyncio.to_thread(read_open_alarms, self.db_path)
+        return alarms
+
+    def _ssl(self) -> ssl.SSLContext | None:
+        if self.cfg.tls is None:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(self.cfg.tls.cert_file, self.cfg.tls.key_file)
+        return ctx
+
+    async def start(self) -> bool:
+        if self.page is None:
+            return False
+        try:
+            context = self._ssl()
+            runner = web.AppRunner(self.page.app(), access_log=None, handle_signals=False)
+            await runner.setup()
+            site = web.TCPSite(runner, self.cfg.listen, self.cfg.port, ssl_context=context, reuse_address=True)
+            await site.start()
+        except (OSError, ssl.SSLError) as exc:
+            log.error(
+                "web: cannot serve on %s:%s (%s); the agent runs on without the page (web.listen / web.port / web.tls)",
+                self.cfg.listen,
+                self.cfg.port,
+                getattr(exc, "strerror", None) or exc,
+            )
+            return False
+        self._runner = runner
+        self.url = f"{'https' if context else 'http'}://{self.cfg.listen}:{self.cfg.port}/"
+        log.info("web: technician page on %s", self.url)
+        return True
+
+    async def stop(self) -> None:
+        self._unsubscribe()
+        if self.desk is not None:
+            self.desk.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

@@ -1,0 +1,97 @@
+// The technician's page: polls /api/state and builds the DOM with textContent only
+// (every value from the field or the network is data, never markup).
+"use strict";
+const T = JSON.parse(document.getElementById("i18n").textContent);
+const CSRF = document.body.dataset.csrf;
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("data-")) node.dataset[k.slice(5)] = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(c == null ? "" : String(c)));
+  return node;
+}
+
+function table(headers, rows) {
+  const head = el("tr", {}, ...headers.map((h) => el("th", {}, h)));
+  return el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows));
+}
+
+function notice(text, bad) {
+  const n = document.getElementById("notice");
+  n.textContent = text;
+  n.className = bad ? "error" : "ok";
+}
+
+async function command(op, id) {
+  const res = await fetch("/api/alarms/" + op, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": CSRF },
+    body: JSON.stringify({ id }),
+    credentials: "same-origin",
+  });
+  if (res.status === 401) { location.href = "/login?expired=1"; return; }
+  const answer = await res.json();
+  notice(answer.message || answer.error, !answer.ok);
+  refresh();
+}
+
+function renderHealth(state) {
+  const h = state.health || {};
+  const buffer = h.buffer || {};
+  const uplink = h.uplink || {};
+  const section = document.getElementById("health");
+  section.replaceChildren(
+    el("h2", {}, T.health),
+    el("p", {}, T.buffer + ": " + T.pending + " ", el("span", { id: "pending" }, buffer.depth ?? "—")),
+    el("p", {}, T.uplink + ": ", el("span", { id: "uplink-state" }, uplink.state ?? "—"),
+      uplink.last_error ? " · " + uplink.last_error : ""),
+  );
+}
+
+function renderAlarms(state) {
+  const rows = (state.open_alarms || []).map((a) => {
+    const actions = el("td", {});
+    for (const op of ["ack", "handle", "close"]) {
+      const b = el("button", { class: "op-" + op, "data-alarm": a.id }, T[op]);
+      b.addEventListener("click", () => command(op, a.id));
+      actions.append(b);
+    }
+    return el("tr", { "data-alarm": a.id }, el("td", {}, a.id), el("td", {}, a.severity), el("td", {}, a.state),
+      el("td", {}, a.raised_at), actions);
+  });
+  const section = document.getElementById("alarms");
+  section.replaceChildren(el("h2", {}, T.open_alarms),
+    rows.length ? table(["id", T.severity, T.state, T.raised_at, ""], rows) : el("p", { id: "no-alarms" }, T.no_alarms));
+}
+
+function renderDevices(state) {
+  const section = document.getElementById("devices");
+  const blocks = Object.entries(state.devices || {}).map(([id, dev]) => {
+    const rows = (dev.points || []).map((p) => el("tr", { "data-point": id + "." + p.name },
+      el("td", {}, p.name), el("td", { class: "value" }, p.v == null ? "—" : p.v + (p.unit ? " " + p.unit : "")),
+      el("td", { class: "q-" + p.q }, p.q + (p.reason ? " (" + p.reason + ")" : "")), el("td", {}, p.age_s)));
+    return el("div", { class: "device", "data-device": id },
+      el("h3", {}, id + " — ", el("span", { class: "state" }, dev.state), dev.reason ? " · " + dev.reason : ""),
+      table([T.point, T.value, T.quality, T.age], rows));
+  });
+  section.replaceChildren(el("h2", {}, T.devices), ...(blocks.length ? blocks : [el("p", {}, T.no_devices)]));
+}
+
+async function refresh() {
+  try {
+    const res = await fetch("/api/state", { credentials: "same-origin" });
+    if (res.status === 401) { location.href = "/login?expired=1"; return; }
+    const state = await res.json();
+    renderHealth(state); renderAlarms(state); renderDevices(state);
+    document.body.dataset.seq = state.last_seq;
+  } catch (e) {
+    notice(T.stale_page, true);
+  }
+}
+
+refresh();
+setInterval(refresh, 2000);

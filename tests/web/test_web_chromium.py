@@ -1,0 +1,61 @@
+"""The technician page in a real headless Chromium: log in, watch a live value change, acknowledge an alarm."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from tests.support.chromium import chromium, needs_chromium
+from tests.web.conftest import PASSWORD, Site
+
+ALARM = "agent:buffer_corrupt"
+DOC_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+
+def shot(driver: object, tmp_path: Path, name: str) -> None:
+    """Screenshots for docs/web.md: kept in tmp, copied to docs/img when HEADFRAME_DOC_SHOTS=1."""
+    path = tmp_path / f"web-{name}.png"
+    driver.save_screenshot(str(path))  # type: ignore[attr-defined]
+    assert path.stat().st_size > 5000
+    if os.environ.get("HEADFRAME_DOC_SHOTS") == "1":
+        DOC_SHOTS.mkdir(exist_ok=True)
+        shutil.copy(path, DOC_SHOTS / path.name)
+
+
+@needs_chromium
+def test_log_in_see_live_values_and_acknowledge(site: Site, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with chromium(tmp_path / "profile") as d:
+        wait = WebDriverWait(d, 20)
+        d.get(site.url + "/")
+        wait.until(lambda d: "/login" in d.current_url, message=f"not sent to the login page: {d.current_url}")
+        d.find_element(By.ID, "password").send_keys("wrong password!")
+        d.find_element(By.ID, "login").click()
+        wait.until(lambda d: "密码错误" in d.find_element(By.ID, "message").text, message=d.page_source[:600])
+        shot(d, tmp_path, "login")
+
+        d.find_element(By.ID, "password").send_keys(PASSWORD)
+        d.find_element(By.ID, "login").click()
+        value = '[data-point="plc-1.level"] .value'
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, value) and d.find_element(By.CSS_SELECTOR, value).text == "1234 m")
+        site.image.set_registers("holding", 0, [4321])  # the PLC changes; the page follows
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, value).text == "4321 m")
+        assert d.find_element(By.CSS_SELECTOR, '[data-point="plc-1.level"] .q-good').text == "good"
+
+        row = f'tr[data-alarm="{ALARM}"]'
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, row))
+        assert "raised" in d.find_element(By.CSS_SELECTOR, row).text
+        shot(d, tmp_path, "overview")
+        d.find_element(By.CSS_SELECTOR, f"{row} button.op-ack").click()
+        wait.until(lambda d: "已完成" in d.find_element(By.ID, "notice").text)
+        wait.until(lambda d: "acknowledged" in d.find_element(By.CSS_SELECTOR, row).text)
+
+        d.find_element(By.ID, "lang-switch").click()  # English, and it sticks
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#devices h2").text == "Devices")
+        d.get(site.url + "/")
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#alarms h2").text == "Open alarms")
+        shot(d, tmp_path, "overview-en")
+        assert d.execute_script("return window.__pwned === undefined")
