@@ -87,7 +87,14 @@ class Daemon:
         #: ``headframe alarms`` (control.socket); changes to it take effect at the next restart
         self.control = ControlServer(settings.control, settings.buffer.path, self.buffer)
         #: the technician's page (docs/web.md); off unless ``web.enabled``; takes effect at the next start
-        self.web = WebServer(settings.web, settings.buffer.path, self.buffer, f"{settings.gateway.site}/{settings.gateway.id}")
+        self.web = WebServer(
+            settings.web,
+            settings.buffer.path,
+            self.buffer,
+            f"{settings.gateway.site}/{settings.gateway.id}",
+            config_path,
+            self.reload,
+        )
 
     # ------------------------------------------------------------- start-up
     async def run(self) -> int:

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from agent.commanddesk import CommandDesk
 from agent.web import i18n
+from agent.web.config_routes import ConfigRoutes
 from agent.web.live import LiveView
 from agent.web.passwords import PasswordFileError, read_hash, verify_password
 from agent.web.sessions import LoginLimiter, Session, Sessions, csrf_ok
@@ -47,8 +48,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class WebPage:
     """Routes and their state; ``app()`` builds the aiohttp application."""
 
-    def __init__(self, cfg: WebSettings, live: LiveView, desk: CommandDesk, open_alarms: OpenAlarms, gateway: str) -> None:
+    def __init__(
+        self,
+        cfg: WebSettings,
+        live: LiveView,
+        desk: CommandDesk,
+        open_alarms: OpenAlarms,
+        gateway: str,
+        config: ConfigRoutes | None = None,
+    ) -> None:
         self.cfg, self.live, self.desk, self.open_alarms, self.gateway = cfg, live, desk, open_alarms, gateway
+        self.config = config
         self.sessions = Sessions(cfg.session_idle)
         self.limiter = LoginLimiter(cfg.max_failed_logins, cfg.lockout_window)
 
@@ -67,7 +77,22 @@ class WebPage:
                 web.static("/static", STATIC, show_index=False, follow_symlinks=False),
             ]
         )
+        if self.config is not None:
+            self.config.add_routes(app, self)
         return app
+
+    def guard(self, request: web.Request, *, csrf: bool) -> Session | web.Response:
+        """The request's session, or the refusal to send (expired session, forged request)."""
+        session = self.session(request)
+        if session is None:
+            return self._refuse(request, 401, "session_expired")
+        if csrf and not csrf_ok(session, request.headers.get("X-CSRF-Token")):
+            log.warning("web: request without a valid CSRF token from %s refused", request.remote)
+            return self._refuse(request, 403, "forged_request")
+        return session
+
+    def refuse(self, request: web.Request, status: int, key: str, **args: object) -> web.Response:
+        return self._refuse(request, status, key, **args)
 
     @web.middleware
     async def _headers(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -197,12 +222,9 @@ class WebPage:
         return web.json_response(state)
 
     async def api_alarm(self, request: web.Request) -> web.StreamResponse:
-        session = self.session(request)
-        if session is None:
-            return self._refuse(request, 401, "session_expired")
-        if not csrf_ok(session, request.headers.get("X-CSRF-Token")):
-            log.warning("web: request without a valid CSRF token from %s refused", request.remote)
-            return self._refuse(request, 403, "forged_request")
+        session = self.guard(request, csrf=True)
+        if not isinstance(session, Session):
+            return session
         op = request.match_info["op"]
         if op not in ALARM_OPS:
             return self._refuse(request, 404, "bad_request", detail=f"unknown operation (one of {', '.join(ALARM_OPS)})")
@@ -250,6 +272,7 @@ PAGE_HTML = """<!doctype html>
 <section id="health"></section>
 <section id="alarms"></section>
 <section id="devices"></section>
+<section id="config"></section>
 </main>
 <script type="application/json" id="i18n">{catalogue}</script>
 <script src="/static/app.js"></script>

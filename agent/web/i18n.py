@@ -63,6 +63,28 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     "updated": {"zh": "更新于", "en": "Updated"},
     "stale_page": {"zh": "与网关的连接中断，数据可能已过时。", "en": "Lost contact with the gateway: data may be stale."},
     "language": {"zh": "English", "en": "中文"},
+    "configuration": {"zh": "配置文件", "en": "Configuration"},
+    "check": {"zh": "检查", "en": "Check"},
+    "save": {"zh": "保存并应用", "en": "Save and apply"},
+    "config_ok": {
+        "zh": "配置有效。与运行中的配置相比的改动：",
+        "en": "The configuration is valid. Changes against the running one:",
+    },
+    "config_invalid": {
+        "zh": "配置无效，未保存。请按下列提示修改：",
+        "en": "The configuration is not valid and was not saved. Fix what is listed:",
+    },
+    "config_conflict": {
+        "zh": "别人在你打开之后已修改了配置文件，未保存。请重新载入后再修改。",
+        "en": "Someone else changed the configuration since you opened it; nothing was saved. Reload and edit again.",
+    },
+    "config_unchanged": {"zh": "没有改动，未保存。", "en": "No change; nothing saved."},
+    "config_saved": {"zh": "已保存并生效（已记录配置审计）。", "en": "Saved and in effect (recorded in the config audit)."},
+    "config_saved_not_applied": {
+        "zh": "已保存，但网关未能应用（见日志）；仍在运行旧配置。",
+        "en": "Saved, but the gateway could not apply it (see its log); the old configuration runs on.",
+    },
+    "reload_config": {"zh": "重新载入", "en": "Reload"},
 }
 
 

@@ -13,6 +13,8 @@ from aiohttp import web
 from agent.commanddesk import CommandDesk
 from agent.control import read_open_alarms
 from agent.web.app import WebPage
+from agent.web.config_routes import ConfigRoutes, Reload
+from agent.web.configedit import ConfigEditor
 from agent.web.live import LiveView
 from config.web import WebSettings
 
@@ -25,12 +27,21 @@ log = logging.getLogger("headframe.web")
 class WebServer:
     """Starts and stops the page; the live view subscribes to the buffer from construction."""
 
-    def __init__(self, cfg: WebSettings, db_path: Path, buffer: Buffer, gateway: str) -> None:
+    def __init__(
+        self,
+        cfg: WebSettings,
+        db_path: Path,
+        buffer: Buffer,
+        gateway: str,
+        config_path: Path | None = None,
+        reload: Reload | None = None,
+    ) -> None:
         self.cfg, self.db_path = cfg, db_path
         self.live = LiveView()
         self._unsubscribe = buffer.subscribe(self.live.on_commit) if cfg.enabled else (lambda: None)
         self.desk = CommandDesk(buffer) if cfg.enabled else None
-        self.page = WebPage(cfg, self.live, self.desk, self._open_alarms, gateway) if self.desk else None
+        routes = ConfigRoutes(ConfigEditor(config_path), reload) if config_path is not None and reload is not None else None
+        self.page = WebPage(cfg, self.live, self.desk, self._open_alarms, gateway, routes) if self.desk else None
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
 

@@ -26,6 +26,8 @@ class Site:
     agent: AgentProcess
     image: RegisterImage
     password_file: Path
+    config: Path
+    broker: MosquittoBroker
 
 
 def set_password(path: Path, password: str) -> subprocess.CompletedProcess[str]:
@@ -75,7 +77,7 @@ def site(tmp_path: Path, broker: MosquittoBroker) -> Iterator[Site]:
 
     try:
         wait_until("the technician page to come up", serving, timeout=30)
-        yield Site(url, agent, image, password_file)
+        yield Site(url, agent, image, password_file, cfg, broker)
     finally:
         if agent.proc.poll() is None:
             agent.terminate()

@@ -23,6 +23,11 @@ def shot(driver: object, tmp_path: Path, name: str) -> None:
         shutil.copy(path, DOC_SHOTS / path.name)
 
 
+def set_text(driver: object, element: object, text: str) -> None:
+    """Replace a textarea's content as a paste would (send_keys of a whole file is slow)."""
+    driver.execute_script("arguments[0].value = arguments[1];", element, text)  # type: ignore[attr-defined]
+
+
 @needs_chromium
 def test_log_in_see_live_values_and_acknowledge(site: Site, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
@@ -52,6 +57,23 @@ def test_log_in_see_live_values_and_acknowledge(site: Site, tmp_path: Path) -> N
         d.find_element(By.CSS_SELECTOR, f"{row} button.op-ack").click()
         wait.until(lambda d: "已完成" in d.find_element(By.ID, "notice").text)
         wait.until(lambda d: "acknowledged" in d.find_element(By.CSS_SELECTOR, row).text)
+
+        # the configuration: an invalid change is refused with the loader's words, a valid one applied
+        editor = d.find_element(By.ID, "config-text")
+        wait.until(lambda d: '"plc-1"' in editor.get_attribute("value"))
+        original = editor.get_attribute("value")
+        set_text(d, editor, original.replace('"interval": "200ms"', '"interval": "soon"'))
+        d.find_element(By.ID, "config-save").click()
+        wait.until(lambda d: "devices[0].groups[0].interval" in d.find_element(By.ID, "config-problems").text)
+        assert "未保存" in d.find_element(By.ID, "config-message").text
+        assert site.config.read_text() == original
+        set_text(d, editor, original.replace('"interval": "200ms"', '"interval": "250ms"'))
+        d.find_element(By.ID, "config-check").click()
+        wait.until(lambda d: '+          "interval": "250ms"' in d.find_element(By.ID, "config-diff").text)
+        shot(d, tmp_path, "config")
+        d.find_element(By.ID, "config-save").click()
+        wait.until(lambda d: "已保存并生效" in d.find_element(By.ID, "notice").text)
+        assert '"interval": "250ms"' in site.config.read_text()
 
         d.find_element(By.ID, "lang-switch").click()  # English, and it sticks
         wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#devices h2").text == "Devices")

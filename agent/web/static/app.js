@@ -95,3 +95,58 @@ async function refresh() {
 
 refresh();
 setInterval(refresh, 2000);
+
+// ----- the configuration editor: check with the gateway's own loader, see the diff, save -----
+let configHash = null;
+
+async function post(path, body) {
+  const res = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": CSRF },
+    body: JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  if (res.status === 401) { location.href = "/login?expired=1"; return null; }
+  return res.json();
+}
+
+function showResult(answer, intro) {
+  const problems = document.getElementById("config-problems");
+  const diff = document.getElementById("config-diff");
+  problems.replaceChildren(...(answer.problems || []).map((p) => el("li", {}, p)));
+  diff.textContent = answer.diff || "";
+  document.getElementById("config-message").textContent = answer.message || intro || "";
+}
+
+async function loadConfig() {
+  const res = await fetch("/api/config", { credentials: "same-origin" });
+  if (!res.ok) return;
+  const doc = await res.json();
+  configHash = doc.hash;
+  document.getElementById("config-text").value = doc.text;
+}
+
+function renderConfigEditor() {
+  const text = el("textarea", { id: "config-text", rows: "18", spellcheck: "false" });
+  const check = el("button", { id: "config-check" }, T.check);
+  const save = el("button", { id: "config-save" }, T.save);
+  const reload = el("button", { id: "config-reload" }, T.reload_config);
+  check.addEventListener("click", async () => {
+    const answer = await post("/api/config/check", { text: text.value });
+    if (answer) showResult(answer, answer.ok ? T.config_ok : T.config_invalid);
+  });
+  save.addEventListener("click", async () => {
+    const answer = await post("/api/config/save", { text: text.value, hash: configHash });
+    if (!answer) return;
+    showResult(answer);
+    if (answer.hash) configHash = answer.hash;
+    notice(answer.message, !answer.ok);
+  });
+  reload.addEventListener("click", loadConfig);
+  document.getElementById("config").replaceChildren(
+    el("h2", {}, T.configuration), text, el("div", {}, check, save, reload),
+    el("p", { id: "config-message" }), el("ul", { id: "config-problems", class: "error" }), el("pre", { id: "config-diff" }));
+  loadConfig();
+}
+
+renderConfigEditor();
