@@ -47,10 +47,10 @@ def _number(v: Any) -> bool:
 
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "$gt": lambda v, x: _number(v) and v > x,
-    "$ge": lambda v, x: _number(v) and v >= x,
-    "$lt": lambda v, x: _number(v) and v < x,
-    "$le": lambda v, x: _number(v) and v <= x,
+    "$gt": lambda v, x: _number(v) and _number(x) and v > x,
+    "$ge": lambda v, x: _number(v) and _number(x) and v >= x,
+    "$lt": lambda v, x: _number(v) and _number(x) and v < x,
+    "$le": lambda v, x: _number(v) and _number(x) and v <= x,
 }
 
 
