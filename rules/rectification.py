@@ -20,7 +20,6 @@ from config.rules.site import RectificationWindow, SiteRules
 from rules.points import alarm, iso
 from rules.schedule import Calendar
 
-
 SUPPRESSED = "seal_alarm_suppressed"
 
 

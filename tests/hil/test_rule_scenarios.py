@@ -172,7 +172,7 @@ def test_config_overlay_paths_and_placeholders() -> None:
     overlay.apply(doc, changes)
     assert doc["cameras"] == [{"id": "a", "url": "http://cam/shaft.mjpg"}, {"id": "b"}]
     assert doc["rules"]["site"]["sections"][0]["clear_after"] == "6s"
-    with pytest.raises(overlay.OverlayError, match="cameras.5: '5' is not an index"):
+    with pytest.raises(overlay.OverlayError, match=r"cameras\.5: '5' is not an index"):
         overlay.apply(doc, {"cameras.5": {}})
     with pytest.raises(overlay.OverlayError, match="unknown placeholder"):
         overlay.expand("${tomorrow}", str, "Asia/Shanghai")

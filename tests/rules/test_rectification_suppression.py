@@ -11,9 +11,10 @@ from __future__ import annotations
 from buffer.record import Committed, Kind, Record
 from config.rules.site import SectionSettings
 from rules.alarms import AlarmManager
+from rules.rectification import RectificationRule
 from rules.site import SecretlyRunningRule
 from tests.rules.sitefeed import committed, payloads, reading, seal_alarm
-from tests.rules.test_rectification import CAL, SITE, at, RectificationRule
+from tests.rules.test_rectification import CAL, SITE, at
 
 SECTION = SectionSettings.model_validate(
     {"name": "north", "state": "stopped", "activity": {"seal_cameras": ["cam-seal", "cam-other"]}}
