@@ -139,6 +139,9 @@ class ScenarioRun:
         doc["uplink"]["port"] = proxy.listen_port
         if self.sc.max_bytes:
             doc["buffer"]["max_bytes"] = self.sc.max_bytes
+        # its own control socket: concurrent runs (and a real agent) each keep theirs
+        ctl = self.workdir / "control.sock"
+        doc["control"] = {"socket": str(ctl)} if len(str(ctl)) < 100 else {"enabled": False}
         error = self._configure(doc, site)
         self.command_topic = f"headframe/{doc['gateway']['site']}/{doc['gateway']['id']}/command"
         cfg.write_text(json.dumps(doc, indent=2))
