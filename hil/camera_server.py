@@ -3,7 +3,9 @@
 ``GET /<name>.mjpg`` streams ``multipart/x-mixed-replace`` JPEG frames of a looping video
 at its own frame rate. Modes (set per stream, e.g. from a scenario): ``normal``, ``covered``
 (black frames), ``frozen`` (the same frame again and again), ``blurred``, ``down`` (the
-connection is refused / closed).
+connection is refused / closed). ``show(name, clip)`` switches what a stream shows to another
+video of ``clips`` (e.g. a person walking into a seal camera's empty view), scaled to the
+stream's resolution so the camera's geometry keeps its meaning.
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ BOUNDARY = b"headframeframe"
 
 
 class CameraServer:
-    def __init__(self, videos: dict[str, Path], port: int = 0, fps: float | None = None) -> None:
-        self.videos = videos
+    def __init__(
+        self, videos: dict[str, Path], port: int = 0, fps: float | None = None, clips: dict[str, Path] | None = None
+    ) -> None:
+        self.videos = dict(videos)
+        self.clips = dict(clips or {})
         self.modes: dict[str, str] = dict.fromkeys(videos, "normal")
         self.fps = fps
         server = self
@@ -56,6 +61,12 @@ class CameraServer:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/{name}.mjpg"
 
+    def show(self, name: str, clip: str) -> None:
+        """From now on stream ``name`` shows ``clips[clip]`` (open connections switch too)."""
+        if name not in self.videos or clip not in self.clips:
+            raise KeyError(f"no stream {name!r} or clip {clip!r} (clips: {sorted(self.clips)})")
+        self.videos[name] = self.clips[clip]
+
     def start(self) -> CameraServer:
         self._thread.start()
         return self
@@ -66,18 +77,28 @@ class CameraServer:
         self.httpd.server_close()
 
     def _stream(self, name: str, out: BufferedIOBase) -> None:
-        cap = cv2.VideoCapture(str(self.videos[name]))
+        showing = self.videos[name]
+        cap = cv2.VideoCapture(str(showing))
         fps = self.fps or cap.get(cv2.CAP_PROP_FPS) or 10.0
+        size: tuple[int, int] | None = None  # the stream's resolution: its first frame's
         last: np.ndarray | None = None
         while not self._stopping.is_set():
             mode = self.modes.get(name, "normal")
             if mode == "down":
                 break
+            if self.videos[name] != showing:
+                cap.release()
+                showing = self.videos[name]
+                cap = cv2.VideoCapture(str(showing))
             if mode != "frozen" or last is None:
                 ok, frame = cap.read()
                 if not ok:
                     cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
                     continue
+                if size is None:
+                    size = (frame.shape[1], frame.shape[0])
+                elif (frame.shape[1], frame.shape[0]) != size:
+                    frame = cv2.resize(frame, size)
                 last = frame
             frame = last
             if mode == "covered":

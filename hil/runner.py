@@ -15,13 +15,18 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 
-from hil import delivery
+from config import ConfigError
+from config.loader import load_settings
+from hil import delivery, expect, overlay
 from hil.delivery import buffer_state
+from hil.expect import matches
 from hil.proxy import FaultProxy
 from hil.scenario import Scenario
 from hil.site import Site, free_port
 
 REPO = Path(__file__).resolve().parents[1]
+#: ``matches`` lives in hil/expect.py (with the operators); kept importable from here
+__all__ = ["Agent", "Recorder", "ScenarioRun", "matches"]
 
 
 class Recorder:
@@ -107,33 +112,6 @@ class Agent:
         return self.proc is not None and self.proc.poll() is None
 
 
-_MISSING = object()
-
-
-def _lookup(payload: Any, dotted: str) -> Any:
-    """``a.b.c`` → payload["a"]["b"]["c"]; a key that is there with a dot in its name wins."""
-    if isinstance(payload, dict) and dotted in payload:
-        return payload[dotted]
-    node = payload
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
-def matches(msg: dict[str, Any], want: dict[str, Any]) -> bool:
-    """kind/source/synced compare with the envelope; every other key with the payload, where a
-    dotted key reaches into nested objects (``previous_run.ended: mains_failure``)."""
-    for key, value in want.items():
-        if key in ("kind", "source", "synced"):
-            if msg.get(key) != value:
-                return False
-        elif _lookup(msg.get("payload", {}), key) != value:
-            return False
-    return True
-
-
 class ScenarioRun:
     def __init__(self, scenario: Scenario, workdir: Path, scale: float = 1.0) -> None:
         self.sc, self.workdir, self.scale = scenario, workdir, scale
@@ -141,6 +119,8 @@ class ScenarioRun:
         #: every record message the recorder received (kept for a look after the run)
         self.messages: list[dict[str, Any]] = []
         self._mount: Path | None = None
+        self.recorder: Recorder | None = None
+        self.command_topic = ""
 
     def run(self) -> dict[str, Any]:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -149,7 +129,7 @@ class ScenarioRun:
         site.model.mode = self.sc.site_mode
         site.start()
         proxy = FaultProxy(free_port(), site.broker_port).start()
-        recorder = Recorder(site.broker_port)
+        recorder = self.recorder = Recorder(site.broker_port)
         buf_dir = self.workdir
         if self.sc.buffer_tmpfs:
             buf_dir = self._tmpfs(self.sc.buffer_tmpfs)
@@ -159,12 +139,22 @@ class ScenarioRun:
         doc["uplink"]["port"] = proxy.listen_port
         if self.sc.max_bytes:
             doc["buffer"]["max_bytes"] = self.sc.max_bytes
+        # its own control socket: concurrent runs (and a real agent) each keep theirs
+        ctl = self.workdir / "control.sock"
+        doc["control"] = {"socket": str(ctl)} if len(str(ctl)) < 100 else {"enabled": False}
+        error = self._configure(doc, site)
+        self.command_topic = f"headframe/{doc['gateway']['site']}/{doc['gateway']['id']}/command"
         cfg.write_text(json.dumps(doc, indent=2))
+        if error is None:
+            try:
+                load_settings(cfg)  # a scenario's config change the agent would refuse fails here, named
+            except ConfigError as exc:
+                error = f"config: {exc}"
         agent = Agent(cfg, self.workdir / "agent.log")
-        agent.start()
-        error = None
+        if error is None:
+            agent.start()
         try:
-            for i, step in enumerate(self.sc.steps):
+            for i, step in enumerate(self.sc.steps if error is None else []):
                 self._step(step, site, proxy, agent, db)
                 self.checks.append({"step": i + 1, "action": step.action, "ok": True})
         except Exception as exc:  # a failing step is a failed scenario, with the reason
@@ -179,6 +169,17 @@ class ScenarioRun:
             self._umount()
         result.update({"scenario": self.sc.name, "seconds": round(time.monotonic() - started, 1)})
         return result
+
+    def _configure(self, doc: dict[str, Any], site: Site) -> str | None:
+        """The scenario's ``config:`` changes (hil/overlay.py); an error message, or None."""
+        if not self.sc.config:
+            return None
+        tz = str(doc.get("rules", {}).get("site", {}).get("timezone", "Asia/Shanghai"))
+        try:
+            overlay.apply(doc, overlay.expand(self.sc.config, site.cameras.url, tz))
+        except overlay.OverlayError as exc:
+            return str(exc)
+        return None
 
     def _tmpfs(self, size: int) -> Path:
         mnt = self.workdir / "tmpfs"
@@ -198,7 +199,14 @@ class ScenarioRun:
         elif a == "proxy":
             proxy.set_mode(step.mode, delay_s=step.delay_s, flap_s=step.flap_s)
         elif a == "camera":
-            site.cameras.modes[step.name] = step.mode
+            if step.clip is not None:
+                site.cameras.show(step.name, step.clip)
+            if step.mode is not None:
+                site.cameras.modes[step.name] = step.mode
+        elif a == "publish":
+            self._publish(step)
+        elif a == "wait_for":
+            self._wait_for(step)
         elif a == "device":
             if step.name == "plc":
                 site.plc.set_alive(step.state == "alive")
@@ -212,6 +220,8 @@ class ScenarioRun:
             agent.stop()
             agent.start(step.clock, step.reboot)
         elif a == "site_mode":
+            if step.cycle_from_start:
+                site.model.t0 = time.monotonic()
             site.model.mode = step.mode
         elif a == "ups":
             assert site.ups is not None  # the scenario validator asks for ups: true
@@ -231,6 +241,27 @@ class ScenarioRun:
                     return
                 time.sleep(0.5)
             raise TimeoutError(f"buffer not drained within {step.timeout}s ({len(buffer_state(db)[1])} left)")
+
+    def _publish(self, step: Any) -> None:
+        assert self.recorder is not None
+        topic = step.topic.replace("${command_topic}", self.command_topic)
+        body = step.raw.encode() if step.raw is not None else json.dumps(step.payload).encode()
+        info = self.recorder.client.publish(topic, body, qos=step.qos, retain=step.retain)
+        info.wait_for_publish(5)
+        if not info.is_published():
+            raise TimeoutError(f"publish on {topic} not acknowledged by the broker within 5 s")
+
+    def _wait_for(self, step: Any) -> None:
+        assert self.recorder is not None
+        timeout = step.timeout * self.scale
+        deadline = time.monotonic() + timeout
+        while True:
+            got = expect.count(self.recorder.snapshot(), step.record)
+            if got >= step.count:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{got} of {step.count} record(s) matching {step.record} within {timeout:g} s")
+            time.sleep(0.2)
 
     def _expect(self, rec: Recorder, agent: Agent, db: Path, error: str | None) -> dict[str, Any]:
         e = self.sc.expect
@@ -262,4 +293,12 @@ class ScenarioRun:
         for want in e.absent:
             hit = any(matches(m, want) for m in msgs)
             results[f"absent {want}"] = {"ok": not hit, "detail": "not seen" if not hit else "seen"}
+        for c in e.count:
+            n = expect.count(msgs, c.match)
+            ok = (c.equals is None or n == c.equals) and (c.min is None or n >= c.min) and (c.max is None or n <= c.max)
+            bound = " ".join(f"{k} {v}" for k, v in (("==", c.equals), (">=", c.min), ("<=", c.max)) if v is not None)
+            results[f"count {c.match} {bound}"] = {"ok": ok, "detail": f"{n} distinct record(s)"}
+        if e.sequence:
+            ok, detail = expect.sequence(msgs, e.sequence)
+            results["sequence"] = {"ok": ok, "detail": detail}
         return {"passed": all(r["ok"] for r in results.values()), "checks": results, "messages": len(msgs)}

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from config.types import ByteSize, StrictModel
 from config.yamlio import parse_yaml, plain, validate_tree
+from hil.expect import check_spec
 
 
 class Wait(StrictModel):
@@ -26,7 +27,16 @@ class Proxy(StrictModel):
 class Camera(StrictModel):
     action: Literal["camera"]
     name: Literal["shaft", "seal"]
-    mode: Literal["normal", "covered", "frozen", "blurred", "down"]
+    mode: Literal["normal", "covered", "frozen", "blurred", "down"] | None = None
+    #: what the stream shows from now on: ``people`` (vtest.avi, people walking) or ``empty``
+    #: (tree.avi, no one), at the stream's own resolution (a person walks into a seal camera's view)
+    clip: Literal["people", "empty"] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Camera:
+        if self.mode is None and self.clip is None:
+            raise ValueError("'mode' or 'clip' (or both)")
+        return self
 
 
 class Device(StrictModel):
@@ -81,6 +91,9 @@ SiteModeName = Literal["operating", "stopped", "secretly_running", "pumps_and_fa
 class SiteMode(StrictModel):
     action: Literal["site_mode"]
     mode: SiteModeName
+    #: start the plant's cycles (hoist trip, pumps) from their beginning, as a plant switched on
+    #: does: the hoist runs for its first 40 s, so a scenario knows it draws current now
+    cycle_from_start: bool = False
 
 
 class WaitDrained(StrictModel):
@@ -88,10 +101,71 @@ class WaitDrained(StrictModel):
     timeout: float = Field(default=60, gt=0)
 
 
+class Publish(StrictModel):
+    """Publish a message on the real broker, as the platform would (e.g. a command)."""
+
+    action: Literal["publish"]
+    #: ``${command_topic}`` is the gateway's inbound command topic (docs/mqtt.md "Commands")
+    topic: str = "${command_topic}"
+    #: a JSON object, sent as compact JSON …
+    payload: dict[str, Any] | None = None
+    #: … or these exact bytes (UTF-8), for malformed input
+    raw: str | None = None
+    retain: bool = False
+    qos: Literal[0, 1, 2] = 1
+
+    @model_validator(mode="after")
+    def _one_body(self) -> Publish:
+        if (self.payload is None) == (self.raw is None):
+            raise ValueError("exactly one of 'payload' (a JSON object) or 'raw' (a string sent as it is)")
+        return self
+
+
+class WaitFor(StrictModel):
+    """Wait until the recorder has received a record matching ``record`` (hil/expect.py)."""
+
+    action: Literal["wait_for"]
+    record: dict[str, Any]
+    timeout: float = Field(default=30, gt=0)
+    #: at least this many distinct records (by seq) must match
+    count: int = Field(default=1, ge=1)
+
+    _spec = field_validator("record")(lambda cls, v: check_spec(v, "record"))
+
+
 Step = Annotated[
-    Wait | Proxy | Camera | Device | SerialNoise | KillAgent | StartAgent | SiteMode | WaitDrained | Ups | WaitAgentExit,
+    Wait
+    | Proxy
+    | Camera
+    | Device
+    | SerialNoise
+    | KillAgent
+    | StartAgent
+    | SiteMode
+    | WaitDrained
+    | Ups
+    | WaitAgentExit
+    | Publish
+    | WaitFor,
     Field(discriminator="action"),
 ]
+
+
+class Count(StrictModel):
+    """How many distinct records (by seq) match ``match``."""
+
+    match: dict[str, Any]
+    equals: int | None = Field(default=None, ge=0)
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+
+    _spec = field_validator("match")(lambda cls, v: check_spec(v))
+
+    @model_validator(mode="after")
+    def _bound(self) -> Count:
+        if self.equals is None and self.min is None and self.max is None:
+            raise ValueError("'equals', 'min' or 'max'")
+        return self
 
 
 class Expect(StrictModel):
@@ -104,6 +178,17 @@ class Expect(StrictModel):
     records: list[dict[str, Any]] = Field(default_factory=list)
     #: payload keys that must match in NO record (e.g. no seal alarm on an empty scene)
     absent: list[dict[str, Any]] = Field(default_factory=list)
+    #: exact numbers of distinct records (by seq), e.g. ``{match: {alarm: secretly_running}, equals: 0}``
+    count: list[Count] = Field(default_factory=list)
+    #: records that must appear in this order of seq (e.g. raised → acknowledged → closed)
+    sequence: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("records", "absent", "sequence")
+    @classmethod
+    def _specs(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, spec in enumerate(value):
+            check_spec(spec, f"entry {i + 1}")
+        return value
 
 
 class Scenario(StrictModel):
@@ -118,6 +203,8 @@ class Scenario(StrictModel):
     declared: Literal["operating", "stopped", "suspended", "sealed"] = "operating"
     #: the simulated plant's mode before the agent starts (so the first readings are already that mode)
     site_mode: SiteModeName = "operating"
+    #: changes to the generated agent config, dotted path → value (hil/overlay.py), in order
+    config: dict[str, Any] = Field(default_factory=dict)
     steps: list[Step]
     expect: Expect = Expect()
 

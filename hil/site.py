@@ -72,7 +72,10 @@ class Site:
         self.dlt = MeterSimulator(dlt_sim_end, address="202611240001").start()
         self.dlt.on_request = self._dlt_values
         self.stoppers.append(self.dlt.stop)
-        self.cameras = CameraServer({"shaft": MEDIA / "vtest.avi", "seal": MEDIA / "tree.avi"}).start()
+        self.cameras = CameraServer(
+            {"shaft": MEDIA / "vtest.avi", "seal": MEDIA / "tree.avi"},
+            clips={"people": MEDIA / "vtest.avi", "empty": MEDIA / "tree.avi"},
+        ).start()
         self.stoppers.append(self.cameras.stop)
         if self.with_ups:
             self.ups = NutServer(self.workdir / "ups", ups="site-ups").start()

@@ -27,6 +27,7 @@ from rules.alarm_life import (
     severity_of,
 )
 from rules.base import Rule
+from rules.rectification import suppressed_seqs
 
 #: The commands this rule owns; other commands (e.g. ``permit``) belong to other rules.
 ALARM_COMMANDS = frozenset(COMMAND_STATE)
@@ -47,10 +48,12 @@ class AlarmManager:
     # ------------------------------------------------------------------ Rule
     def apply(self, batch: Sequence[Committed], now: float) -> list[Record]:
         out: list[Record] = []
+        approved = suppressed_seqs(batch)  # seal alarms of approved rectification work: no alarm life
         for item in batch:
             rec = item.record
             if rec.kind is Kind.ALARM:
-                out += self._on_alarm(rec, now)
+                if item.seq not in approved:
+                    out += self._on_alarm(rec, now)
             elif (
                 rec.kind is Kind.EVENT
                 and rec.source in COMMAND_SOURCES

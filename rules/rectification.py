@@ -20,6 +20,20 @@ from config.rules.site import RectificationWindow, SiteRules
 from rules.points import alarm, iso
 from rules.schedule import Calendar
 
+SUPPRESSED = "seal_alarm_suppressed"
+
+
+def suppressed_seqs(batch: Sequence[Committed]) -> set[int]:
+    """Seqs of the seal alarms this rule suppressed in ``batch`` (its events come after them in
+    the same commit): rules after it treat those alarms as approved work, not as activity."""
+    return {
+        c.record.payload["alarm_seq"]
+        for c in batch
+        if c.record.kind is Kind.EVENT
+        and c.record.payload.get("event") == SUPPRESSED
+        and isinstance(c.record.payload.get("alarm_seq"), int)
+    }
+
 
 class RectificationRule:
     """Counts per approved place against the window's limits; suppresses approved seal alarms."""
@@ -69,7 +83,7 @@ class RectificationRule:
                         rec.source,
                         Kind.EVENT,
                         {
-                            "event": "seal_alarm_suppressed",
+                            "event": SUPPRESSED,
                             "camera": rec.source,
                             "alarm_seq": c.seq,
                             "alarm_ts": iso(rec.ts),

@@ -22,7 +22,7 @@ from rules.base import Rule
 from rules.belt import BeltScaleRule
 from rules.opstate import OperatingStateRule
 from rules.points import PointCache, alarm, iso
-from rules.rectification import RectificationRule
+from rules.rectification import RectificationRule, suppressed_seqs
 from rules.schedule import Calendar
 
 WATCHED = ("stopped", "suspended", "sealed")
@@ -48,7 +48,7 @@ class SecretlyRunningRule:
         self.quiet_since: float | None = None
 
     # --- inputs -------------------------------------------------------------------------------
-    def _take(self, c: Committed) -> None:
+    def _take(self, c: Committed, approved: set[int]) -> None:
         rec, act = c.record, self.sec.activity
         self.points.feed(rec)
         if rec.source in act.belt_cameras:
@@ -60,7 +60,7 @@ class SecretlyRunningRule:
                     self.belts[rec.source] = (running, rec.ts)
         if rec.source in act.seal_cameras:
             self.seal_seen[rec.source] = rec.ts
-            if rec.kind is Kind.ALARM and rec.payload.get("alarm") == "seal_breach":
+            if rec.kind is Kind.ALARM and rec.payload.get("alarm") == "seal_breach" and c.seq not in approved:
                 self.seals[rec.source] = {
                     "seq": c.seq,
                     "ts": rec.ts,
@@ -206,8 +206,9 @@ class SecretlyRunningRule:
 
     # --- Rule ---------------------------------------------------------------------------------
     def apply(self, batch: Sequence[Committed], now: float) -> list[Record]:
+        approved = suppressed_seqs(batch)  # approved rectification work at a seal is not activity
         for c in batch:
-            self._take(c)
+            self._take(c, approved)
         return self._evaluate(now)
 
     def tick(self, now: float) -> list[Record]:
@@ -248,15 +249,16 @@ def _words(signal: dict[str, Any]) -> str:
 
 
 def build(settings: Settings) -> list[Rule]:
-    """The site rules the config asks for, in order: operating state, sections, rectification, belt scales."""
+    """The site rules the config asks for, in order: operating state, rectification, sections, belt
+    scales (rectification before the sections: they must see which seal alarms it suppressed)."""
     site = settings.rules.site
     out: list[Rule] = []
     if settings.operating_state.enabled:
         out.append(OperatingStateRule(settings.operating_state))
     if site.sections or site.rectification:  # only these read local dates (no time zone lookup otherwise)
         cal = Calendar(site.timezone)
-        out += [SecretlyRunningRule(sec, cal) for sec in site.sections]
         if site.rectification:
             out.append(RectificationRule(site, cal))
+        out += [SecretlyRunningRule(sec, cal) for sec in site.sections]
     out += [BeltScaleRule(b) for b in site.belt_scales]
     return out

@@ -6,15 +6,10 @@ written here); each is streamed over HTTP MJPEG by ``hil.camera_server`` into a 
 runs again with B. The shaft's headcount must be the sum over both cameras, and equal to what
 each camera's own line counter reported.
 
-Two modes:
-* ``engine``: the rule runs in the agent, inside the buffer's commit transaction
-  (``rules.engine``; skipped where the engine is not merged yet); the agent's own
-  ``headcount`` records are checked.
-* ``harness`` — TEST HARNESS for a tree without the engine: ``EngineStandIn`` plays the
-  engine's part from outside the agent — it reads the records the agent committed, hands the
-  new ones to the rule in seq order, commits the rule's outputs into the same buffer and keeps
-  the snapshot in a table of the buffer DB; its second run also replays records it already fed
-  (as after a crash between commit and snapshot) to show they are not counted twice.
+The rule runs where it runs in production: in the agent's rules engine, inside the buffer's
+commit transaction (``rules.engine``, registry family ``rules.headcount``); the agent's own
+``headcount`` records and its saved ``rule_state`` are checked. (An earlier version also had a
+test-harness mode, ``EngineStandIn``, for a tree without the engine; the engine is on main now.)
 """
 
 from __future__ import annotations
@@ -27,13 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import pytest
 
 from buffer.record import Committed, Kind, Record
-from buffer.store import BufferStore
-from config import load_settings_text
 from hil.camera_server import CameraServer
-from rules.headcount import HeadcountRule, build
 from tests.support.agentproc import AgentProcess, write_config
 from tests.support.broker import free_port
 from tests.vision.conftest import MEDIA
@@ -78,62 +69,23 @@ def crossings(db: Path, camera: str) -> list[dict]:
     ]
 
 
-class EngineStandIn:
-    """TEST HARNESS standing in for rules/engine.py: feeds committed records to the rule."""
-
-    def __init__(self, db: Path, settings: Any) -> None:
-        self.db, self.settings = db, settings
-
-    def run(self, replay_last: int = 0) -> list[Record]:
-        """Restore the rule, feed it what was committed since its last run (plus the last
-        ``replay_last`` records again, as after a crash between commit and snapshot), commit."""
-        (rule,) = build(self.settings)
-        con = sqlite3.connect(self.db)
-        con.execute("CREATE TABLE IF NOT EXISTS harness_rule_state (name TEXT PRIMARY KEY, snapshot TEXT, seq INT)")
-        row = con.execute("SELECT snapshot, seq FROM harness_rule_state WHERE name = ?", (rule.name,)).fetchone()
-        con.commit()
-        con.close()
-        fed = 0
-        if row:
-            rule.restore(json.loads(row[0]))
-            fed = row[1]
-        batch = committed(self.db, max(0, fed - replay_last))
-        out = rule.apply(batch, time.time())
-        store = BufferStore(self.db, gateway="gw-test", site="test-site")
-        try:
-            if out:
-                store.commit(out)
-            last = max([c.seq for c in batch] + [fed])
-            store.db.execute(
-                "INSERT OR REPLACE INTO harness_rule_state VALUES (?, ?, ?)", (rule.name, json.dumps(rule.snapshot()), last)
-            )
-            store.db.commit()
-        finally:
-            store.close()
-        self.rule: HeadcountRule = rule
-        return out
-
-
 def agent_headcounts(db: Path) -> list[dict]:
     return [c.record.payload for c in committed(db) if c.record.payload.get("event") == "headcount"]
 
 
-def engine_env() -> dict[str, str] | None:
-    """How a real agent runs the headcount rule in its engine, or None without an engine."""
+def saved_headcount(db: Path) -> dict[str, Any]:
+    """The headcount rule's snapshot as the engine committed it (``rule_state``)."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        from rules import registry
-    except ImportError:
-        return None
-    if any(e.split(":")[0] == "rules.headcount" for e in registry.FAMILIES):
-        return {}
-    return {"HEADFRAME_EXTRA_RULES": "rules.headcount"}  # registered in a later merge
+        (blob,) = con.execute("SELECT snapshot FROM rule_state WHERE name = 'headcount'").fetchone()
+    finally:
+        con.close()
+    return dict(json.loads(blob))
 
 
-def run_agent(
-    tmp_path: Path, name: str, doc: dict, db: Path, camera: str, want: int, limit: float, env: dict[str, str] | None
-) -> None:
+def run_agent(tmp_path: Path, name: str, doc: dict, db: Path, camera: str, want: int, limit: float) -> None:
     cfg = write_config(tmp_path / f"{name}.yaml", free_port(), buffer_path=db, extra=doc)
-    agent = AgentProcess(cfg, env=env)
+    agent = AgentProcess(cfg)
     try:
         end = time.monotonic() + limit
         while time.monotonic() < end and agent.proc.poll() is None:
@@ -145,12 +97,7 @@ def run_agent(
     assert rc == 0, agent.output()[-3000:]
 
 
-@pytest.mark.parametrize("mode", ["engine", "harness"])
-def test_two_cameras_of_one_shaft_across_an_agent_restart(tmp_path: Path, mode: str) -> None:
-    env = engine_env() if mode == "engine" else {}
-    if env is None:
-        pytest.skip("rules.engine is not in this tree yet (the harness mode covers it)")
-    harness = mode == "harness"
+def test_two_cameras_of_one_shaft_across_an_agent_restart(tmp_path: Path) -> None:
     second = clip(MEDIA / "vtest.avi", tmp_path / "clip-b.avi", 300, 300)
     server = CameraServer({"a": MEDIA / "vtest.avi", "b": second}).start()
     db = tmp_path / "buffer.db"
@@ -174,13 +121,8 @@ def test_two_cameras_of_one_shaft_across_an_agent_restart(tmp_path: Path, mode: 
         return {"shafts": [{"name": "main", "limit": 50, "reconcile_at": later}], "cameras": cams}
 
     try:
-        run_agent(tmp_path, "run-a", config("a"), db, "cam-a", want=4, limit=90, env=env)
-        settings = load_settings_text(json.dumps({"gateway": {"site": "s", "id": "g"}, **config("a")}))
-        if harness:
-            EngineStandIn(db, settings).run()
-        run_agent(tmp_path, "run-b", config("b"), db, "cam-b", want=3, limit=90, env=env)
-        if harness:
-            EngineStandIn(db, settings).run(replay_last=50)  # restored from its snapshot; replayed seqs ignored
+        run_agent(tmp_path, "run-a", config("a"), db, "cam-a", want=4, limit=90)
+        run_agent(tmp_path, "run-b", config("b"), db, "cam-b", want=3, limit=90)
     finally:
         server.stop()
 
@@ -199,3 +141,6 @@ def test_two_cameras_of_one_shaft_across_an_agent_restart(tmp_path: Path, mode: 
     # camera A's part was counted before the restart and carried across it in the snapshot
     first_run = [e for e in events if set(e["cameras"]) == {"cam-a"}]
     assert first_run and first_run[-1]["cameras"]["cam-a"] == own["cam-a"]
+    # and the engine's saved state (committed with the crossings) holds the same numbers
+    saved = saved_headcount(db)["shafts"]["main"]["cameras"]
+    assert saved == own, (saved, own)

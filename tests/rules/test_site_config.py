@@ -47,7 +47,8 @@ GOOD = (
 def test_a_good_config_builds_every_site_rule() -> None:
     settings = load_settings_text(GOOD, "site.yaml")
     names = [r.name for r in build(settings)]
-    assert names == ["secretly_running:north", "rectification", "belt_scale:main"]
+    # rectification runs before the sections: they must see which seal alarms it suppressed
+    assert names == ["rectification", "secretly_running:north", "belt_scale:main"]
     assert settings.rules.site.belt_scales[0].for_ == 120.0
 
 
