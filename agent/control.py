@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("headframe.control")
 
-LOCAL_COMMANDS = ("ack", "handle", "close")
+#: alarm commands (the alarm manager) and hot-work permits (rules.hotwork) — any rule's command
+#: reaches its rule the same way: recorded first, answered by the rule's ``command_reply``.
+LOCAL_COMMANDS = ("ack", "handle", "close", "permit", "permit_revoke")
 MAX_LINE = 4096
 #: How long a command waits for its reply (the alarm manager replies in the commit itself).
 REPLY_TIMEOUT_S = 5.0
@@ -168,8 +170,11 @@ class ControlServer:
 
     async def _command(self, op: str, req: dict[str, Any], user: str) -> dict[str, Any]:
         cid = req.get("id") or f"cli-{uuid.uuid4().hex[:16]}"
+        ask = {"id": cid, "command": op, "target": req.get("target"), "by": user}
+        if "args" in req:
+            ask["args"] = req["args"]
         try:  # the same strict checks as a platform command
-            doc = parse(orjson.dumps({"id": cid, "command": op, "target": req.get("target"), "by": user}))
+            doc = parse(orjson.dumps(ask))
         except (Invalid, TypeError) as exc:
             return {"ok": False, "error": str(exc)}
         payload = {
@@ -180,6 +185,7 @@ class ControlServer:
             "by": user,
             "received": iso_now(),
             "origin": "cli",
+            **({"args": doc["args"]} if "args" in doc else {}),
         }
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[doc["id"]] = fut
@@ -194,8 +200,8 @@ class ControlServer:
                     "recorded": True,
                     "id": doc["id"],
                     "seq": seqs[0],
-                    "error": f"command recorded (seq {seqs[0]}) but no reply from the alarm manager within "
-                    f"{REPLY_TIMEOUT_S:.0f}s (is rules.alarms enabled?)",
+                    "error": f"command recorded (seq {seqs[0]}) but no reply from its rule within "
+                    f"{REPLY_TIMEOUT_S:.0f}s (is the rule that owns {op!r} configured: rules.alarms / rules.hotwork?)",
                 }
         except Exception as exc:  # the buffer keeps it in its retry backlog: acted on once committed
             return {
