@@ -4,7 +4,8 @@
 the hot-work zone covers the picture. Without a permit the people are an alarm; a ``permit``
 command published on the command topic allows the work and makes the camera record evidence
 clips for the permit plus the tail; hostile and repeated commands get their replies and the
-agent runs on; the agent is restarted in the middle of the permit and the rule's snapshot
+agent runs on; an engineer issues and revokes a permit with ``headframe permit`` over the
+control socket; the agent is restarted in the middle of the permit and the rule's snapshot
 keeps it (the recording goes on). Every clip's SHA-256 is recomputed from its file and
 compared with the chained ``evidence_clip`` record, and ``headframe verify --evidence-dir``
 checks them as an inspector would.
@@ -15,13 +16,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import cv2
+import pytest
 
 from hil.camera_server import CameraServer
 from tests.support.agentproc import REPO, AgentProcess, write_config
@@ -35,8 +40,9 @@ REPLIES = ROOT + "event/platform"
 TAIL_S, PERMIT_S = 6.0, 16.0
 
 
-def config(tmp_path: Path, broker: MosquittoBroker, url: str) -> Path:
+def config(tmp_path: Path, broker: MosquittoBroker, url: str, sock: Path) -> Path:
     doc = {
+        "control": {"enabled": True, "socket": str(sock)},
         "cameras": [
             {
                 "id": "cam-hw",
@@ -88,10 +94,41 @@ def epoch(iso: str) -> float:
     return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def test_person_permit_clips_restart_and_hostile_commands(tmp_path: Path, broker: MosquittoBroker) -> None:
+@pytest.fixture
+def sock() -> Iterator[Path]:
+    """A short directory for the control socket (unix socket paths are limited to 107 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="hf-hw-"))
+    yield path / "control.sock"
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def permit_cli(sock: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``headframe permit`` as an engineer on site runs it, over the agent's control socket."""
+    cmd = [sys.executable, "-m", "agent.cli", "permit", *args, "--socket", str(sock)]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=30)
+
+
+def on_site_permits(sock: Path) -> None:
+    """The local path: a planned permit issued, repeated, refused, revoked (no effect on the clips:
+    it never starts)."""
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat(timespec="seconds")
+    issue = ["issue", "weld-1", "--number", "HW-8", "--issuer", "safety.li", "--from", later, "--duration", "2h", "--id", "cli-1"]
+    ok = permit_cli(sock, *issue)
+    assert ok.returncode == 0 and "permit HW-8 (weld-1): accepted" in ok.stdout, ok.stdout + ok.stderr
+    dup = permit_cli(sock, *issue)
+    assert dup.returncode == 1 and "command cli-1 was already ok" in dup.stderr, dup.stderr
+    long = permit_cli(sock, "issue", "weld-1", "--number", "HW-9", "--issuer", "x", "--duration", "30h")
+    assert long.returncode == 1 and "longer than rules.hotwork.max_permit" in long.stderr, long.stderr
+    gone = permit_cli(sock, "revoke", "weld-1", "--number", "HW-1")
+    assert gone.returncode == 1 and "args.number: no permit 'HW-1' in zone weld-1; live permits: ['HW-8']" in gone.stderr
+    rev = permit_cli(sock, "revoke", "weld-1", "--number", "HW-8")
+    assert rev.returncode == 0 and "permit HW-8 (weld-1): revoked" in rev.stdout, rev.stdout + rev.stderr
+
+
+def test_person_permit_clips_restart_and_hostile_commands(tmp_path: Path, broker: MosquittoBroker, sock: Path) -> None:
     collector = Collector(broker).start()
     server = CameraServer({"hw": MEDIA / "vtest.avi"}).start()
-    cfg = config(tmp_path, broker, server.url("hw"))
+    cfg = config(tmp_path, broker, server.url("hw"), sock)
     agent = AgentProcess(cfg)
     clips_dir = tmp_path / "evidence" / "cam-hw"
     try:
@@ -146,7 +183,10 @@ def test_person_permit_clips_restart_and_hostile_commands(tmp_path: Path, broker
             ),
             30,
         )
-        time.sleep(6)  # one more segment length: a recorder that does not stop would announce a clip
+        quiet_from = time.monotonic()
+        on_site_permits(sock)
+        # one more segment length: a recorder that does not stop would announce a clip
+        time.sleep(max(0.0, 6 - (time.monotonic() - quiet_from)))
         assert agent.proc.poll() is None
     finally:
         rc = agent.terminate()
@@ -167,6 +207,9 @@ def test_person_permit_clips_restart_and_hostile_commands(tmp_path: Path, broker
         assert frames == clip["frames"] > 0, (clip, frames)
     assert max(epoch(c["end"]) for c in clips) > permit_end + TAIL_S / 2  # recorded through the tail
     assert sorted(p.name for p in clips_dir.iterdir()) == sorted(Path(c["file"]).name for c in clips)
+    local = [d["payload"] for d in docs(collector, ROOT + "event/local", "event", "command")]
+    assert [c["command"] for c in local] == ["permit"] * 3 + ["permit_revoke"] * 2
+    assert all(c["origin"] == "cli" and c["by"] for c in local)  # by: the OS user, from the kernel
     # an inspector's check: the captured stream plus the clip files
     capture = tmp_path / "capture.jsonl"
     sent = [m for m in collector.snapshot() if not m.topic.endswith(("/status", "/command"))]  # what the gateway published
