@@ -94,6 +94,11 @@ class ClipRecorder:
         self._frames += 1
         self._last = ts
 
+    def idle(self, now: float) -> None:
+        """No frame now (stream lost): a segment whose order ran out is still finished on time."""
+        if self._writer is not None and now >= self.until.value:
+            self.close()
+
     def _open(self, size: tuple[int, int], ts: float) -> bool:
         if self._failed_at is not None and ts - self._failed_at < self.segment:
             return False  # do not retry every frame: once a segment

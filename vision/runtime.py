@@ -113,6 +113,8 @@ def _run_worker(
             said = source.error
         item = source.latest()
         if item is None:
+            if recorder is not None:
+                recorder.idle(time.time())
             if source.state == "lost":
                 lost_since = lost_since or time.time()
                 if time.time() - lost_since > 3 * period + 2:

@@ -87,3 +87,16 @@ def test_a_segment_left_by_a_killed_worker_is_announced_as_interrupted(tmp_path:
         assert readable >= 10, readable
     else:  # MP4's index (moov) is written at close: the documented cost of the 4x smaller format
         assert readable == 0, readable
+
+
+def test_a_lost_stream_still_ends_the_segment_when_the_order_runs_out(tmp_path: Path, vtest_frames: list[np.ndarray]) -> None:
+    until = mp.get_context("spawn").Value("d", 1_780_000_010.0)
+    out: list[Record] = []
+    rec = ClipRecorder("cam-1", tmp_path, until, out.append, segment=60.0)
+    for i, frame in enumerate(vtest_frames[:6]):
+        rec.frame(frame, 1_780_000_000.0 + i * 0.25)
+    rec.idle(1_780_000_005.0)  # no frames, order still running: the segment stays open
+    assert out == []
+    rec.idle(1_780_000_010.0)  # the order ran out while the stream is lost
+    (clip,) = [r.payload for r in out]
+    assert clip["frames"] == 6 and not list((tmp_path / "evidence" / "cam-1").glob("*.part.*"))
