@@ -87,8 +87,9 @@ class HotworkRule:
             permit = Permit.from_dict(doc)
             if permit.zone not in self.zones:
                 continue  # a zone removed from the config is forgotten
-            if permit.origin == "config" and permit.key not in self.permits:
-                continue  # a planned permit removed from the config
+            planned = self.permits.get(permit.key)
+            if permit.origin == "config" and (planned is None or (planned.start, planned.end) != (permit.start, permit.end)):
+                continue  # a planned permit removed from the config, or re-planned: the config's stands
             self.permits[permit.key] = permit
         self.present = {z: v for z, v in snapshot.get("present", {}).items() if z in self.zones}
         self.alarms = {z: v for z, v in snapshot.get("alarms", {}).items() if z in self.zones}
@@ -213,7 +214,7 @@ class HotworkRule:
         if cid in self.commands:
             return [self._reply(rec, cid, "duplicate", now, f"command {cid} was already {self.commands[cid]}")]
         zone = p.get("target")
-        if zone not in self.zones:
+        if not isinstance(zone, str) or zone not in self.zones:
             reason = f"target: {str(zone)[:64]!r} is not a hot-work zone; zones: {sorted(self.zones)}"
             return [self._remember(cid, self._reply(rec, cid, "rejected", now, reason))]
         origin = str(p.get("origin", rec.source))

@@ -54,7 +54,7 @@ def presence(present: bool, ts: float) -> Record:
     )
 
 
-def command(cid: str, cmd: str, target: str, args: Any, ts: float, source: str = "platform") -> Record:
+def command(cid: str, cmd: str, target: Any, args: Any, ts: float, source: str = "platform") -> Record:
     payload = {"event": "command", "id": cid, "command": cmd, "target": target, "by": "dispatch", "origin": "mqtt"}
     if args is not None:
         payload["args"] = args
@@ -149,6 +149,7 @@ def test_permit_command_allows_work_orders_recording_and_is_idempotent() -> None
     ("target", "args", "reason"),
     [
         ("weld-9", {"number": "A", "issuer": "x", "duration": "1h"}, "target: 'weld-9' is not a hot-work zone"),
+        (["weld-1"], {"number": "A", "issuer": "x", "duration": "1h"}, "target: \"['weld-1']\" is not a hot-work zone"),
         ("weld-1", None, "args: an object"),
         ("weld-1", {"number": "A", "issuer": "x"}, "args.end / args.duration: give exactly one"),
         ("weld-1", {"number": "A", "issuer": "x", "start": "2027-01-01T10:00:00Z", "end": "2027-01-01T09:00:00Z"}, "args.end:"),
@@ -164,7 +165,7 @@ def test_permit_command_allows_work_orders_recording_and_is_idempotent() -> None
         ("weld-1", {"number": "A", "issuer": "x", "duration": 60, "rm": "-rf"}, "args: unknown key(s) rm"),
     ],
 )
-def test_hostile_permit_commands_are_rejected_naming_the_field(target: str, args: Any, reason: str) -> None:
+def test_hostile_permit_commands_are_rejected_naming_the_field(target: Any, args: Any, reason: str) -> None:
     r, feed = rule(), Feed()
     out = r.apply(feed(command("bad", "permit", target, args, T0)), T0)
     (reply,) = out
@@ -194,3 +195,16 @@ def test_overlap_revoke_and_restore_keep_an_active_permit() -> None:
     assert events(out, "evidence_recording")[0]["until_ts"] == T0 + 500 + 600  # the tail runs from the revocation
     dup = fresh.apply(feed(command("c4", "permit_revoke", "weld-1", {"number": "CFG-1"}, T0 + 501)), T0 + 501)
     assert "already ended" in dup[0].payload["reason"]
+
+
+def test_a_replanned_config_permit_is_taken_from_the_config_after_a_restart() -> None:
+    planned = {"number": "CFG-1", "issuer": "plan", "from": "2026-05-28T20:30:00", "until": "2026-05-28T21:30:00"}
+    r = rule(permits=[planned])
+    r.tick(T0 + 300)
+    assert r.permits["weld-1/CFG-1"].status == "active"
+    moved = rule(permits=[{**planned, "from": "2026-05-29T08:00:00", "until": "2026-05-29T09:00:00"}])
+    moved.restore(json.loads(json.dumps(r.snapshot())))
+    assert moved.permits["weld-1/CFG-1"].status == "pending"  # the new plan, not the old run
+    same = rule(permits=[planned])
+    same.restore(json.loads(json.dumps(r.snapshot())))
+    assert same.permits["weld-1/CFG-1"].status == "active"
