@@ -19,12 +19,14 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 MEDIA = Path(__file__).resolve().parents[1] / "hil" / "media" / "vtest.avi"
 FORMATS = [("avi", "MJPG"), ("mp4", "mp4v"), ("mp4", "avc1")]
 KILLED = """
 import os, signal, sys
 import cv2
+import numpy as np
 cap = cv2.VideoCapture(sys.argv[1])
 w = cv2.VideoWriter(sys.argv[2], cv2.VideoWriter.fourcc(*sys.argv[3]), 4.0, (768, 576))
 for _ in range(12):
@@ -48,7 +50,7 @@ def main() -> None:
     args = ap.parse_args()
     n = int(args.seconds * args.fps)
     cap = cv2.VideoCapture(str(MEDIA))
-    frames = []
+    frames: list[np.ndarray] = []
     while len(frames) < n:
         ok, frame = cap.read()
         if not ok:

@@ -24,6 +24,8 @@ from rules.hotwork_permits import Permit, PermitRefused, iso, overlapping, parse
 COMMANDS = frozenset({"permit", "permit_revoke"})
 COMMAND_SOURCES = frozenset({"platform", "local"})
 ALARM = "hotwork_person_outside_permit"
+#: ended command permits are kept this long after their tail (then only the chain has them)
+FORGET_AFTER_S = 86400.0
 
 
 class HotworkRule:
@@ -108,9 +110,19 @@ class HotworkRule:
                 permit.status, permit.ended_at = "ended", permit.end
                 out.append(self._permit_event("permit_ended", permit, now, reason="expired"))
         out += self._orders(now)
+        self._forget(now)
         for zone in self.zones:
             out += self._alarm(zone, now)
         return out
+
+    def _forget(self, now: float) -> None:
+        """Command permits over (tail included) for a day leave the snapshot (the chain keeps
+        them); the last one of each zone stays for the alarm's evidence. Config permits stay."""
+        done = [p for p in self.permits.values() if p.origin != "config" and p.status in ("ended", "revoked")]
+        last = {p.zone: p for p in sorted(done, key=lambda p: p.ended_at or 0.0)}
+        for p in done:
+            if last[p.zone] is not p and (p.ended_at or 0.0) + self.zones[p.zone].tail < now - FORGET_AFTER_S:
+                del self.permits[p.key]
 
     def _orders(self, now: float) -> list[Record]:
         """One ``evidence_recording`` order per camera whose "record until" changed."""

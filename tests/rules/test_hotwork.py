@@ -208,3 +208,14 @@ def test_a_replanned_config_permit_is_taken_from_the_config_after_a_restart() ->
     same = rule(permits=[planned])
     same.restore(json.loads(json.dumps(r.snapshot())))
     assert same.permits["weld-1/CFG-1"].status == "active"
+
+
+def test_old_command_permits_leave_the_snapshot_but_the_last_stays() -> None:
+    r, feed = rule(), Feed()
+    for i in range(5):
+        t = T0 + i * 7200
+        r.apply(feed(command(f"c{i}", "permit", "weld-1", {"number": f"HW-{i}", "issuer": "x", "duration": "1h"}, t)), t)
+        r.tick(t + 3600)
+    assert len(r.permits) == 5
+    r.tick(T0 + 4 * 7200 + 3600 + 600 + 86400 + 1)  # a day after the last tail
+    assert sorted(r.permits) == ["weld-1/HW-4"]
