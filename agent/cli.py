@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from agent import alarms_cli, cli_spine
+    from agent import alarms_cli, cli_spine, permit_cli
     from agent.fleet import cli as fleet_cli
     from agent.power import markstop
     from agent.verify import cli as verify_cli
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify_cli.register(sub)
     alarms_cli.register(sub)
     web_cli.register(sub)
+    permit_cli.register(sub)
     return parser
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import sqlite3
 import sys
 from pathlib import Path
@@ -95,7 +96,7 @@ def cmd_buffer(args: argparse.Namespace) -> int:
         for row in db.query("SELECT body FROM records ORDER BY prio, seq LIMIT ?", [args.limit]):
             print(json.dumps(orjson.loads(row["body"]), ensure_ascii=False))
     else:
-        export(db, args.output)
+        export(db, args.output, path.parent)
     return 0
 
 
@@ -112,14 +113,18 @@ def attachment_file(jsonl: Path, seq: int, idx: int, name: str) -> Path:
     return jsonl.with_name(f"{jsonl.name}.{seq}.{idx}.{safe}")
 
 
-def export(db: sqlite_utils.Database, output: Path | None) -> None:
+def export(db: sqlite_utils.Database, output: Path | None, evidence_root: Path | None = None) -> None:
     """All unsent records as JSON lines (the stored documents, verifiable with the chain key),
-    and each attachment as a file named by seq whose sha256 matches the record's metadata."""
+    each attachment as a file named by seq whose sha256 matches the record's metadata, and each
+    evidence clip an exported record names copied to ``<output>.clips/<its path>`` (check them
+    with ``headframe verify --export FILE --evidence-dir FILE.clips``)."""
     out = os.fdopen(_private_file(output), "wb") if output else sys.stdout.buffer
-    n = files = skipped = 0
+    n = files = skipped = clips = 0
     for row in db.query("SELECT seq, n_att, body FROM records ORDER BY seq"):
         out.write(row["body"] + b"\n")
         n += 1
+        if output is not None and evidence_root is not None and b'"evidence_clip"' in row["body"]:
+            clips += copy_clip(orjson.loads(row["body"]).get("payload", {}), evidence_root, output)
         if not row["n_att"]:
             continue
         if output is None:
@@ -132,6 +137,22 @@ def export(db: sqlite_utils.Database, output: Path | None) -> None:
             files += 1
     if output:
         out.close()
-    print(f"exported {n} unsent record(s) and {files} attachment file(s)", file=sys.stderr)
+    print(f"exported {n} unsent record(s), {files} attachment file(s) and {clips} evidence clip(s)", file=sys.stderr)
     if skipped:
         print(f"{skipped} attachment(s) not exported: give -o FILE to write them beside the export", file=sys.stderr)
+
+
+def copy_clip(payload: dict[str, object], root: Path, output: Path) -> int:
+    """Copy one record's evidence clip beside the export (mode 0600); 0 when there is none to copy."""
+    name = payload.get("file") if payload.get("event") == "evidence_clip" else None
+    if not isinstance(name, str):
+        return 0
+    src = (root / name).resolve()
+    if not src.is_relative_to(root.resolve()) or not src.is_file():
+        print(f"evidence clip {name} is not under {root}; not exported (verify will say so)", file=sys.stderr)
+        return 0
+    dst = output.with_name(output.name + ".clips") / name
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with open(src, "rb") as fin, os.fdopen(_private_file(dst), "wb") as fout:
+        shutil.copyfileobj(fin, fout)
+    return 1

@@ -45,11 +45,12 @@ class CommandDesk:
                 if fut is not None and not fut.done():
                     fut.set_result(rec.payload)
 
-    async def submit(self, op: str, target: Any, by: str, origin: str, cid: Any = None) -> dict[str, Any]:
+    async def submit(self, op: str, target: Any, by: str, origin: str, cid: Any = None, args: Any = None) -> dict[str, Any]:
         """Record the command, wait for its reply; the answer says what happened in plain words."""
         cid = cid or f"{origin}-{uuid.uuid4().hex[:16]}"
+        ask = {"id": cid, "command": op, "target": target, "by": by, **({"args": args} if args is not None else {})}
         try:  # the same strict checks as a platform command
-            doc = parse(_json({"id": cid, "command": op, "target": target, "by": by}))
+            doc = parse(_json(ask))
         except (Invalid, TypeError) as exc:
             return {"ok": False, "error": str(exc)}
         payload = {
@@ -60,6 +61,7 @@ class CommandDesk:
             "by": by,
             "received": iso_now(),
             "origin": origin,
+            **({"args": doc["args"]} if "args" in doc else {}),
         }
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[doc["id"]] = fut
@@ -74,8 +76,8 @@ class CommandDesk:
                     "recorded": True,
                     "id": doc["id"],
                     "seq": seqs[0],
-                    "error": f"command recorded (seq {seqs[0]}) but no reply from the alarm manager within "
-                    f"{REPLY_TIMEOUT_S:.0f}s (is rules.alarms enabled?)",
+                    "error": f"command recorded (seq {seqs[0]}) but no reply from its rule within "
+                    f"{REPLY_TIMEOUT_S:.0f}s (is the rule that owns {op!r} configured: rules.alarms / rules.hotwork?)",
                 }
         except Exception as exc:  # the buffer keeps it in its retry backlog: acted on once committed
             return {

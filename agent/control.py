@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("headframe.control")
 
-LOCAL_COMMANDS = ("ack", "handle", "close")
+#: alarm commands (the alarm manager) and hot-work permits (rules.hotwork) — any rule's command
+#: reaches its rule the same way: recorded first, answered by the rule's ``command_reply``.
+LOCAL_COMMANDS = ("ack", "handle", "close", "permit", "permit_revoke")
 MAX_LINE = 4096
 RULE_NAME = "alarms"
 
@@ -152,4 +154,4 @@ class ControlServer:
         return {"ok": False, "error": f"unknown op {str(op)[:20]!r}; one of list, {', '.join(LOCAL_COMMANDS)}"}
 
     async def _command(self, op: str, req: dict[str, Any], user: str) -> dict[str, Any]:
-        return await self.desk.submit(op, req.get("target"), user, "cli", req.get("id"))
+        return await self.desk.submit(op, req.get("target"), user, "cli", req.get("id"), req.get("args"))

@@ -21,6 +21,7 @@ from agent.keystate import key_transition
 from agent.power import PowerMonitor, RunState, build_monitor, build_start_evidence
 from agent.power.boot import UNCLAIMED, claim_run_state, iso
 from agent.producers import Producer, build_producers
+from agent.recording import RecordingOrders
 from agent.sdnotify import Notifier, watchdog_interval
 from agent.uplink import Uplink
 from agent.uplink.status import PreviousSession
@@ -95,6 +96,8 @@ class Daemon:
             config_path,
             self.reload,
         )
+        #: evidence clips: the hot-work rule's committed orders, handed to the camera workers
+        self.recording = RecordingOrders(self.buffer, lambda: self.producers)
 
     # ------------------------------------------------------------- start-up
     async def run(self) -> int:
@@ -224,6 +227,7 @@ class Daemon:
                 log.exception("producer %s failed to start; the rest of the agent runs on", producer.name)
                 self.producer_errors[producer.name] = f"start failed: {exc}"
                 self.producers.remove(producer)
+        self.recording.apply()
 
     async def _stop_producers(self) -> None:
         for producer in self.producers:

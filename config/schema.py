@@ -10,6 +10,7 @@ from config import drivers as drivers_cfg
 from config import power as power_cfg
 from config import vision as vision_cfg
 from config.rules import RulesSettings
+from config.rules import hotwork as hotwork_cfg
 from config.rules import site as site_rules_cfg
 from config.rules.headcount import cross_check as headcount_cross_check
 from config.spine import (
@@ -55,4 +56,5 @@ class Settings(StrictModel):
             + power_cfg.cross_check(self.power)
             + headcount_cross_check(self.rules.headcount, [s.name for s in self.shafts], [d.id for d in self.devices])
             + site_rules_cfg.cross_check(self.rules.site, self.devices, self.cameras, profiles)
+            + hotwork_cfg.cross_check(self.rules.hotwork, self.cameras)
         )

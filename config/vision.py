@@ -14,7 +14,8 @@ ModelName = Literal["ssdlite_person_300", "nanodet_m_416"]
 ObjectClass = Literal["person", "car", "truck", "bus", "motorcycle", "bicycle"]
 
 
-def _check_points(points: list[Point], minimum: int) -> list[Point]:
+def check_points(points: list[Point], minimum: int) -> list[Point]:
+    """At least ``minimum`` points, each normalised to the image (0..1)."""
     if len(points) < minimum:
         raise ValueError(f"at least {minimum} points [x, y]")
     for x, y in points:
@@ -56,7 +57,7 @@ class LineSettings(StrictModel):
     band: float = Field(default=0.02, ge=0, le=0.2)
     shaft: Ident | None = Field(default=None, description="people-underground counter this line feeds")
 
-    _pts = field_validator("points")(lambda cls, v: _check_points(v, 2))
+    _pts = field_validator("points")(lambda cls, v: check_points(v, 2))
 
 
 class ZoneSettings(StrictModel):
@@ -64,8 +65,10 @@ class ZoneSettings(StrictModel):
     polygon: list[Point]
     limit: int = Field(default=10, ge=1, description="alarm at this many people or more")
     debounce_frames: int = Field(default=5, ge=1)
+    #: also say when the zone becomes occupied / empty (``zone_presence`` events; hot work uses them)
+    presence: bool = False
 
-    _pts = field_validator("polygon")(lambda cls, v: _check_points(v, 3))
+    _pts = field_validator("polygon")(lambda cls, v: check_points(v, 3))
 
 
 class SealWindow(StrictModel):
@@ -84,7 +87,7 @@ class SealSettings(StrictModel):
     burst_frames: int = Field(default=4, ge=0, le=20)
     cooldown: Duration = 60.0
 
-    _pts = field_validator("polygon")(lambda cls, v: _check_points(v, 3))
+    _pts = field_validator("polygon")(lambda cls, v: check_points(v, 3))
 
 
 class TamperSettings(StrictModel):
@@ -104,12 +107,12 @@ class BeltSettings(StrictModel):
     #: JPEG/PNG of the empty belt for load estimation; without it the first still frames are used
     empty_reference: ConfigPath | None = None
 
-    _pts = field_validator("polygon")(lambda cls, v: _check_points(v, 3))
+    _pts = field_validator("polygon")(lambda cls, v: check_points(v, 3))
 
     @field_validator("danger_zone")
     @classmethod
     def _danger(cls, v: list[Point] | None) -> list[Point] | None:
-        return None if v is None else _check_points(v, 3)
+        return None if v is None else check_points(v, 3)
 
 
 class CameraSettings(StrictModel):

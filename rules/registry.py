@@ -26,6 +26,8 @@ FAMILIES: tuple[str, ...] = (
     #
     "rules.site:build",
     #
+    "rules.hotwork:build",
+    #
     "rules.alarms:build",  # the alarm manager: always last
 )
 

@@ -13,6 +13,8 @@ import asyncio
 import logging
 import multiprocessing as mp
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from buffer.record import Kind, Record
@@ -27,8 +29,24 @@ log = logging.getLogger("headframe.vision")
 _CTX = mp.get_context("spawn")  # no fork of a threaded asyncio process
 
 
+@dataclass(frozen=True)
+class Recording:
+    """Where and how a camera records evidence clips when the agent asks (``record_until``)."""
+
+    root: str  # the buffer directory: clips go to <root>/evidence/<camera>/
+    segment: float = 60.0
+    fmt: str = "mp4"
+
+
 def worker_main(
-    cam_json: str, channel: RecordChannel, heartbeat: Any, stop: Any = None, log_queue: Any = None, log_level: str = "INFO"
+    cam_json: str,
+    channel: RecordChannel,
+    heartbeat: Any,
+    stop: Any = None,
+    log_queue: Any = None,
+    log_level: str = "INFO",
+    recording: Recording | None = None,
+    until: Any = None,
 ) -> None:
     """Runs in the child: source → pipeline → channel. Exits non-zero on a fatal error."""
     import json
@@ -39,7 +57,7 @@ def worker_main(
     configure_worker_logging(cam.id, log_level, log_queue)
     wlog = logging.getLogger("headframe.vision.worker")
     try:
-        _run_worker(cam, channel, heartbeat, stop, wlog)
+        _run_worker(cam, channel, heartbeat, stop, wlog, recording, until)
     except SystemExit:
         raise
     except Exception:
@@ -47,7 +65,16 @@ def worker_main(
         raise SystemExit(1) from None
 
 
-def _run_worker(cam: CameraSettings, channel: RecordChannel, heartbeat: Any, stop: Any, wlog: logging.Logger) -> None:
+def _run_worker(
+    cam: CameraSettings,
+    channel: RecordChannel,
+    heartbeat: Any,
+    stop: Any,
+    wlog: logging.Logger,
+    recording: Recording | None = None,
+    until: Any = None,
+) -> None:
+    from vision.clips import ClipRecorder
     from vision.detector import ModelError
     from vision.pipeline import CameraPipeline
     from vision.source import LatestFrameSource
@@ -65,6 +92,12 @@ def _run_worker(cam: CameraSettings, channel: RecordChannel, heartbeat: Any, sto
         wlog.error("cannot start analysis: %s", error)
         send(Record(cam.id, Kind.EVENT, {"event": "camera_error", "error": error}))
         raise SystemExit(3) from None
+    recorder = None
+    if recording is not None and until is not None:
+        recorder = ClipRecorder(
+            cam.id, Path(recording.root), until, send, segment=recording.segment, fmt=recording.fmt, fps=cam.fps
+        )
+        recorder.recover()
     source = LatestFrameSource(cam.url, cam.reconnect_max).start()
     period = 1.0 / cam.fps
     lost_since: float | None = None
@@ -80,6 +113,8 @@ def _run_worker(cam: CameraSettings, channel: RecordChannel, heartbeat: Any, sto
             said = source.error
         item = source.latest()
         if item is None:
+            if recorder is not None:
+                recorder.idle(time.time())
             if source.state == "lost":
                 lost_since = lost_since or time.time()
                 if time.time() - lost_since > 3 * period + 2:
@@ -94,15 +129,28 @@ def _run_worker(cam: CameraSettings, channel: RecordChannel, heartbeat: Any, sto
             pipeline.process(frame, ts)
         except ValueError as exc:  # a corrupt frame: skip it, say so, keep going
             wlog.warning("frame skipped: %s", redact(str(exc)))
+        if recorder is not None:
+            recorder.frame(frame, ts)
         time.sleep(max(0.0, period - (time.monotonic() - started)))
+    if recorder is not None:
+        recorder.close()
     source.stop(wait=0.5)  # a daemon thread: a read blocked on a dead stream must not delay the exit
 
 
 class CameraWorker:
     """Supervises one camera's process."""
 
-    def __init__(self, cam: CameraSettings, sink: RecordSink, log_level: str = "INFO", queue_size: int = 256) -> None:
-        self.cam, self.sink, self.log_level = cam, sink, log_level
+    def __init__(
+        self,
+        cam: CameraSettings,
+        sink: RecordSink,
+        log_level: str = "INFO",
+        queue_size: int = 256,
+        recording: Recording | None = None,
+    ) -> None:
+        self.cam, self.sink, self.log_level, self.recording = cam, sink, log_level, recording
+        #: record evidence clips while frame time < this (epoch s); set by the agent, kept across restarts
+        self.record_until: Any = _CTX.Value("d", 0.0)
         self.channel = RecordChannel(_CTX, queue_size)
         self.logs: Any = _CTX.Queue(maxsize=1000)
         self.heartbeat: Any = _CTX.Value("d", 0.0)
@@ -122,7 +170,16 @@ class CameraWorker:
         self.stopping.clear()
         self.proc = _CTX.Process(
             target=worker_main,
-            args=(self.cam.model_dump_json(), self.channel, self.heartbeat, self.stopping, self.logs, self.log_level),
+            args=(
+                self.cam.model_dump_json(),
+                self.channel,
+                self.heartbeat,
+                self.stopping,
+                self.logs,
+                self.log_level,
+                self.recording,
+                self.record_until,
+            ),
             daemon=True,
             name=f"camera-{self.cam.id}",
         )
@@ -205,6 +262,7 @@ class CameraWorker:
             "stream_error": self.stream_error,
             "tamper": self.tamper,
             "records": self.channel.stats(),
+            **({"recording_until": self.record_until.value} if self.recording else {}),
         }
 
 
@@ -213,7 +271,16 @@ class Vision:
 
     def __init__(self, settings: Settings, sink: RecordSink) -> None:
         level = settings.logging.level
-        self.workers = [CameraWorker(c, sink, level) for c in settings.cameras if c.enabled]
+        hot = settings.rules.hotwork
+        root = str(settings.buffer.path.parent)
+        self.workers = []
+        for cam in settings.cameras:
+            if not cam.enabled:
+                continue
+            extra = hot.zones_of(cam.id)  # hot-work zones: presence only; permits are a rule's business
+            recording = Recording(root, hot.segment, hot.clip_format) if extra else None
+            cam = cam.model_copy(update={"zones": [*cam.zones, *extra]}) if extra else cam
+            self.workers.append(CameraWorker(cam, sink, level, recording=recording))
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -236,6 +303,15 @@ class Vision:
 
     def health(self) -> dict[str, Any]:
         return {"cameras": {w.cam.id: w.health() for w in self.workers}}
+
+    def record_until(self, camera: str, until: float) -> bool:
+        """The agent's order: record ``camera``'s evidence clips until ``until`` (epoch s; 0 = stop).
+        False when this camera does not record (not running, or no hot-work zone)."""
+        for w in self.workers:
+            if w.cam.id == camera and w.recording is not None:
+                w.record_until.value = until
+                return True
+        return False
 
 
 def build(settings: Settings, sink: RecordSink) -> Vision | None:

@@ -27,8 +27,9 @@ log = logging.getLogger("headframe.uplink")
 
 MAX_BYTES = 4096
 MAX_ARGS_BYTES = 1024
-#: Commands a platform may send; each is owned by one rule (ack/handle/close: the alarm manager).
-COMMANDS = frozenset({"ack", "handle", "close", "permit"})
+#: Commands a platform may send; each is owned by one rule (ack/handle/close: the alarm manager;
+#: permit/permit_revoke: rules.hotwork).
+COMMANDS = frozenset({"ack", "handle", "close", "permit", "permit_revoke"})
 REQUIRED = ("id", "command", "target")
 ALLOWED = frozenset({"id", "command", "target", "by", "args"})
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from agent.verify import verify_inputs
+from agent.verify.clips import check_clips
 from agent.verify.keys import KeyBindingError, KeySpec, parse_arg, unmatched
 from agent.verify.live import LiveError, capture_live
 from agent.verify.reader import InputSet, UnusableInput, read_jsonl
@@ -54,6 +55,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--allow-edges",
         action="store_true",
         help="exit 0 for VERIFIED EXCEPT EDGES (seqs at the edges of a --capture-live not proven)",
+    )
+    p.add_argument(
+        "--evidence-dir",
+        type=Path,
+        metavar="DIR",
+        help="re-hash the evidence clips the records name, relative to DIR (the gateway's buffer directory, "
+        "or the <export>.clips directory of an export)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     p.add_argument(
@@ -156,8 +164,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         report = verify_inputs(inputs, keys, silence_s=args.silence, allow_edges=args.allow_edges, no_key_ok=args.no_key_ok)
     except KeyBindingError as exc:
         return _fail(str(exc))
+    clips = None
+    if args.evidence_dir is not None:
+        if not args.evidence_dir.is_dir():
+            return _fail(f"--evidence-dir {args.evidence_dir}: not a directory")
+        clips = check_clips(report.gateways, inputs.records, args.evidence_dir)
     if args.json:
         print(json.dumps(to_json(report), indent=2, ensure_ascii=False))
     else:
         sys.stdout.write(render_text(report))
+    if clips is not None and not args.json:
+        print(f"{clips} evidence clip(s) checked under {args.evidence_dir}")
     return report.exit_code

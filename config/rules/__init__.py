@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from config.rules.alarms import AlarmRules
 from config.rules.headcount import HeadcountRules
+from config.rules.hotwork import HotworkRules
 from config.rules.site import SiteRules
 from config.types import StrictModel
 
@@ -13,7 +14,8 @@ class RulesSettings(StrictModel):
 
     headcount: HeadcountRules = HeadcountRules()
     site: SiteRules = SiteRules()
+    hotwork: HotworkRules = HotworkRules()
     alarms: AlarmRules = AlarmRules()
 
 
-__all__ = ["AlarmRules", "HeadcountRules", "RulesSettings", "SiteRules"]
+__all__ = ["AlarmRules", "HeadcountRules", "HotworkRules", "RulesSettings", "SiteRules"]

@@ -1,0 +1,59 @@
+"""Evidence clips on disk, checked against their chained ``evidence_clip`` records.
+
+A clip is too large for a record's attachment, so the camera worker writes it under the buffer
+directory and the chain holds its path, size and SHA-256 (docs/rules.md, "Hot work"). Given
+the directory the paths are relative to (the gateway's buffer directory, or the
+``<export>.clips`` directory ``headframe buffer export -o`` writes), every clip named by a record
+in the inputs is re-hashed: a missing, replaced or damaged file is a problem at that seq.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from agent.verify.model import GatewayReport, Problem
+from agent.verify.reader import Entry
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def clip_problem(root: Path, payload: dict[str, object]) -> str | None:
+    """Why the clip a record names does not match it, or None when it does."""
+    name = payload.get("file")
+    if not isinstance(name, str) or not name:
+        return "evidence_clip record without a file name"
+    path = (root / name).resolve()
+    if not path.is_relative_to(root.resolve()):
+        return f"evidence clip {name!r} points outside the evidence directory; refused"
+    if not path.is_file():
+        return f"evidence clip {name} is missing under {root}"
+    size = path.stat().st_size
+    if size != payload.get("size") or _sha256(path) != payload.get("sha256"):
+        return f"evidence clip {name} does not match the size/sha256 in its chained record: replaced or damaged"
+    return None
+
+
+def check_clips(gateways: list[GatewayReport], entries: list[Entry], root: Path) -> int:
+    """Check every clip named in ``entries`` (each seq once); problems go to its gateway. Returns the count."""
+    reports = {(g.site, g.gateway): g for g in gateways}
+    seen: set[tuple[tuple[str, str], int]] = set()
+    for e in entries:
+        payload = e.doc.get("payload")
+        if not isinstance(payload, dict) or payload.get("event") != "evidence_clip":
+            continue
+        key = (e.gateway_key, int(e.doc["seq"]))
+        rep = reports.get(e.gateway_key)
+        if key in seen or rep is None:
+            continue
+        seen.add(key)
+        problem = clip_problem(root, payload)
+        if problem is not None:
+            rep.problems.append(Problem("clip", problem, key[1], str(e.doc.get("ts")), e.origin))
+    return len(seen)
