@@ -293,7 +293,42 @@ class HotworkRule:
         return Record(rec.source, Kind.EVENT, payload, ts=now)
 
 
+class NoHotworkRule:
+    """On a gateway without hot-work zones a permit still gets an answer: rejected, with why.
+
+    A command nobody answers looks lost to the platform; this one is recorded and refused.
+    """
+
+    name = "hotwork"
+
+    def apply(self, batch: Sequence[Committed], now: float) -> list[Record]:
+        return [
+            HotworkRule._reply(
+                item.record,
+                str(item.record.payload.get("id")),
+                "rejected",
+                now,
+                "no hot-work zones are configured on this gateway (rules.hotwork.zones)",
+            )
+            for item in batch
+            if item.record.kind is Kind.EVENT
+            and item.record.payload.get("event") == "command"
+            and item.record.source in COMMAND_SOURCES
+            and item.record.payload.get("command") in COMMANDS
+        ]
+
+    def tick(self, now: float) -> list[Record]:
+        return []
+
+    def snapshot(self) -> dict[str, Any]:
+        return {}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        return None
+
+
 def build(settings: Settings) -> list[Rule]:
-    """The hot-work rule (registry entry ``rules.hotwork:build``); none without zones."""
+    """The hot-work rule (registry entry ``rules.hotwork:build``); without zones, the rule that
+    refuses permits with the reason."""
     cfg = settings.rules.hotwork
-    return [HotworkRule(cfg)] if cfg.zones else []
+    return [HotworkRule(cfg)] if cfg.zones else [NoHotworkRule()]

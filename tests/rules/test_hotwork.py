@@ -219,3 +219,21 @@ def test_old_command_permits_leave_the_snapshot_but_the_last_stays() -> None:
     assert len(r.permits) == 5
     r.tick(T0 + 4 * 7200 + 3600 + 600 + 86400 + 1)  # a day after the last tail
     assert sorted(r.permits) == ["weld-1/HW-4"]
+
+
+def test_a_gateway_without_hot_work_zones_refuses_permits_in_words() -> None:
+    (rule,) = build(load_settings_text("gateway: {site: s, id: g}\n"))
+    seq = iter(range(1, 10))
+    out = rule.apply(
+        [
+            Committed(
+                next(seq),
+                command("p-1", "permit", "weld-1", permit("HW-1", "2026-11-25T08:00:00Z", "2026-11-25T10:00:00Z"), 1.0),
+                "",
+            )
+        ],
+        2.0,
+    )
+    (reply,) = events(out, "command_reply")
+    assert reply["id"] == "p-1" and reply["result"] == "rejected" and "rules.hotwork.zones" in reply["reason"]
+    assert rule.apply([Committed(next(seq), command("a-1", "ack", "x:y:z", None, 1.0), "")], 2.0) == []
