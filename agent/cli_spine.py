@@ -147,11 +147,17 @@ def copy_clip(payload: dict[str, object], root: Path, output: Path) -> int:
     name = payload.get("file") if payload.get("event") == "evidence_clip" else None
     if not isinstance(name, str):
         return 0
-    src = (root / name).resolve()
-    if not src.is_relative_to(root.resolve()) or not src.is_file():
-        print(f"evidence clip {name} is not under {root}; not exported (verify will say so)", file=sys.stderr)
+    rel = Path(name)
+    src = (root / rel).resolve()
+    if rel.is_absolute() or ".." in rel.parts or not src.is_relative_to(root.resolve()) or not src.is_file():
+        print(f"evidence clip {name!r} is not a file under {root}; not exported (verify will say so)", file=sys.stderr)
         return 0
-    dst = output.with_name(output.name + ".clips") / name
+    clips = output.with_name(output.name + ".clips")
+    # the destination is built from the checked source, never from the record's text
+    dst = clips / src.relative_to(root.resolve())
+    if src == dst.resolve():
+        print(f"evidence clip {name!r}: the export would overwrite the clip itself; not exported", file=sys.stderr)
+        return 0
     dst.parent.mkdir(parents=True, exist_ok=True)
     with open(src, "rb") as fin, os.fdopen(_private_file(dst), "wb") as fout:
         shutil.copyfileobj(fin, fout)

@@ -139,6 +139,7 @@ class Uplink:
                 if not stop.is_set():
                     await self._sleep_or_stop(stop, self._backoff.next_delay())
         finally:
+            self.commands.flush()  # a flood still being counted is recorded, not forgotten
             unsubscribe()
 
     def _online(self, session: Session, started_wall: float, attempts: int) -> None:

@@ -9,6 +9,8 @@ first and acted on by the rule that owns it once committed. An invalid one becom
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import re
 import time
@@ -35,19 +37,52 @@ ALLOWED = frozenset({"id", "command", "target", "by", "args"})
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 EXCERPT_CHARS = 120
 FLOOD_REPORT_S = 60.0
+#: the first ``command_flood`` record comes this soon after the first drop; later ones at most
+#: once per ``FLOOD_REPORT_S``
+FIRST_REPORT_S = 5.0
+#: dropped command ids named in one ``command_flood`` record
+MAX_REPORTED_IDS = 50
+#: rejection records per window before they are only counted
+MAX_REJECTED_RECORDS = 30
 
 
 class Invalid(ValueError):
     """A command that must not be executed; ``str()`` is the reason, safe to record."""
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        dup = next(k for k in keys if keys.count(k) > 1)
+        raise Invalid(f"key {_clip(dup)} appears twice (which one would count is not defined)")
+    return dict(pairs)
+
+
+def _text(doc: dict[str, Any], key: str, limit: int) -> None:
+    value = doc[key]
+    if not isinstance(value, str) or not 0 < len(value) <= limit or not value.isprintable():
+        raise Invalid(f"{key} must be a string of 1-{limit} printable characters")
+
+
 def parse(payload: bytes) -> dict[str, Any]:
-    """The command object, or :class:`Invalid` saying what is wrong with it."""
+    """The command object, or :class:`Invalid` saying what is wrong with it (never another exception)."""
     if len(payload) > MAX_BYTES:
         raise Invalid(f"payload of {len(payload)} bytes exceeds {MAX_BYTES}")
     try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
+        return _parse(payload)
+    except Invalid:
+        raise
+    except Exception as exc:  # a case the checks below missed must still be a rejection, never a crash
+        raise Invalid(f"malformed command ({type(exc).__name__})") from None
+
+
+def _parse(payload: bytes) -> dict[str, Any]:
+    try:
+        orjson.loads(payload)  # strict UTF-8 and JSON first (the stdlib parser is more lenient)
+        doc = json.loads(payload, object_pairs_hook=_no_duplicates)
+    except (orjson.JSONDecodeError, ValueError, RecursionError) as exc:
+        if isinstance(exc, Invalid):
+            raise
         raise Invalid("payload is not JSON") from None
     if not isinstance(doc, dict):
         raise Invalid("payload is not a JSON object")
@@ -60,12 +95,11 @@ def parse(payload: bytes) -> dict[str, Any]:
     cid = doc["id"]
     if not isinstance(cid, str) or not _ID.match(cid):
         raise Invalid("id must be 1-64 characters of A-Z a-z 0-9 . _ : -")
-    if doc["command"] not in COMMANDS:
+    if not isinstance(doc["command"], str) or doc["command"] not in COMMANDS:
         raise Invalid(f"command must be one of {', '.join(sorted(COMMANDS))}")
-    if not isinstance(doc["target"], str) or not 0 < len(doc["target"]) <= 128:
-        raise Invalid("target must be a string of 1-128 characters")
-    if "by" in doc and (not isinstance(doc["by"], str) or not 0 < len(doc["by"]) <= 64):
-        raise Invalid("by must be a string of 1-64 characters")
+    _text(doc, "target", 128)
+    if "by" in doc:
+        _text(doc, "by", 64)
     if "args" in doc and (not isinstance(doc["args"], dict) or len(orjson.dumps(doc["args"])) > MAX_ARGS_BYTES):
         raise Invalid(f"args must be a JSON object of at most {MAX_ARGS_BYTES} bytes")
     return doc
@@ -90,13 +124,19 @@ class TokenBucket:
 
     rate: float = 10.0
     burst: float = 20.0
-    tokens: float = 20.0
+    tokens: float | None = None  # starts full (``burst``)
     at: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.tokens is None:
+            self.tokens = self.burst
+
     def take(self, now: float) -> bool:
+        """``now`` is a monotonic time: a wall clock stepped back by NTP must not starve commands."""
+        tokens = self.burst if self.tokens is None else self.tokens
         if self.at is not None:
-            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
+            tokens = max(0.0, min(self.burst, tokens + max(0.0, now - self.at) * self.rate))
+        self.at, self.tokens = now, tokens
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return True
@@ -104,39 +144,67 @@ class TokenBucket:
 
 
 class CommandInbox:
-    """Turns messages on the command topic into records; runs on the event loop."""
+    """Turns messages on the command topic into records; runs on the event loop.
+
+    Over the rate limit a command is dropped but never silently: ``FIRST_REPORT_S`` after the
+    first drop (and then at most once per ``FLOOD_REPORT_S``) one ``command_flood`` record says
+    how many and names the first ``MAX_REPORTED_IDS`` dropped ids; a timer writes it, not the
+    next message, and ``flush`` at shutdown. Rejections beyond ``MAX_REJECTED_RECORDS`` a minute
+    are counted in that record instead of one record each, so junk cannot flood the buffer either.
+    """
 
     def __init__(self, topic: str, buffer: Buffer, bucket: TokenBucket | None = None) -> None:
         self.topic = topic
         self.buffer = buffer
         self.bucket = bucket or TokenBucket()
         self.accepted = self.rejected = self.flooded = self.ignored = 0
-        self._unreported = 0
-        self._flood_since: float | None = None
-        self._last_report = float("-inf")
+        self._since_wall = 0.0  # wall time of the first unreported drop or rejection
+        self._due: float | None = None  # monotonic time the pending report is due
+        self._last_report = float("-inf")  # monotonic
+        self._dropped = 0
+        self._dropped_ids: list[str] = []
+        self._reject_window = float("-inf")  # monotonic start of the rejection-record window
+        self._rejected_in_window = 0
+        self._rejected_unrecorded = 0
+        self._timer: asyncio.TimerHandle | None = None
 
     def counters(self) -> dict[str, int]:
         return {"accepted": self.accepted, "rejected": self.rejected, "flood_dropped": self.flooded, "wrong_topic": self.ignored}
 
-    def on_message(self, topic: str, payload: bytes, retain: bool = False, now: float | None = None) -> None:
-        now = time.time() if now is None else now
+    def on_message(
+        self, topic: str, payload: bytes, retain: bool = False, now: float | None = None, mono: float | None = None
+    ) -> None:
+        """``now`` (wall clock) stamps the records; ``mono`` (monotonic) drives the rate limit and
+        the windows. Tests may pass ``now`` alone: it then drives both."""
+        if now is None:
+            now, mono = time.time(), time.monotonic() if mono is None else mono
+        elif mono is None:
+            mono = now
         if topic != self.topic:
             self.ignored += 1
             return
-        if not self.bucket.take(now):
+        if self._due is not None and mono >= self._due:  # a message arriving late reports it too
+            self.flush(now, mono)
+        if not self.bucket.take(mono):
             self.flooded += 1
-            self._unreported += 1
-            if self._flood_since is None:
-                self._flood_since = now
-            self._report_flood(now)
+            self._dropped += 1
+            if len(self._dropped_ids) < MAX_REPORTED_IDS:
+                self._dropped_ids.append(_command_id(payload))
+            self._pending(now, mono)
             return
-        self._report_flood(now)
         try:
             if retain:  # a retained command would be replayed at every connect
                 raise Invalid("retained message: commands must be published with retain false")
             doc = parse(payload)
         except Invalid as exc:
             self.rejected += 1
+            if mono - self._reject_window >= FLOOD_REPORT_S:
+                self._reject_window, self._rejected_in_window = mono, 0
+            self._rejected_in_window += 1
+            if self._rejected_in_window > MAX_REJECTED_RECORDS:
+                self._rejected_unrecorded += 1
+                self._pending(now, mono)
+                return
             log.warning("uplink: command rejected (%s)", exc)
             self.buffer.emit(
                 Record(
@@ -169,24 +237,62 @@ class CommandInbox:
         log.info("uplink: command %s %s received", doc["id"], doc["command"])
         self.buffer.emit(Record("platform", Kind.EVENT, record, ts=now))
 
-    def _report_flood(self, now: float) -> None:
-        """At most one ``command_flood`` record a minute, counting what was dropped since the last."""
-        if not self._unreported or now - self._last_report < FLOOD_REPORT_S:
+    def _pending(self, now: float, mono: float) -> None:
+        """Something to report: due ``FIRST_REPORT_S`` after it began, and never sooner than
+        ``FLOOD_REPORT_S`` after the last report; a timer writes it even if no message follows."""
+        if self._due is not None:
             return
-        since = self._flood_since if self._flood_since is not None else now
-        log.warning("uplink: command flood: %d command(s) dropped over the rate limit", self._unreported)
-        self.buffer.emit(
-            Record(
-                "platform",
-                Kind.EVENT,
-                {
-                    "event": "command_flood",
-                    "dropped": self._unreported,
-                    "since": iso(since),
-                    "at": iso(now),
-                    "limit": {"rate_per_s": self.bucket.rate, "burst": self.bucket.burst},
-                },
-                ts=now,
+        self._since_wall = now
+        self._due = max(mono + FIRST_REPORT_S, self._last_report + FLOOD_REPORT_S)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a unit test): the next message or flush() reports it
+            return
+        self._timer = loop.call_later(self._due - mono, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.flush()
+
+    def flush(self, now: float | None = None, mono: float | None = None) -> None:
+        """Write the pending ``command_flood`` record now (when due, or the uplink stopping)."""
+        now = time.time() if now is None else now
+        mono = time.monotonic() if mono is None else mono
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._dropped or self._rejected_unrecorded:
+            log.warning(
+                "uplink: command flood: %d dropped over the rate limit, %d rejected without a record each",
+                self._dropped,
+                self._rejected_unrecorded,
             )
-        )
-        self._unreported, self._flood_since, self._last_report = 0, None, now
+            self.buffer.emit(
+                Record(
+                    "platform",
+                    Kind.EVENT,
+                    {
+                        "event": "command_flood",
+                        "dropped": self._dropped,
+                        "dropped_ids": list(self._dropped_ids),
+                        "rejected_not_recorded": self._rejected_unrecorded,
+                        "since": iso(self._since_wall),
+                        "at": iso(now),
+                        "limit": {"rate_per_s": self.bucket.rate, "burst": self.bucket.burst},
+                    },
+                    ts=now,
+                )
+            )
+            self._last_report = mono
+        self._due = None
+        self._dropped, self._dropped_ids, self._rejected_unrecorded = 0, [], 0
+
+
+def _command_id(payload: bytes) -> str:
+    """The id of a dropped command if it has a valid one (read, never trusted), else ``?``."""
+    try:
+        doc = orjson.loads(payload[:MAX_BYTES])
+    except orjson.JSONDecodeError:
+        return "?"
+    cid = doc.get("id") if isinstance(doc, dict) else None
+    return cid if isinstance(cid, str) and _ID.match(cid) else "?"

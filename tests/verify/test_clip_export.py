@@ -56,3 +56,23 @@ def test_a_hostile_clip_path_is_refused(tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("x")
     payload = {"event": "evidence_clip", "file": "../secret", "size": 1, "sha256": "0" * 64}
     assert "points outside the evidence directory" in str(clip_problem(tmp_path / "root", payload))
+
+
+def test_export_never_truncates_the_clip_nor_writes_outside_its_folder(tmp_path: Path) -> None:
+    from agent.cli_spine import copy_clip
+
+    root = tmp_path / "buf"
+    clip = root / "evidence" / "cam" / "c.mp4"
+    clip.parent.mkdir(parents=True)
+    clip.write_bytes(b"x" * 1000)
+    out = tmp_path / "exp" / "e.jsonl"
+    out.parent.mkdir()
+    # an absolute name of the clip itself: the export must not open it for writing
+    assert copy_clip({"event": "evidence_clip", "file": str(clip)}, root, out) == 0
+    assert clip.read_bytes() == b"x" * 1000
+    # a name with '..' that comes back inside the root: refused, nothing written beside the export
+    assert copy_clip({"event": "evidence_clip", "file": "../buf/evidence/cam/c.mp4"}, root, out) == 0
+    assert not (tmp_path / "exp" / "buf").exists()
+    # the honest name is copied under <export>.clips
+    assert copy_clip({"event": "evidence_clip", "file": "evidence/cam/c.mp4"}, root, out) == 1
+    assert (tmp_path / "exp" / "e.jsonl.clips" / "evidence" / "cam" / "c.mp4").read_bytes() == b"x" * 1000
