@@ -16,36 +16,41 @@ from config import ConfigError
 
 
 def cmd_site(args: argparse.Namespace) -> int:
+    from hil.lifetime import end, received, spawn, stop_on_signals
     from hil.site import Site
     from hil.watch import watch
 
+    # before anything starts: SIGTERM/SIGHUP/SIGINT reach the finally below, which stops it all
+    stop_on_signals()
     work = Path(args.workdir).resolve()
-    site = Site(work).start()
-    cfg = site.config(work / "headframe.yaml", work / "buffer.db")
-    print(
-        f"simulated site up: broker 127.0.0.1:{site.broker_port}, PLC 127.0.0.1:{site.plc_port}, "
-        f"RS-485 {site.rtu_agent_end}, DL/T 645 {site.dlt_agent_end}, cameras {site.cameras.url('shaft')}"
-    )
-    print(f"config: {cfg}")
+    site = Site(work)
     agent = None
     try:
+        site.start()
+        cfg = site.config(work / "headframe.yaml", work / "buffer.db")
+        print(
+            f"simulated site up: broker 127.0.0.1:{site.broker_port}, PLC 127.0.0.1:{site.plc_port}, "
+            f"RS-485 {site.rtu_agent_end}, DL/T 645 {site.dlt_agent_end}, cameras {site.cameras.url('shaft')}"
+        )
+        print(f"config: {cfg}", flush=True)
         if args.agent:
             env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-            log = open(work / "agent.log", "ab")  # noqa: SIM115 - lives as long as the agent
-            agent = subprocess.Popen(
-                [sys.executable, "-m", "agent.cli", "run", "-c", str(cfg)], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-            print(f"agent started (log {work / 'agent.log'})")
+            with open(work / "agent.log", "ab") as log:
+                argv = [sys.executable, "-m", "agent.cli", "run", "-c", str(cfg)]
+                agent = spawn(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+            print(f"agent started (pid {agent.pid}, log {work / 'agent.log'})", flush=True)
         if args.watch:
             watch("127.0.0.1", site.broker_port, args.duration)
+        elif args.duration is None:
+            while True:
+                signal.pause()
         else:
-            signal.sigwait({signal.SIGINT, signal.SIGTERM}) if args.duration is None else time.sleep(args.duration)
-    except KeyboardInterrupt:
+            time.sleep(args.duration)
+    except KeyboardInterrupt:  # Ctrl-C, or a stop signal (hil.lifetime.StopSignal)
         pass
     finally:
-        if agent is not None:
-            agent.terminate()
-            agent.wait(20)
+        print(f"stopping the simulated site ({', '.join(received) or 'done'})", flush=True)
+        end(agent, timeout=20)  # the agent first: it records a clean stop while the broker is up
         site.stop()
     return 0
 
