@@ -18,7 +18,7 @@ from config import ConfigError
 def cmd_site(args: argparse.Namespace) -> int:
     from hil.lifetime import end, received, spawn, stop_on_signals
     from hil.site import Site
-    from hil.watch import watch
+    from hil.watch import BrokerLink, watch
 
     # before anything starts: SIGTERM/SIGHUP/SIGINT reach the finally below, which stops it all
     stop_on_signals()
@@ -40,7 +40,7 @@ def cmd_site(args: argparse.Namespace) -> int:
                 agent = spawn(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
             print(f"agent started (pid {agent.pid}, log {work / 'agent.log'})", flush=True)
         if args.watch:
-            watch("127.0.0.1", site.broker_port, args.duration)
+            watch(BrokerLink("127.0.0.1", site.broker_port), args.duration)
         elif args.duration is None:
             while True:
                 signal.pause()
@@ -56,10 +56,21 @@ def cmd_site(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from hil.watch import watch
+    from hil.watch import BrokerLink, watch
 
-    host, _, port = args.broker.partition(":")
-    return watch(host, int(port or 1883), args.duration)
+    if args.config:
+        try:
+            link = BrokerLink.from_config(Path(args.config))
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        except (OSError, ValueError) as exc:  # the password file vanished or is not text since the check
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        host, _, port = args.broker.partition(":")
+        link = BrokerLink(host, int(port or 1883))
+    return watch(link, args.duration)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -99,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.set_defaults(func=cmd_site)
     p = sub.add_parser("watch", help="live view of a broker")
-    p.add_argument("--broker", default="127.0.0.1:1883")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--broker", default="127.0.0.1:1883", help="HOST[:PORT], anonymous plain TCP (a local broker)")
+    how.add_argument("--config", help="a Headframe config: its broker, TLS, username and password file")
     p.add_argument("--duration", type=float)
     p.set_defaults(func=cmd_watch)
     p = sub.add_parser("run", help="run fault scenarios and report")
