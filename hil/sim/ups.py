@@ -107,9 +107,7 @@ class NutServer:
 
     def start_upsd(self) -> None:
         log = open(self.workdir / "upsd.log", "ab")  # noqa: SIM115 - handed to the child
-        self.upsd = spawn(
-            [str(NUT_BIN / "upsd"), "-F", *self._user_flag()], env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
+        self.upsd = spawn([str(NUT_BIN / "upsd"), "-F", *self._user_flag()], env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         try:
             wait_port(self.port, timeout=10)

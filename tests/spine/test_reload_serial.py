@@ -102,7 +102,9 @@ def test_sighup_burst_is_serialised_and_a_failed_reload_keeps_the_running_config
     # a reload that passes validation but whose new uplink cannot be built: rejected, nothing changes
     secret = tmp_path / "pw"
     secret.write_bytes(b"\xffS3cret\xfe")
-    text = write_config(tmp_path / "v5.yaml", port, buffer_path=db, health_interval="0.3s", username="gw", password_file=str(secret))
+    text = write_config(
+        tmp_path / "v5.yaml", port, buffer_path=db, health_interval="0.3s", username="gw", password_file=str(secret)
+    )
     cfg.write_text(text.read_text())
     before = len(agent_events(db))
     agent.signal(signal.SIGHUP)
