@@ -17,6 +17,7 @@ from agent.clock import clock_synchronized
 from agent.continuity import ContinuityTracker, describe, state_path_for
 from agent.continuity.config_audit import AppliedConfig, changed_keys
 from agent.control import ControlServer
+from agent.earlysignal import take_sighup
 from agent.health import HealthCollector
 from agent.keystate import key_transition
 from agent.power import PowerMonitor, RunState, build_monitor, build_start_evidence
@@ -109,6 +110,18 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._request_stop, sig)
             loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+            if take_sighup():  # one came in while the agent was importing: reload after start-up
+                self.request_reload()
+        # a SIGHUP during start-up waits for it: a reload must not start an uplink or producers
+        # next to the ones start-up is about to start (two sessions with one client id)
+        async with self._reload_lock:
+            tasks = await self._start()
+        await self.stop_event.wait()
+        await self._shutdown(tasks)
+        return 0
+
+    async def _start(self) -> list[asyncio.Task[None]]:
+        """Open the buffer, record the start evidence, start every part; returns the loop tasks."""
         opened = await self.buffer.open()
         self.continuity.load()
         self.applied_config = describe(self.settings, self.config_path, self.continuity.audit_salt())
@@ -153,9 +166,7 @@ class Daemon:
             self.settings.uplink.host,
             self.settings.uplink.effective_port,
         )
-        await self.stop_event.wait()
-        await self._shutdown(tasks)
-        return 0
+        return tasks
 
     async def _key_evidence(self, opened: Opened) -> None:
         """Commit the key change / key alarm first, so they carry the seq the key applies from."""

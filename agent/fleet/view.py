@@ -5,14 +5,32 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from agent.fleet.model import FleetState
 
+#: C0 and C1 control characters and DEL: a published name holding ESC sequences must not be able
+#: to rewrite the operator's terminal (clear it, move the cursor, retitle the window)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _plain(value: Any) -> Any:
+    """Strings with every control character shown as ``\\xNN``; other values unchanged."""
+    if isinstance(value, str):
+        return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return value
+
 
 def text_table(rows: list[dict[str, Any]]) -> str:
+    """The terminal view; everything from MQTT is printed with control characters escaped."""
+    rows = [_plain(r) for r in rows]
     lines = [
         f"{'gateway':<24}{'status':<9}{'since':<21}{'last seen':<21}{'backlog':>8}{'oldest s':>9}"
         f"{'drop':>6}{'disk MB':>9}{'temp':>6}  clock"

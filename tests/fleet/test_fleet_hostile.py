@@ -124,3 +124,36 @@ def test_hostile_ids_and_payloads_show_as_text_and_run_nothing(broker, tmp_path:
         driver.quit()
         fleet.terminate()
         fleet.wait(10)
+
+
+def test_terminal_table_prints_control_sequences_as_text(broker) -> None:
+    """ESC sequences in published names and reasons must not reach the operator's terminal."""
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="attacker-tty")
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    health = {
+        "seq": 1,
+        "ts": iso(time.time()),
+        "payload": {
+            "schema": "headframe.health/1",
+            "buffer": {"depth": 0, "dropped": {}},
+            "clock": {"synchronized": True},
+            "producers": {"drivers": {"devices": {"\x1b]0;owned\x07meter": {"state": "\x1b[2Jcleared"}}}},
+        },
+    }
+    status = {"status": "offline", "reason": "\x1b[31mred\x9b", "since": iso(time.time() - 7200)}
+    c.publish("headframe/s1/gw-tty/health/agent", orjson.dumps(health), qos=1, retain=True).wait_for_publish(5)
+    c.publish("headframe/s1/gw-tty/status", orjson.dumps(status), qos=1, retain=True).wait_for_publish(5)
+    c.loop_stop()
+    c.disconnect()
+    res = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "fleet", "--broker", f"127.0.0.1:{broker.port}", "--once", "--wait", "1"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "s1/gw-tty" in res.stdout
+    assert "\x1b" not in res.stdout and "\x07" not in res.stdout and "\x9b" not in res.stdout
+    assert "\\x1b]0;owned\\x07meter: \\x1b[2Jcleared" in res.stdout and "(\\x1b[31mred\\x9b)" in res.stdout

@@ -17,7 +17,7 @@ import orjson
 from agent.continuity.config_audit import describe
 from config import load_settings
 from tests.support.agentproc import AgentProcess, write_config
-from tests.support.broker import free_port
+from tests.support.broker import Collector, free_port
 from tests.support.wait import wait_until
 
 RELOAD_EVENTS = ("config_applied", "config_reloaded", "config_reload_rejected")
@@ -125,3 +125,46 @@ def test_sighup_burst_is_serialised_and_a_failed_reload_keeps_the_running_config
     assert agent.terminate() == 0
     log = agent.output()
     assert "Traceback" not in log and "S3cret" not in log and "reload rejected" in log
+
+
+def caught(pid: int) -> set[int]:
+    """The signals the process has a handler for (``/proc/PID/status`` SigCgt)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return set()
+    mask = next(int(line.split()[1], 16) for line in status.splitlines() if line.startswith("SigCgt:"))
+    return {sig for sig in range(1, 65) if mask & (1 << (sig - 1))}
+
+
+def test_sighup_during_start_up_waits_for_it(tmp_path: Path, broker, agents) -> None:
+    """A SIGHUP as early as the process can catch one (while it is still importing) neither kills
+    it nor races start-up: the reload runs after start-up, with one uplink and one session at a
+    time (two uplinks with one client id would take the session from each other for ever)."""
+    db = tmp_path / "buf.db"
+    cfg = write_config(tmp_path / "c.yaml", broker.port, buffer_path=db, health_interval="0.3s")
+    collector = Collector(broker, topics=["headframe/+/+/health/agent", "headframe/+/+/event/agent"]).start()
+    agent = AgentProcess(cfg, log=tmp_path / "agent.log")
+    agents.append(agent)
+    write_config(cfg, broker.port, buffer_path=db, health_interval="0.3s", keepalive=7)  # the uplink changes
+    wait_until("a SIGHUP handler", lambda: signal.SIGHUP in caught(agent.proc.pid), timeout=30, interval=0.001)
+    os.kill(agent.proc.pid, signal.SIGHUP)
+    handlers = caught(agent.proc.pid)
+    # the daemon's loop handles SIGTERM and SIGHUP together: SIGTERM not handled yet means this
+    # SIGHUP came while the agent was still importing (only the early handler could catch it)
+    assert signal.SIGTERM not in handlers, "the signal must arrive before the daemon's own handlers"
+
+    def events(ms: list[Any]) -> list[str]:
+        return [m.json()["payload"].get("event") for m in ms if m.topic.endswith("/event/agent")]
+
+    collector.wait_for(lambda ms: "config_reloaded" in events(ms), timeout=30)
+    # then ten health records in a row over one session
+    n = len([m for m in collector.snapshot() if m.topic.endswith("/health/agent")])
+    collector.wait_for(lambda ms: len([m for m in ms if m.topic.endswith("/health/agent")]) >= n + 10, timeout=30)
+    assert agent.terminate() == 0
+    log = agent.output()
+    started, reloaded = log.index("running: gateway"), log.index("reload: new config in effect")
+    assert started < reloaded, "the reload ran before start-up finished"
+    # one session at a time: the start's, then (if it was up already) the reload's; none ever lost
+    assert 1 <= log.count("uplink: connected to") <= 2 and "connection to broker" not in log, log
+    collector.stop()
