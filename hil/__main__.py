@@ -74,8 +74,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from hil.lifetime import stop_on_signals
     from hil.runner import ScenarioRun
     from hil.scenario import load_scenario
+
+    stop_on_signals()  # a scenario's finally stops its site and agent on SIGTERM/SIGHUP too
 
     scenarios = []
     for path in args.scenarios:

@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 
 from hil import delivery
 from hil.delivery import buffer_state
+from hil.lifetime import spawn
 from hil.proxy import FaultProxy
 from hil.scenario import Scenario
 from hil.site import Site, free_port
@@ -70,7 +71,7 @@ class Agent:
         if self.boots:
             env["HEADFRAME_FAKE_BOOT_ID"] = f"hil-simulated-boot-{self.boots}"
         with open(self.log, "ab") as fh:
-            self.proc = subprocess.Popen(
+            self.proc = spawn(  # dies with the rig, also when the rig is SIGKILLed
                 [sys.executable, "-m", "agent.cli", "run", "-c", str(self.config)],
                 cwd=REPO,
                 env=env,
