@@ -17,11 +17,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
+#: resolved here, in the parent: a child forked from a threaded rig must not dlopen() before exec
+#: (another thread may have held the loader's lock at fork time)
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 #: names of the stop signals received (a view that catches KeyboardInterrupt hides the exception)
 received: list[str] = []
@@ -55,10 +59,7 @@ def die_with_parent(parent: int) -> Callable[[], None]:
     so spawn from the main thread (the rig does)."""
 
     def preexec() -> None:
-        if not sys.platform.startswith("linux"):
-            return
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+        if _prctl is None or _prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
             return
         if os.getppid() != parent:
             os._exit(1)
@@ -67,8 +68,10 @@ def die_with_parent(parent: int) -> Callable[[], None]:
 
 
 def spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-    """``subprocess.Popen`` for a child that must not outlive the rig."""
-    return subprocess.Popen(argv, preexec_fn=die_with_parent(os.getpid()), **kwargs)
+    """``subprocess.Popen`` for a child that must not outlive the rig. From another thread no
+    parent-death signal is asked for (it would fire when that thread ends, not the rig)."""
+    main = threading.current_thread() is threading.main_thread()
+    return subprocess.Popen(argv, preexec_fn=die_with_parent(os.getpid()) if main else None, **kwargs)
 
 
 def end(proc: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> None:
