@@ -9,13 +9,15 @@ import logging
 import signal
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.clock import clock_synchronized
 from agent.continuity import ContinuityTracker, describe, state_path_for
-from agent.continuity.config_audit import changed_keys
+from agent.continuity.config_audit import AppliedConfig, changed_keys
 from agent.control import ControlServer
+from agent.earlysignal import take_sighup
 from agent.health import HealthCollector
 from agent.keystate import key_transition
 from agent.power import PowerMonitor, RunState, build_monitor, build_start_evidence
@@ -39,6 +41,17 @@ log = logging.getLogger("headframe.agent")
 #: A part that has not shown progress for this long is considered hung: watchdog pings stop
 #: and systemd restarts the service. Generous, because an SD card fsync can take seconds.
 WRITER_STALL_S = 20.0
+
+
+@dataclass(frozen=True)
+class ReloadPlan:
+    """A validated config and the parts built for it, before anything running is touched."""
+
+    settings: Settings
+    applied: AppliedConfig
+    pending: list[str]
+    uplink: Uplink | None  # built when the uplink settings changed, not started
+    power: bool  # the power settings changed
 
 
 class Daemon:
@@ -82,6 +95,10 @@ class Daemon:
         self._power_stop = asyncio.Event()
         self._power_task: asyncio.Task[None] | None = None
         self.reloads = 0
+        #: reloads run one at a time (SIGHUP while one runs: once more after it)
+        self._reload_lock = asyncio.Lock()
+        self._reload_pending = False
+        self._reload_task: asyncio.Task[None] | None = None
         self.loop_heartbeat = time.monotonic()
         self.continuity = ContinuityTracker(settings, state_path_for(settings.buffer.path), self.buffer.emit)
         self.applied_config = describe(settings, config_path)
@@ -105,7 +122,19 @@ class Daemon:
         if self.install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._request_stop, sig)
-            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+            if take_sighup():  # one came in while the agent was importing: reload after start-up
+                self.request_reload()
+        # a SIGHUP during start-up waits for it: a reload must not start an uplink or producers
+        # next to the ones start-up is about to start (two sessions with one client id)
+        async with self._reload_lock:
+            tasks = await self._start()
+        await self.stop_event.wait()
+        await self._shutdown(tasks)
+        return 0
+
+    async def _start(self) -> list[asyncio.Task[None]]:
+        """Open the buffer, record the start evidence, start every part; returns the loop tasks."""
         opened = await self.buffer.open()
         self.continuity.load()
         self.applied_config = describe(self.settings, self.config_path, self.continuity.audit_salt())
@@ -151,9 +180,7 @@ class Daemon:
             self.settings.uplink.host,
             self.settings.uplink.effective_port,
         )
-        await self.stop_event.wait()
-        await self._shutdown(tasks)
-        return 0
+        return tasks
 
     async def _key_evidence(self, opened: Opened) -> None:
         """Commit the key change / key alarm first, so they carry the seq the key applies from."""
@@ -203,12 +230,19 @@ class Daemon:
             self.stop_reason = reason
             self.stop_event.set()
 
-    def _start_uplink(self, settings: Settings, previous: PreviousSession | None = None) -> None:
+    def _start_uplink(self, settings: Settings) -> None:
+        self._run_uplink(self._make_uplink(settings))
+
+    def _make_uplink(self, settings: Settings) -> Uplink:
+        uplink = Uplink(settings, self.buffer)
+        uplink.on_offline = self.continuity.on_link_lost
+        uplink.on_online = self._link_restored
+        return uplink
+
+    def _run_uplink(self, uplink: Uplink) -> None:
         self._uplink_stop = asyncio.Event()
-        self.uplink = Uplink(settings, self.buffer, previous=previous)
-        self.uplink.on_offline = self.continuity.on_link_lost
-        self.uplink.on_online = self._link_restored
-        self._uplink_task = asyncio.create_task(self.uplink.run(self._uplink_stop), name="uplink")
+        self.uplink = uplink
+        self._uplink_task = asyncio.create_task(uplink.run(self._uplink_stop), name="uplink")
 
     async def _stop_uplink(self) -> None:
         self._uplink_stop.set()
@@ -309,17 +343,50 @@ class Daemon:
         return f"uplink {state}; last seq {self.buffer.last_seq}; producers {len(self.producers)}"
 
     # --------------------------------------------------------------- reload
+    def request_reload(self) -> None:
+        """SIGHUP. Reloads never overlap: one asked for while another runs is coalesced into
+        a single reload after it (which reads the file as it is then)."""
+        self._reload_pending = True
+        if self._reload_task is None or self._reload_task.done():
+            self._reload_task = asyncio.create_task(self._reload_loop(), name="reload")
+
+    async def _reload_loop(self) -> None:
+        while self._reload_pending and not self.stop_event.is_set():
+            self._reload_pending = False
+            try:
+                await self.reload()
+            except Exception:  # reload() keeps the running config; this only keeps the task alive
+                log.exception("reload: unexpected failure")
+
     async def reload(self) -> bool:
-        """SIGHUP: validate the file first; a bad config keeps the running one."""
-        try:
-            new = load_settings(self.config_path)
-        except ConfigError as exc:
-            log.error("reload rejected, keeping the running config:\n%s", exc)
-            self.notifier.status("reload rejected: config invalid (see log)")
-            self.buffer.emit(
-                Record("agent", Kind.EVENT, {"event": "config_reload_rejected", "problems": [str(p) for p in exc.problems][:20]})
-            )
-            return False
+        """Validate the file and build the new parts first; a bad config keeps the running one."""
+        async with self._reload_lock:
+            try:
+                plan = self._prepare_reload()
+            except ConfigError as exc:
+                self._reject_reload([str(p) for p in exc.problems], f"config invalid:\n{exc}")
+                return False
+            except Exception as exc:  # any failure here must keep the running config
+                self._reject_reload([f"{self.config_path}: {exc}"], f"cannot build the new parts: {exc}")
+                return False
+            await self._apply_reload(plan)
+            return True
+
+    def _reject_reload(self, problems: list[str], why: str) -> None:
+        log.error("reload rejected, keeping the running config: %s", why)
+        self.notifier.status("reload rejected: config invalid (see log)")
+        payload = {
+            "event": "config_reload_rejected",
+            "trigger": "reload",
+            "path": str(self.config_path),
+            "running_hash": self.applied_config.hash,
+            "problems": problems[:20],
+        }
+        self.buffer.emit(Record("agent", Kind.EVENT, payload))
+
+    def _prepare_reload(self) -> ReloadPlan:
+        """Everything that can fail, before anything running is touched."""
+        new = load_settings(self.config_path)
         old = self.settings
         salt = self.continuity.audit_salt()
         loaded = describe(new, self.config_path, salt)
@@ -329,33 +396,45 @@ class Daemon:
             new = new.model_copy(update={k: getattr(old, k) for k in fixed})
         applied = describe(new, self.config_path, salt)
         applied = dataclasses.replace(applied, mtime=loaded.mtime, file_hash=loaded.file_hash)
+        # built, not started: a password file that cannot be read rejects the reload here
+        uplink = self._make_uplink(new) if new.uplink != old.uplink else None
+        power = new.power != old.power
+        if power:
+            build_monitor(new.power, self._commit_now, self.request_stop, self.run_state)
+        return ReloadPlan(new, applied, changed_keys(applied.keys, loaded.keys), uplink, power)
+
+    async def _apply_reload(self, plan: ReloadPlan) -> None:
+        new = plan.settings
         # the audit record goes first: a stop while the new parts start must not leave the change unrecorded
-        pending = changed_keys(applied.keys, loaded.keys)
         self.continuity.update_settings(new)
-        self.buffer.emit(
-            Record("agent", Kind.EVENT, self.continuity.config_applied(applied, "reload", pending_restart=pending or None))
-        )
-        self.applied_config = applied
+        audit = self.continuity.config_applied(plan.applied, "reload", pending_restart=plan.pending or None)
+        self.buffer.emit(Record("agent", Kind.EVENT, audit))
+        self.applied_config = plan.applied
         self.settings = new
-        if new.uplink != old.uplink:
+        if plan.uplink is not None:
             log.info("reload: uplink settings changed; reconnecting")
             # an outage still going on carries over to the new uplink (its gap must not be lost)
-            down = self.uplink.previous if self.uplink is not None and self.uplink.state != "connected" else None
+            if self.uplink is not None and self.uplink.state != "connected":
+                plan.uplink.previous = self.uplink.previous
             await self._stop_uplink()
-            self._start_uplink(new, down)
-        if new.power != old.power:
+            self._run_uplink(plan.uplink)
+        if plan.power:
             log.info("reload: power settings changed; restarting the power monitor")
             await self._stop_power()
             self._start_power(new)
         await self._stop_producers()
         await self._start_producers(new)
         self.reloads += 1
-        self.buffer.emit(Record("agent", Kind.EVENT, {"event": "config_reloaded"}))
+        self.buffer.emit(Record("agent", Kind.EVENT, {"event": "config_reloaded", "hash": plan.applied.hash}))
         log.info("reload: new config in effect")
-        return True
 
     # ------------------------------------------------------------- shutdown
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        # a reload in progress finishes first (it may be starting parts this stop must stop)
+        async with self._reload_lock:
+            await self._shutdown_parts(tasks)
+
+    async def _shutdown_parts(self, tasks: list[asyncio.Task[None]]) -> None:
         await self.control.stop()
         await self.web.stop()
         await self._stop_power()

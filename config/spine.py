@@ -56,6 +56,17 @@ class BufferSettings(StrictModel):
     max_unsynced: Duration = Field(default=5.0, ge=0, le=3600)
 
 
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address: the only place plain MQTT may carry credentials
+    (a name is not resolved: a DNS answer must not decide whether a password goes out in clear)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class TLSSettings(StrictModel):
     """Broker TLS. The server certificate is always verified against ``ca_file`` (or system CAs)."""
 
@@ -95,12 +106,7 @@ class UplinkSettings(StrictModel):
 
     @property
     def is_loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_host(self.host)
 
     @model_validator(mode="after")
     def _secure_off_loopback(self) -> UplinkSettings:

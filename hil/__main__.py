@@ -16,50 +16,69 @@ from config import ConfigError
 
 
 def cmd_site(args: argparse.Namespace) -> int:
+    from hil.lifetime import end, received, spawn, stop_on_signals
     from hil.site import Site
-    from hil.watch import watch
+    from hil.watch import BrokerLink, watch
 
+    # before anything starts: SIGTERM/SIGHUP/SIGINT reach the finally below, which stops it all
+    stop_on_signals()
     work = Path(args.workdir).resolve()
-    site = Site(work).start()
-    cfg = site.config(work / "headframe.yaml", work / "buffer.db")
-    print(
-        f"simulated site up: broker 127.0.0.1:{site.broker_port}, PLC 127.0.0.1:{site.plc_port}, "
-        f"RS-485 {site.rtu_agent_end}, DL/T 645 {site.dlt_agent_end}, cameras {site.cameras.url('shaft')}"
-    )
-    print(f"config: {cfg}")
+    site = Site(work)
     agent = None
     try:
+        site.start()
+        cfg = site.config(work / "headframe.yaml", work / "buffer.db")
+        print(
+            f"simulated site up: broker 127.0.0.1:{site.broker_port}, PLC 127.0.0.1:{site.plc_port}, "
+            f"RS-485 {site.rtu_agent_end}, DL/T 645 {site.dlt_agent_end}, cameras {site.cameras.url('shaft')}"
+        )
+        print(f"config: {cfg}", flush=True)
         if args.agent:
             env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-            log = open(work / "agent.log", "ab")  # noqa: SIM115 - lives as long as the agent
-            agent = subprocess.Popen(
-                [sys.executable, "-m", "agent.cli", "run", "-c", str(cfg)], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-            print(f"agent started (log {work / 'agent.log'})")
+            with open(work / "agent.log", "ab") as log:
+                argv = [sys.executable, "-m", "agent.cli", "run", "-c", str(cfg)]
+                agent = spawn(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+            print(f"agent started (pid {agent.pid}, log {work / 'agent.log'})", flush=True)
         if args.watch:
-            watch("127.0.0.1", site.broker_port, args.duration)
+            watch(BrokerLink("127.0.0.1", site.broker_port), args.duration)
+        elif args.duration is None:
+            while True:
+                signal.pause()
         else:
-            signal.sigwait({signal.SIGINT, signal.SIGTERM}) if args.duration is None else time.sleep(args.duration)
-    except KeyboardInterrupt:
+            time.sleep(args.duration)
+    except KeyboardInterrupt:  # Ctrl-C, or a stop signal (hil.lifetime.StopSignal)
         pass
     finally:
-        if agent is not None:
-            agent.terminate()
-            agent.wait(20)
+        print(f"stopping the simulated site ({', '.join(received) or 'done'})", flush=True)
+        end(agent, timeout=20)  # the agent first: it records a clean stop while the broker is up
         site.stop()
     return 0
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from hil.watch import watch
+    from hil.watch import BrokerLink, watch
 
-    host, _, port = args.broker.partition(":")
-    return watch(host, int(port or 1883), args.duration)
+    if args.config:
+        try:
+            link = BrokerLink.from_config(Path(args.config))
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        except (OSError, ValueError) as exc:  # the password file vanished or is not text since the check
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        host, _, port = args.broker.partition(":")
+        link = BrokerLink(host, int(port or 1883))
+    return watch(link, args.duration)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from hil.lifetime import stop_on_signals
     from hil.runner import ScenarioRun
     from hil.scenario import load_scenario
+
+    stop_on_signals()  # a scenario's finally stops its site and agent on SIGTERM/SIGHUP too
 
     scenarios = []
     for path in args.scenarios:
@@ -94,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.set_defaults(func=cmd_site)
     p = sub.add_parser("watch", help="live view of a broker")
-    p.add_argument("--broker", default="127.0.0.1:1883")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--broker", default="127.0.0.1:1883", help="HOST[:PORT], anonymous plain TCP (a local broker)")
+    how.add_argument("--config", help="a Headframe config: its broker, TLS, username and password file")
     p.add_argument("--duration", type=float)
     p.set_defaults(func=cmd_watch)
     p = sub.add_parser("run", help="run fault scenarios and report")

@@ -20,6 +20,7 @@ from config.loader import load_settings
 from hil import delivery, expect, overlay
 from hil.delivery import buffer_state
 from hil.expect import matches
+from hil.lifetime import spawn
 from hil.proxy import FaultProxy
 from hil.scenario import Scenario
 from hil.site import Site, free_port
@@ -75,7 +76,7 @@ class Agent:
         if self.boots:
             env["HEADFRAME_FAKE_BOOT_ID"] = f"hil-simulated-boot-{self.boots}"
         with open(self.log, "ab") as fh:
-            self.proc = subprocess.Popen(
+            self.proc = spawn(  # dies with the rig, also when the rig is SIGKILLed
                 [sys.executable, "-m", "agent.cli", "run", "-c", str(self.config)],
                 cwd=REPO,
                 env=env,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hil.camera_server import CameraServer
+from hil.lifetime import end, spawn
 from hil.net import free_port
 from hil.sim.dlt645_meter import MeterSimulator
 from hil.sim.modbus_slaves import RegisterImage, ServerThread
@@ -28,7 +29,7 @@ MEDIA = Path(__file__).resolve().parent / "media"
 def pty_pair() -> tuple[str, str, subprocess.Popen[bytes]]:
     if shutil.which("socat") is None:
         raise RuntimeError("socat is not installed (scripts/setup.sh installs it)")
-    proc = subprocess.Popen(["socat", "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"], stderr=subprocess.PIPE)
+    proc = spawn(["socat", "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"], stderr=subprocess.PIPE)
     paths: list[str] = []
     assert proc.stderr is not None
     while len(paths) < 2:
@@ -52,6 +53,7 @@ class Site:
     ups: NutServer | None = None
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     stoppers: list = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> Site:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -80,7 +82,6 @@ class Site:
         if self.with_ups:
             self.ups = NutServer(self.workdir / "ups", ups="site-ups").start()
             self.stoppers.append(self.ups.stop)
-        self._stop = threading.Event()
         threading.Thread(target=self._meter_loop, daemon=True).start()
         return self
 
@@ -92,7 +93,7 @@ class Site:
         if os.geteuid() == 0:
             lines.append("user root")
         conf.write_text("\n".join(lines) + "\n")
-        self.procs.append(subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.procs.append(spawn(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -224,8 +225,4 @@ class Site:
             except Exception:
                 pass
         for proc in self.procs:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            end(proc)

@@ -14,8 +14,8 @@ if [[ $# -ge 1 ]]; then
   .venv/bin/headframe run -c "$1" &
   agent=$!
   trap 'kill -TERM $agent 2>/dev/null; wait $agent' EXIT
-  broker=$(.venv/bin/python -c "import sys; from config import load_settings as l; u=l(sys.argv[1]).uplink; print(f'{u.host}:{u.effective_port}')" "$1")
-  .venv/bin/python -m hil watch --broker "$broker" ${SITE_DURATION:+--duration "$SITE_DURATION"}
+  # the view connects as the config says: its broker, TLS settings, username and password file
+  .venv/bin/python -m hil watch --config "$1" ${SITE_DURATION:+--duration "$SITE_DURATION"}
 else
   exec .venv/bin/python -m hil site --workdir var/site --agent --watch ${SITE_DURATION:+--duration "$SITE_DURATION"}
 fi

@@ -13,6 +13,7 @@ import paho.mqtt.client as mqtt
 
 from agent.fleet.model import FleetState
 from agent.fleet.view import FleetWeb, text_table
+from config.spine import is_loopback_host
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,6 +23,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--username")
     p.add_argument("--password-file", type=Path)
     p.add_argument("--ca-file", type=Path, help="enables TLS, verifying the broker against this CA")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow --password-file over plain TCP to a broker off loopback (the password crosses the network in clear)",
+    )
     p.add_argument("--offline-after", type=float, default=5.0, help="minutes offline before it is flagged")
     p.add_argument("--once", action="store_true", help="collect for --wait seconds, print one table, exit")
     p.add_argument("--wait", type=float, default=3.0)
@@ -29,13 +35,37 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_fleet)
 
 
+def clear_text_refusal(host: str, args: argparse.Namespace) -> str | None:
+    """The agent's rule (config/spine.py): credentials go in clear only to loopback. Returns the
+    error to print, or None when connecting is fine."""
+    if args.password_file is None or args.ca_file is not None or args.insecure or is_loopback_host(host):
+        return None
+    return (
+        f"error: --password-file would send the password to broker {host} in clear text (no --ca-file, "
+        "so no TLS). Give --ca-file CA.pem to use TLS (port 8883 unless given), or --insecure if this "
+        "network is trusted"
+    )
+
+
 def cmd_fleet(args: argparse.Namespace) -> int:
     host, _, port = args.broker.partition(":")
+    refusal = clear_text_refusal(host, args)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     state = FleetState(offline_after_s=args.offline_after * 60)
     lock = threading.Lock()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"headframe-fleet-{int(time.time())}")
+    if args.password_file is not None and not args.username:
+        print("error: --password-file needs --username (the broker checks the pair)", file=sys.stderr)
+        return 2
     if args.username:
-        password = args.password_file.read_text().strip() if args.password_file else None
+        try:
+            password = args.password_file.read_text().strip() if args.password_file else None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            print(f"error: --password-file {args.password_file}: {reason}; give a readable text file", file=sys.stderr)
+            return 2
         client.username_pw_set(args.username, password)
     if args.ca_file:
         client.tls_set(ca_certs=str(args.ca_file), cert_reqs=ssl.CERT_REQUIRED)

@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from agent.fleet.model import FleetState
 
+#: C0 and C1 control characters and DEL: a published name holding ESC sequences must not be able
+#: to rewrite the operator's terminal (clear it, move the cursor, retitle the window)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _plain(value: Any) -> Any:
+    """Strings with every control character shown as ``\\xNN``; other values unchanged."""
+    if isinstance(value, str):
+        return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return value
+
 
 def text_table(rows: list[dict[str, Any]]) -> str:
+    """The terminal view; everything from MQTT is printed with control characters escaped."""
+    rows = [_plain(r) for r in rows]
     lines = [
         f"{'gateway':<24}{'status':<9}{'since':<21}{'last seen':<21}{'backlog':>8}{'oldest s':>9}"
         f"{'drop':>6}{'disk MB':>9}{'temp':>6}  clock"
@@ -37,22 +57,44 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Headframe flee
 <h1>Headframe fleet</h1><p id="updated">loading…</p><table id="fleet"><thead><tr><th>gateway</th><th>status</th>
 <th>since</th><th>last seen</th><th>backlog</th><th>oldest unsent s</th><th>dropped</th><th>devices / cameras</th>
 <th>disk MB</th><th>temp °C</th><th>clock</th><th>problems</th></tr></thead><tbody></tbody></table>
-<script>
-function esc(s){return String(s??'-').replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]))}
-function outage(g){return g.status==='online'&&g.previous_down_s!=null?
- '<br><small>after '+esc(Math.round(g.previous_down_s))+' s down</small>':''}
+<script>"""
+
+SCRIPT = """
+// Everything shown comes from MQTT: gateway ids from topic levels, states, reasons and device
+// names from payloads anyone allowed to publish can write. Nothing of it is parsed as HTML:
+// the table is built with DOM nodes and textContent; the row class is one of a fixed set.
+const STATUSES=['online','offline','unknown'];
+function txt(v){return v===null||v===undefined?'-':String(v)}
+function cell(tr,parts,cls){const td=document.createElement('td');if(cls)td.className=cls;
+ parts.forEach((p,i)=>{if(i)td.appendChild(document.createElement('br'));
+  if(p instanceof Node)td.appendChild(p);else td.appendChild(document.createTextNode(txt(p)))});
+ tr.appendChild(td);return td}
+function small(s){const e=document.createElement('small');e.textContent=s;return e}
+function row(g){const tr=document.createElement('tr');
+ tr.className=STATUSES.includes(g.status)?g.status:'unknown';tr.dataset.gateway=txt(g.gateway);
+ cell(tr,[g.gateway]);
+ const back=g.status==='online'&&g.previous_down_s!=null;
+ cell(tr,back?[g.status,small('after '+Math.round(g.previous_down_s)+' s down')]:[g.status]);
+ cell(tr,[txt(g.since)+(g.since_is_last_seen?' (last sign of life)':'')]);cell(tr,[g.last_seen]);
+ cell(tr,[g.backlog]);cell(tr,[g.oldest_unsent_s]);cell(tr,[g.dropped]);
+ cell(tr,Object.entries({...g.devices,...g.cameras}).map(([k,v])=>k+': '+txt(v)));
+ cell(tr,[g.disk_free_mb]);cell(tr,[g.temperature_c]);
+ cell(tr,[g.clock_synced===false?'NOT SYNCED':g.clock_synced]);
+ cell(tr,Array.isArray(g.problems)?g.problems:[],'problem');return tr}
 async function refresh(){const r=await fetch('/api/fleet');const rows=await r.json();
- document.querySelector('#fleet tbody').innerHTML=rows.map(g=>`<tr class="${esc(g.status)}" data-gateway="${esc(g.gateway)}">
- <td>${esc(g.gateway)}</td><td>${esc(g.status)}${outage(g)}</td>
- <td>${esc(g.since)}${g.since_is_last_seen?' (last sign of life)':''}</td><td>${esc(g.last_seen)}</td>
- <td>${esc(g.backlog)}</td><td>${esc(g.oldest_unsent_s)}</td><td>${esc(g.dropped)}</td>
- <td>${Object.entries({...g.devices,...g.cameras}).map(([k,v])=>esc(k)+': '+esc(v)).join('<br>')}</td>
- <td>${esc(g.disk_free_mb)}</td><td>${esc(g.temperature_c)}</td>
- <td>${g.clock_synced===false?'NOT SYNCED':esc(g.clock_synced)}</td>
- <td class="problem">${g.problems.map(esc).join('<br>')}</td></tr>`).join('');
+ document.querySelector('#fleet tbody').replaceChildren(...rows.map(row));
  document.getElementById('updated').textContent='updated '+new Date().toLocaleTimeString()+' — '+rows.length+' gateway(s)';}
 refresh();setInterval(refresh,2000);
-</script></body></html>"""
+"""
+
+PAGE = PAGE + SCRIPT + "</script></body></html>"
+
+#: defence in depth behind the DOM building: only this page's own script runs (no inline event
+#: handlers, no injected <script>), it talks only to this server, and nothing is loaded from elsewhere
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; connect-src 'self'; "
+    f"script-src 'sha256-{base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()}'"
+)
 
 
 class FleetWeb:
@@ -77,6 +119,8 @@ class FleetWeb:
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", ctype)
+                self.send_header("Content-Security-Policy", CSP)
+                self.send_header("X-Content-Type-Options", "nosniff")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -35,7 +35,11 @@ def read_password(cfg: UplinkSettings) -> str | None:
     """The broker password from ``uplink.password_file`` (first line; never logged)."""
     if cfg.password_file is None:
         return None
-    return cfg.password_file.read_text().rstrip("\r\n")
+    try:
+        return cfg.password_file.read_bytes().decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        # the codec's message quotes a byte of the secret: name the file and the fix instead
+        raise ValueError(f"uplink.password_file {cfg.password_file} is not UTF-8 text; write the password as UTF-8") from None
 
 
 def make_client(cfg: UplinkSettings, client_id: str, will: Will, password: str | None) -> mqtt.Client:

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hil.lifetime import spawn
 from hil.net import free_port, wait_port
 
 NUT_BIN = Path(os.environ.get("NUT_BIN", "/lib/nut"))
@@ -88,7 +89,7 @@ class NutServer:
 
     def start_driver(self) -> None:
         log = open(self.workdir / "driver.log", "ab")  # noqa: SIM115 - handed to the child
-        self.driver = subprocess.Popen(
+        self.driver = spawn(
             [str(NUT_BIN / "dummy-ups"), "-a", self.ups, "-F", *self._user_flag()],
             env=self.env,
             stdout=log,
@@ -106,9 +107,7 @@ class NutServer:
 
     def start_upsd(self) -> None:
         log = open(self.workdir / "upsd.log", "ab")  # noqa: SIM115 - handed to the child
-        self.upsd = subprocess.Popen(
-            [str(NUT_BIN / "upsd"), "-F", *self._user_flag()], env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
+        self.upsd = spawn([str(NUT_BIN / "upsd"), "-F", *self._user_flag()], env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         try:
             wait_port(self.port, timeout=10)
