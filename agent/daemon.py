@@ -33,6 +33,7 @@ from buffer.boundary import BufferService, Durability, Opened
 from buffer.chainkey import ChainKeyError
 from buffer.record import Kind, Record
 from config import ConfigError, Settings, load_settings
+from config.schema import RESTART_ONLY_SECTIONS
 from rules import registry
 from rules.engine import RulesEngine
 
@@ -390,7 +391,7 @@ class Daemon:
         old = self.settings
         salt = self.continuity.audit_salt()
         loaded = describe(new, self.config_path, salt)
-        fixed = ("buffer", "gateway", "rules", "control", "web")  # these take effect at the next start
+        fixed = RESTART_ONLY_SECTIONS  # these take effect at the next start
         if any(getattr(new, k) != getattr(old, k) for k in fixed):
             log.warning("reload: changes to %s take effect at the next restart", ", ".join(repr(k) for k in fixed))
             new = new.model_copy(update={k: getattr(old, k) for k in fixed})

@@ -25,6 +25,10 @@ from config.spine import (
 from config.types import StrictModel
 from config.web import WebSettings
 
+#: Sections a reload does not apply: they take effect at the next start (the buffer file, the
+#: gateway's identity, the rules' saved state, the local sockets and the page itself).
+RESTART_ONLY_SECTIONS = ("buffer", "gateway", "rules", "control", "web")
+
 
 class Settings(StrictModel):
     """Everything the agent needs; one YAML file validates into this."""

@@ -64,7 +64,9 @@ class ConfigRoutes:
         if refusal is not None or body is None:
             return refusal or web.Response(status=400)
         result = self.editor.check(body["text"])
-        return web.json_response({"ok": result.ok, "problems": result.problems, "diff": result.diff})
+        return web.json_response(
+            {"ok": result.ok, "problems": result.problems, "diff": result.diff, "restart_needed": result.restart_needed}
+        )
 
     async def save(self, request: web.Request) -> web.StreamResponse:
         assert self.page is not None
@@ -88,14 +90,17 @@ class ConfigRoutes:
         log.info("web: %s@%s saved %s; reloading", session.user, session.address, self.editor.path)
         reloaded = await self.reload()
         _, digest = self.editor.current()
-        key = "config_saved" if reloaded else "config_saved_not_applied"
+        message = i18n.text("config_saved" if reloaded else "config_saved_not_applied", lang)
+        if reloaded and result.restart_needed:
+            message += " " + i18n.text("config_restart_needed", lang, sections=", ".join(result.restart_needed))
         return web.json_response(
             {
                 "ok": reloaded,
                 "saved": True,
                 "reloaded": reloaded,
+                "restart_needed": result.restart_needed,
                 "hash": digest,
                 "diff": result.diff,
-                "message": i18n.text(key, lang),
+                "message": message,
             }
         )

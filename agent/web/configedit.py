@@ -18,6 +18,7 @@ from pathlib import Path
 
 from agent.atomicfile import atomic_write
 from config import ConfigError, load_settings_text
+from config.schema import RESTART_ONLY_SECTIONS
 
 #: a config file larger than this is not one a technician edits in a browser
 MAX_CONFIG_BYTES = 512 * 1024
@@ -28,6 +29,8 @@ class CheckResult:
     ok: bool
     problems: list[str] = field(default_factory=list)
     diff: str = ""
+    #: sections changed that a reload does not apply (they take effect at the next start)
+    restart_needed: list[str] = field(default_factory=list)
 
 
 class ConflictError(Exception):
@@ -53,10 +56,15 @@ class ConfigEditor:
         if len(text.encode()) > MAX_CONFIG_BYTES:
             return CheckResult(False, [f"the file would be larger than {MAX_CONFIG_BYTES // 1024} KiB"])
         try:
-            load_settings_text(text, file=str(self.path), base_dir=self.path.parent)
+            new = load_settings_text(text, file=str(self.path), base_dir=self.path.parent)
         except ConfigError as exc:
             return CheckResult(False, [str(p) for p in exc.problems])
         old, _ = self.current()
+        try:
+            running = load_settings_text(old, file=str(self.path), base_dir=self.path.parent)
+            restart = [k for k in RESTART_ONLY_SECTIONS if getattr(new, k) != getattr(running, k)]
+        except ConfigError:  # the file on disk is invalid (edited by hand): everything is new
+            restart = list(RESTART_ONLY_SECTIONS)
         diff = "".join(
             difflib.unified_diff(
                 old.splitlines(keepends=True),
@@ -65,7 +73,7 @@ class ConfigEditor:
                 f"{self.path.name} (new)",
             )
         )
-        return CheckResult(True, [], diff)
+        return CheckResult(True, [], diff, restart)
 
     async def save(self, text: str, base_hash: str) -> CheckResult:
         """Validate and write; raises ``ConflictError`` when the file is not the version edited."""

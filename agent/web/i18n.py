@@ -85,6 +85,10 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "Saved, but the gateway could not apply it (see its log); the old configuration runs on.",
     },
     "reload_config": {"zh": "重新载入", "en": "Reload"},
+    "config_restart_needed": {
+        "zh": "其中 {sections} 的改动需重启网关服务后生效。",
+        "en": "Changes to {sections} take effect when the gateway service restarts.",
+    },
 }
 
 

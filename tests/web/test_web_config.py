@@ -66,7 +66,7 @@ def test_check_save_reload_and_refusals(site: Site) -> None:
             and '+          "interval": "300ms"' in answer["diff"]
         )
         status, answer = post(b, "/api/config/save", token, {"text": good, "hash": current["hash"]})
-        assert status == 200 and answer["saved"] and answer["reloaded"], answer
+        assert status == 200 and answer["saved"] and answer["reloaded"] and answer["restart_needed"] == [], answer
         assert site.config.read_text() == good and site.config.stat().st_mode == mode  # atomic replace keeps the mode
 
         def reload_audited(messages: list[Any]) -> bool:
@@ -78,6 +78,15 @@ def test_check_save_reload_and_refusals(site: Site) -> None:
             )
 
         events.wait_for(reload_audited, timeout=20)
+
+        # a change a reload cannot apply is saved and said to need a restart
+        current = json.loads(b.call("GET", "/api/config")[2])
+        doc = json.loads(current["text"])
+        doc["control"]["enabled"] = True
+        doc["control"]["socket"] = str(site.config.parent / "c.sock")
+        status, answer = post(b, "/api/config/save", token, {"text": json.dumps(doc, indent=2), "hash": current["hash"]})
+        assert status == 200 and answer["restart_needed"] == ["control"] and "重启" in answer["message"], answer
+        good = json.dumps(doc, indent=2)
 
         # a save against the version before it (a second technician's stale page) is refused
         status, answer = post(
