@@ -99,6 +99,7 @@ class LatestFrameSource:
         self.error: str | None = None
         self.frames = 0
         self.corrupt = 0
+        self.decode_s = 0.0  # reader-thread CPU seconds reading/decoding, taken by the worker
         self._frame: tuple[np.ndarray, float] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -112,6 +113,12 @@ class LatestFrameSource:
         """Stop reading; ``wait`` bounds the join (a read may block for the 5 s socket timeout)."""
         self._stop.set()
         self._thread.join(wait)
+
+    def take_decode_seconds(self) -> float:
+        """CPU seconds the reader spent decoding since the last call (frames dropped included)."""
+        with self._lock:
+            spent, self.decode_s = self.decode_s, 0.0
+        return spent
 
     def latest(self) -> tuple[np.ndarray, float] | None:
         with self._lock:
@@ -127,25 +134,43 @@ class LatestFrameSource:
                 self._stop.wait(delay)
                 delay = min(self.reconnect_max, delay * 2)
                 continue
-            self.state, self.error, delay = "streaming", None, 0.5
             is_file = os.path.exists(self.url)
             fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
+            expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if is_file else 0
+            read = 0
             while not self._stop.is_set():
+                cpu = time.thread_time()
                 ok, frame = cap.read()
+                spent = time.thread_time() - cpu
                 if not ok:
-                    self.state, self.error = "lost", "stream ended or closed"
+                    self.state, self.error = "lost", _ended(self.url, is_file, read, expected)
                     break
                 if frame is None or frame.ndim != 3 or frame.size == 0:
                     self.corrupt += 1
                     continue
+                if read == 0:
+                    self.state, self.error, delay = "streaming", None, 0.5
+                read += 1
                 with self._lock:
                     self._frame = (frame, time.time())
+                    self.decode_s += spent
                 self.frames += 1
                 if is_file:  # a file plays at its own rate, as a camera would
                     time.sleep(1.0 / fps)
             cap.release()
             self._stop.wait(delay)
             delay = min(self.reconnect_max, delay * 2)
+
+
+def _ended(url: str, is_file: bool, read: int, expected: int) -> str:
+    """Why reading stopped, in words an operator can act on (credentials redacted)."""
+    if not is_file:
+        return "stream ended or closed" if read else f"{redact(url)} opened but sent no decodable frame"
+    if read == 0:
+        return f"file {url} has no decodable frame (corrupt or not a video)"
+    if expected and read < expected - 1:
+        return f"file {url} ended after {read} of {expected} frames (truncated or corrupt); replaying"
+    return f"end of file {url}; replaying"
 
 
 def file_frames(path: str) -> Iterator[tuple[np.ndarray, float]]:
