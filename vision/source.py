@@ -188,8 +188,8 @@ def _ended(url: str, is_file: bool, read: int, expected: int) -> str:
     if read == 0:
         return f"file {url} has no decodable frame (corrupt or not a video)"
     if expected and read < expected - 1:
-        return f"file {url} ended after {read} of {expected} frames (truncated or corrupt); replaying"
-    return f"end of file {url}; replaying"
+        return f"file {url} ended after {read} of {expected} frames (truncated or corrupt)"
+    return f"end of file {url}"
 
 
 def file_frames(path: str) -> Iterator[tuple[np.ndarray, float]]:
