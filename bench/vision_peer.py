@@ -52,7 +52,9 @@ def detect_all(frames: list[np.ndarray], model: str, threshold: float) -> Frames
     return out
 
 
-def cached_detections(name: str, frames: Callable[[], list[np.ndarray]], model: str, threshold: float, cache: Path | None) -> Frames:
+def cached_detections(
+    name: str, frames: Callable[[], list[np.ndarray]], model: str, threshold: float, cache: Path | None
+) -> Frames:
     path = cache / f"{name}-{model}-{threshold}.npz" if cache else None
     if path and path.exists():
         with np.load(path) as z:
@@ -60,7 +62,7 @@ def cached_detections(name: str, frames: Callable[[], list[np.ndarray]], model: 
     dets = detect_all(frames(), model, threshold)
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, **{f"f{i}": d for i, d in enumerate(dets)})
+        np.savez_compressed(path, **{f"f{i}": d for i, d in enumerate(dets)})  # type: ignore[arg-type]
     return dets
 
 
@@ -70,7 +72,7 @@ def headframe_count(dets: Frames, size: tuple[int, int], line: Any) -> tuple[int
     tracker, counter = Tracker(), LineCounter(line, Emit("peer", records.append))
     blank = np.zeros((size[1], size[0], 3), np.uint8)
     for i, d in enumerate(dets):
-        tracks = tracker.update([Detection(*map(float, row[:4]), float(row[4]), "person") for row in d])
+        tracks = tracker.update([Detection(row[0], row[1], row[2], row[3], row[4], "person") for row in d.tolist()])
         counter.process(FrameContext(blank, i / FPS, i, tracks, True))
     return counter.total("in"), counter.total("out")
 
@@ -81,11 +83,17 @@ def supervision_count(dets: Frames, size: tuple[int, int], points: list[tuple[fl
 
     w, h = size
     (ax, ay), (bx, by) = points
-    anchors = [sv.Position.BOTTOM_CENTER] if anchor == "bottom centre" else list(sv.LineZone(sv.Point(0, 0), sv.Point(1, 1)).triggering_anchors)
+    anchors = (
+        [sv.Position.BOTTOM_CENTER]
+        if anchor == "bottom centre"
+        else list(sv.LineZone(sv.Point(0, 0), sv.Point(1, 1)).triggering_anchors)
+    )
     zone = sv.LineZone(sv.Point(ax * w, ay * h), sv.Point(bx * w, by * h), triggering_anchors=anchors)
     tracker = sv.ByteTrack(frame_rate=FPS)
     for d in dets:
-        found = sv.Detections(xyxy=d[:, :4].astype(np.float32), confidence=d[:, 4].astype(np.float32), class_id=np.zeros(len(d), int))
+        found = sv.Detections(
+            xyxy=d[:, :4].astype(np.float32), confidence=d[:, 4].astype(np.float32), class_id=np.zeros(len(d), int)
+        )
         zone.trigger(tracker.update_with_detections(found))
     return (zone.in_count, zone.out_count) if _sv_in_is_ours(points, size, anchors) else (zone.out_count, zone.in_count)
 
@@ -160,7 +168,8 @@ def main() -> None:
         ("vtest 0-400 backwards", full[::-1], line, (t_out, t_in)),
     ]
     print(f"detector {args.model} threshold {args.threshold}; same cached detections into every counter")
-    print(f"{'clip':24} {'truth in/out':>12} | {'Headframe':>10} {'err':>4} | {'sv corners':>10} {'err':>4} | {'sv bottom':>10} {'err':>4}")
+    head = f"{'clip':24} {'truth in/out':>12} | {'Headframe':>10} {'err':>4} | "
+    print(head + f"{'sv corners':>10} {'err':>4} | {'sv bottom':>10} {'err':>4}")
     totals = {"headframe": 0, "sv corners": 0, "sv bottom": 0}
     crossings = 0
     for name, dets, ln, (ti, to) in clips:

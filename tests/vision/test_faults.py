@@ -111,7 +111,12 @@ def fault_site(tmp_path: Path, vtest_frames: list[np.ndarray]) -> Any:
     server.modes["black"] = "covered"
     tamper_only = {"fps": 4, "telemetry_interval": 1, "hang_timeout": 20, "tamper": {"interval": 0.25, "debounce_frames": 2}}
     cams = [
-        {"id": "cam-ok", "url": server.url("ok"), **tamper_only, "zones": [{"name": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}]},
+        {
+            "id": "cam-ok",
+            "url": server.url("ok"),
+            **tamper_only,
+            "zones": [{"name": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
+        },
         {"id": "cam-black", "url": server.url("black"), **tamper_only},
         {"id": "cam-resize", "url": server.url("resize"), **tamper_only},
         {"id": "cam-trunc", "url": str(cut), **tamper_only},
@@ -125,7 +130,13 @@ def fault_site(tmp_path: Path, vtest_frames: list[np.ndarray]) -> Any:
         },
     ]
     settings = load_settings_text(
-        json.dumps({"gateway": {"site": "s", "id": "g"}, "buffer": {"path": str(tmp_path / "buf.db"), "flush_interval": "20ms"}, "cameras": cams}),
+        json.dumps(
+            {
+                "gateway": {"site": "s", "id": "g"},
+                "buffer": {"path": str(tmp_path / "buf.db"), "flush_interval": "20ms"},
+                "cameras": cams,
+            }
+        ),
         base_dir=tmp_path,
     )
     yield server, settings
@@ -161,7 +172,9 @@ def test_faults_are_named_in_health_and_other_cameras_go_on(fault_site: Any, cap
         try:
             await until("cam-resize streaming", lambda: seen("cam-resize", lambda p: "fps" in p))
             server.modes["resize"] = "half"
-            await until("the resolution change", lambda: seen("cam-resize", lambda p: p.get("event") == "camera_resolution_changed"))
+            await until(
+                "the resolution change", lambda: seen("cam-resize", lambda p: p.get("event") == "camera_resolution_changed")
+            )
             await until("the black camera's alarm", lambda: seen("cam-black", lambda p: p.get("kind") == "covered"))
             await until("cam-black health", lambda: health("cam-black")["tamper"] == ["covered"])
             await until("the truncated file said", lambda: any("truncated" in f for f in health("cam-trunc")["faults"]))
