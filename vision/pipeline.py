@@ -131,6 +131,7 @@ class CameraPipeline:
     def telemetry(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "fps": round(self.fps, 2),
+            "frames": self.frames,
             "people_visible": sum(1 for t in self.tracker.confirmed() if t.label == "person"),
         }
         if self.lines:
