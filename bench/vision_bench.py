@@ -108,6 +108,11 @@ def bench_stages(sample: list[np.ndarray], decode_ms: float, model: str, threads
         f"with tamper on every frame {fps['tamper every frame']:.1f} fps -> ratio {fps['tamper every frame'] / fps['bare']:.2f}"
     )
     print("  ms per analysed frame: " + ", ".join(f"{k} {stages[k]:.2f}" for k in STAGES))
+    work = sum(v for k, v in stages.items() if k != "decode")
+    print(
+        f"  outside inference {work - stages['inference']:.2f} ms of {work:.2f} -> ratio by stages "
+        f"{stages['inference'] / work:.2f} (less sensitive to load: inference compared with itself)"
+    )
     old = pipes["tamper every frame"].times.ms_per_frame()
     print(f"  tamper on every frame: tamper {old['tamper']:.2f} ms per frame")
     return ratio
