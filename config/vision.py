@@ -95,8 +95,12 @@ class TamperSettings(StrictModel):
     dark_level: float = Field(default=25.0, ge=0, le=255, description="mean grey below this = covered/dark")
     blur_ratio: float = Field(default=0.25, gt=0, lt=1, description="sharpness below this share of the reference")
     shift_fraction: float = Field(default=0.08, gt=0, lt=1, description="scene shift beyond this share of the width")
-    frozen_frames: int = Field(default=20, ge=2)
+    #: consecutive checks without pixel change (at ``interval``: 10 checks × 0.5 s = 5 s)
+    frozen_frames: int = Field(default=10, ge=2)
+    #: consecutive checks a finding must persist before it is raised or cleared
     debounce_frames: int = Field(default=3, ge=1)
+    #: seconds (media time) between checks; tamper needs no 4 fps (0 = every analysed frame)
+    interval: Duration = Field(default=0.5, ge=0, le=10)
 
 
 class BeltSettings(StrictModel):
@@ -106,6 +110,9 @@ class BeltSettings(StrictModel):
     debounce_frames: int = Field(default=3, ge=1)
     #: JPEG/PNG of the empty belt for load estimation; without it the first still frames are used
     empty_reference: ConfigPath | None = None
+    #: seconds (media time) between motion/load checks (0 = every analysed frame); the
+    #: person-in-danger-zone check runs on every frame regardless
+    interval: Duration = Field(default=0.5, ge=0, le=10)
 
     _pts = field_validator("polygon")(lambda cls, v: check_points(v, 3))
 

@@ -2,7 +2,8 @@
 
 ``GET /<name>.mjpg`` streams ``multipart/x-mixed-replace`` JPEG frames of a looping video
 at its own frame rate. Modes (set per stream, e.g. from a scenario): ``normal``, ``covered``
-(black frames), ``frozen`` (the same frame again and again), ``blurred``, ``down`` (the
+(black frames), ``frozen`` (the same frame again and again), ``blurred``, ``half`` (the
+stream switches to half the resolution, as an encoder reconfigured mid-stream), ``down`` (the
 connection is refused / closed). ``show(name, clip)`` switches what a stream shows to another
 video of ``clips`` (e.g. a person walking into a seal camera's empty view), scaled to the
 stream's resolution so the camera's geometry keeps its meaning.
@@ -105,6 +106,8 @@ class CameraServer:
                 frame = np.full_like(frame, 8)
             elif mode == "blurred":
                 frame = cv2.GaussianBlur(frame, (31, 31), 0)
+            elif mode == "half":
+                frame = cv2.resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2), interpolation=cv2.INTER_AREA)
             ok, jpg = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])
             out.write(
                 b"--"

@@ -1,10 +1,18 @@
-"""One camera's analysis: detector → tracker → analytics, emitting ``Record``s to ``out``."""
+"""One camera's analysis: detector → tracker → analytics, emitting ``Record``s to ``out``.
+
+Time per stage is kept (``times``, reported in telemetry as ``stage_ms``). Analyses that need
+no every-frame rate (tamper, belt motion/load) run at their own cadence in media time. A stream
+that changes resolution mid-way is analysed at the resolution it started with (geometry,
+tracks and the tamper reference stay valid; counts go on) and the change is an event.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
+import cv2
 import numpy as np
 
 from buffer.record import Kind, Record
@@ -16,7 +24,10 @@ from vision.analytics.seal import ElectronicSeal
 from vision.analytics.tamper import TamperDetector
 from vision.analytics.zones import ZoneOccupancy
 from vision.detector import Detector
+from vision.stages import StageTimes
 from vision.tracker import Tracker
+
+log = logging.getLogger("headframe.vision.worker")
 
 
 class CameraPipeline:
@@ -44,11 +55,37 @@ class CameraPipeline:
         self.frames = 0
         self._fps_mark = (time.monotonic(), 0)
         self.fps = 0.0
+        self.times = StageTimes()
+        self.size: tuple[int, int] | None = None  # (w, h) analysed: the stream's first resolution
+        self._seen_size: tuple[int, int] | None = None  # the stream's current resolution
 
     def _record(self, record: Record) -> None:
+        started = time.perf_counter()
         if record.kind is Kind.ALARM:
             self.alarms.append({**record.payload, "ts": record.ts})
         self.out(record)
+        self.times.add("emit", time.perf_counter() - started)
+
+    def _normalise(self, frame: np.ndarray) -> np.ndarray:
+        """Frames at the first resolution seen; a change is said once (event + log) each time."""
+        h, w = frame.shape[:2]
+        if self.size is None:
+            self.size = self._seen_size = (w, h)
+            return frame
+        if (w, h) != self._seen_size:
+            before, self._seen_size = self._seen_size, (w, h)
+            assert before is not None
+            log.warning("stream resolution changed from %dx%d to %dx%d; analysed at %dx%d", *before, w, h, *self.size)
+            self._emit(
+                Kind.EVENT,
+                {
+                    "event": "camera_resolution_changed",
+                    "from": list(before),
+                    "to": [w, h],
+                    "analysed_as": list(self.size),
+                },
+            )
+        return frame if (w, h) == self.size else cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
 
     def source_state(self, lost: bool, reason: str = "") -> None:
         """The stream is gone (or back): a tamper alarm stamped now, not with the last frame's time."""
@@ -57,23 +94,32 @@ class CameraPipeline:
             self.tamper.signal(lost, reason)
 
     def process(self, frame: np.ndarray, ts: float) -> None:
+        if frame is None or frame.ndim != 3 or frame.shape[2] != 3 or frame.size == 0:
+            raise ValueError("corrupt frame (not an H×W×3 image)")
         self._emit.ts = ts
+        times = self.times
+        with times.measure("preprocess"):
+            frame = self._normalise(frame)
         run_detector = self.detector is not None and self.index % self.cam.detector.every_n_frames == 0
-        detections = self.detector.detect(frame) if run_detector and self.detector else None
-        tracks = self.tracker.update(detections) if self.detector else []
+        detections = self.detector.detect(frame, times) if run_detector and self.detector else None
+        with times.measure("track"):
+            tracks = self.tracker.update(detections) if self.detector else []
         ctx = FrameContext(frame, ts, self.index, tracks, run_detector)
         if self.tamper:
-            self.tamper.process(ctx)
-        for counter in self.lines:
-            counter.process(ctx)
-        for zone in self.zones:
-            zone.process(ctx)
-        if self.seal:
-            self.seal.process(ctx)
-        if self.belt:
-            self.belt.process(ctx)
+            with times.measure("tamper"):
+                self.tamper.process(ctx)
+        with times.measure("analytics"):
+            for counter in self.lines:
+                counter.process(ctx)
+            for zone in self.zones:
+                zone.process(ctx)
+            if self.seal:
+                self.seal.process(ctx)
+            if self.belt:
+                self.belt.process(ctx)
         self.index += 1
         self.frames += 1
+        times.frames += 1
         now = time.monotonic()
         if now - self._fps_mark[0] >= 5:
             self.fps = (self.frames - self._fps_mark[1]) / (now - self._fps_mark[0])
@@ -85,6 +131,7 @@ class CameraPipeline:
     def telemetry(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "fps": round(self.fps, 2),
+            "frames": self.frames,
             "people_visible": sum(1 for t in self.tracker.confirmed() if t.label == "person"),
         }
         if self.lines:
@@ -95,6 +142,9 @@ class CameraPipeline:
             data["belt"] = {"running": self.belt.running, "load_pct": self.belt.load}
         if self.tamper:
             data["tamper"] = sorted(self.tamper.active)
+        if self._seen_size is not None:
+            data["resolution"] = list(self._seen_size)
+        data["stage_ms"] = self.times.take()
         return data
 
     def summary(self) -> dict[str, Any]:

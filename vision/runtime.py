@@ -74,6 +74,8 @@ def _run_worker(
     recording: Recording | None = None,
     until: Any = None,
 ) -> None:
+    import cv2
+
     from vision.clips import ClipRecorder
     from vision.detector import ModelError
     from vision.pipeline import CameraPipeline
@@ -83,6 +85,15 @@ def _run_worker(
         heartbeat.value = time.time()
 
     def send(record: Record) -> None:
+        if record.kind is Kind.ALARM:  # the operator's log says what each camera raised, and why
+            p = record.payload
+            wlog.warning(
+                "alarm %s%s %s%s",
+                p.get("alarm"),
+                f" {p['kind']}" if "kind" in p else "",
+                p.get("state", ""),
+                f": {p['reason']}" if p.get("reason") else "",
+            )
         channel.send(record, beat)
 
     try:
@@ -102,12 +113,16 @@ def _run_worker(
     period = 1.0 / cam.fps
     lost_since: float | None = None
     said: str | None = None  # the stream problem last logged, so a retrying source logs once
+    reported: set[str] = set()  # stream faults already sent as events (a looping file ends each pass)
     while stop is None or not stop.is_set():
         beat()
         started = time.monotonic()
         if source.error != said:
             if source.error:
                 wlog.warning("stream: %s (retrying)", source.error)
+                if source.error not in reported and len(reported) < 100:
+                    reported.add(source.error)
+                    send(Record(cam.id, Kind.EVENT, {"event": "camera_stream_fault", "reason": source.error}))
             elif said:
                 wlog.info("stream: back")
             said = source.error
@@ -125,9 +140,10 @@ def _run_worker(
         if lost_since is not None:
             pipeline.source_state(False)
         lost_since = None
+        pipeline.times.add("decode", source.take_decode_seconds())
         try:
             pipeline.process(frame, ts)
-        except ValueError as exc:  # a corrupt frame: skip it, say so, keep going
+        except (ValueError, cv2.error) as exc:  # a corrupt frame: skip it, say so, keep going
             wlog.warning("frame skipped: %s", redact(str(exc)))
         if recorder is not None:
             recorder.frame(frame, ts)
@@ -164,6 +180,8 @@ class CameraWorker:
         self.started_at = 0.0
         self.tamper: list[str] = []
         self.fps = 0.0
+        self.faults: list[str] = []  # the last stream faults and resolution changes, newest last
+        self.stage_ms: dict[str, float] = {}
 
     def start(self) -> None:
         self.heartbeat.value = time.time()
@@ -197,12 +215,21 @@ class CameraWorker:
             if record.kind is Kind.TELEMETRY:
                 self.tamper = payload.get("tamper", self.tamper)
                 self.fps = payload.get("fps", self.fps)
+                self.stage_ms = payload.get("stage_ms", self.stage_ms)
+            event = payload.get("event")
+            if event == "camera_stream_fault":
+                self._fault(payload["reason"])
+            elif event == "camera_resolution_changed":
+                self._fault("resolution changed from {}x{} to {}x{}".format(*payload["from"], *payload["to"]))
             if payload.get("event") == "camera_error":
                 self.last_error = payload["error"]
             if payload.get("kind") == "signal_lost":
                 self.stream_error = payload.get("reason") if payload.get("state") == "raised" else None
             self.sink.emit(record)
         return n
+
+    def _fault(self, text: str) -> None:
+        self.faults = [*[f for f in self.faults if f != text][-4:], text]
 
     def supervise(self) -> None:
         """Restart a dead or hung worker with back-off (2 s, 4 s, … capped at 60 s)."""
@@ -260,7 +287,9 @@ class CameraWorker:
             "restarts": self.restarts,
             "last_error": self.last_error,
             "stream_error": self.stream_error,
+            "faults": self.faults,
             "tamper": self.tamper,
+            "stage_ms": self.stage_ms,
             "records": self.channel.stats(),
             **({"recording_until": self.record_until.value} if self.recording else {}),
         }

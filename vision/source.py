@@ -43,6 +43,14 @@ class MjpegCapture:
         return self._resp is not None
 
     def read(self) -> tuple[bool, np.ndarray | None]:
+        ok, jpg = self.read_encoded()
+        if not ok or jpg is None:
+            return False, None
+        return True, cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)  # None: a corrupt JPEG
+
+    def read_encoded(self) -> tuple[bool, bytes | None]:
+        """The next JPEG as received, not decoded: the reader keeps only the newest and the
+        analysis decodes the ones it uses (a 10 fps camera analysed at 4 fps: 6 decodes saved)."""
         if self._resp is None:
             return False, None
         while True:
@@ -50,8 +58,7 @@ class MjpegCapture:
             end = self._buf.find(b"\xff\xd9", start + 2) if start >= 0 else -1
             if start >= 0 and end >= 0:
                 jpg, self._buf = self._buf[start : end + 2], self._buf[end + 2 :]
-                frame = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
-                return True, frame  # None here means a corrupt JPEG: the caller counts it
+                return True, jpg
             try:
                 chunk = self._resp.read1(65536) if hasattr(self._resp, "read1") else self._resp.read(65536)
             except OSError:
@@ -99,7 +106,8 @@ class LatestFrameSource:
         self.error: str | None = None
         self.frames = 0
         self.corrupt = 0
-        self._frame: tuple[np.ndarray, float] | None = None
+        self.decode_s = 0.0  # reader-thread CPU seconds reading/decoding, taken by the worker
+        self._frame: tuple[np.ndarray | bytes, float] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="video-reader")
@@ -113,10 +121,26 @@ class LatestFrameSource:
         self._stop.set()
         self._thread.join(wait)
 
-    def latest(self) -> tuple[np.ndarray, float] | None:
+    def take_decode_seconds(self) -> float:
+        """CPU seconds the reader spent decoding since the last call (frames dropped included)."""
         with self._lock:
-            frame, self._frame = self._frame, None
-        return frame
+            spent, self.decode_s = self.decode_s, 0.0
+        return spent
+
+    def latest(self) -> tuple[np.ndarray, float] | None:
+        """The newest frame (decoded here if the reader kept it encoded), or None."""
+        with self._lock:
+            item, self._frame = self._frame, None
+        if item is None or isinstance(item[0], np.ndarray):
+            return item  # type: ignore[return-value]
+        cpu = time.thread_time()
+        frame = cv2.imdecode(np.frombuffer(item[0], np.uint8), cv2.IMREAD_COLOR)
+        with self._lock:
+            self.decode_s += time.thread_time() - cpu
+        if frame is None:
+            self.corrupt += 1
+            return None
+        return frame, item[1]
 
     def _run(self) -> None:
         delay = 0.5
@@ -127,25 +151,45 @@ class LatestFrameSource:
                 self._stop.wait(delay)
                 delay = min(self.reconnect_max, delay * 2)
                 continue
-            self.state, self.error, delay = "streaming", None, 0.5
             is_file = os.path.exists(self.url)
             fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
+            expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if is_file else 0
+            read = 0
+            encoded = isinstance(cap, MjpegCapture)
             while not self._stop.is_set():
-                ok, frame = cap.read()
+                cpu = time.thread_time()
+                frame: np.ndarray | bytes | None
+                ok, frame = cap.read_encoded() if isinstance(cap, MjpegCapture) else cap.read()
+                spent = time.thread_time() - cpu
                 if not ok:
-                    self.state, self.error = "lost", "stream ended or closed"
+                    self.state, self.error = "lost", _ended(self.url, is_file, read, expected)
                     break
-                if frame is None or frame.ndim != 3 or frame.size == 0:
+                if frame is None or (not encoded and (frame.ndim != 3 or frame.size == 0)):  # type: ignore[union-attr]
                     self.corrupt += 1
                     continue
+                if read == 0:
+                    self.state, self.error, delay = "streaming", None, 0.5
+                read += 1
                 with self._lock:
                     self._frame = (frame, time.time())
+                    self.decode_s += spent
                 self.frames += 1
                 if is_file:  # a file plays at its own rate, as a camera would
                     time.sleep(1.0 / fps)
             cap.release()
             self._stop.wait(delay)
             delay = min(self.reconnect_max, delay * 2)
+
+
+def _ended(url: str, is_file: bool, read: int, expected: int) -> str:
+    """Why reading stopped, in words an operator can act on (credentials redacted)."""
+    if not is_file:
+        return "stream ended or closed" if read else f"{redact(url)} opened but sent no decodable frame"
+    if read == 0:
+        return f"file {url} has no decodable frame (corrupt or not a video)"
+    if expected and read < expected - 1:
+        return f"file {url} ended after {read} of {expected} frames (truncated or corrupt)"
+    return f"end of file {url}"
 
 
 def file_frames(path: str) -> Iterator[tuple[np.ndarray, float]]:

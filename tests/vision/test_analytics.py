@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -90,10 +91,12 @@ def test_counting_accuracy_on_real_video_against_hand_ground_truth() -> None:
     summary = replay(cam, str(MEDIA / "vtest.avi"), max_frames=truth["frames"][1])
     counts = summary["lines"]["mid"]
     got_in, got_out = counts["in"].get("person", 0), counts["out"].get("person", 0)
-    # stated tolerance: each direction within 2 of the hand count, total within 30 %
-    assert abs(got_in - truth["in"]) <= 2, counts
-    assert abs(got_out - truth["out"]) <= 3, counts
-    assert abs((got_in + got_out) - (truth["in"] + truth["out"])) <= 0.3 * (truth["in"] + truth["out"])
+    # Real video, hand truth 6 in / 8 out; measured today 6 / 6 (two far-side walkers missed).
+    # Held to today's result: in within 1, out within 2, at most 2 crossings wrong in all
+    # (issue 12's target is ±1 per direction: the accuracy work tightens this to that).
+    assert abs(got_in - truth["in"]) <= 1, counts
+    assert abs(got_out - truth["out"]) <= 2, counts
+    assert abs(got_in - truth["in"]) + abs(got_out - truth["out"]) <= 2, counts
     assert 3 <= summary["zones"]["plaza"]["peak"] <= 9
 
 
@@ -137,11 +140,12 @@ def test_seal_breach_alarm_with_jpeg_evidence(person_image: np.ndarray) -> None:
     breaches = [(p, a) for k, p, a in out.items if k is Kind.ALARM and p["alarm"] == "seal_breach"]
     assert len(breaches) == 1  # one alarm, then the cooldown
     record = next(r for r in out.records if r.kind is Kind.ALARM)  # the Record the sink gets, as built
-    assert record.source == "cam-seal" and 1_800_000_015.0 <= record.ts <= 1_800_000_039.0
+    # in from frame 15, confirmed by the tracker on its 3rd detection (17), seen 3 frames → 19
+    assert record.source == "cam-seal" and record.ts == 1_800_000_019.0
     payload, attachments = breaches[0]
-    assert payload["classes"] == ["person"] and payload["frames_seen"] >= 3
+    assert payload["classes"] == ["person"] and payload["frames_seen"] == 3 and payload["objects"] == 1
     names = [a.name for a in attachments]
-    assert names[0] == "snapshot.jpg" and len(names) >= 3
+    assert names == ["snapshot.jpg", "burst-0.jpg", "burst-1.jpg"]
     snap = cv2.imdecode(np.frombuffer(attachments[0].data, np.uint8), cv2.IMREAD_COLOR)
     assert snap.shape == (480, 640, 3)
     assert (np.abs(snap.astype(int) - [0, 0, 255]).sum(axis=2) < 120).sum() > 200  # red boxes drawn
@@ -169,12 +173,8 @@ def tamper_camera() -> CameraSettings:
     return CameraSettings.model_validate({"id": "cam-t", "url": "x", "tamper": {"frozen_frames": 6, "debounce_frames": 2}})
 
 
-@pytest.mark.parametrize("kind", ["covered", "blurred", "moved", "frozen"])
-def test_tamper_raised_and_cleared(vtest_frames: list[np.ndarray], kind: str) -> None:
-    out = Collect()
-    pipe = CameraPipeline(tamper_camera(), out)
-    normal = vtest_frames[:12]
-    h, w = normal[0].shape[:2]
+def spoiler(kind: str, vtest_frames: list[np.ndarray]) -> Any:
+    h, w = vtest_frames[0].shape[:2]
 
     def spoil(f: np.ndarray) -> np.ndarray:
         if kind == "covered":
@@ -182,16 +182,42 @@ def test_tamper_raised_and_cleared(vtest_frames: list[np.ndarray], kind: str) ->
         if kind == "blurred":
             return cv2.GaussianBlur(f, (41, 41), 0)
         if kind == "moved":
-            return cv2.warpAffine(f, np.float32([[1, 0, 0.25 * w], [0, 1, 0.1 * h]]), (w, h))
+            return cv2.warpAffine(f, np.array([[1, 0, 0.25 * w], [0, 1, 0.1 * h]], dtype=np.float32), (w, h))
         return vtest_frames[20]
 
-    frames = normal + [spoil(f) for f in vtest_frames[20:32]] + vtest_frames[32:44]
+    return spoil
+
+
+@pytest.mark.parametrize("kind", ["covered", "blurred", "moved", "frozen"])
+def test_tamper_raised_and_cleared(vtest_frames: list[np.ndarray], kind: str) -> None:
+    """Frames 1 s apart (every frame checked): spoilt frames 12–23, normal again from 24."""
+    out = Collect()
+    pipe = CameraPipeline(tamper_camera(), out)
+    spoil = spoiler(kind, vtest_frames)
+    frames = vtest_frames[:12] + [spoil(f) for f in vtest_frames[20:32]] + vtest_frames[32:44]
     for i, f in enumerate(frames):
         pipe.process(f, float(i))
-    states = [p["state"] for p in out.alarms("tamper") if p["kind"] == kind]
-    assert states[:2] == ["raised", "cleared"], out.alarms("tamper")
-    others = {p["kind"] for p in out.alarms("tamper") if p["kind"] != kind}
-    assert others <= ({"frozen"} if kind == "covered" else set()), others
+    # raised on the 2nd spoilt check (debounce 2); frozen needs 6 still checks first; cleared on the 2nd normal one
+    raised_at = 12 + 6 + 1 if kind == "frozen" else 13
+    got = [(r.ts, r.payload["kind"], r.payload["state"]) for r in out.records if r.kind is Kind.ALARM]
+    assert got == [(raised_at, kind, "raised"), (25.0, kind, "cleared")]
+
+
+@pytest.mark.parametrize("kind", ["covered", "moved"])
+def test_tamper_checks_at_its_cadence_and_alarms_within_a_second(vtest_frames: list[np.ndarray], kind: str) -> None:
+    """Shipped settings: 4 fps analysed, tamper checked at 2 Hz, debounce 3 → raised 1.0 s after the change."""
+    out = Collect()
+    cam = CameraSettings.model_validate({"id": "cam-t", "url": "x", "fps": 4})
+    assert cam.tamper.interval == 0.5 and cam.tamper.debounce_frames == 3
+    pipe = CameraPipeline(cam, out)
+    spoil = spoiler(kind, vtest_frames)
+    frames = vtest_frames[:24] + [spoil(f) for f in vtest_frames[24:48]]
+    for i, f in enumerate(frames):
+        pipe.process(f, 100.0 + i / 4)
+    assert pipe.tamper is not None and pipe.tamper.checks == len(frames) // 2
+    changed = 100.0 + 24 / 4
+    got = [(r.ts - changed, r.payload["kind"], r.payload["state"]) for r in out.records if r.kind is Kind.ALARM]
+    assert got == [(1.0, kind, "raised")]
 
 
 def belt_frames(moving: bool, load: float, n: int = 12) -> list[np.ndarray]:
@@ -234,10 +260,13 @@ def test_belt_running_state_and_load_level() -> None:
     for i, f in enumerate(frames):
         pipe.process(f, float(i))
         loads.append(pipe.belt.load)
-    states = [p["state"] for k, p, _ in out.items if p.get("event") == "belt_state"]
-    assert states == ["stopped", "running", "stopped"]
-    assert loads[11] < 5  # empty, still belt = reference
-    assert 35 <= loads[-1] <= 65  # half covered with material
+    # frames 1 s apart: the first check says stopped; moving from frame 13 (12 is the unshifted
+    # texture), debounce 2 → running at 14; still from 37 → stopped at 38
+    states = [(r.ts, r.payload["state"]) for r in out.records if r.payload.get("event") == "belt_state"]
+    assert states == [(1.0, "stopped"), (14.0, "running"), (38.0, "stopped")]
+    assert loads[:12] == [0.0] * 12  # empty, still belt = the reference
+    assert max(loads[12:24]) < 1.0  # empty and running: only the texture's edges differ
+    assert all(49.5 <= x <= 51 for x in loads[24:]), loads[24:]  # coal over exactly half the belt
 
 
 def test_person_near_running_belt_alarm(person_image: np.ndarray) -> None:
@@ -247,5 +276,6 @@ def test_person_near_running_belt_alarm(person_image: np.ndarray) -> None:
     for i, f in enumerate(belt_frames(False, 0, 6) + belt_frames(True, 0, 10)):
         f[200:415, 300:380] = crop
         pipe.process(f, float(i))
-    states = [p["state"] for p in out.alarms("person_near_running_belt")]
-    assert states == ["raised"]
+    # running from frame 8 (moving from 7, debounce 2); the person stands in the zone all along
+    states = [(r.ts, r.payload["state"]) for r in out.records if r.payload.get("alarm") == "person_near_running_belt"]
+    assert states == [(8.0, "raised")]

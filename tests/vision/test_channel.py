@@ -39,7 +39,7 @@ def blinking_camera(url: str) -> CameraSettings:
             "fps": 20,
             "telemetry_interval": 0.01,
             "hang_timeout": 3,
-            "tamper": {"debounce_frames": 1, "frozen_frames": 100000},
+            "tamper": {"debounce_frames": 1, "frozen_frames": 100000, "interval": 0},  # check every frame
         }
     )
 

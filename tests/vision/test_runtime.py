@@ -32,11 +32,14 @@ def settings_for(url: str, **camera) -> object:
     return load_settings_text(json.dumps({"gateway": {"site": "s", "id": "g"}, "cameras": [cam]}))
 
 
-async def run_for(vision: Vision, seconds: float, during=None) -> None:
+async def run_for(vision: Vision, seconds: float, during=None, until=None) -> None:
+    """Run the workers for ``seconds``, or until ``until()`` holds (then ``seconds`` is the timeout)."""
     await vision.start()
     try:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
+            if until and until():
+                break
             if during:
                 during()
             await asyncio.sleep(0.2)
@@ -88,7 +91,11 @@ def test_unreachable_stream_raises_signal_lost(tmp_path: Path) -> None:
     sink = ListSink()
     vision = Vision(settings_for("http://127.0.0.1:9/nothing.mjpg", zones=[], fps=2), sink)
     started = time.time()
-    asyncio.run(run_for(vision, 5))
+
+    def lost_seen() -> bool:  # waits on the condition: a loaded machine starts the worker slowly
+        return any(r.payload.get("kind") == "signal_lost" for r in sink.records)
+
+    asyncio.run(run_for(vision, 30, until=lost_seen))
     lost = [r for r in sink.records if r.payload.get("kind") == "signal_lost"]
     assert lost and lost[0].payload["state"] == "raised" and "cannot open" in lost[0].payload["reason"]
     assert started < lost[0].ts < time.time()  # stamped when it was seen, not with a (missing) frame's time

@@ -49,3 +49,24 @@ class FrameContext:
     @property
     def size(self) -> tuple[int, int]:
         return self.frame.shape[1], self.frame.shape[0]
+
+
+class Cadence:
+    """Says when an analysis that needs no every-frame rate is due, in media time.
+
+    Due on the first frame, then every ``interval`` seconds on a fixed grid (frame jitter does
+    not drift it); after a gap or a clock step back it restarts from the frame at hand.
+    ``interval`` 0 = every frame.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._next: float | None = None
+
+    def due(self, ts: float) -> bool:
+        nxt, step = self._next, self.interval
+        if nxt is not None and nxt - 3600 < ts and ts + 1e-6 < nxt:
+            return False
+        on_grid = nxt is not None and nxt - 3600 < ts < nxt + step
+        self._next = nxt + step if on_grid and nxt is not None else ts + step
+        return True

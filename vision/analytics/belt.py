@@ -7,11 +7,14 @@ import numpy as np
 
 from buffer.record import Kind
 from config.vision import BeltSettings
-from vision.analytics import Emit, FrameContext
+from vision.analytics import Cadence, Emit, FrameContext
 from vision.geometry import inside, polygon_mask, to_pixels
 
 
 class BeltMonitor:
+    """Motion and load are image work checked every ``interval`` s (a belt starts and stops over
+    seconds); the person-in-danger-zone check uses the tracks of every analysed frame."""
+
     def __init__(self, settings: BeltSettings, emit: Emit) -> None:
         self.settings, self.emit = settings, emit
         self.running: bool | None = None
@@ -22,6 +25,7 @@ class BeltMonitor:
         self._prev: np.ndarray | None = None
         self._empty: np.ndarray | None = None
         self._streak = 0
+        self.cadence = Cadence(settings.interval)
         if settings.empty_reference is not None:
             ref = cv2.imread(str(settings.empty_reference))
             if ref is None:
@@ -42,7 +46,18 @@ class BeltMonitor:
         if self._mask is None:
             self._setup(ctx.frame)
         assert self._mask is not None
-        grey = cv2.GaussianBlur(cv2.cvtColor(ctx.frame, cv2.COLOR_BGR2GRAY), (5, 5), 0).astype(np.int16)
+        if self.cadence.due(ctx.ts):
+            self._motion_and_load(ctx.frame)
+        if self._danger is not None:
+            person = any(t.label == "person" and inside(self._danger, t.anchor) for t in ctx.tracks)
+            breach = bool(person and self.running)
+            if breach != self.person_alarm:
+                self.person_alarm = breach
+                self.emit(Kind.ALARM, {"alarm": "person_near_running_belt", "state": "raised" if breach else "cleared"}, ())
+
+    def _motion_and_load(self, frame: np.ndarray) -> None:
+        assert self._mask is not None
+        grey = cv2.GaussianBlur(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (5, 5), 0).astype(np.int16)
         if self._prev is not None:
             motion = float(np.abs(grey - self._prev)[self._mask].mean())
             moving = motion > self.settings.motion_threshold
@@ -63,9 +78,3 @@ class BeltMonitor:
         if self._empty is not None:
             covered = np.abs(grey - self._empty)[self._mask] > 30
             self.load = round(100.0 * float(covered.mean()), 1)
-        if self._danger is not None:
-            person = any(t.label == "person" and inside(self._danger, t.anchor) for t in ctx.tracks)
-            breach = bool(person and self.running)
-            if breach != self.person_alarm:
-                self.person_alarm = breach
-                self.emit(Kind.ALARM, {"alarm": "person_near_running_belt", "state": "raised" if breach else "cleared"}, ())
