@@ -33,7 +33,9 @@ from buffer.boundary import BufferService, Durability, Opened
 from buffer.chainkey import ChainKeyError
 from buffer.record import Kind, Record
 from config import ConfigError, Settings, load_settings
+from config.drivers import BusSettings
 from config.schema import RESTART_ONLY_SECTIONS
+from drivers.bus import SerialBus
 from rules import registry
 from rules.engine import RulesEngine
 
@@ -113,6 +115,7 @@ class Daemon:
             f"{settings.gateway.site}/{settings.gateway.id}",
             config_path,
             self.reload,
+            self._serial_buses,
         )
         #: evidence clips: the hot-work rule's committed orders, handed to the camera workers
         self.recording = RecordingOrders(self.buffer, lambda: self.producers)
@@ -342,6 +345,13 @@ class Daemon:
     def _status_line(self) -> str:
         state = self.uplink.state if self.uplink else "none"
         return f"uplink {state}; last seq {self.buffer.last_seq}; producers {len(self.producers)}"
+
+    def _serial_buses(self) -> tuple[dict[str, BusSettings], dict[str, SerialBus]]:
+        """Configured serial buses, and the ones the drivers hold open (the page probes through them)."""
+        live: dict[str, SerialBus] = {}
+        for producer in self.producers:
+            live.update(getattr(producer, "buses", {}))
+        return {b.name: b for b in self.settings.buses}, live
 
     # --------------------------------------------------------------- reload
     def request_reload(self) -> None:

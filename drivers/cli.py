@@ -11,14 +11,13 @@ from pathlib import Path
 
 from buffer.sink import ListSink
 from config import load_or_report
-from config.drivers import BusSettings, DeviceSettings, PointSettings, RegisterTable
-from drivers import dlt645_driver, modbus_rtu
+from config.drivers import BusSettings, DeviceSettings, RegisterTable
+from drivers import dlt645_driver
 from drivers.bus import SerialBus
-from drivers.codec import DecodeError, decode
 from drivers.device import DevicePoller
 from drivers.dlt645_ids import FORMATS
-from drivers.errors import DeviceException, DriverError, PortUnavailable
-from drivers.modbus_tcp import TcpLink
+from drivers.errors import DriverError, PortUnavailable
+from drivers.probe import ReadResult, RegisterRead, read_rtu, read_tcp, scan_units
 from drivers.registry import make_driver
 from drivers.runtime import device_points
 
@@ -86,10 +85,6 @@ def _parse_read(text: str) -> tuple[int, int]:
     return int(addr, 0), int(count or "1", 0)
 
 
-def _words_per_value(kind: str) -> int:
-    return {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "int64": 4, "uint64": 4, "float64": 4}[kind]
-
-
 def _bus(args: argparse.Namespace) -> SerialBus:
     return SerialBus(
         BusSettings(
@@ -100,43 +95,30 @@ def _bus(args: argparse.Namespace) -> SerialBus:
 
 def cmd_probe_modbus(args: argparse.Namespace) -> int:
     start, count = _parse_read(args.read)
-    words = _words_per_value(args.type)
+    read = RegisterRead(args.table, start, count, args.type, args.order)
 
-    table: RegisterTable = args.table
-    n = count if table.is_bits else count * words
-
-    async def go() -> list[int]:
+    async def go() -> ReadResult:
         if args.protocol == "modbus-tcp":
             host, _, port = args.target.partition(":")
-            link = TcpLink(host, int(port or 502), args.unit, args.timeout)
-            try:
-                return await link.read_registers(table, start, n)
-            finally:
-                await link.close()
+            return await read_tcp(host, int(port or 502), args.unit, read, args.timeout)
         bus = _bus(args)
         try:
-            return await modbus_rtu.read_registers(bus, args.unit, table, start, n, args.timeout)
+            return await read_rtu(bus, args.unit, read, args.timeout)
         finally:
             await bus.close()
 
     try:
-        regs = asyncio.run(go())
+        result = asyncio.run(go())
     except DriverError as exc:
         print(f"error: {exc.reason}", file=sys.stderr)
         return 2
-    if table.is_bits:
-        for i, bit in enumerate(regs):
-            print(f"{args.table}[{start + i}] = {bit}")
+    if read.table.is_bits:
+        for address, bit in result.values:
+            print(f"{args.table}[{address}] = {bit}")
         return 0
-    print("raw: " + " ".join(f"{r:04X}" for r in regs))
-    for i in range(count):
-        chunk = regs[i * words : (i + 1) * words]
-        point = PointSettings(name="p", address=start + i * words, type=args.type, order=args.order)
-        try:
-            value = decode(point, chunk)
-        except DecodeError as exc:
-            value = f"(bad: {exc})"
-        print(f"{args.table}[{start + i * words}] {args.type} {args.order} = {value}")
+    print("raw: " + " ".join(f"{r:04X}" for r in result.raw))
+    for address, value in result.values:
+        print(f"{args.table}[{address}] {args.type} {args.order} = {value}")
     return 0
 
 
@@ -186,23 +168,18 @@ def cmd_scan(args: argparse.Namespace) -> int:
             bus = SerialBus(
                 BusSettings(name="scan", port=args.target, baudrate=baud, parity=parity, timeout=args.timeout, inter_frame=0.002)
             )
+
+            def progress(n: int, unit: int, baud: int = baud, parity: str = parity) -> None:
+                print(f"\r{baud} 8{parity}1 unit {unit:3d} ({n + 1}/{len(units)})", end="", file=sys.stderr)
+
             try:
-                for n, unit in enumerate(units):
-                    if time.monotonic() > deadline:
-                        print(f"\nscan: time bound of {args.max_time}s reached", file=sys.stderr)
-                        return
-                    print(f"\r{baud} 8{parity}1 unit {unit:3d} ({n + 1}/{len(units)})", end="", file=sys.stderr)
-                    try:
-                        await modbus_rtu.read_registers(bus, unit, RegisterTable.HOLDING, args.register, 1, args.timeout)
-                        found.append((unit, f"{baud} 8{parity}1", args.register, "answered"))
-                    except DeviceException as exc:  # an exception reply is still a live unit
-                        found.append((unit, f"{baud} 8{parity}1", args.register, exc.reason))
-                    except PortUnavailable:
-                        raise
-                    except DriverError:
-                        continue
+                answered, finished = await scan_units(bus, units, args.register, args.timeout, deadline, progress)
             finally:
                 await bus.close()
+            found.extend((f.unit, f"{baud} 8{parity}1", args.register, f.answer) for f in answered)
+            if not finished:
+                print(f"\nscan: time bound of {args.max_time}s reached", file=sys.stderr)
+                return
 
     try:
         asyncio.run(go())

@@ -24,6 +24,7 @@ from agent.web import i18n
 from agent.web.config_routes import ConfigRoutes
 from agent.web.live import LiveView
 from agent.web.passwords import PasswordFileError, read_hash, verify_password
+from agent.web.probe_routes import ProbeRoutes
 from agent.web.sessions import LoginLimiter, Session, Sessions, csrf_ok
 from config.web import WebSettings
 
@@ -56,9 +57,10 @@ class WebPage:
         open_alarms: OpenAlarms,
         gateway: str,
         config: ConfigRoutes | None = None,
+        probe: ProbeRoutes | None = None,
     ) -> None:
         self.cfg, self.live, self.desk, self.open_alarms, self.gateway = cfg, live, desk, open_alarms, gateway
-        self.config = config
+        self.config, self.probe = config, probe
         self.sessions = Sessions(cfg.session_idle)
         self.limiter = LoginLimiter(cfg.max_failed_logins, cfg.lockout_window)
 
@@ -79,6 +81,8 @@ class WebPage:
         )
         if self.config is not None:
             self.config.add_routes(app, self)
+        if self.probe is not None:
+            self.probe.add_routes(app, self)
         return app
 
     def guard(self, request: web.Request, *, csrf: bool) -> Session | web.Response:
@@ -272,6 +276,7 @@ PAGE_HTML = """<!doctype html>
 <section id="health"></section>
 <section id="alarms"></section>
 <section id="devices"></section>
+<section id="probe"></section>
 <section id="config"></section>
 </main>
 <script type="application/json" id="i18n">{catalogue}</script>

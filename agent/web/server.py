@@ -16,6 +16,7 @@ from agent.web.app import WebPage
 from agent.web.config_routes import ConfigRoutes, Reload
 from agent.web.configedit import ConfigEditor
 from agent.web.live import LiveView
+from agent.web.probe_routes import Buses, ProbeRoutes
 from config.web import WebSettings
 
 if TYPE_CHECKING:
@@ -35,13 +36,15 @@ class WebServer:
         gateway: str,
         config_path: Path | None = None,
         reload: Reload | None = None,
+        buses: Buses | None = None,
     ) -> None:
         self.cfg, self.db_path = cfg, db_path
         self.live = LiveView()
         self._unsubscribe = buffer.subscribe(self.live.on_commit) if cfg.enabled else (lambda: None)
         self.desk = CommandDesk(buffer) if cfg.enabled else None
         routes = ConfigRoutes(ConfigEditor(config_path), reload) if config_path is not None and reload is not None else None
-        self.page = WebPage(cfg, self.live, self.desk, self._open_alarms, gateway, routes) if self.desk else None
+        probe = ProbeRoutes(buses) if buses is not None else None
+        self.page = WebPage(cfg, self.live, self.desk, self._open_alarms, gateway, routes, probe) if self.desk else None
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -57,6 +58,17 @@ def test_log_in_see_live_values_and_acknowledge(site: Site, tmp_path: Path) -> N
         d.find_element(By.CSS_SELECTOR, f"{row} button.op-ack").click()
         wait.until(lambda d: "已完成" in d.find_element(By.ID, "notice").text)
         wait.until(lambda d: "acknowledged" in d.find_element(By.CSS_SELECTOR, row).text)
+
+        # a register probe, as with `headframe probe`
+        plc_port = json.loads(site.config.read_text())["devices"][0]["port"]
+        d.find_element(By.ID, "probe-host").send_keys("127.0.0.1")
+        port_field = d.find_element(By.ID, "probe-port")
+        port_field.clear()
+        port_field.send_keys(str(plc_port))
+        d.find_element(By.ID, "probe-read").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#probe-result [data-address="0"] .value'))
+        assert d.find_element(By.CSS_SELECTOR, '#probe-result [data-address="0"] .value').text == "4321"
+        shot(d, tmp_path, "probe")
 
         # the configuration: an invalid change is refused with the loader's words, a valid one applied
         editor = d.find_element(By.ID, "config-text")

@@ -150,3 +150,61 @@ function renderConfigEditor() {
 }
 
 renderConfigEditor();
+
+// ----- register probe and RS-485 scan: the same code as `headframe probe` / `headframe scan` -----
+function field(id, label, attrs) {
+  return el("label", {}, label + " ", el("input", Object.assign({ id }, attrs || {})));
+}
+
+function select(id, label, options) {
+  return el("label", {}, label + " ", el("select", { id }, ...options.map((o) => el("option", { value: o }, o))));
+}
+
+function renderProbe() {
+  const v = (id) => document.getElementById(id).value;
+  const out = el("div", { id: "probe-result" });
+  const read = el("button", { id: "probe-read" }, T.probe_read);
+  read.addEventListener("click", async () => {
+    const tcp = v("probe-protocol") === "modbus_tcp";
+    const body = {
+      protocol: v("probe-protocol"), unit: Number(v("probe-unit")), table: v("probe-table"),
+      address: Number(v("probe-address")), count: Number(v("probe-count")), type: v("probe-type"), order: v("probe-order"),
+    };
+    if (tcp) { body.host = v("probe-host"); body.port = Number(v("probe-port")); } else { body.bus = v("probe-bus"); }
+    out.textContent = "…";
+    const answer = await post("/api/probe", body);
+    if (!answer) return;
+    if (!answer.ok) { out.replaceChildren(el("p", { class: "error", id: "probe-error" }, answer.message || answer.error)); return; }
+    out.replaceChildren(el("p", { id: "probe-raw" }, "raw: " + answer.raw.join(" ")),
+      table([T.address, T.value], answer.values.map(([a, val]) => el("tr", { "data-address": String(a) },
+        el("td", {}, a), el("td", { class: "value" }, val)))));
+  });
+  const scanOut = el("div", { id: "scan-result" });
+  const scan = el("button", { id: "scan-run" }, T.scan_run);
+  scan.addEventListener("click", async () => {
+    scanOut.textContent = "…";
+    const answer = await post("/api/scan", { bus: v("scan-bus"), first: Number(v("scan-first")), last: Number(v("scan-last")) });
+    if (!answer) return;
+    if (!answer.ok) { scanOut.replaceChildren(el("p", { class: "error" }, answer.message || answer.error)); return; }
+    scanOut.replaceChildren(answer.found.length
+      ? el("ul", {}, ...answer.found.map((f) => el("li", { "data-unit": String(f.unit) }, T.unit + " " + f.unit + ": " + f.answer)))
+      : el("p", {}, T.scan_none));
+  });
+  document.getElementById("probe").replaceChildren(
+    el("h2", {}, T.probe),
+    el("div", { class: "form" },
+      select("probe-protocol", T.protocol, ["modbus_tcp", "modbus_rtu"]),
+      field("probe-host", T.host, { value: "", size: "16" }), field("probe-port", T.port, { value: "502", size: "5" }),
+      field("probe-bus", T.bus, { size: "10" }), field("probe-unit", T.unit, { value: "1", size: "4" }),
+      select("probe-table", T.table, ["holding", "input", "coil", "discrete"]),
+      field("probe-address", T.address, { value: "0", size: "6" }), field("probe-count", T.count, { value: "1", size: "3" }),
+      select("probe-type", T.type, ["uint16", "int16", "uint32", "int32", "float32", "uint64", "int64", "float64"]),
+      select("probe-order", T.order, ["ABCD", "CDAB", "BADC", "DCBA"]), read),
+    out,
+    el("h3", {}, T.scan),
+    el("div", { class: "form" }, field("scan-bus", T.bus, { size: "10" }),
+      field("scan-first", T.first_unit, { value: "1", size: "4" }), field("scan-last", T.last_unit, { value: "32", size: "4" }), scan),
+    scanOut);
+}
+
+renderProbe();
