@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.clock import clock_synchronized
 from agent.continuity import ContinuityTracker, describe, state_path_for
@@ -28,7 +28,6 @@ from agent.sdnotify import Notifier, watchdog_interval
 from agent.uplink import Uplink
 from agent.uplink.status import PreviousSession
 from agent.version import VERSION
-from agent.web.server import WebServer
 from buffer.boundary import BufferService, Durability, Opened
 from buffer.chainkey import ChainKeyError
 from buffer.record import Kind, Record
@@ -38,6 +37,9 @@ from config.schema import RESTART_ONLY_SECTIONS
 from drivers.bus import SerialBus
 from rules import registry
 from rules.engine import RulesEngine
+
+if TYPE_CHECKING:
+    from agent.web.server import WebServer
 
 log = logging.getLogger("headframe.agent")
 
@@ -107,16 +109,21 @@ class Daemon:
         self.applied_config = describe(settings, config_path)
         #: ``headframe alarms`` (control.socket); changes to it take effect at the next restart
         self.control = ControlServer(settings.control, settings.buffer.path, self.buffer)
-        #: the technician's page (docs/web.md); off unless ``web.enabled``; takes effect at the next start
-        self.web = WebServer(
-            settings.web,
-            settings.buffer.path,
-            self.buffer,
-            f"{settings.gateway.site}/{settings.gateway.id}",
-            config_path,
-            self.reload,
-            self._serial_buses,
-        )
+        #: the technician's page (docs/web.md); off unless ``web.enabled``; takes effect at the next start.
+        #: Imported only when on: a gateway without the page does not carry aiohttp in memory.
+        self.web: WebServer | None = None
+        if settings.web.enabled:
+            from agent.web.server import WebServer
+
+            self.web = WebServer(
+                settings.web,
+                settings.buffer.path,
+                self.buffer,
+                f"{settings.gateway.site}/{settings.gateway.id}",
+                config_path,
+                self.reload,
+                self._serial_buses,
+            )
         #: evidence clips: the hot-work rule's committed orders, handed to the camera workers
         self.recording = RecordingOrders(self.buffer, lambda: self.producers)
 
@@ -170,7 +177,8 @@ class Daemon:
         ]
         self._start_uplink(self.settings)
         await self.control.start()
-        await self.web.start()
+        if self.web is not None:
+            await self.web.start()
         self._start_power(self.settings)
         await self._start_producers(self.settings)
         self.continuity.arm_energy_timeout()
@@ -447,7 +455,8 @@ class Daemon:
 
     async def _shutdown_parts(self, tasks: list[asyncio.Task[None]]) -> None:
         await self.control.stop()
-        await self.web.stop()
+        if self.web is not None:
+            await self.web.stop()
         await self._stop_power()
         await self._stop_producers()
         self.continuity.finish()
