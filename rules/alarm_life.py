@@ -133,10 +133,7 @@ def command_problem(alarm: Alarm, command: str, cfg: AlarmRules) -> str | None:
             return f"alarm {alarm.id} must be acknowledged before it is closed (rules.alarms.require_ack_before_close)"
         if alarm.active and alarm.type not in cfg.close_while_active:
             # closed now, it would be gone while its cause goes on: the source raises only on a change
-            return (
-                f"alarm {alarm.id}: its condition is still active; handle it; it can be closed when the "
-                "condition clears"
-            )
+            return f"alarm {alarm.id}: its condition is still active; handle it; it can be closed when the condition clears"
         return None
     return f"command {command!r} does not apply to alarms"
 
@@ -148,7 +145,10 @@ def occurrence_problem(alarm: Alarm, args: Any) -> str | None:
         return None
     at, count = args.get("raised_at"), args.get("raised_count")
     if at is not None and at != iso(alarm.raised_at):
-        return f"args.raised_at {str(at)[:40]!r} is an earlier occurrence; alarm {alarm.id} open now was raised at {iso(alarm.raised_at)}"
+        return (
+            f"args.raised_at {str(at)[:40]!r} is an earlier occurrence; "
+            f"alarm {alarm.id} open now was raised at {iso(alarm.raised_at)}"
+        )
     if count is not None and count != alarm.raised_count:
         return f"args.raised_count {str(count)[:20]!r} does not match alarm {alarm.id} (raised {alarm.raised_count} time(s))"
     return None

@@ -159,8 +159,7 @@ def _parse(zone: str, args: Any, origin: str, cid: str, now: float, cfg: Hotwork
         )
     if end - start < cfg.min_permit:
         raise PermitRefused(
-            f"args.end: a permit of {end - start:.0f} s is shorter than rules.hotwork.min_permit "
-            f"({cfg.min_permit:.0f} s)"
+            f"args.end: a permit of {end - start:.0f} s is shorter than rules.hotwork.min_permit ({cfg.min_permit:.0f} s)"
         )
     return Permit(zone, number, issuer, start, end, origin, command=cid)
 
