@@ -58,7 +58,9 @@ class Settings(StrictModel):
             drivers_cfg.cross_check(self.buses, self.devices, self.operating_state, profiles)
             + vision_cfg.cross_check(self.cameras, self.shafts)
             + power_cfg.cross_check(self.power)
-            + headcount_cross_check(self.rules.headcount, [s.name for s in self.shafts], [d.id for d in self.devices])
+            + headcount_cross_check(
+                self.rules.headcount, [s.name for s in self.shafts], site_rules_cfg.point_names(self.devices, profiles)
+            )
             + site_rules_cfg.cross_check(self.rules.site, self.devices, self.cameras, profiles)
             + hotwork_cfg.cross_check(self.rules.hotwork, self.cameras)
         )
