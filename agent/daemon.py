@@ -18,6 +18,7 @@ from agent.continuity.config_audit import changed_keys
 from agent.control import ControlServer
 from agent.health import HealthCollector
 from agent.keystate import key_transition
+from agent.metrics.exporter import MetricsExporter
 from agent.power import PowerMonitor, RunState, build_monitor, build_start_evidence
 from agent.power.boot import UNCLAIMED, claim_run_state, iso
 from agent.producers import Producer, build_producers
@@ -96,6 +97,8 @@ class Daemon:
             config_path,
             self.reload,
         )
+        #: Prometheus ``/metrics`` (docs/metrics.md): the health record's values; off unless ``metrics.enabled``
+        self.metrics = MetricsExporter(settings.metrics, settings.gateway.site, settings.gateway.id)
         #: evidence clips: the hot-work rule's committed orders, handed to the camera workers
         self.recording = RecordingOrders(self.buffer, lambda: self.producers)
 
@@ -138,6 +141,7 @@ class Daemon:
         self._start_uplink(self.settings)
         await self.control.start()
         await self.web.start()
+        self.metrics.start()
         self._start_power(self.settings)
         await self._start_producers(self.settings)
         self.continuity.arm_energy_timeout()
@@ -275,6 +279,7 @@ class Daemon:
         )
         if self.rules is not None or self.rule_errors:
             payload["rules"] = {**(self.rules.health() if self.rules else {}), "build_errors": dict(self.rule_errors)}
+        self.metrics.update(payload)
         self.buffer.emit(Record("agent", Kind.HEALTH, payload))
 
     def alive(self) -> tuple[bool, str]:
@@ -323,7 +328,7 @@ class Daemon:
         old = self.settings
         salt = self.continuity.audit_salt()
         loaded = describe(new, self.config_path, salt)
-        fixed = ("buffer", "gateway", "rules", "control", "web")  # these take effect at the next start
+        fixed = ("buffer", "gateway", "rules", "control", "web", "metrics")  # these take effect at the next start
         if any(getattr(new, k) != getattr(old, k) for k in fixed):
             log.warning("reload: changes to %s take effect at the next restart", ", ".join(repr(k) for k in fixed))
             new = new.model_copy(update={k: getattr(old, k) for k in fixed})
@@ -358,6 +363,7 @@ class Daemon:
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
         await self.control.stop()
         await self.web.stop()
+        await asyncio.to_thread(self.metrics.stop)
         await self._stop_power()
         await self._stop_producers()
         self.continuity.finish()

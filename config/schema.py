@@ -9,6 +9,7 @@ from pydantic import Field
 from config import drivers as drivers_cfg
 from config import power as power_cfg
 from config import vision as vision_cfg
+from config.metrics import MetricsSettings
 from config.rules import RulesSettings
 from config.rules import hotwork as hotwork_cfg
 from config.rules import site as site_rules_cfg
@@ -37,6 +38,7 @@ class Settings(StrictModel):
     continuity: ContinuitySettings = ContinuitySettings()
     control: ControlSettings = ControlSettings()
     web: WebSettings = WebSettings()
+    metrics: MetricsSettings = MetricsSettings()
     power: power_cfg.PowerSettings = power_cfg.PowerSettings()
     buses: list[drivers_cfg.BusSettings] = Field(default_factory=list)
     devices: list[drivers_cfg.DeviceSettings] = Field(default_factory=list)

@@ -44,6 +44,9 @@ class CameraPipeline:
         self.frames = 0
         self._fps_mark = (time.monotonic(), 0)
         self.fps = 0.0
+        #: mean detector time per run over the last fps window (ms); None without a detector
+        self.inference_ms: float | None = None
+        self._infer = (0.0, 0)  # seconds spent and runs in the current window
 
     def _record(self, record: Record) -> None:
         if record.kind is Kind.ALARM:
@@ -59,7 +62,11 @@ class CameraPipeline:
     def process(self, frame: np.ndarray, ts: float) -> None:
         self._emit.ts = ts
         run_detector = self.detector is not None and self.index % self.cam.detector.every_n_frames == 0
-        detections = self.detector.detect(frame) if run_detector and self.detector else None
+        detections = None
+        if run_detector and self.detector:
+            started = time.perf_counter()
+            detections = self.detector.detect(frame)
+            self._infer = (self._infer[0] + time.perf_counter() - started, self._infer[1] + 1)
         tracks = self.tracker.update(detections) if self.detector else []
         ctx = FrameContext(frame, ts, self.index, tracks, run_detector)
         if self.tamper:
@@ -78,6 +85,9 @@ class CameraPipeline:
         if now - self._fps_mark[0] >= 5:
             self.fps = (self.frames - self._fps_mark[1]) / (now - self._fps_mark[0])
             self._fps_mark = (now, self.frames)
+            if self._infer[1]:
+                self.inference_ms = 1000.0 * self._infer[0] / self._infer[1]
+            self._infer = (0.0, 0)
         if ts - self._last_telemetry >= self.cam.telemetry_interval:
             self._last_telemetry = ts
             self._emit(Kind.TELEMETRY, self.telemetry())
@@ -87,6 +97,8 @@ class CameraPipeline:
             "fps": round(self.fps, 2),
             "people_visible": sum(1 for t in self.tracker.confirmed() if t.label == "person"),
         }
+        if self.inference_ms is not None:
+            data["inference_ms"] = round(self.inference_ms, 2)
         if self.lines:
             data["lines"] = {c.settings.name: c.counts for c in self.lines}
         if self.zones:

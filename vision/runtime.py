@@ -164,6 +164,7 @@ class CameraWorker:
         self.started_at = 0.0
         self.tamper: list[str] = []
         self.fps = 0.0
+        self.inference_ms: float | None = None
 
     def start(self) -> None:
         self.heartbeat.value = time.time()
@@ -197,6 +198,7 @@ class CameraWorker:
             if record.kind is Kind.TELEMETRY:
                 self.tamper = payload.get("tamper", self.tamper)
                 self.fps = payload.get("fps", self.fps)
+                self.inference_ms = payload.get("inference_ms", self.inference_ms)
             if payload.get("event") == "camera_error":
                 self.last_error = payload["error"]
             if payload.get("kind") == "signal_lost":
@@ -257,6 +259,7 @@ class CameraWorker:
         return {
             "state": self.state,
             "fps": self.fps,
+            "inference_ms": self.inference_ms,
             "restarts": self.restarts,
             "last_error": self.last_error,
             "stream_error": self.stream_error,
