@@ -44,6 +44,8 @@ class CameraPipeline:
         self.frames = 0
         self._fps_mark = (time.monotonic(), 0)
         self.fps = 0.0
+        #: seconds over which fps and inference time are averaged
+        self.fps_window = 5.0
         #: mean detector time per run over the last fps window (ms); None without a detector
         self.inference_ms: float | None = None
         self._infer = (0.0, 0)  # seconds spent and runs in the current window
@@ -82,7 +84,7 @@ class CameraPipeline:
         self.index += 1
         self.frames += 1
         now = time.monotonic()
-        if now - self._fps_mark[0] >= 5:
+        if now - self._fps_mark[0] >= self.fps_window:
             self.fps = (self.frames - self._fps_mark[1]) / (now - self._fps_mark[0])
             self._fps_mark = (now, self.frames)
             if self._infer[1]:

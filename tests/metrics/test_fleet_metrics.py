@@ -11,55 +11,11 @@ import paho.mqtt.client as mqtt
 
 from agent.fleet.model import FleetState
 from agent.fleet.view import text_table
+from tests.metrics.payloads import HEALTH, JUNK
 from tests.metrics.scrape import scrape, value
 from tests.support.agentproc import REPO, AgentProcess, write_config
 from tests.support.broker import MosquittoBroker, free_port
 from tests.support.wait import wait_until
-
-HEALTH = {
-    "schema": "headframe.health/1",
-    "agent": {"version": "0.1.0", "uptime_s": 81.2},
-    "buffer": {
-        "depth": 7,
-        "depth_by_kind": {"alarm": 1, "event": 2, "telemetry": 4, "health": 0},
-        "oldest_unsent_age_s": 12.5,
-        "dropped": {"cap_telemetry": 40, "expired_health": 2, "writer_error_event": 1},
-        "writer": "ok",
-    },
-    "uplink": {"state": "backoff", "inflight": 0, "sent": 10, "acked": 9},
-    "clock": {"synchronized": False},
-    "producers": {
-        "drivers": {
-            "devices": {
-                "meter-1": {
-                    "state": "backoff",
-                    "requests": 20,
-                    "errors": 6,
-                    "request_seconds": {"le": [0.01, 0.1], "cumulative": [10, 14, 20], "count": 20, "sum": 9.5},
-                }
-            }
-        },
-        "vision": {"cameras": {"cam-1": {"state": "running", "fps": 4.5, "inference_ms": 38.0, "restarts": 2, "tamper": []}}},
-    },
-}
-
-JUNK = {
-    "schema": "headframe.health/1",
-    "agent": {"version": "<script>", "uptime_s": "long"},
-    "buffer": {"depth_by_kind": ["x"], "dropped": {"cap_telemetry": "many", "nonsense": 3}, "writer": 1},
-    "uplink": "connected",
-    "producers": {
-        "drivers": {
-            "devices": {
-                "bad id!": {"state": "ok", "requests": 1},
-                "x" * 100: {"requests": 1},
-                "meter-2": {"requests": True, "errors": None, "request_seconds": {"le": [0.1, 0.01], "cumulative": [1, 2, 3], "sum": 1}},
-                "meter-3": [1, 2],
-            }
-        },
-        "vision": {"cameras": ["cam-1"]},
-    },
-}
 
 
 def _publish(client: mqtt.Client, topic: str, payload: bytes, retain: bool = False) -> None:
