@@ -84,7 +84,10 @@ def test_metrics_follow_the_device_and_the_broker(tmp_path: Path, broker: Mosqui
             return s if value(s, "headframe_device_state", device=DEVICE, state="ok") == 0 else None
 
         s = wait_until("device errors on /metrics", failing, timeout=20)
-        assert (value(s, "headframe_device_requests_total", device=DEVICE) or 0) > requests
+        failed_requests = value(s, "headframe_device_requests_total", device=DEVICE) or 0
+        assert failed_requests > requests
+        # failures are timed too: every request sent is in the histogram
+        assert value(s, "headframe_device_request_duration_seconds_count", device=DEVICE) == failed_requests
 
         # 3. the broker goes away: the uplink says so and the backlog grows, scrape after scrape
         broker.stop()

@@ -27,9 +27,9 @@ def test_fleet_exports_every_gateway_and_refuses_hostile_ones(
 ) -> None:
     port = free_port()
     log = (tmp_path / "fleet.log").open("wb")
+    argv = ["fleet", "--broker", f"127.0.0.1:{broker.port}", "--max-gateways", "4", "--metrics", f"127.0.0.1:{port}"]
     fleet = subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "fleet", "--broker", f"127.0.0.1:{broker.port}", "--metrics", f"127.0.0.1:{port}"]
-        + ["--max-gateways", "4"],
+        [sys.executable, "-m", "agent.cli", *argv],
         cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,
