@@ -94,7 +94,8 @@ class FleetState:
                 gw.backlog = [*gw.backlog[-9:], (now, depth)]
 
     def _on_status(self, gw: Gateway, doc: dict[str, Any], now: float) -> None:
-        status = doc.get("status") if isinstance(doc.get("status"), str) else "unknown"
+        raw = doc.get("status")
+        status: str = raw if isinstance(raw, str) else "unknown"
         since = parse_iso(doc.get("since"))
         last_seen = False
         if since is None and status == "offline":

@@ -8,6 +8,7 @@ no extra work on its event loop (prometheus_client serves from its own thread).
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -60,13 +61,28 @@ class MetricsExporter:
         if not self.settings.enabled:
             return False
         where = f"{self.settings.listen}:{self.settings.port}"
+        tls = self.settings.tls
         try:
-            self._server, self._thread = start_http_server(self.settings.port, self.settings.listen, self.registry)
-        except OSError as exc:
-            self.error = f"cannot listen on {where}: {exc.strerror or exc}"
-            log.error("metrics: %s; set metrics.port to a free port (the agent runs on without /metrics)", self.error)
+            self._server, self._thread = start_http_server(
+                self.settings.port,
+                self.settings.listen,
+                self.registry,
+                certfile=str(tls.cert_file) if tls else None,
+                keyfile=str(tls.key_file) if tls else None,
+                client_cafile=str(tls.client_ca_file) if tls and tls.client_ca_file else None,
+                client_auth_required=bool(tls and tls.client_ca_file),
+            )
+        except OSError as exc:  # ssl.SSLError and an unreadable certificate file are OSErrors too
+            if isinstance(exc, ssl.SSLError) or exc.filename:
+                why = getattr(exc, "reason", None) or exc.strerror or str(exc)
+                self.error = f"TLS: {exc.filename or 'certificate, key or CA'}: {why}"
+                fix = "check metrics.tls (cert_file, key_file, client_ca_file)"
+            else:
+                self.error = f"cannot listen on {where}: {exc.strerror or exc}"
+                fix = "set metrics.port to a free port"
+            log.error("metrics: %s; %s (the agent runs on without /metrics)", self.error, fix)
             return False
-        log.info("metrics: serving http://%s/metrics", where)
+        log.info("metrics: serving %s://%s/metrics", "https" if tls else "http", where)
         return True
 
     def update(self, payload: dict[str, Any]) -> None:
