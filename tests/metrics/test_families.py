@@ -13,6 +13,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from agent.metrics.exporter import HealthRecordCollector
 from agent.metrics.specs import AGENT_SPECS, FLEET_SPECS, exposed_names
+from drivers.latency import LatencyHistogram
 from tests.metrics.payloads import HEALTH, JUNK
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -65,3 +66,13 @@ def test_the_docs_describe_every_metric() -> None:
     text = (DOCS / "metrics.md").read_text()
     missing = [name for name in [*AGENT_SPECS, *FLEET_SPECS] if f"`{name}`" not in text]
     assert not missing, f"docs/metrics.md does not describe {missing}"
+
+
+def test_latency_buckets_are_upper_inclusive_like_prometheus() -> None:
+    hist = LatencyHistogram()
+    for seconds in (0.005, 0.0051, 0.3, 99.0):
+        hist.observe(seconds)
+    doc = hist.as_dict()
+    cumulative = dict(zip([*doc["le"], "+Inf"], doc["cumulative"], strict=True))
+    assert cumulative[0.005] == 1 and cumulative[0.01] == 2 and cumulative[0.5] == 3 and cumulative["+Inf"] == 4
+    assert doc["count"] == 4 and abs(doc["sum"] - 99.3101) < 1e-9
