@@ -20,6 +20,7 @@ from agent.control import ControlServer
 from agent.earlysignal import take_sighup
 from agent.health import HealthCollector
 from agent.keystate import key_transition
+from agent.metrics.exporter import MetricsExporter
 from agent.power import PowerMonitor, RunState, build_monitor, build_start_evidence
 from agent.power.boot import UNCLAIMED, claim_run_state, iso
 from agent.producers import Producer, build_producers
@@ -124,6 +125,8 @@ class Daemon:
                 self.reload,
                 self._serial_buses,
             )
+        #: Prometheus ``/metrics`` (docs/metrics.md): the health record's values; off unless ``metrics.enabled``
+        self.metrics = MetricsExporter(settings.metrics, settings.gateway.site, settings.gateway.id)
         #: evidence clips: the hot-work rule's committed orders, handed to the camera workers
         self.recording = RecordingOrders(self.buffer, lambda: self.producers)
 
@@ -179,6 +182,7 @@ class Daemon:
         await self.control.start()
         if self.web is not None:
             await self.web.start()
+        self.metrics.start()
         self._start_power(self.settings)
         await self._start_producers(self.settings)
         self.continuity.arm_energy_timeout()
@@ -321,6 +325,7 @@ class Daemon:
         )
         if self.rules is not None or self.rule_errors:
             payload["rules"] = {**(self.rules.health() if self.rules else {}), "build_errors": dict(self.rule_errors)}
+        self.metrics.update(payload)
         self.buffer.emit(Record("agent", Kind.HEALTH, payload))
 
     def alive(self) -> tuple[bool, str]:
@@ -457,6 +462,7 @@ class Daemon:
         await self.control.stop()
         if self.web is not None:
             await self.web.stop()
+        await asyncio.to_thread(self.metrics.stop)
         await self._stop_power()
         await self._stop_producers()
         self.continuity.finish()
