@@ -6,7 +6,8 @@ three-phase meter), with the simulated observation time as ``ts`` (the outage en
 emits at most ``OUTAGE_RATE`` records per real second and pauses while more than ``QUEUE_HIGH``
 wait for the writer (the emit queue must not overflow: that would be a different loss than the
 byte cap this soak is about). Progress goes
-to ``OUTAGE_PROGRESS`` (JSON) once a second and when done. Enabled with
+to ``OUTAGE_PROGRESS`` (JSON) once a second and when done; a file beside it with the suffix
+``.stop`` ends the outage early (the soak's time budget). Enabled with
 ``HEADFRAME_EXTRA_PRODUCERS=bench.outage_producer``.
 """
 
@@ -85,6 +86,8 @@ class OutageProducer:
             if time.monotonic() - last_report > 1.0:
                 last_report = time.monotonic()
                 self._report(t0)
+                if self.progress is not None and self.progress.with_suffix(".stop").exists():
+                    break  # the soak ran out of time: the outage ends here
         self.done = True
         self._report(t0)
 

@@ -184,6 +184,7 @@ def main() -> int:
     ap.add_argument("--devices", type=int, default=100, help="meters at 1 Hz")
     ap.add_argument("--rate", type=float, default=10000.0, help="records emitted per real second")
     ap.add_argument("--max-bytes", default=None, help="buffer.max_bytes (default: the agent's default, 1 GiB)")
+    ap.add_argument("--max-outage-min", type=float, default=0.0, help="end the outage after this many real minutes (0: never)")
     ap.add_argument("--keep", type=Path, help="keep the work directory here")
     args = ap.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="outage-soak-"))
@@ -215,6 +216,8 @@ def main() -> int:
         mem = memory(agent.proc.pid)
         rss_ingest.append(mem.get("rss", 0))
         state = json.loads(progress.read_text()) if progress.exists() else {}
+        if args.max_outage_min and time.monotonic() - t0 > args.max_outage_min * 60:
+            progress.with_suffix(".stop").touch()
         last = buffer_state(db)[0] if state.get("done") else 0
         print(
             f"outage t={time.monotonic() - t0:6.0f}s simulated={state.get('sim_s', 0) / 3600:5.2f} h"
@@ -262,7 +265,8 @@ def main() -> int:
     consumer_s = (checker.last_at or t1) - t1
     figures = {
         "devices": args.devices,
-        "hours_simulated": args.hours,
+        "hours_requested": args.hours,
+        "hours_simulated": round((state.get("sim_s") or 0) / 3600, 2),
         "records_produced": state.get("emitted"),
         "ingest_wall_s": round(ingest_s),
         "ingest_rate_per_s": round((state.get("emitted") or 0) / max(1.0, ingest_s)),
