@@ -29,7 +29,7 @@ WINDOW = 100
 ACK_BATCH = 500
 #: A round kills only once this many records were committed in it and this many wait unacknowledged
 #: (the drain may send a quarter of the record rate: the backlog grows while the round runs).
-MIN_RECORDS = 300
+MIN_RECORDS = 200
 
 
 @dataclass
@@ -62,8 +62,7 @@ class KillRounds:
         self.broker = MosquittoBroker(work / "broker").start()
         self.sub = SeqSubscriber(self.broker).start()
         self.db = work / "buf.db"
-        uplink = {"inflight": WINDOW, "max_rate": rate / 4}
-        self.cfg = write_config(work / "agent.yaml", self.broker.port, buffer_path=self.db, **uplink)
+        self.cfg = write_config(work / "agent.yaml", self.broker.port, buffer_path=self.db, inflight=WINDOW, max_rate=rate / 4)
         self.final_cfg = write_config(work / "final.yaml", self.broker.port, buffer_path=self.db, inflight=WINDOW)
         self.env = {
             "HEADFRAME_EXTRA_PRODUCERS": "tests.support.loadgen",
@@ -72,7 +71,7 @@ class KillRounds:
         }
         self.rounds: list[Round] = []
 
-    def round(self, max_delay: float = 0.5, start_timeout: float = 30.0) -> Round:
+    def round(self, max_delay: float = 0.3, start_timeout: float = 30.0) -> Round:
         """Start the agent, wait until it is ingesting and draining, kill it at a random moment."""
         n = len(self.rounds)
         rnd = Round(n, buffer_state(self.db)[0])
