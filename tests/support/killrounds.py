@@ -27,6 +27,9 @@ WINDOW = 100
 #: Acks reach the buffer in batches of up to this many (``agent.uplink.drain.ACK_BATCH``); what the
 #: broker acknowledged but the buffer has not yet deleted is sent again after a kill.
 ACK_BATCH = 500
+#: Most records a kill may cause to be sent twice (docs/buffer.md, "How many duplicates"): a batch of
+#: acks being written (up to ACK_BATCH + WINDOW) and what is in flight meanwhile (WINDOW).
+DUPLICATES_PER_KILL = 2 * WINDOW + ACK_BATCH
 #: A round kills only once this many records were committed in it and this many wait unacknowledged
 #: (the drain may send a quarter of the record rate: the backlog grows while the round runs).
 MIN_RECORDS = 200
@@ -70,6 +73,8 @@ class KillRounds:
             "LOADGEN_SOURCES": str(sources),
         }
         self.rounds: list[Round] = []
+        #: records still in the buffer after the final clean run (a few health records at most)
+        self.left = -1
 
     def round(self, max_delay: float = 0.3, start_timeout: float = 30.0) -> Round:
         """Start the agent, wait until it is ingesting and draining, kill it at a random moment."""
@@ -120,6 +125,7 @@ class KillRounds:
             time.sleep(0.1)
         rc = agent.terminate()
         last, pending = buffer_state(self.db)
+        self.left = len(pending)
         self.sub.wait_for(set(range(1, last + 1)) - pending, timeout=30)
         check = check_stream(self.sub, last, pending, (self.work / "chain.key").read_bytes().strip())
         with self.sub._lock:
