@@ -37,6 +37,19 @@ def sample(agent: AgentProcess, label: str, t0: float, sub: SeqSubscriber) -> di
     return mem
 
 
+def restart(broker: MosquittoBroker, attempts: int = 10) -> None:
+    """Start the broker again on its port; on a shared machine another process may hold the port
+    for a moment (mosquitto then says "Address already in use"): retry for a while."""
+    for attempt in range(attempts):
+        try:
+            broker.start()
+            return
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1.0)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="minutes of flapping")
@@ -69,6 +82,16 @@ def main() -> int:
     }
     env.update(dict(kv.split("=", 1) for kv in args.env))
     agent = AgentProcess(cfg, env=env, log=work / "agent.log")
+    try:
+        return run(args, work, broker, sub, agent, db)
+    finally:
+        if agent.proc.poll() is None:
+            agent.proc.kill()
+        broker.stop()
+
+
+def run(args: argparse.Namespace, work: Path, broker: MosquittoBroker, sub: SeqSubscriber, agent: AgentProcess, db: Path) -> int:
+    """The baseline, the flapping, the final drain and the check."""
     print(f"work dir {work}; agent pid {agent.proc.pid}; rate {args.rate}/s; env {args.env}", flush=True)
     t0 = time.monotonic()
     time.sleep(10)  # imports, schema, first session
@@ -83,7 +106,7 @@ def main() -> int:
     while time.monotonic() < end:
         broker.stop()
         time.sleep(args.period)
-        broker.start()
+        restart(broker)
         time.sleep(args.period)
         cycles += 1
         flap.append(sample(agent, f"cycle {cycles}", t0, sub))

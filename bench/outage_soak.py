@@ -207,6 +207,25 @@ def main() -> int:
     }
     t0 = time.monotonic()
     agent = AgentProcess(cfg, env=env, log=work / "agent.log")
+    try:
+        return run(args, work, broker, checker, agent, db, progress, t0)
+    finally:
+        if agent.proc.poll() is None:
+            agent.proc.kill()
+        broker.stop()
+
+
+def run(
+    args: argparse.Namespace,
+    work: Path,
+    broker: MosquittoBroker,
+    checker: StreamingChecker,
+    agent: AgentProcess,
+    db: Path,
+    progress: Path,
+    t0: float,
+) -> int:
+    """The outage, the drain and the report."""
     total = int(args.hours * 3600) * args.devices
     print(f"work dir {work}; {args.devices} devices x {args.hours} h = {total} records at {args.rate}/s", flush=True)
     rss_ingest: list[float] = []
