@@ -14,10 +14,11 @@ from typing import Any
 
 from agent.clock import clock_synchronized
 from agent.continuity import ContinuityTracker, describe, state_path_for
-from agent.continuity.config_audit import changed_keys
+from agent.continuity.config_audit import AppliedConfig, changed_keys
 from agent.control import ControlServer
 from agent.health import HealthCollector
 from agent.keystate import key_transition
+from agent.memory import release_freed_memory
 from agent.power import PowerMonitor, RunState, build_monitor, build_start_evidence
 from agent.power.boot import UNCLAIMED, claim_run_state, iso
 from agent.producers import Producer, build_producers
@@ -82,7 +83,8 @@ class Daemon:
         self.reloads = 0
         self.loop_heartbeat = time.monotonic()
         self.continuity = ContinuityTracker(settings, state_path_for(settings.buffer.path), self.buffer.emit)
-        self.applied_config = describe(settings, config_path)
+        #: set in ``run`` (hashing a big config is not free: do it once, with the audit salt)
+        self.applied_config = AppliedConfig(str(config_path), None, "", None, {})
         #: ``headframe alarms`` (control.socket); changes to it take effect at the next restart
         self.control = ControlServer(settings.control, settings.buffer.path, self.buffer)
 
@@ -95,7 +97,8 @@ class Daemon:
             loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         opened = await self.buffer.open()
         self.continuity.load()
-        self.applied_config = describe(self.settings, self.config_path, self.continuity.audit_salt())
+        recorded = (self.continuity.state.config_hash, self.continuity.state.config_keys)
+        self.applied_config = describe(self.settings, self.config_path, self.continuity.audit_salt(), recorded)
         self.previous_shutdown = "clean" if opened.previous_shutdown_clean else "unclean"
         started: dict[str, Any] = {
             "event": "agent_started",
@@ -417,6 +420,7 @@ def run_daemon(config_path: Path) -> int:
         log.error("config %s is invalid; nothing started:\n%s", config_path, exc)
         return 2
     setup_logging(settings.logging.level, settings.logging.journald)
+    release_freed_memory()  # the YAML parse of a big config leaves tens of MB of freed heap behind
     # first thing that touches the disk: a start that fails from here on reads as not clean next time
     previous = claim_run_state(settings.buffer.path.parent)
     try:

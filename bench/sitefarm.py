@@ -1,0 +1,153 @@
+"""Shared parts of the end-to-end benches: a Modbus device farm process, the agent's config for
+it, a telemetry counter on the broker, and process RSS/CPU readings from /proc."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+
+from tests.support.broker import MosquittoBroker
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Farm:
+    """``bench.modbus_farm`` in its own process: one TCP port per simulated device."""
+
+    def __init__(self, devices: int, registers: int = 100) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.modbus_farm", "--devices", str(devices), "--registers", str(registers)],
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().split()
+        if not line or line[0] != "ready":
+            raise RuntimeError(f"device farm did not start: {line!r}")
+        self.ports = [int(p) for p in line[1].split(",")]
+        self.requests = 0
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("requests "):
+                self.requests = int(line.split()[1])
+
+    def stop(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def agent_config(
+    path: Path, farm_ports: list[int], broker_port: int, buffer_path: Path, registers: int = 100, **extra: Any
+) -> Path:
+    """A Headframe config: one Modbus TCP device per port, ``registers`` uint16 points each, 1 Hz."""
+    devices = [
+        {
+            "id": f"dev{i:03d}",
+            "protocol": "modbus_tcp",
+            "host": "127.0.0.1",
+            "port": port,
+            "groups": [{"name": "default", "interval": "1s"}],
+            "points": [{"name": f"r{j}", "address": j, "type": "uint16"} for j in range(registers)],
+        }
+        for i, port in enumerate(farm_ports)
+    ]
+    doc: dict[str, Any] = {
+        "gateway": {"site": "bench", "id": "gw"},
+        "buffer": {"path": str(buffer_path)},
+        "uplink": {"host": "127.0.0.1", "port": broker_port, "reconnect_min": "0.2s", "reconnect_max": "1s"},
+        "health": {"interval": "30s"},
+        "logging": {"level": "INFO", "journald": "off"},
+        "control": {"enabled": False},
+        "devices": devices,
+        **extra,
+    }
+    path.write_text(json.dumps(doc))
+    return path
+
+
+class TelemetryCounter:
+    """Subscribes to the agent's telemetry (QoS 1, persistent session): counts delivered
+    datapoints (one per point value in a telemetry record), per device, with arrival times."""
+
+    def __init__(self, broker: MosquittoBroker, topic: str = "headframe/+/+/telemetry/#", client_id: str = "counter") -> None:
+        self.lock = threading.Lock()
+        self.datapoints = 0
+        self.messages = 0
+        self.first_at: float | None = None
+        self.first_by_source: dict[str, float] = {}
+        self.seqs: set[int] = set()
+        self._connected = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+        self.client.on_connect = self._on_connect
+        self._topic = topic
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(1, 1)
+        self.client.connect(broker.host, broker.port, keepalive=10)
+        self.client.loop_start()
+        if not self._connected.wait(10):
+            raise TimeoutError("telemetry counter could not connect")
+        time.sleep(0.2)  # SUBACK
+
+    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
+        client.subscribe(self._topic, qos=1)
+        self._connected.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        now = time.monotonic()
+        doc = orjson.loads(msg.payload)
+        n = len(doc["payload"].get("values", {}))
+        with self.lock:
+            self.messages += 1
+            self.datapoints += n
+            self.seqs.add(doc["seq"])
+            if n and self.first_at is None:
+                self.first_at = now
+            if n:
+                self.first_by_source.setdefault(doc["source"], now)
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current RSS, peak RSS = VmHWM) of a process, MB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        fields[key] = rest
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (its threads included)."""
+    parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until(what: str, predicate: Any, timeout: float, interval: float = 0.01) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout}s")
+        time.sleep(interval)
