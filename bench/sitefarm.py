@@ -89,7 +89,7 @@ class TelemetryCounter:
     """Subscribes to the agent's telemetry (QoS 1, persistent session): counts delivered
     datapoints (one per point value in a telemetry record), per device, with arrival times."""
 
-    def __init__(self, broker: MosquittoBroker, topic: str = "headframe/+/+/telemetry/#", client_id: str = "counter") -> None:
+    def __init__(self, broker: MosquittoBroker, topic: str = "headframe/#", client_id: str = "counter") -> None:
         self.lock = threading.Lock()
         self.datapoints = 0
         self.messages = 0
@@ -114,8 +114,10 @@ class TelemetryCounter:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         now = time.monotonic()
+        if msg.topic.endswith("/status"):
+            return
         doc = orjson.loads(msg.payload)
-        n = len(doc["payload"].get("values", {}))
+        n = len(doc["payload"].get("values", {})) if doc.get("kind") == "telemetry" else 0
         with self.lock:
             self.messages += 1
             self.datapoints += n
@@ -124,6 +126,13 @@ class TelemetryCounter:
                 self.first_at = now
             if n:
                 self.first_by_source.setdefault(doc["source"], now)
+
+    def missing(self) -> int:
+        """Sequence numbers never received between the first and the last one seen."""
+        with self.lock:
+            if not self.seqs:
+                return 0
+            return max(self.seqs) - min(self.seqs) + 1 - len(self.seqs)
 
     def stop(self) -> None:
         self.client.loop_stop()
