@@ -54,8 +54,8 @@ def main() -> None:
         wall = t1 - t0
         cpu, dps = (c1 - c0) / wall, (d1 - d0) / wall
         print(
-            f"agent from {args.repo}: {args.devices} devices x {args.registers} registers at 1 Hz, every register changing, end to end "
-            f"(farm -> agent -> buffer -> mosquitto -> subscriber), {wall:.0f} s window:\n"
+            f"agent from {args.repo}: {args.devices} devices x {args.registers} registers at 1 Hz, "
+            f"every register changing, end to end (farm -> agent -> buffer -> mosquitto -> subscriber), {wall:.0f} s window:\n"
             f"  delivered {dps:,.0f} datapoints/s of {expected:,} polled per second ({dps / expected:.1%}); "
             f"farm answered {(r1 - r0) / wall:,.0f} requests/s\n"
             f"  agent CPU {cpu * 100:.1f} % of one core = {cpu / dps * 1000 if dps else float('nan'):.4f} CPU s per "
