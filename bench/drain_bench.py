@@ -113,6 +113,7 @@ def bare(port: int, messages: list[OutboundMessage], inflight: int, sub: Subscri
     c.on_socket_register_write = lambda *_: None  # publish queues; we write when the socket can take it
     c.connect("127.0.0.1", port)
     sock = c.socket()
+    assert sock is not None, "paho has no socket after connect()"
     while not c.is_connected():  # CONNECT out, CONNACK in
         readable, writable, _ = select.select([sock], [sock] if c.want_write() else [], [], 1)
         if writable:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.sitefarm import REPO, Farm, TelemetryCounter, agent_config, cpu_s, rss_mb, wait_until
+from bench.sitefarm import REPO, Farm, TelemetryCounter, agent_config, cpu_s, rss_mb, wait_until, written_bytes
 from tests.support.broker import MosquittoBroker
 
 
@@ -48,8 +48,10 @@ def main() -> None:
         wait_until("every device delivered", lambda: len(counter.first_by_source) >= args.devices, 120, 0.1)
         time.sleep(3)  # settle
         c0, d0, r0, t0 = cpu_s(proc.pid), counter.datapoints, farm.requests, time.monotonic()
+        w0 = written_bytes(proc.pid)
         time.sleep(args.seconds)
         c1, d1, r1, t1 = cpu_s(proc.pid), counter.datapoints, farm.requests, time.monotonic()
+        w1 = written_bytes(proc.pid)
         rss, peak = rss_mb(proc.pid)
         wall = t1 - t0
         cpu, dps = (c1 - c0) / wall, (d1 - d0) / wall
@@ -59,7 +61,7 @@ def main() -> None:
             f"  delivered {dps:,.0f} datapoints/s of {expected:,} polled per second ({dps / expected:.1%}); "
             f"farm answered {(r1 - r0) / wall:,.0f} requests/s\n"
             f"  agent CPU {cpu * 100:.1f} % of one core = {cpu / dps * 1000 if dps else float('nan'):.4f} CPU s per "
-            f"1000 datapoints; RSS {rss:.0f} MB (peak {peak:.0f} MB)",
+            f"1000 datapoints; RSS {rss:.0f} MB (peak {peak:.0f} MB); written {(w1 - w0) / wall / 1e6:.2f} MB/s",
             flush=True,
         )
         if args.outage:

@@ -154,6 +154,14 @@ def cpu_s(pid: int) -> float:
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def written_bytes(pid: int) -> int:
+    """Bytes the process handed to write() so far (``wchar``: SQLite, state files, logs)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    return 0
+
+
 def wait_until(what: str, predicate: Any, timeout: float, interval: float = 0.01) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
