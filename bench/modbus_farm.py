@@ -9,8 +9,9 @@ every request (``value = (requests + address) mod 65536`` for that device), so a
 every register change on every poll; nothing is constant, nothing can be reported "unchanged".
 
 Prints ``ready PORT,PORT,...`` on stdout once every port listens; every ``--stats`` seconds prints the total
-number of requests answered (``requests N``) so a bench can tell whether the farm kept up.
-Stops on SIGTERM or when stdin closes.
+number of requests and registers answered (``requests N R``) so a bench can tell whether the farm kept up.
+A line ``freeze`` on stdin closes every server (no answers from then on) and prints the final
+counts, then ``frozen``. Stops on SIGTERM or when stdin closes.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class ChangingDevice:
     def __init__(self, registers: int) -> None:
         self.registers = registers
         self.requests = 0
+        self.served = 0  # registers answered, summed over requests
 
     def sim(self) -> SimDevice:
         blocks = (
@@ -47,6 +49,7 @@ class ChangingDevice:
         self, func_code: int, start: int, address: int, count: int, registers: list[int], values: list[int] | list[bool] | None
     ) -> None:
         self.requests += 1
+        self.served += max(0, min(address + count, self.registers) - address)
         base = self.requests
         for i in range(address, min(address + count, self.registers)):
             registers[i - start] = (base + i) & 0xFFFF
@@ -62,13 +65,41 @@ async def serve(ports: list[int], registers: int, stats: float) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(sys.stdin.fileno(), 4096) else None)
+    freeze = asyncio.Event()
+
+    def on_stdin() -> None:
+        data = os.read(sys.stdin.fileno(), 4096)
+        if not data:
+            stop.set()
+        elif b"freeze" in data:
+            freeze.set()
+
+    loop.add_reader(sys.stdin.fileno(), on_stdin)
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=stats)
-        print(f"requests {sum(d.requests for d in devices)}", flush=True)
+            await asyncio.wait_for(asyncio.shield(asyncio.ensure_future(_either(stop, freeze))), timeout=stats)
+        if freeze.is_set():  # answer nothing more: the counts below are final
+            freeze.clear()
+            for s in servers:
+                await s.shutdown()
+            _say(f"requests {sum(d.requests for d in devices)} {sum(d.served for d in devices)}\nfrozen")
+            continue
+        _say(f"requests {sum(d.requests for d in devices)} {sum(d.served for d in devices)}")
     for s in servers:
         await s.shutdown()
+
+
+def _say(text: str) -> None:
+    with contextlib.suppress(BrokenPipeError):  # the bench went away first
+        print(text, flush=True)
+
+
+async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
+    done, pending = await asyncio.wait(
+        [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())], return_when=asyncio.FIRST_COMPLETED
+    )
+    for t in pending:
+        t.cancel()
 
 
 def main() -> None:

@@ -37,6 +37,8 @@ class Farm:
             raise RuntimeError(f"device farm did not start: {line!r}")
         self.ports = [int(p) for p in line[1].split(",")]
         self.requests = 0
+        self.served = 0  # registers answered
+        self._frozen = threading.Event()
         self._t = threading.Thread(target=self._read, daemon=True)
         self._t.start()
 
@@ -44,7 +46,19 @@ class Farm:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             if line.startswith("requests "):
-                self.requests = int(line.split()[1])
+                parts = line.split()
+                self.requests, self.served = int(parts[1]), int(parts[2])
+            elif line.strip() == "frozen":
+                self._frozen.set()
+
+    def freeze(self) -> None:
+        """Stop answering (no new readings from here on); ``served`` is then final."""
+        self._frozen.clear()
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("freeze\n")
+        self.proc.stdin.flush()
+        if not self._frozen.wait(30):
+            raise TimeoutError("device farm did not freeze")
 
     def stop(self) -> None:
         if self.proc.stdin:
@@ -86,8 +100,9 @@ def agent_config(
 
 
 class TelemetryCounter:
-    """Subscribes to the agent's telemetry (QoS 1, persistent session): counts delivered
-    datapoints (one per point value in a telemetry record), per device, with arrival times."""
+    """Subscribes to the agent's records (QoS 1, persistent session): counts delivered
+    datapoints (one per point value in a telemetry record; a redelivered seq counts once), per
+    device, with arrival times, and every seq seen."""
 
     def __init__(self, broker: MosquittoBroker, topic: str = "headframe/#", client_id: str = "counter") -> None:
         self.lock = threading.Lock()
@@ -120,6 +135,8 @@ class TelemetryCounter:
         n = len(doc["payload"].get("values", {})) if doc.get("kind") == "telemetry" else 0
         with self.lock:
             self.messages += 1
+            if doc["seq"] in self.seqs:
+                return  # a redelivery (at least once): counted when it first came
             self.datapoints += n
             self.seqs.add(doc["seq"])
             if n and self.first_at is None:
