@@ -95,7 +95,7 @@ def _say(text: str) -> None:
 
 
 async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
-    done, pending = await asyncio.wait(
+    _done, pending = await asyncio.wait(
         [asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())], return_when=asyncio.FIRST_COMPLETED
     )
     for t in pending:

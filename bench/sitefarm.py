@@ -101,7 +101,7 @@ def agent_config(
 
 class TelemetryCounter:
     """Subscribes to the agent's records (QoS 1, persistent session): counts delivered
-    datapoints (one per point value in a telemetry record; a redelivered seq counts once), per
+    datapoints (one per good point value in a telemetry record; a redelivered seq counts once), per
     device, with arrival times, and every seq seen."""
 
     def __init__(self, broker: MosquittoBroker, topic: str = "headframe/#", client_id: str = "counter") -> None:
@@ -132,7 +132,8 @@ class TelemetryCounter:
         if msg.topic.endswith("/status"):
             return
         doc = orjson.loads(msg.payload)
-        n = len(doc["payload"].get("values", {})) if doc.get("kind") == "telemetry" else 0
+        values = doc["payload"].get("values", {}) if doc.get("kind") == "telemetry" else {}
+        n = sum(1 for v in values.values() if v.get("q") == "good")  # a "bad" entry is no reading
         with self.lock:
             self.messages += 1
             if doc["seq"] in self.seqs:

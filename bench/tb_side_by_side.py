@@ -200,7 +200,8 @@ def run_one(side: str, exe: Path, devices: int, registers: int, seconds: float, 
     else:
         cfg = agent_config(tmp / "agent.json", farm.ports, broker.port, tmp / "buf.db", registers=registers)
         env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
-        proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "-c", str(cfg)], cwd=REPO, env=env, stdout=log, stderr=log)
+        cmd = [sys.executable, "-m", "agent.cli", "run", "-c", str(cfg)]
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=log)
     out: dict[str, float] = {}
     try:
         try:
