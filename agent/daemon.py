@@ -20,6 +20,7 @@ from agent.control import ControlServer
 from agent.earlysignal import take_sighup
 from agent.health import HealthCollector
 from agent.keystate import key_transition
+from agent.memory import release_freed_memory
 from agent.metrics.exporter import MetricsExporter
 from agent.power import PowerMonitor, RunState, build_monitor, build_start_evidence
 from agent.power.boot import UNCLAIMED, claim_run_state, iso
@@ -107,7 +108,8 @@ class Daemon:
         self._reload_task: asyncio.Task[None] | None = None
         self.loop_heartbeat = time.monotonic()
         self.continuity = ContinuityTracker(settings, state_path_for(settings.buffer.path), self.buffer.emit)
-        self.applied_config = describe(settings, config_path)
+        #: set in ``run`` (hashing a big config is not free: do it once, with the audit salt)
+        self.applied_config = AppliedConfig(str(config_path), None, "", None, {})
         #: ``headframe alarms`` (control.socket); changes to it take effect at the next restart
         self.control = ControlServer(settings.control, settings.buffer.path, self.buffer)
         #: the technician's page (docs/web.md); off unless ``web.enabled``; takes effect at the next start.
@@ -151,7 +153,8 @@ class Daemon:
         """Open the buffer, record the start evidence, start every part; returns the loop tasks."""
         opened = await self.buffer.open()
         self.continuity.load()
-        self.applied_config = describe(self.settings, self.config_path, self.continuity.audit_salt())
+        recorded = (self.continuity.state.config_hash, self.continuity.state.config_keys)
+        self.applied_config = describe(self.settings, self.config_path, self.continuity.audit_salt(), recorded)
         self.previous_shutdown = "clean" if opened.previous_shutdown_clean else "unclean"
         started: dict[str, Any] = {
             "event": "agent_started",
@@ -538,6 +541,7 @@ def run_daemon(config_path: Path) -> int:
         log.error("config %s is invalid; nothing started:\n%s", config_path, exc)
         return 2
     setup_logging(settings.logging.level, settings.logging.journald)
+    release_freed_memory()  # the YAML parse of a big config leaves tens of MB of freed heap behind
     # first thing that touches the disk: a start that fails from here on reads as not clean next time
     previous = claim_run_state(settings.buffer.path.parent)
     try:
