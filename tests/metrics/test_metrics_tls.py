@@ -42,11 +42,16 @@ def test_mutual_tls_lets_only_the_scraper_with_a_certificate_in(
     url = f"https://127.0.0.1:{port}/metrics"
     with_cert = ssl.create_default_context(cafile=str(tls.ca))
     with_cert.load_cert_chain(str(tls.client_cert), str(tls.client_key))
-    text = wait_until(
-        "a health record over mutual TLS", lambda: (t := _get(url, with_cert)) and "headframe_uplink_connected" in t and t
+
+    def sample_names() -> set[str]:
+        text = _get(url, with_cert)
+        return {s.name for f in text_string_to_metric_families(text or "") for s in f.samples}
+
+    # a family's HELP/TYPE lines are there from the start; its samples only once a health record was built
+    names = wait_until(
+        "a health record's samples over mutual TLS", lambda: (n := sample_names()) and "headframe_buffer_last_seq" in n and n
     )
-    names = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
-    assert "headframe_buffer_last_seq" in names
+    assert "headframe_uplink_connected" in names
     without_cert = ssl.create_default_context(cafile=str(tls.ca))
     assert _get(url, without_cert) is None
     assert _get(f"http://127.0.0.1:{port}/metrics", ssl.create_default_context()) is None  # no clear text either
