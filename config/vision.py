@@ -45,6 +45,15 @@ class DetectorSettings(StrictModel):
     classes: list[ObjectClass] = Field(default_factory=_person_only)
     #: run the detector on every n-th analysed frame (tracker predicts in between)
     every_n_frames: int = Field(default=1, ge=1, le=30)
+    #: detections from this score up to ``score_threshold`` only keep existing tracks alive through
+    #: partial occlusion (they never start one); default: half of ``score_threshold``
+    low_score_threshold: float | None = Field(default=None, gt=0, lt=1)
+
+    @property
+    def floor(self) -> float:
+        """The score the detector reports down to (the tracker's second stage)."""
+        low = self.low_score_threshold if self.low_score_threshold is not None else self.score_threshold / 2
+        return min(low, self.score_threshold)
 
 
 class LineSettings(StrictModel):

@@ -26,13 +26,11 @@ class CameraPipeline:
         d = cam.detector
         needs_detector = bool(cam.lines or cam.zones or cam.seal or (cam.belt and cam.belt.danger_zone))
         self.detector = detector or (
-            Detector(
-                d.model, threads=d.threads, classes=list(d.classes), threshold=d.score_threshold, path=d.model_path, camera=cam.id
-            )
+            Detector(d.model, threads=d.threads, classes=list(d.classes), threshold=d.floor, path=d.model_path, camera=cam.id)
             if needs_detector
             else None
         )
-        self.tracker = Tracker()
+        self.tracker = Tracker(high_score=d.score_threshold)
         self.lines = [LineCounter(s, self._emit) for s in cam.lines]
         self.zones = [ZoneOccupancy(s, self._emit) for s in cam.zones]
         self.seal = ElectronicSeal(cam.seal, self._emit, cam.id, cam.jpeg_quality) if cam.seal else None

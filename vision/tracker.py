@@ -1,9 +1,18 @@
-"""Multi-object tracking by IoU with constant-velocity prediction (SORT/ByteTrack style).
+"""Multi-object tracking: Kalman motion, two-stage (ByteTrack-style) optimal association.
 
-High-confidence detections are matched first, then low-confidence ones keep existing tracks
-alive through partial occlusion. A track gets a public id only once confirmed
-(``min_hits`` matches), so flickering false positives never count; it survives ``max_age``
-missed frames on its predicted position.
+Each track carries a constant-velocity Kalman filter on its box centre and size, with noise
+proportional to the person's height (a far, small person moves fewer pixels). Every frame:
+
+1. high-score detections are matched to all tracks (Hungarian on IoU with the predicted box;
+   small, fast people that no longer overlap their prediction match on centre distance);
+2. low-score detections keep the still-unmatched tracks alive through partial occlusion, but
+   never start one;
+3. unmatched high-score detections start tentative tracks.
+
+A track gets a public id only after ``min_hits`` matches (flickers never count) and coasts on
+its prediction for up to ``max_age`` frames without a match. ``Track.history`` keeps the
+measured (not predicted) foot points with the frame number, which is what the line counter
+reads: a coasting prediction never counts as a crossing.
 """
 
 from __future__ import annotations
@@ -12,8 +21,12 @@ import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from vision.detector import Detection
+
+# Process / measurement noise as a share of the box height (per analysed frame).
+POS_NOISE, VEL_NOISE, MEAS_NOISE = 1 / 20, 1 / 80, 1 / 20
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -29,19 +42,71 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
 
 
+def _to_z(box: np.ndarray) -> np.ndarray:
+    return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, box[2] - box[0], box[3] - box[1]], dtype=float)
+
+
+def _to_box(z: np.ndarray) -> np.ndarray:
+    cx, cy, w, h = z[:4]
+    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=float)
+
+
+class KalmanBox:
+    """Constant velocity on (cx, cy, w, h); one step = one analysed frame."""
+
+    F = np.eye(8) + np.eye(8, k=4)
+    H = np.eye(4, 8)
+
+    def __init__(self, box: np.ndarray) -> None:
+        self.x = np.concatenate([_to_z(box), np.zeros(4)])
+        h = max(self.x[3], 1.0)
+        std = np.array([2 * POS_NOISE * h] * 4 + [10 * VEL_NOISE * h] * 4)
+        self.P = np.diag(std**2)
+
+    def predict(self) -> None:
+        h = max(self.x[3], 1.0)
+        q = np.array([POS_NOISE * h] * 4 + [VEL_NOISE * h] * 4) ** 2
+        self.x = self.F @ self.x
+        self.x[2:4] = self.x[2:4].clip(1.0)
+        self.P = self.F @ self.P @ self.F.T + np.diag(q)
+
+    def correct(self, box: np.ndarray) -> None:
+        z = _to_z(box)
+        r = np.diag((np.array([MEAS_NOISE * z[3]] * 4)) ** 2)
+        s = self.H @ self.P @ self.H.T + r
+        k = self.P @ self.H.T @ np.linalg.inv(s)
+        self.x = self.x + k @ (z - self.H @ self.x)
+        self.P = (np.eye(8) - k @ self.H) @ self.P
+
+    @property
+    def box(self) -> np.ndarray:
+        return _to_box(self.x)
+
+
 @dataclass
 class Track:
     box: np.ndarray
     label: str
     score: float
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
     hits: int = 1
     missed: int = 0
     id: int | None = None
     age: int = 0
+    #: measured foot points (frame, x, y): where the detector saw the person, never a prediction
+    history: list[tuple[int, float, float]] = field(default_factory=list)
+    kf: KalmanBox | None = None
 
-    def predict(self) -> np.ndarray:
-        return self.box + self.velocity
+    def __post_init__(self) -> None:
+        self.box = np.asarray(self.box, dtype=float)
+        if self.kf is None:
+            self.kf = KalmanBox(self.box)
+
+    @property
+    def velocity(self) -> np.ndarray:
+        """Box motion per analysed frame (x1, y1, x2, y2)."""
+        assert self.kf is not None
+        vx, vy, vw, vh = self.kf.x[4:]
+        return np.array([vx - vw / 2, vy - vh / 2, vx + vw / 2, vy + vh / 2])
 
     @property
     def anchor(self) -> tuple[float, float]:
@@ -50,71 +115,78 @@ class Track:
 
 
 class Tracker:
-    def __init__(self, iou_threshold: float = 0.25, min_hits: int = 3, max_age: int = 8, high_score: float = 0.6) -> None:
+    def __init__(
+        self, iou_threshold: float = 0.2, min_hits: int = 3, max_age: int = 10, high_score: float = 0.6, low_iou: float = 0.4
+    ) -> None:
         self.iou_threshold, self.min_hits, self.max_age, self.high_score = iou_threshold, min_hits, max_age, high_score
+        self.low_iou = low_iou
         self.tracks: list[Track] = []
+        self.frame = 0
         self._ids = itertools.count(1)
 
-    def _match(self, tracks: list[Track], dets: list[Detection]) -> tuple[list[tuple[int, int]], list[int], list[int]]:
-        if not tracks or not dets:
-            return [], list(range(len(tracks))), list(range(len(dets)))
-        pred = np.array([t.predict() for t in tracks])
+    def _similarity(self, tracks: list[Track], dets: list[Detection], threshold: float) -> np.ndarray:
+        pred = np.array([t.box for t in tracks])
         boxes = np.array([d.box for d in dets])
-        ious = iou_matrix(pred, boxes)
-        # Small, fast people barely overlap between frames: accept a close centre as a weak match.
+        sim = iou_matrix(pred, boxes)
+        # Small, fast people barely overlap their prediction: a close centre (under half a body
+        # height) is a weak match, ranked below any real overlap.
         pc = (pred[:, None, :2] + pred[:, None, 2:]) / 2
         dc = (boxes[None, :, :2] + boxes[None, :, 2:]) / 2
         dist = np.linalg.norm(pc - dc, axis=2)
         height = (pred[:, 3] - pred[:, 1])[:, None].clip(1)
-        near = (ious < self.iou_threshold) & (dist < 0.5 * height)
-        ious = np.where(near, self.iou_threshold + 1e-3 * (1 - dist / (0.5 * height)), ious)
-        pairs: list[tuple[int, int]] = []
-        used_t: set[int] = set()
-        used_d: set[int] = set()
-        for flat in np.argsort(-ious, axis=None):
-            ti, di = divmod(int(flat), len(dets))
-            if ious[ti, di] < self.iou_threshold:
-                break
-            if ti in used_t or di in used_d or tracks[ti].label != dets[di].label:
-                continue
-            pairs.append((ti, di))
-            used_t.add(ti)
-            used_d.add(di)
+        near = (sim < threshold) & (dist < 0.5 * height)
+        sim = np.where(near, threshold * (1 + 1e-3 * (1 - dist / (0.5 * height))), sim)
+        labels_differ = np.array([[t.label != d.label for d in dets] for t in tracks])
+        return np.where(labels_differ, 0.0, sim)
+
+    def _match(
+        self, tracks: list[Track], dets: list[Detection], threshold: float
+    ) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+        """Optimal one-to-one assignment maximising similarity; pairs below ``threshold`` are not matches."""
+        if not tracks or not dets:
+            return [], list(range(len(tracks))), list(range(len(dets)))
+        sim = self._similarity(tracks, dets, threshold)
+        rows, cols = linear_sum_assignment(-sim)
+        pairs = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if sim[r, c] >= threshold]
+        used_t, used_d = {p[0] for p in pairs}, {p[1] for p in pairs}
         return pairs, [i for i in range(len(tracks)) if i not in used_t], [i for i in range(len(dets)) if i not in used_d]
 
     def update(self, detections: list[Detection] | None) -> list[Track]:
         """Advance one frame. ``None`` means no detector run this frame: tracks coast on prediction."""
+        self.frame += 1
+        for t in self.tracks:
+            assert t.kf is not None
+            t.kf.predict()
+            t.box = t.kf.box
+            t.age += 1
         if detections is None:
-            for t in self.tracks:
-                t.box = t.predict()
-                t.age += 1
             return self.confirmed()
         high = [d for d in detections if d.score >= self.high_score]
         low = [d for d in detections if d.score < self.high_score]
-        pairs, free_tracks, free_high = self._match(self.tracks, high)
+        pairs, free_tracks, free_high = self._match(self.tracks, high, self.iou_threshold)
         for ti, di in pairs:
             self._apply(self.tracks[ti], high[di])
         remaining = [self.tracks[i] for i in free_tracks]
-        pairs2, still_free, _ = self._match(remaining, low)
+        pairs2, still_free, _ = self._match(remaining, low, self.low_iou)
         for ti, di in pairs2:
             self._apply(remaining[ti], low[di])
         for i in still_free:
-            t = remaining[i]
-            t.missed += 1
-            t.box = t.predict()
-            t.velocity *= 0.8
+            remaining[i].missed += 1
         for di in free_high:
             d = high[di]
-            self.tracks.append(Track(np.array(d.box, dtype=float), d.label, d.score))
+            self.tracks.append(Track(np.array(d.box, dtype=float), d.label, d.score, history=[self._foot(d)]))
         self.tracks = [t for t in self.tracks if t.missed <= (self.max_age if t.id is not None else 1)]
-        for t in self.tracks:
-            t.age += 1
         return self.confirmed()
 
+    def _foot(self, det: Detection) -> tuple[int, float, float]:
+        return (self.frame, (det.x1 + det.x2) / 2, det.y2)
+
     def _apply(self, track: Track, det: Detection) -> None:
-        box = np.array(det.box, dtype=float)
-        track.velocity = 0.6 * track.velocity + 0.4 * (box - track.box)
-        track.box, track.score = box, det.score
+        assert track.kf is not None
+        track.kf.correct(np.array(det.box, dtype=float))
+        track.box, track.score = track.kf.box, det.score
+        track.history.append(self._foot(det))
+        del track.history[:-64]
         track.hits += 1
         track.missed = 0
         if track.id is None and track.hits >= self.min_hits:
