@@ -66,7 +66,7 @@ def camera(
             "url": clip["path"],
             "fps": fps,
             "tamper": {"enabled": False},
-            "detector": {"model": model, "score_threshold": threshold, "low_score_threshold": low},
+            "detector": {"model": model, "score_threshold": threshold, **({} if low is None else {"low_score_threshold": low})},
             "lines": [line],
         }
     )
@@ -82,7 +82,9 @@ def evaluate(
     quiet: bool = False,
     only: list[str] | None = None,
 ) -> dict[str, Any]:
-    floor = DetectorSettings(model=model, score_threshold=threshold, low_score_threshold=low).floor
+    floor = DetectorSettings(
+        model=model, score_threshold=threshold, **({} if low is None else {"low_score_threshold": low})
+    ).floor
     det = CachedDetector(model, floor, store=CACHE / f"{model}.npz")
     report: dict[str, Any] = {"model": model, "threshold": threshold, "low": floor, "fps": fps, "sets": {}}
     try:
@@ -120,11 +122,26 @@ def evaluate(
     return report
 
 
-def tune(min_hits: int | None, max_age: int | None, relink: int | None) -> None:
+def tune(
+    min_hits: int | None,
+    max_age: int | None,
+    relink: int | None,
+    tentative_age: int | None = None,
+    appearance: float | None = None,
+) -> None:
     """Swap the pipeline's tracker/counter defaults for a tuning run (the code paths stay the real ones)."""
     import vision.pipeline as pipeline
 
-    tracker_kw = {k: v for k, v in {"min_hits": min_hits, "max_age": max_age}.items() if v is not None}
+    tracker_kw = {
+        k: v
+        for k, v in {
+            "min_hits": min_hits,
+            "max_age": max_age,
+            "tentative_age": tentative_age,
+            "appearance_weight": appearance,
+        }.items()
+        if v is not None
+    }
     if tracker_kw:
         pipeline.Tracker = functools.partial(pipeline.Tracker, **tracker_kw)  # type: ignore[misc]
     if relink is not None:
@@ -159,10 +176,12 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="only these clips (names)")
     ap.add_argument("--min-hits", type=int, help="tuning: tracker min_hits (default: the pipeline's)")
     ap.add_argument("--max-age", type=int, help="tuning: tracker max_age in analysed frames")
+    ap.add_argument("--tentative-age", type=int, help="tuning: misses a tentative track survives")
+    ap.add_argument("--appearance", type=float, help="tuning: tracker appearance_weight (0 = off)")
     ap.add_argument("--relink", type=int, help="tuning: line counter relink_frames (0 = off)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
-    tune(args.min_hits, args.max_age, args.relink)
+    tune(args.min_hits, args.max_age, args.relink, args.tentative_age, args.appearance)
     report = evaluate(args.sets, args.model, args.threshold, args.fps, args.band, args.low, args.quiet, args.only)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -36,8 +36,14 @@ def _whole_frame() -> list[Point]:
     return [(0, 0), (1, 0), (1, 1), (0, 1)]
 
 
+#: NanoDet counts best on the development set (docs/vision.md, "Accuracy"); SSDLite misses small people.
+DEFAULT_MODEL: ModelName = "nanodet_m_416"
+#: score threshold of a counting camera (one with lines) unless set: chosen on the development set only
+COUNTING_THRESHOLD = 0.35
+
+
 class DetectorSettings(StrictModel):
-    model: ModelName = "ssdlite_person_300"
+    model: ModelName = DEFAULT_MODEL
     #: override the bundled model file (e.g. a site-tuned export with the same outputs)
     model_path: ConfigPath | None = None
     threads: int = Field(default=1, ge=1, le=8)
@@ -46,14 +52,13 @@ class DetectorSettings(StrictModel):
     #: run the detector on every n-th analysed frame (tracker predicts in between)
     every_n_frames: int = Field(default=1, ge=1, le=30)
     #: detections from this score up to ``score_threshold`` only keep existing tracks alive through
-    #: partial occlusion (they never start one); default: half of ``score_threshold``
-    low_score_threshold: float | None = Field(default=None, gt=0, lt=1)
+    #: partial occlusion (they never start one); default 0.25 (chosen on the development set)
+    low_score_threshold: float = Field(default=0.25, gt=0, lt=1)
 
     @property
     def floor(self) -> float:
         """The score the detector reports down to (the tracker's second stage)."""
-        low = self.low_score_threshold if self.low_score_threshold is not None else self.score_threshold / 2
-        return min(low, self.score_threshold)
+        return min(self.low_score_threshold, self.score_threshold)
 
 
 class LineSettings(StrictModel):
@@ -140,6 +145,16 @@ class CameraSettings(StrictModel):
     hang_timeout: Duration = 20.0
     jpeg_quality: int = Field(default=80, ge=30, le=95)
     telemetry_interval: Duration = 10.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _counting_threshold(cls, data: Any) -> Any:
+        """A counting camera with NanoDet and no explicit threshold gets the one chosen on the development set."""
+        if isinstance(data, dict) and data.get("lines"):
+            det = data.get("detector") or {}
+            if isinstance(det, dict) and "score_threshold" not in det and det.get("model", DEFAULT_MODEL) == "nanodet_m_416":
+                data = {**data, "detector": {**det, "score_threshold": COUNTING_THRESHOLD}}
+        return data
 
     @model_validator(mode="after")
     def _needs(self) -> CameraSettings:

@@ -58,7 +58,7 @@ class CameraPipeline:
         self._emit.ts = ts
         run_detector = self.detector is not None and self.index % self.cam.detector.every_n_frames == 0
         detections = self.detector.detect(frame) if run_detector and self.detector else None
-        tracks = self.tracker.update(detections) if self.detector else []
+        tracks = self.tracker.update(detections, frame) if self.detector else []
         ctx = FrameContext(frame, ts, self.index, tracks, run_detector)
         if self.tamper:
             self.tamper.process(ctx)

@@ -4,7 +4,8 @@ Each track carries a constant-velocity Kalman filter on its box centre and size,
 proportional to the person's height (a far, small person moves fewer pixels). Every frame:
 
 1. high-score detections are matched to all tracks (Hungarian on IoU with the predicted box;
-   small, fast people that no longer overlap their prediction match on centre distance);
+   small, fast people that no longer overlap their prediction match on centre distance, with a gate
+   that widens while a track coasts);
 2. low-score detections keep the still-unmatched tracks alive through partial occlusion, but
    never start one;
 3. unmatched high-score detections start tentative tracks.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
@@ -49,6 +51,31 @@ def _to_z(box: np.ndarray) -> np.ndarray:
 def _to_box(z: np.ndarray) -> np.ndarray:
     cx, cy, w, h = z[:4]
     return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=float)
+
+
+def appearance(frame: np.ndarray, box: tuple[float, float, float, float] | np.ndarray) -> np.ndarray | None:
+    """Colour signature of a person: 4×4×4 BGR histograms of the upper and lower body (the box's
+    middle 60 % in width, to leave out the background), L1-normalised; None if too small."""
+    h, w = frame.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    bw = x2 - x1
+    xa, xb = int(max(0, x1 + 0.2 * bw)), int(min(w, x2 - 0.2 * bw))
+    ya, yb = int(max(0, y1)), int(min(h, y2))
+    if xb - xa < 3 or yb - ya < 8:
+        return None
+    mid = (ya + yb) // 2
+    parts = []
+    for crop in (frame[ya:mid, xa:xb], frame[mid:yb, xa:xb]):
+        hist = cv2.calcHist([np.ascontiguousarray(crop)], [0, 1, 2], None, [4, 4, 4], [0, 256, 0, 256, 0, 256]).ravel()
+        parts.append(hist / max(1.0, float(hist.sum())))
+    return np.concatenate(parts) / 2
+
+
+def likeness(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """Bhattacharyya coefficient of two signatures: 1 = same colours, 0 = nothing in common (1 if unknown)."""
+    if a is None or b is None:
+        return 1.0
+    return float(np.sqrt(a * b).sum())
 
 
 class KalmanBox:
@@ -95,6 +122,8 @@ class Track:
     #: measured foot points (frame, x, y): where the detector saw the person, never a prediction
     history: list[tuple[int, float, float]] = field(default_factory=list)
     kf: KalmanBox | None = None
+    #: colour signature (upper and lower body), averaged over confident matches; None without frames
+    feature: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.box = np.asarray(self.box, dtype=float)
@@ -116,12 +145,23 @@ class Track:
 
 class Tracker:
     def __init__(
-        self, iou_threshold: float = 0.2, min_hits: int = 3, max_age: int = 10, high_score: float = 0.6, low_iou: float = 0.4
+        self,
+        iou_threshold: float = 0.2,
+        min_hits: int = 3,
+        max_age: int = 10,
+        high_score: float = 0.6,
+        low_iou: float = 0.4,
+        tentative_age: int = 1,
+        min_likeness: float = 0.4,
+        appearance_weight: float = 0.0,
     ) -> None:
         self.iou_threshold, self.min_hits, self.max_age, self.high_score = iou_threshold, min_hits, max_age, high_score
-        self.low_iou = low_iou
+        self.low_iou, self.tentative_age, self.min_likeness = low_iou, tentative_age, min_likeness
+        self.appearance_weight = appearance_weight
+        self._features: list[np.ndarray | None] = []
         self.tracks: list[Track] = []
         self.frame = 0
+        self._det_index: dict[int, int] = {}
         self._ids = itertools.count(1)
 
     def _similarity(self, tracks: list[Track], dets: list[Detection], threshold: float) -> np.ndarray:
@@ -134,10 +174,27 @@ class Tracker:
         dc = (boxes[None, :, :2] + boxes[None, :, 2:]) / 2
         dist = np.linalg.norm(pc - dc, axis=2)
         height = (pred[:, 3] - pred[:, 1])[:, None].clip(1)
-        near = (sim < threshold) & (dist < 0.5 * height)
-        sim = np.where(near, threshold * (1 + 1e-3 * (1 - dist / (0.5 * height))), sim)
+        # A track coasting through an occlusion is less sure of where it is: its gate widens
+        # by a quarter body height per missed frame (up to one and a half).
+        reach = (0.5 + 0.25 * np.array([t.missed for t in tracks], dtype=float))[:, None].clip(0.5, 1.5) * height
+        near = (sim < threshold) & (dist < reach)
+        sim = np.where(near, threshold * (1 + 1e-3 * (1 - dist / reach)), sim)
+        if self._features and self.appearance_weight > 0:
+            # Appearance (re-identification over short occlusions): a coasting track, or a match on
+            # centre distance alone, must look like the person it was; among such candidates the
+            # better likeness wins (two people passing each other do not swap tracks).
+            feats = self._det_features(dets)
+            like = np.array([[likeness(t.feature, f) for f in feats] for t in tracks])
+            if like.size:
+                unsure = near | np.array([t.missed > 0 for t in tracks])[:, None]
+                sim = np.where(unsure & (like < self.min_likeness), 0.0, sim)
+                w = self.appearance_weight
+                sim = np.where(unsure & (sim > 0), sim * (1 - w + w * like), sim)
         labels_differ = np.array([[t.label != d.label for d in dets] for t in tracks])
         return np.where(labels_differ, 0.0, sim)
+
+    def _det_features(self, dets: list[Detection]) -> list[np.ndarray | None]:
+        return [self._features[self._det_index[id(d)]] for d in dets]
 
     def _match(
         self, tracks: list[Track], dets: list[Detection], threshold: float
@@ -151,8 +208,9 @@ class Tracker:
         used_t, used_d = {p[0] for p in pairs}, {p[1] for p in pairs}
         return pairs, [i for i in range(len(tracks)) if i not in used_t], [i for i in range(len(dets)) if i not in used_d]
 
-    def update(self, detections: list[Detection] | None) -> list[Track]:
-        """Advance one frame. ``None`` means no detector run this frame: tracks coast on prediction."""
+    def update(self, detections: list[Detection] | None, frame: np.ndarray | None = None) -> list[Track]:
+        """Advance one frame. ``None`` means no detector run this frame: tracks coast on prediction.
+        With the ``frame``, tracks also carry a colour signature used to re-identify after occlusions."""
         self.frame += 1
         for t in self.tracks:
             assert t.kf is not None
@@ -161,6 +219,9 @@ class Tracker:
             t.age += 1
         if detections is None:
             return self.confirmed()
+        use_frame = frame is not None and self.appearance_weight > 0
+        self._features = [appearance(frame, d.box) for d in detections] if use_frame and frame is not None else []
+        self._det_index = {id(d): i for i, d in enumerate(detections)}
         high = [d for d in detections if d.score >= self.high_score]
         low = [d for d in detections if d.score < self.high_score]
         pairs, free_tracks, free_high = self._match(self.tracks, high, self.iou_threshold)
@@ -174,8 +235,9 @@ class Tracker:
             remaining[i].missed += 1
         for di in free_high:
             d = high[di]
-            self.tracks.append(Track(np.array(d.box, dtype=float), d.label, d.score, history=[self._foot(d)]))
-        self.tracks = [t for t in self.tracks if t.missed <= (self.max_age if t.id is not None else 1)]
+            feature = self._features[self._det_index[id(d)]] if self._features else None
+            self.tracks.append(Track(np.array(d.box, dtype=float), d.label, d.score, history=[self._foot(d)], feature=feature))
+        self.tracks = [t for t in self.tracks if t.missed <= (self.max_age if t.id is not None else self.tentative_age)]
         return self.confirmed()
 
     def _foot(self, det: Detection) -> tuple[int, float, float]:
@@ -186,6 +248,9 @@ class Tracker:
         track.kf.correct(np.array(det.box, dtype=float))
         track.box, track.score = track.kf.box, det.score
         track.history.append(self._foot(det))
+        feature = self._features[self._det_index[id(det)]] if self._features else None
+        if feature is not None and det.score >= self.high_score:
+            track.feature = feature if track.feature is None else 0.8 * track.feature + 0.2 * feature
         del track.history[:-64]
         track.hits += 1
         track.missed = 0

@@ -9,8 +9,8 @@ gets the clip's lighting and sensor noise.
 
 from __future__ import annotations
 
-import itertools
 import hashlib
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,7 +68,9 @@ class Clip:
             "lighting": self.lighting,
             "perspective": list(self.perspective),
             "walkers": sorted({a.walker for a in self.actors}),
-            "paths": hashlib.sha256(b"".join(np.nan_to_num(a.feet, nan=-1).round(2).tobytes() for a in self.actors)).hexdigest()[:16],
+            "paths": hashlib.sha256(b"".join(np.nan_to_num(a.feet, nan=-1).round(2).tobytes() for a in self.actors)).hexdigest()[
+                :16
+            ],
             "occluders": [list(o) for o in self.occluders],
             "events": [{"kind": e.kind, "frame": e.frame, **e.crossings} for e in self.events],
             **self.truth(),
