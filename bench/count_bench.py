@@ -143,9 +143,9 @@ def tune(
         if v is not None
     }
     if tracker_kw:
-        pipeline.Tracker = functools.partial(pipeline.Tracker, **tracker_kw)  # type: ignore[misc]
+        pipeline.Tracker = functools.partial(pipeline.Tracker, **tracker_kw)  # type: ignore[assignment,misc,arg-type]
     if relink is not None:
-        pipeline.LineCounter = functools.partial(pipeline.LineCounter, relink_frames=relink)  # type: ignore[misc]
+        pipeline.LineCounter = functools.partial(pipeline.LineCounter, relink_frames=relink)  # type: ignore[assignment,misc]
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def build_bank(folder: Path = BANK) -> int:
     det = CachedDetector("nanodet_m_416", 0.5)
     bg, walkers = bank_mod.build(SOURCE, det)
     sha = hashlib.sha256(SOURCE.read_bytes()).hexdigest()
-    provenance = {
+    provenance: dict[str, object] = {
         "source": "hil/media/vtest.avi",
         "sha256": sha,
         "method": "temporal median background (every 4th of 795 frames); people: NanoDet-m 416 at 0.5 + vision.tracker, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,6 +68,7 @@ class CachedDetector:
             return
         self.store.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.store.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, __labels__=np.array(self._labels or ["person"]), **self.memo)
+        arrays: dict[str, Any] = {"__labels__": np.array(self._labels or ["person"]), **self.memo}
+        np.savez_compressed(tmp, allow_pickle=False, **arrays)
         tmp.replace(self.store)
         self.misses = 0

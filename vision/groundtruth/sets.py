@@ -195,8 +195,8 @@ class Builder:
             feet = walk(path, self.clip, sp)
             actors.append(place(self.clip, self.walker(), feet, begin))
         crossings = {"in": 0, "out": 0}
-        for a in actors:
-            for direction in self.crossed(a):
+        for actor in actors:
+            for direction in self.crossed(actor):
                 crossings[direction] += 1
         self.clip.events.append(Event(kind, actors, crossings, crossing_frame(self.clip, line, actors[0])))
 
