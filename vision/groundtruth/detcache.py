@@ -55,7 +55,8 @@ class CachedDetector:
             self.misses += 1
         return hit
 
-    def detect(self, frame: np.ndarray) -> list[Detection]:
+    def detect(self, frame: np.ndarray, times: StageTimes | None = None) -> list[Detection]:
+        """As ``Detector.detect``; a memo hit spends no inference, so ``times`` records nothing."""
         rows = self.raw(frame)
         return [
             Detection(float(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), self._labels[int(r[5])])
