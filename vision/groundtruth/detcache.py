@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from vision.detector import Detection, Detector
+from vision.stages import StageTimes
 
 FLOOR = 0.2
 
