@@ -1,7 +1,7 @@
 """A rule's state survives SIGKILL of a real agent exactly: never lost, never doubled.
 
 Two rules: the test-only counting rule below, and the real headcount rule (people underground
-per shaft, last test).
+per shaft, the first test).
 
 A real ``headframe run`` under load (``tests.support.loadgen``) runs the test rule
 ``tests.rules.counting_rule`` (loaded with the test hook ``HEADFRAME_EXTRA_RULES``). No broker
@@ -60,46 +60,6 @@ def telemetry_rows(db: Path) -> int:
         return counted_state(db)[1] if db.exists() else 0
     except sqlite3.OperationalError:  # the agent is creating the schema
         return 0
-
-
-def test_count_survives_sigkill_exactly(tmp_path: Path) -> None:
-    rng = random.Random(20261125)
-    db = tmp_path / "buf.db"
-    cfg = write_config(tmp_path / "c.yaml", free_port(), buffer_path=db)
-    env = {
-        "HEADFRAME_EXTRA_PRODUCERS": "tests.support.loadgen",
-        "LOADGEN_RATE": "2000",
-        "LOADGEN_SOURCES": "4",
-        "HEADFRAME_EXTRA_RULES": "tests.rules.counting_rule",
-        "COUNTING_EVERY": str(EVERY),
-    }
-    for round_no in range(KILLS):
-        before = counted_state(db)[1] if db.exists() else 0
-        agent = AgentProcess(cfg, env=env, log=tmp_path / f"agent-{round_no}.log")
-        deadline = time.monotonic() + 30
-        while telemetry_rows(db) <= before:  # ingesting, however slow the start
-            assert time.monotonic() < deadline, f"round {round_no}: no telemetry committed\n{agent.output()[-3000:]}"
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 1.5))  # a random moment mid-ingest (the writer commits every 20 ms)
-        agent.kill()
-        assert integrity_ok(db), f"round {round_no}: database damaged"
-        count, rows, _ = counted_state(db)
-        assert count == rows, f"round {round_no}: the rule saved {count}, the buffer holds {rows} telemetry records"
-        assert "Traceback" not in agent.output(), agent.output()[-3000:]
-    agent = AgentProcess(cfg, env=env, log=tmp_path / "final.log")
-    time.sleep(1.5)
-    assert agent.terminate() == 0
-    assert "TEST HOOK HEADFRAME_EXTRA_RULES" in agent.output()
-    count, rows, events = counted_state(db)
-    assert count == rows and rows > KILLS * EVERY, (count, rows)
-    assert events == list(range(EVERY, count + 1, EVERY)), "each count once: nothing lost or counted twice"
-    con = sqlite3.connect(db)
-    try:
-        health = [orjson.loads(b)["payload"] for (b,) in con.execute("SELECT body FROM records WHERE prio = 3")]
-    finally:
-        con.close()
-    # the test rule runs before the alarm manager, which is always there (alarm life needs no config)
-    assert health[-1]["rules"] == {"rules": ["hotwork", "counting", "alarms"], "disabled": {}, "failures": {}, "build_errors": {}}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -192,3 +152,43 @@ def test_people_underground_survives_sigkill_exactly(tmp_path: Path) -> None:
         assert ev["underground"] == want, f"headcount at seq {ev['last_seq']}: {ev['underground']} != {want}"
     assert events[-1]["underground"] == sum(by_seq.values())
     assert events[-1]["in"] - events[-1]["out"] == sum(by_seq.values())
+
+
+def test_count_survives_sigkill_exactly(tmp_path: Path) -> None:
+    rng = random.Random(20261125)
+    db = tmp_path / "buf.db"
+    cfg = write_config(tmp_path / "c.yaml", free_port(), buffer_path=db)
+    env = {
+        "HEADFRAME_EXTRA_PRODUCERS": "tests.support.loadgen",
+        "LOADGEN_RATE": "2000",
+        "LOADGEN_SOURCES": "4",
+        "HEADFRAME_EXTRA_RULES": "tests.rules.counting_rule",
+        "COUNTING_EVERY": str(EVERY),
+    }
+    for round_no in range(KILLS):
+        before = counted_state(db)[1] if db.exists() else 0
+        agent = AgentProcess(cfg, env=env, log=tmp_path / f"agent-{round_no}.log")
+        deadline = time.monotonic() + 30
+        while telemetry_rows(db) <= before:  # ingesting, however slow the start
+            assert time.monotonic() < deadline, f"round {round_no}: no telemetry committed\n{agent.output()[-3000:]}"
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))  # a random moment mid-ingest (the writer commits every 20 ms)
+        agent.kill()
+        assert integrity_ok(db), f"round {round_no}: database damaged"
+        count, rows, _ = counted_state(db)
+        assert count == rows, f"round {round_no}: the rule saved {count}, the buffer holds {rows} telemetry records"
+        assert "Traceback" not in agent.output(), agent.output()[-3000:]
+    agent = AgentProcess(cfg, env=env, log=tmp_path / "final.log")
+    time.sleep(1.5)
+    assert agent.terminate() == 0
+    assert "TEST HOOK HEADFRAME_EXTRA_RULES" in agent.output()
+    count, rows, events = counted_state(db)
+    assert count == rows and rows > KILLS * EVERY, (count, rows)
+    assert events == list(range(EVERY, count + 1, EVERY)), "each count once: nothing lost or counted twice"
+    con = sqlite3.connect(db)
+    try:
+        health = [orjson.loads(b)["payload"] for (b,) in con.execute("SELECT body FROM records WHERE prio = 3")]
+    finally:
+        con.close()
+    # the test rule runs before the alarm manager, which is always there (alarm life needs no config)
+    assert health[-1]["rules"] == {"rules": ["hotwork", "counting", "alarms"], "disabled": {}, "failures": {}, "build_errors": {}}
