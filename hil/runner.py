@@ -15,13 +15,32 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 
-from hil import delivery
+from hil import delivery, expect
 from hil.delivery import buffer_state
+from hil.expect import matches
 from hil.proxy import FaultProxy
 from hil.scenario import Scenario
 from hil.site import Site, free_port
 
 REPO = Path(__file__).resolve().parents[1]
+
+__all__ = ["Agent", "Recorder", "ScenarioRun", "matches"]
+
+
+def fill(path: Path, leave: int) -> None:
+    """Write zeros to ``path`` until its filesystem has only ``leave`` bytes free (a real full disk)."""
+    chunk = b"\0" * (1 << 16)
+    with open(path, "ab") as fh:
+        while True:
+            st = os.statvfs(path)
+            room = st.f_bavail * st.f_frsize - leave
+            if room <= 0:
+                return
+            try:
+                fh.write(chunk[: min(len(chunk), room)])
+                fh.flush()
+            except OSError:  # ENOSPC: as full as it gets
+                return
 
 
 class Recorder:
@@ -107,40 +126,17 @@ class Agent:
         return self.proc is not None and self.proc.poll() is None
 
 
-_MISSING = object()
-
-
-def _lookup(payload: Any, dotted: str) -> Any:
-    """``a.b.c`` → payload["a"]["b"]["c"]; a key that is there with a dot in its name wins."""
-    if isinstance(payload, dict) and dotted in payload:
-        return payload[dotted]
-    node = payload
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
-def matches(msg: dict[str, Any], want: dict[str, Any]) -> bool:
-    """kind/source/synced compare with the envelope; every other key with the payload, where a
-    dotted key reaches into nested objects (``previous_run.ended: mains_failure``)."""
-    for key, value in want.items():
-        if key in ("kind", "source", "synced"):
-            if msg.get(key) != value:
-                return False
-        elif _lookup(msg.get("payload", {}), key) != value:
-            return False
-    return True
-
-
 class ScenarioRun:
     def __init__(self, scenario: Scenario, workdir: Path, scale: float = 1.0) -> None:
         self.sc, self.workdir, self.scale = scenario, workdir, scale
         self.checks: list[dict[str, Any]] = []
         #: every record message the recorder received (kept for a look after the run)
         self.messages: list[dict[str, Any]] = []
+        #: wall time (epoch s) at which each step (1-based) started: the windows of after_step/before_step
+        self.step_times: dict[int, float] = {}
         self._mount: Path | None = None
+        self._site: Site | None = None
+        self._recorder: Recorder | None = None
 
     def run(self) -> dict[str, Any]:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -148,8 +144,9 @@ class ScenarioRun:
         site = Site(self.workdir / "site", with_ups=self.sc.ups)
         site.model.mode = self.sc.site_mode
         site.start()
+        self._site = site
         proxy = FaultProxy(free_port(), site.broker_port).start()
-        recorder = Recorder(site.broker_port)
+        recorder = self._recorder = Recorder(site.broker_port)
         buf_dir = self.workdir
         if self.sc.buffer_tmpfs:
             buf_dir = self._tmpfs(self.sc.buffer_tmpfs)
@@ -159,14 +156,22 @@ class ScenarioRun:
         doc["uplink"]["port"] = proxy.listen_port
         if self.sc.max_bytes:
             doc["buffer"]["max_bytes"] = self.sc.max_bytes
+        if self.sc.cameras is not True:
+            keep = {f"cam-{name}" for name in (self.sc.cameras or [])}
+            doc["cameras"] = [c for c in doc["cameras"] if c["id"] in keep]
+            if "cam-seal" not in keep:
+                for section in doc.get("rules", {}).get("site", {}).get("sections", []):
+                    section.get("activity", {}).pop("seal_cameras", None)
         cfg.write_text(json.dumps(doc, indent=2))
         agent = Agent(cfg, self.workdir / "agent.log")
-        agent.start()
+        agent.start(self.sc.clock)
         error = None
         try:
             for i, step in enumerate(self.sc.steps):
+                self.step_times[i + 1] = time.time()
                 self._step(step, site, proxy, agent, db)
-                self.checks.append({"step": i + 1, "action": step.action, "ok": True})
+                took = round(time.time() - self.step_times[i + 1], 1)
+                self.checks.append({"step": i + 1, "action": step.action, "ok": True, "seconds": took})
         except Exception as exc:  # a failing step is a failed scenario, with the reason
             error = f"step {len(self.checks) + 1}: {exc}"
         try:
@@ -177,8 +182,27 @@ class ScenarioRun:
             proxy.stop()
             site.stop()
             self._umount()
-        result.update({"scenario": self.sc.name, "seconds": round(time.monotonic() - started, 1)})
+        result.update(
+            {
+                "scenario": self.sc.name,
+                "seconds": round(time.monotonic() - started, 1),
+                "facts": self.facts(),
+                "steps": self.checks,
+            }
+        )
+        (self.workdir / "messages.json").write_bytes(orjson.dumps(self.messages))
         return result
+
+    def facts(self) -> dict[str, Any]:
+        """What the simulated site injected, for expectations to compare counts with (``$name``)."""
+        site = self._site
+        if site is None or not hasattr(site, "dlt"):
+            return {}
+        return {
+            "dlt_requests": site.dlt.requests,
+            "dlt_corrupted": site.dlt.corrupted,
+            "dlt_noise_bytes": site.dlt.noise_bytes,
+        }
 
     def _tmpfs(self, size: int) -> Path:
         mnt = self.workdir / "tmpfs"
@@ -223,6 +247,14 @@ class ScenarioRun:
                 raise TimeoutError(f"the agent did not exit by itself within {step.timeout:g}s")
             if step.code is not None and code != step.code:
                 raise RuntimeError(f"the agent exited with status {code}, expected {step.code}")
+        elif a == "wait_for":
+            self._wait_for(step.record, step.timeout)
+        elif a == "fill_disk":
+            assert self._mount is not None  # the scenario validator asks for buffer_tmpfs
+            fill(self._mount / "filler", step.leave)
+        elif a == "free_disk":
+            assert self._mount is not None
+            (self._mount / "filler").unlink(missing_ok=True)
         elif a == "wait_drained":
             deadline = time.monotonic() + step.timeout
             while time.monotonic() < deadline:
@@ -231,6 +263,18 @@ class ScenarioRun:
                     return
                 time.sleep(0.5)
             raise TimeoutError(f"buffer not drained within {step.timeout}s ({len(buffer_state(db)[1])} left)")
+
+    def _wait_for(self, want: dict[str, Any], timeout: float) -> None:
+        assert self._recorder is not None
+        need, _ = expect.bounds(want)
+        deadline = time.monotonic() + timeout * max(self.scale, 1.0)
+        while True:
+            found = expect.select(self._recorder.snapshot(), want, self.step_times, self.facts())
+            if len(found) >= max(need, 1):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not seen within {timeout:g}s: {want} ({len(found)} of {max(need, 1)} so far)")
+            time.sleep(0.2)
 
     def _expect(self, rec: Recorder, agent: Agent, db: Path, error: str | None) -> dict[str, Any]:
         e = self.sc.expect
@@ -256,10 +300,9 @@ class ScenarioRun:
                     order.setdefault((m["source"], m["kind"]), []).append(m["seq"])
             bad = [k for k, v in order.items() if v != sorted(v)]
             results["ordered_per_source"] = {"ok": not bad, "detail": f"out of order: {bad}" if bad else "ok"}
+        facts = self.facts()
         for want in e.records:
-            hit = any(matches(m, want) for m in msgs)
-            results[f"record {want}"] = {"ok": hit, "detail": "seen" if hit else "not seen"}
+            results[f"record {want}"] = expect.judge(msgs, want, self.step_times, facts)
         for want in e.absent:
-            hit = any(matches(m, want) for m in msgs)
-            results[f"absent {want}"] = {"ok": not hit, "detail": "not seen" if not hit else "seen"}
+            results[f"absent {want}"] = expect.judge(msgs, want, self.step_times, facts, absent=True)
         return {"passed": all(r["ok"] for r in results.values()), "checks": results, "messages": len(msgs)}
