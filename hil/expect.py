@@ -45,7 +45,7 @@ def lookup(payload: Any, dotted: str) -> list[Any]:
         return [payload[dotted]]
     nodes = [payload]
     for part in dotted.split("."):
-        nxt = []
+        nxt: list[Any] = []
         for node in nodes:
             if not isinstance(node, dict):
                 continue
