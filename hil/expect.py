@@ -1,107 +1,237 @@
-"""Record expectations of a scenario: what must (or must not) be seen, how often, and when.
+"""Matching received records against a scenario's expectations.
 
-An expectation is a mapping. ``kind``, ``source`` and ``synced`` compare with the record's
-envelope; ``payload: {...}`` and every other key compare with its payload, where a dotted key
-reaches into nested objects (``previous_run.ended``) and ``*`` stands for any one key
-(``values.*.q``: any point's quality). A value is compared for equality, or by an operator
-mapping ``{eq|ne|gt|ge|lt|le: x, in: [..], not_in: [..], has: x}``
-(``has``: a text or list that contains x) (all given must hold); a string
-``"$name"`` is a fact of the run (``ScenarioRun.facts()``, e.g. ``$dlt_corrupted``: answers the
-meter simulator corrupted), so a count can be checked against what was injected.
+A match spec is a mapping: ``kind``, ``source``, ``synced`` and ``attachments`` compare with the
+record envelope, every other key with the payload. A dotted key reaches into nested objects,
+and a numeric part indexes a list (``evidence.power.0.point``). A value is compared for equality
+unless it is an operator mapping (every key starts with ``$``):
 
-Qualifiers: ``after_step``/``before_step: N`` keep records whose ``ts`` is at/after the start
-of step N, or before it (the fault and its repair are steps, so "only after the fault" can be
-said); ``count`` (exactly), ``min`` (default 1) and ``max`` bound how many distinct records
-(by seq) match. Payload keys that collide with these names go under ``payload:``.
+``$gt $ge $lt $le $ne`` (numbers), ``$in`` (one of a list), ``$exists`` (true/false),
+``$len`` (the length, equal to a number or matching another operator mapping), ``$any``
+(some element of a list matches a nested spec) and ``$all`` (a list of nested specs, each
+matched by some element).
+
+Records arrive at least once (QoS 1): counts and sequences look at distinct seqs only.
 """
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
 from typing import Any
 
-ENVELOPE = ("kind", "source", "synced")
-QUALIFIERS = ("after_step", "before_step", "count", "min", "max")
-_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": operator.eq,
-    "ne": operator.ne,
-    "gt": operator.gt,
-    "ge": operator.ge,
-    "lt": operator.lt,
-    "le": operator.le,
-    "in": lambda a, b: a in b,
-    "not_in": lambda a, b: a not in b,
-    "has": lambda a, b: b in a,
-}
+ENVELOPE = frozenset({"kind", "source", "synced", "attachments"})
+OPERATORS = frozenset({"$gt", "$ge", "$lt", "$le", "$ne", "$in", "$exists", "$len", "$any", "$all"})
+
 _MISSING = object()
 
 
-def lookup(payload: Any, dotted: str) -> list[Any]:
-    """Every value at ``a.b.c`` (several when a part is ``*``); a key that is there with a dot
-    in its name wins. An absent path gives no values (absent never equals anything)."""
-    if isinstance(payload, dict) and dotted in payload:
-        return [payload[dotted]]
-    nodes = [payload]
+def _lookup(node: Any, dotted: str) -> Any:
+    """``a.b.0.c`` → node["a"]["b"][0]["c"]; a key that is there with a dot in its name wins."""
+    if isinstance(node, dict) and dotted in node:
+        return node[dotted]
     for part in dotted.split("."):
-        nxt: list[Any] = []
-        for node in nodes:
-            if not isinstance(node, dict):
-                continue
-            if part == "*":
-                nxt.extend(node.values())
-            elif part in node:
-                nxt.append(node[part])
-        nodes = nxt
-    return nodes
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
 
 
 def is_operator(value: Any) -> bool:
-    return isinstance(value, dict) and bool(value) and all(k in _OPS for k in value)
+    return isinstance(value, dict) and bool(value) and all(isinstance(k, str) and k.startswith("$") for k in value)
 
 
-def _resolve(value: Any, facts: Mapping[str, Any]) -> Any:
-    if isinstance(value, str) and value.startswith("$"):
-        if value[1:] not in facts:
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "$gt": lambda v, x: _number(v) and _number(x) and v > x,
+    "$ge": lambda v, x: _number(v) and _number(x) and v >= x,
+    "$lt": lambda v, x: _number(v) and _number(x) and v < x,
+    "$le": lambda v, x: _number(v) and _number(x) and v <= x,
+}
+
+
+def _value_ok(actual: Any, want: Any) -> bool:
+    if not is_operator(want):
+        return actual is not _MISSING and actual == want
+    for op, arg in want.items():
+        if op == "$exists":
+            if (actual is not _MISSING) != bool(arg):
+                return False
+            continue
+        if actual is _MISSING:
+            return False
+        if op in _COMPARE:
+            if not _COMPARE[op](actual, arg):
+                return False
+        elif op == "$ne":
+            if actual == arg:
+                return False
+        elif op == "$in":
+            if actual not in arg:
+                return False
+        elif op == "$len":
+            if not isinstance(actual, list | dict | str) or not _value_ok(len(actual), arg):
+                return False
+        elif op in ("$any", "$all"):
+            specs = [arg] if op == "$any" else arg
+            if not isinstance(actual, list) or not all(
+                any(isinstance(item, dict) and _spec_ok(item, spec) for item in actual) for spec in specs
+            ):
+                return False
+        else:
+            raise ValueError(f"unknown operator {op!r}; known: {', '.join(sorted(OPERATORS))}")
+    return True
+
+
+def _spec_ok(node: dict[str, Any], spec: dict[str, Any]) -> bool:
+    return all(_value_ok(_lookup(node, key), value) for key, value in spec.items())
+
+
+def matches(msg: dict[str, Any], want: dict[str, Any]) -> bool:
+    """kind/source/synced/attachments compare with the envelope; every other key with the payload."""
+    payload = msg.get("payload", {})
+    for key, value in want.items():
+        root = key.split(".", 1)[0]
+        target = msg if root in ENVELOPE else payload
+        if not _value_ok(_lookup(target, key), value):
+            return False
+    return True
+
+
+def check_spec(spec: Any, where: str = "match") -> dict[str, Any]:
+    """A spec as it is written in a scenario: a mapping whose operator mappings use known operators."""
+    if not isinstance(spec, dict) or not spec:
+        raise ValueError(f"{where}: a non-empty mapping of record keys to values")
+
+    def walk(value: Any, at: str) -> None:
+        if is_operator(value):
+            for op, arg in value.items():
+                if op not in OPERATORS:
+                    raise ValueError(f"{at}: unknown operator {op!r}; known: {', '.join(sorted(OPERATORS))}")
+                if op == "$any":
+                    check_spec(arg, f"{at}.$any")
+                elif op == "$all":
+                    if not isinstance(arg, list) or not arg:
+                        raise ValueError(f"{at}: $all needs a non-empty list of specs")
+                    for j, sub in enumerate(arg):
+                        check_spec(sub, f"{at}.$all[{j}]")
+                elif op == "$len":
+                    walk(arg, f"{at}.$len")
+                elif op in _COMPARE and not _number(arg):
+                    raise ValueError(f"{at}: {op} needs a number, not {arg!r}")
+                elif op == "$in" and not isinstance(arg, list):
+                    raise ValueError(f"{at}: $in needs a list")
+
+    for key, value in spec.items():
+        walk(value, f"{where}.{key}")
+    return spec
+
+
+def distinct(msgs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One message per seq (the first received), in seq order."""
+    seen: dict[int, dict[str, Any]] = {}
+    for m in msgs:
+        seq = m.get("seq")
+        if isinstance(seq, int) and seq not in seen:
+            seen[seq] = m
+    return [seen[s] for s in sorted(seen)]
+
+
+def count(msgs: Sequence[dict[str, Any]], want: dict[str, Any]) -> int:
+    """Distinct records (by seq) that match."""
+    return sum(1 for m in distinct(msgs) if matches(m, want))
+
+
+def sequence(msgs: Sequence[dict[str, Any]], steps: Sequence[dict[str, Any]]) -> tuple[bool, str]:
+    """Whether records matching ``steps`` appear in that order of seq; says where it stopped."""
+    found: list[int] = []
+    ordered = distinct(msgs)
+    i = 0
+    for n, want in enumerate(steps):
+        while i < len(ordered) and not matches(ordered[i], want):
+            i += 1
+        if i == len(ordered):
+            after = f" after seq {found[-1]}" if found else ""
+            return False, f"step {n + 1} {want} not seen{after} (matched seqs {found})"
+        found.append(ordered[i]["seq"])
+        i += 1
+    return True, f"in order at seqs {found}"
+
+
+# --------------------------------------------------------------------------------------------
+# Windows, counts and run facts (the fault scenarios): an expectation in ``records``/``absent``
+# or a ``wait_for`` record may also say WHEN and HOW OFTEN, and compare with what was injected.
+#
+# Qualifiers (taken out of the spec before matching): ``after_step``/``before_step: N`` keep
+# records whose ``ts`` is at/after, or before, the moment step N started (so "only after the
+# fault" can be said); ``count`` (exactly), ``min`` (default 1) and ``max`` bound how many
+# distinct records (by seq) match. ``payload: {...}`` holds payload keys that collide with the
+# envelope or the qualifiers (a tamper alarm's ``kind``, records_dropped's ``count``). A ``*``
+# part of a dotted key is any one key or element (``values.*.q: bad``: some point is bad). A
+# value ``"${name}"`` is a fact of the run (``ScenarioRun.facts()``, e.g. ``${dlt_corrupted}``:
+# answers the meter simulator corrupted), so a count can be compared with what was injected.
+# --------------------------------------------------------------------------------------------
+
+QUALIFIERS = ("after_step", "before_step", "count", "min", "max")
+
+
+def split(want: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(envelope conditions, payload conditions, qualifiers) of one expectation."""
+    quals = {k: v for k, v in want.items() if k in QUALIFIERS}
+    env = {k: v for k, v in want.items() if k.split(".", 1)[0] in ENVELOPE}
+    cond = {k: v for k, v in want.items() if k not in quals and k not in env and k != "payload"}
+    cond.update(want.get("payload") or {})
+    return env, cond, quals
+
+
+def _lookup_all(node: Any, dotted: str) -> list[Any]:
+    """Every value at ``dotted``, a ``*`` part fanning out over a mapping's values or a list."""
+    if "*" not in dotted.split("."):
+        return [_lookup(node, dotted)]
+    nodes = [node]
+    for part in dotted.split("."):
+        nxt: list[Any] = []
+        for n in nodes:
+            if part == "*":
+                nxt.extend(n.values() if isinstance(n, dict) else n if isinstance(n, list) else [])
+            elif (found := _lookup(n, part)) is not _MISSING:
+                nxt.append(found)
+        nodes = nxt
+    return nodes or [_MISSING]
+
+
+def _resolve(value: Any, facts: dict[str, Any]) -> Any:
+    """``"${name}"`` → the run's fact (inside operator mappings and lists too)."""
+    if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
+        name = value[2:-1]
+        if name not in facts:
             raise KeyError(f"unknown run fact {value!r} (known: {', '.join(sorted(facts)) or 'none'})")
-        return facts[value[1:]]
+        return facts[name]
+    if isinstance(value, dict):
+        return {k: _resolve(v, facts) for k, v in value.items()}
     if isinstance(value, list):
         return [_resolve(v, facts) for v in value]
     return value
 
 
-def _holds(actual: Any, want: Any, facts: Mapping[str, Any]) -> bool:
-    if not is_operator(want):
-        return bool(actual == _resolve(want, facts))
-    try:
-        return all(_OPS[op](actual, _resolve(arg, facts)) for op, arg in want.items())
-    except TypeError:  # e.g. None > 3: not a match
-        return False
-
-
-def split(want: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """(envelope, payload conditions, qualifiers) of one expectation."""
-    env = {k: v for k, v in want.items() if k in ENVELOPE}
-    quals = {k: v for k, v in want.items() if k in QUALIFIERS}
-    cond = {k: v for k, v in want.items() if k not in ENVELOPE and k not in QUALIFIERS and k != "payload"}
-    cond.update(want.get("payload") or {})
-    return env, cond, quals
-
-
-def matches(msg: dict[str, Any], want: Mapping[str, Any], facts: Mapping[str, Any] | None = None) -> bool:
-    """Does one record meet the expectation's envelope and payload conditions (not its qualifiers)?"""
+def matches_in(msg: dict[str, Any], want: dict[str, Any], facts: dict[str, Any] | None = None) -> bool:
+    """``matches`` for a qualified expectation: qualifiers ignored, ``payload:``, ``*`` and facts."""
     env, cond, _ = split(want)
     facts = facts or {}
-    for key, value in env.items():
-        if not _holds(msg.get(key, _MISSING), value, facts):
-            return False
+    if not all(_value_ok(_lookup(msg, k), _resolve(v, facts)) for k, v in env.items()):
+        return False
     payload = msg.get("payload", {})
-    return all(any(_holds(v, value, facts) for v in lookup(payload, key)) for key, value in cond.items())
+    return all(any(_value_ok(c, _resolve(v, facts)) for c in _lookup_all(payload, k)) for k, v in cond.items())
 
 
 def record_time(msg: dict[str, Any]) -> float | None:
     """The record's ``ts`` (ISO, ms, Z) as epoch seconds."""
+    from datetime import datetime
+
     try:
         return datetime.fromisoformat(str(msg["ts"]).replace("Z", "+00:00")).timestamp()
     except (KeyError, ValueError):
@@ -109,22 +239,17 @@ def record_time(msg: dict[str, Any]) -> float | None:
 
 
 def select(
-    msgs: Sequence[dict[str, Any]], want: Mapping[str, Any], step_times: Mapping[int, float], facts: Mapping[str, Any]
+    msgs: Sequence[dict[str, Any]], want: dict[str, Any], step_times: dict[int, float], facts: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """The distinct records (first copy of each seq) that meet the expectation inside its window."""
+    """The distinct records (by seq) that meet the expectation inside its window."""
     _, _, q = split(want)
     lo = step_times.get(q["after_step"]) if "after_step" in q else None
     hi = step_times.get(q["before_step"]) if "before_step" in q else None
     if ("after_step" in q and lo is None) or ("before_step" in q and hi is None):
-        return []  # the step never ran (the scenario failed before it): nothing can be in its window
-    seen: set[Any] = set()
+        return []  # the step never ran (the scenario failed before it): nothing is in its window
     out = []
-    for m in msgs:
-        key = m.get("seq", id(m))
-        if key in seen:
-            continue
-        seen.add(key)
-        if not matches(m, want, facts):
+    for m in distinct(msgs):
+        if not matches_in(m, want, facts):
             continue
         ts = record_time(m)
         if lo is not None and (ts is None or ts < lo - 0.001):  # ts has ms resolution
@@ -135,7 +260,7 @@ def select(
     return out
 
 
-def bounds(want: Mapping[str, Any], absent: bool = False) -> tuple[int, int | None]:
+def bounds(want: dict[str, Any], absent: bool = False) -> tuple[int, int | None]:
     """(min, max) number of matching records the expectation allows."""
     _, _, q = split(want)
     if absent:
@@ -147,9 +272,9 @@ def bounds(want: Mapping[str, Any], absent: bool = False) -> tuple[int, int | No
 
 def judge(
     msgs: Sequence[dict[str, Any]],
-    want: Mapping[str, Any],
-    step_times: Mapping[int, float],
-    facts: Mapping[str, Any],
+    want: dict[str, Any],
+    step_times: dict[int, float],
+    facts: dict[str, Any],
     absent: bool = False,
 ) -> dict[str, Any]:
     """One check result: ok, and a detail that says how many matched and what was allowed."""
@@ -164,9 +289,9 @@ def judge(
     return {"ok": ok, "detail": f"{len(found)} matched (allowed {allowed}){f'; seqs {seqs}' if found else ''}"}
 
 
-def validate(want: Mapping[str, Any], n_steps: int, where: str) -> None:
+def validate(want: dict[str, Any], n_steps: int, where: str) -> None:
     """Reject an expectation that cannot mean anything, before the run starts."""
-    _, _, q = split(want)
+    env, cond, q = split(want)
     for key in ("after_step", "before_step"):
         if key in q and not (isinstance(q[key], int) and 1 <= q[key] <= n_steps):
             raise ValueError(f"{where}: {key} must be a step number 1..{n_steps}, got {q[key]!r}")
@@ -175,3 +300,8 @@ def validate(want: Mapping[str, Any], n_steps: int, where: str) -> None:
             raise ValueError(f"{where}: {key} must be a whole number >= 0, got {q[key]!r}")
     if "payload" in want and not isinstance(want["payload"], dict):
         raise ValueError(f"{where}: payload must be a mapping of payload keys")
+    for key, value in {**env, **cond}.items():
+        if is_operator(value):
+            unknown = set(value) - OPERATORS
+            if unknown:
+                raise ValueError(f"{where}.{key}: unknown operator {sorted(unknown)}; known: {', '.join(sorted(OPERATORS))}")

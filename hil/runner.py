@@ -248,7 +248,7 @@ class ScenarioRun:
             if step.code is not None and code != step.code:
                 raise RuntimeError(f"the agent exited with status {code}, expected {step.code}")
         elif a == "wait_for":
-            self._wait_for(step.record, step.timeout)
+            self._wait_for(step.record, step.timeout, step.count)
         elif a == "fill_disk":
             assert self._mount is not None  # the scenario validator asks for buffer_tmpfs
             fill(self._mount / "filler", step.leave)
@@ -264,9 +264,9 @@ class ScenarioRun:
                 time.sleep(0.5)
             raise TimeoutError(f"buffer not drained within {step.timeout}s ({len(buffer_state(db)[1])} left)")
 
-    def _wait_for(self, want: dict[str, Any], timeout: float) -> None:
+    def _wait_for(self, want: dict[str, Any], timeout: float, count: int = 1) -> None:
         assert self._recorder is not None
-        need, _ = expect.bounds(want)
+        need = max(expect.bounds(want)[0], count)
         deadline = time.monotonic() + timeout * max(self.scale, 1.0)
         while True:
             found = expect.select(self._recorder.snapshot(), want, self.step_times, self.facts())

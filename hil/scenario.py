@@ -97,6 +97,8 @@ class WaitFor(StrictModel):
     action: Literal["wait_for"]
     record: dict[str, Any]
     timeout: float = Field(default=30, gt=0)
+    #: at least this many distinct records (by seq) must match
+    count: int = Field(default=1, ge=1)
 
 
 class FillDisk(StrictModel):

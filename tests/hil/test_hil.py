@@ -175,11 +175,11 @@ def test_expectations_count_and_window_by_step() -> None:
     assert ok({"state": "ok", "before_step": 1, "count": 1}) and ok({"state": "ok", "after_step": 1, "count": 1})
     assert not ok({"state": "backoff", "before_step": 1})  # it happened after step 1, not before
     assert ok({"state": "backoff", "after_step": 1, "before_step": 2, "count": 1})
-    assert ok({"values.*.q": "bad"}) and ok({"values.*.q": {"ne": "good"}, "count": 1})
-    assert ok({"n": "$injected"}) and not ok({"n": {"gt": "$injected"}})
+    assert ok({"values.*.q": "bad"}) and ok({"values.*.q": {"$ne": "good"}, "count": 1})
+    assert ok({"n": "${injected}"}) and not ok({"n": {"$gt": "${injected}"}})
     assert ok({"payload": {"kind": "x"}, "count": 1}) and ok({"kind": "event", "min": 3, "max": 3})
-    assert ok({"state": {"in": ["degraded", "offline"]}}, absent=True)
-    assert not judge(msgs, {"n": "$nope"}, t, {})["ok"]  # an unknown fact is an error, not a pass
+    assert ok({"state": {"$in": ["degraded", "offline"]}}, absent=True)
+    assert not judge(msgs, {"n": "${nope}"}, t, {})["ok"]  # an unknown fact is an error, not a pass
 
 
 def test_an_expectation_window_must_name_a_step(tmp_path: Path) -> None:
