@@ -4,57 +4,48 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import signal
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.clock import clock_synchronized
 from agent.continuity import ContinuityTracker, describe, state_path_for
-from agent.continuity.config_audit import AppliedConfig, changed_keys
+from agent.continuity.config_audit import AppliedConfig
 from agent.control import ControlServer
 from agent.earlysignal import take_sighup
 from agent.health import HealthCollector
 from agent.keystate import key_transition
+from agent.memory import release_freed_memory
+from agent.metrics.exporter import MetricsExporter
 from agent.power import PowerMonitor, RunState, build_monitor, build_start_evidence
 from agent.power.boot import UNCLAIMED, claim_run_state, iso
 from agent.producers import Producer, build_producers
 from agent.recording import RecordingOrders
+from agent.reload import Reloader
 from agent.sdnotify import Notifier, watchdog_interval
 from agent.uplink import Uplink
 from agent.uplink.status import PreviousSession
 from agent.version import VERSION
-from agent.web.server import WebServer
 from buffer.boundary import BufferService, Durability, Opened
 from buffer.chainkey import ChainKeyError
 from buffer.record import Kind, Record
 from config import ConfigError, Settings, load_settings
 from config.drivers import BusSettings
-from config.schema import RESTART_ONLY_SECTIONS
 from drivers.bus import SerialBus
 from rules import registry
 from rules.engine import RulesEngine
+
+if TYPE_CHECKING:
+    from agent.web.server import WebServer
 
 log = logging.getLogger("headframe.agent")
 
 #: A part that has not shown progress for this long is considered hung: watchdog pings stop
 #: and systemd restarts the service. Generous, because an SD card fsync can take seconds.
 WRITER_STALL_S = 20.0
-
-
-@dataclass(frozen=True)
-class ReloadPlan:
-    """A validated config and the parts built for it, before anything running is touched."""
-
-    settings: Settings
-    applied: AppliedConfig
-    pending: list[str]
-    uplink: Uplink | None  # built when the uplink settings changed, not started
-    power: bool  # the power settings changed
 
 
 class Daemon:
@@ -99,24 +90,32 @@ class Daemon:
         self._power_task: asyncio.Task[None] | None = None
         self.reloads = 0
         #: reloads run one at a time (SIGHUP while one runs: once more after it)
-        self._reload_lock = asyncio.Lock()
-        self._reload_pending = False
-        self._reload_task: asyncio.Task[None] | None = None
+        #: SIGHUP and the page's saves: one at a time, validated before anything running is touched
+        self.reloader = Reloader(self)
+        self._reload_lock = self.reloader.lock
         self.loop_heartbeat = time.monotonic()
         self.continuity = ContinuityTracker(settings, state_path_for(settings.buffer.path), self.buffer.emit)
-        self.applied_config = describe(settings, config_path)
+        #: set in ``run`` (hashing a big config is not free: do it once, with the audit salt)
+        self.applied_config = AppliedConfig(str(config_path), None, "", None, {})
         #: ``headframe alarms`` (control.socket); changes to it take effect at the next restart
         self.control = ControlServer(settings.control, settings.buffer.path, self.buffer)
-        #: the technician's page (docs/web.md); off unless ``web.enabled``; takes effect at the next start
-        self.web = WebServer(
-            settings.web,
-            settings.buffer.path,
-            self.buffer,
-            f"{settings.gateway.site}/{settings.gateway.id}",
-            config_path,
-            self.reload,
-            self._serial_buses,
-        )
+        #: the technician's page (docs/web.md); off unless ``web.enabled``; takes effect at the next start.
+        #: Imported only when on: a gateway without the page does not carry aiohttp in memory.
+        self.web: WebServer | None = None
+        if settings.web.enabled:
+            from agent.web.server import WebServer
+
+            self.web = WebServer(
+                settings.web,
+                settings.buffer.path,
+                self.buffer,
+                f"{settings.gateway.site}/{settings.gateway.id}",
+                config_path,
+                self.reload,
+                self._serial_buses,
+            )
+        #: Prometheus ``/metrics`` (docs/metrics.md): the health record's values; off unless ``metrics.enabled``
+        self.metrics = MetricsExporter(settings.metrics, settings.gateway.site, settings.gateway.id)
         #: evidence clips: the hot-work rule's committed orders, handed to the camera workers
         self.recording = RecordingOrders(self.buffer, lambda: self.producers)
 
@@ -141,7 +140,8 @@ class Daemon:
         """Open the buffer, record the start evidence, start every part; returns the loop tasks."""
         opened = await self.buffer.open()
         self.continuity.load()
-        self.applied_config = describe(self.settings, self.config_path, self.continuity.audit_salt())
+        recorded = (self.continuity.state.config_hash, self.continuity.state.config_keys)
+        self.applied_config = describe(self.settings, self.config_path, self.continuity.audit_salt(), recorded)
         self.previous_shutdown = "clean" if opened.previous_shutdown_clean else "unclean"
         started: dict[str, Any] = {
             "event": "agent_started",
@@ -170,7 +170,9 @@ class Daemon:
         ]
         self._start_uplink(self.settings)
         await self.control.start()
-        await self.web.start()
+        if self.web is not None:
+            await self.web.start()
+        self.metrics.start()
         self._start_power(self.settings)
         await self._start_producers(self.settings)
         self.continuity.arm_energy_timeout()
@@ -313,6 +315,7 @@ class Daemon:
         )
         if self.rules is not None or self.rule_errors:
             payload["rules"] = {**(self.rules.health() if self.rules else {}), "build_errors": dict(self.rule_errors)}
+        self.metrics.update(payload)
         self.buffer.emit(Record("agent", Kind.HEALTH, payload))
 
     def alive(self) -> tuple[bool, str]:
@@ -355,89 +358,12 @@ class Daemon:
 
     # --------------------------------------------------------------- reload
     def request_reload(self) -> None:
-        """SIGHUP. Reloads never overlap: one asked for while another runs is coalesced into
-        a single reload after it (which reads the file as it is then)."""
-        self._reload_pending = True
-        if self._reload_task is None or self._reload_task.done():
-            self._reload_task = asyncio.create_task(self._reload_loop(), name="reload")
-
-    async def _reload_loop(self) -> None:
-        while self._reload_pending and not self.stop_event.is_set():
-            self._reload_pending = False
-            try:
-                await self.reload()
-            except Exception:  # reload() keeps the running config; this only keeps the task alive
-                log.exception("reload: unexpected failure")
+        """SIGHUP (agent/reload.py): serialised and coalesced."""
+        self.reloader.request()
 
     async def reload(self) -> bool:
-        """Validate the file and build the new parts first; a bad config keeps the running one."""
-        async with self._reload_lock:
-            try:
-                plan = self._prepare_reload()
-            except ConfigError as exc:
-                self._reject_reload([str(p) for p in exc.problems], f"config invalid:\n{exc}")
-                return False
-            except Exception as exc:  # any failure here must keep the running config
-                self._reject_reload([f"{self.config_path}: {exc}"], f"cannot build the new parts: {exc}")
-                return False
-            await self._apply_reload(plan)
-            return True
-
-    def _reject_reload(self, problems: list[str], why: str) -> None:
-        log.error("reload rejected, keeping the running config: %s", why)
-        self.notifier.status("reload rejected: config invalid (see log)")
-        payload = {
-            "event": "config_reload_rejected",
-            "trigger": "reload",
-            "path": str(self.config_path),
-            "running_hash": self.applied_config.hash,
-            "problems": problems[:20],
-        }
-        self.buffer.emit(Record("agent", Kind.EVENT, payload))
-
-    def _prepare_reload(self) -> ReloadPlan:
-        """Everything that can fail, before anything running is touched."""
-        new = load_settings(self.config_path)
-        old = self.settings
-        salt = self.continuity.audit_salt()
-        loaded = describe(new, self.config_path, salt)
-        fixed = RESTART_ONLY_SECTIONS  # these take effect at the next start
-        if any(getattr(new, k) != getattr(old, k) for k in fixed):
-            log.warning("reload: changes to %s take effect at the next restart", ", ".join(repr(k) for k in fixed))
-            new = new.model_copy(update={k: getattr(old, k) for k in fixed})
-        applied = describe(new, self.config_path, salt)
-        applied = dataclasses.replace(applied, mtime=loaded.mtime, file_hash=loaded.file_hash)
-        # built, not started: a password file that cannot be read rejects the reload here
-        uplink = self._make_uplink(new) if new.uplink != old.uplink else None
-        power = new.power != old.power
-        if power:
-            build_monitor(new.power, self._commit_now, self.request_stop, self.run_state)
-        return ReloadPlan(new, applied, changed_keys(applied.keys, loaded.keys), uplink, power)
-
-    async def _apply_reload(self, plan: ReloadPlan) -> None:
-        new = plan.settings
-        # the audit record goes first: a stop while the new parts start must not leave the change unrecorded
-        self.continuity.update_settings(new)
-        audit = self.continuity.config_applied(plan.applied, "reload", pending_restart=plan.pending or None)
-        self.buffer.emit(Record("agent", Kind.EVENT, audit))
-        self.applied_config = plan.applied
-        self.settings = new
-        if plan.uplink is not None:
-            log.info("reload: uplink settings changed; reconnecting")
-            # an outage still going on carries over to the new uplink (its gap must not be lost)
-            if self.uplink is not None and self.uplink.state != "connected":
-                plan.uplink.previous = self.uplink.previous
-            await self._stop_uplink()
-            self._run_uplink(plan.uplink)
-        if plan.power:
-            log.info("reload: power settings changed; restarting the power monitor")
-            await self._stop_power()
-            self._start_power(new)
-        await self._stop_producers()
-        await self._start_producers(new)
-        self.reloads += 1
-        self.buffer.emit(Record("agent", Kind.EVENT, {"event": "config_reloaded", "hash": plan.applied.hash}))
-        log.info("reload: new config in effect")
+        """Reload the config file now (SIGHUP, the technician's page); False when it was rejected."""
+        return await self.reloader.reload()
 
     # ------------------------------------------------------------- shutdown
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
@@ -447,7 +373,9 @@ class Daemon:
 
     async def _shutdown_parts(self, tasks: list[asyncio.Task[None]]) -> None:
         await self.control.stop()
-        await self.web.stop()
+        if self.web is not None:
+            await self.web.stop()
+        await asyncio.to_thread(self.metrics.stop)
         await self._stop_power()
         await self._stop_producers()
         self.continuity.finish()
@@ -523,6 +451,7 @@ def run_daemon(config_path: Path) -> int:
         log.error("config %s is invalid; nothing started:\n%s", config_path, exc)
         return 2
     setup_logging(settings.logging.level, settings.logging.journald)
+    release_freed_memory()  # the YAML parse of a big config leaves tens of MB of freed heap behind
     # first thing that touches the disk: a start that fails from here on reads as not clean next time
     previous = claim_run_state(settings.buffer.path.parent)
     try:

@@ -18,6 +18,8 @@ import orjson
 from buffer.dropped import dropped_records, seq_ranges
 from buffer.record import EVICTION_ORDER, Committed, Kind, Record
 
+_LINKS = "SELECT seq, body FROM records WHERE seq IN (SELECT value FROM json_each(?))"
+
 log = logging.getLogger("headframe.buffer")
 
 #: Counter prefix per drop reason (the names health has always reported).
@@ -142,8 +144,8 @@ class Eviction:
         ordered = sorted(seqs)
         for i in range(0, len(ordered), 500):
             chunk = ordered[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            for seq, body in self.db.execute(f"SELECT seq, body FROM records WHERE seq IN ({marks})", chunk):
+            # one statement for any chunk size (see buffer.store.SEQS_JSON)
+            for seq, body in self.db.execute(_LINKS, (orjson.dumps(chunk),)):
                 doc = orjson.loads(body)
                 out[seq] = (doc["prev"], doc["chain"])
         return out

@@ -67,6 +67,13 @@ _SYNC = {"process_crash": "NORMAL", "power_loss": "FULL"}
 
 _KIND_VALUE = {k: k.value for k in Kind}  # Enum attribute access is slow on the hot path
 _KIND_PRIO = {k: k.priority for k in Kind}
+#: Statements that take a list of seqs take it as one JSON array: the SQL text never changes, so
+#: it is prepared once. ``IN (?, ?, ...)`` with one placeholder per seq made a new statement for
+#: every batch size; each was kept in sqlite3's statement cache (128 of them, up to ~30 KB each
+#: for 500 seqs), so after a few broker outages (acks in every size) the agent carried megabytes
+#: of prepared statements, and the cache churn fragmented the heap (docs/benchmarks.md, flapping).
+SEQS_JSON = "SELECT value FROM json_each(?)"
+_ACK = f"DELETE FROM records WHERE seq IN ({SEQS_JSON}) RETURNING size, n_att, seq"
 _INSERT = "INSERT INTO records (seq, prio, source, created, size, n_att, body, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
@@ -418,8 +425,7 @@ class BufferStore(Eviction, Processing):
         self.set_sync("NORMAL")  # a lost ack only means a duplicate later, never a loss
         for i in range(0, len(seqs), 500):
             chunk = seqs[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self.db.execute(f"DELETE FROM records WHERE seq IN ({marks}) RETURNING size, n_att, seq", chunk).fetchall()
+            rows = self.db.execute(_ACK, (orjson.dumps(chunk),)).fetchall()
             self.total_bytes -= sum(r[0] for r in rows)
             att = [(r[2],) for r in rows if r[1]]
             if att:

@@ -12,13 +12,39 @@ from ruamel.yaml.comments import CommentedMap
 from config.errors import ConfigError, ConfigProblem
 from config.profiles import known_profiles
 from config.schema import Settings
-from config.yamlio import locate, parse_yaml, plain, problem_from_error, validate_tree
+from config.yamlio import locate, parse_plain, parse_yaml, plain, problem_from_error, validate_tree
 
 __all__ = ["load_or_report", "load_settings", "load_settings_text", "locate", "parse_yaml", "validate_tree"]
 
 
 def load_settings_text(text: str, file: str = "<config>", base_dir: Path | None = None) -> Settings:
-    """Validate config text; raises ConfigError listing every problem found."""
+    """Validate config text; raises ConfigError listing every problem found.
+
+    A valid config is parsed once by the fast loader (``parse_plain``); anything the fast path
+    does not accept is parsed again keeping line numbers, so every problem is still reported
+    at its file:line:column, exactly as before.
+    """
+    data = parse_plain(text)
+    if isinstance(data, dict):
+        settings = _valid_or_none(data, base_dir)
+        if settings is not None:
+            return settings
+    return _load_located(text, file, base_dir)
+
+
+def _valid_or_none(data: dict[str, Any], base_dir: Path | None) -> Settings | None:
+    """The settings when ``data`` has no problem at all (schema, cross-checks, files), else None."""
+    try:
+        settings = Settings.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError:
+        return None
+    if any(True for _ in settings.cross_problems(known_profiles())) or _file_problems(settings, None, "<config>"):
+        return None
+    return settings
+
+
+def _load_located(text: str, file: str, base_dir: Path | None) -> Settings:
+    """The round-trip parse: slower, keeps line numbers for every problem it reports."""
     tree = parse_yaml(text, file)
     if tree is None:
         tree = CommentedMap()

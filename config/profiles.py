@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 
 from config.drivers import Profile
-from config.yamlio import parse_yaml, validate_tree
+from config.yamlio import validate_text
 
 __all__ = ["PROFILE_DIR", "Profile", "known_profiles", "load_profile"]
 
@@ -19,7 +19,7 @@ PROFILE_DIR = Path(__file__).resolve().parents[1] / "drivers" / "profiles"
 
 
 def load_profile(path: Path) -> Profile:
-    return validate_tree(Profile, parse_yaml(path.read_text(encoding="utf-8"), str(path)), str(path))
+    return validate_text(Profile, path.read_text(encoding="utf-8"), str(path))
 
 
 @cache

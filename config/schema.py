@@ -9,6 +9,7 @@ from pydantic import Field
 from config import drivers as drivers_cfg
 from config import power as power_cfg
 from config import vision as vision_cfg
+from config.metrics import MetricsSettings
 from config.rules import RulesSettings
 from config.rules import hotwork as hotwork_cfg
 from config.rules import site as site_rules_cfg
@@ -27,7 +28,7 @@ from config.web import WebSettings
 
 #: Sections a reload does not apply: they take effect at the next start (the buffer file, the
 #: gateway's identity, the rules' saved state, the local sockets and the page itself).
-RESTART_ONLY_SECTIONS = ("buffer", "gateway", "rules", "control", "web")
+RESTART_ONLY_SECTIONS = ("buffer", "gateway", "rules", "control", "web", "metrics")
 
 
 class Settings(StrictModel):
@@ -41,6 +42,7 @@ class Settings(StrictModel):
     continuity: ContinuitySettings = ContinuitySettings()
     control: ControlSettings = ControlSettings()
     web: WebSettings = WebSettings()
+    metrics: MetricsSettings = MetricsSettings()
     power: power_cfg.PowerSettings = power_cfg.PowerSettings()
     buses: list[drivers_cfg.BusSettings] = Field(default_factory=list)
     devices: list[drivers_cfg.DeviceSettings] = Field(default_factory=list)
@@ -58,7 +60,9 @@ class Settings(StrictModel):
             drivers_cfg.cross_check(self.buses, self.devices, self.operating_state, profiles)
             + vision_cfg.cross_check(self.cameras, self.shafts)
             + power_cfg.cross_check(self.power)
-            + headcount_cross_check(self.rules.headcount, [s.name for s in self.shafts], [d.id for d in self.devices])
+            + headcount_cross_check(
+                self.rules.headcount, [s.name for s in self.shafts], site_rules_cfg.point_names(self.devices, profiles)
+            )
             + site_rules_cfg.cross_check(self.rules.site, self.devices, self.cameras, profiles)
             + hotwork_cfg.cross_check(self.rules.hotwork, self.cameras)
         )

@@ -103,6 +103,17 @@ def problem_from_error(file: str, tree: Any, err: Any) -> ConfigProblem:
     return ConfigProblem(file, line, col, key, found, expected)
 
 
+def validate_text(model: type[M], text: str, file: str) -> M:
+    """Parse and validate; the fast path first, the round-trip parse only to locate problems."""
+    data = parse_plain(text)
+    if data is not None:
+        try:
+            return model.model_validate(data)
+        except ValidationError:
+            pass  # located below
+    return validate_tree(model, parse_yaml(text, file), file)
+
+
 def validate_tree(
     model: type[M], tree: Any, file: str, label: Callable[[Loc, str], str] | None = None, context: dict[str, Any] | None = None
 ) -> M:
@@ -127,6 +138,27 @@ def validate_tree(
                 )
             problems.append(problem)
         raise ConfigError(problems) from None
+
+
+def parse_plain(text: str) -> Any | None:
+    """The fast path: the document as plain Python data, or None when only ``parse_yaml`` can say.
+
+    ruamel's C loader (``ruamel.yaml.clib``, same YAML 1.2 resolver as the round-trip loader) is
+    3-6x faster than the round-trip loader and leaves far less garbage behind; a config with 100
+    devices x 100 points took 3.6 s to parse round-trip on the 2-core machine. It keeps no line
+    numbers, so every caller re-parses with ``parse_yaml`` when there is anything to locate (a
+    syntax error, a duplicate key, a validation problem). Documents with explicit tags (``!``)
+    take the slow path: the round-trip loader keeps ``!!str 5`` as a tagged scalar, which
+    validation then rejects, and both paths must agree.
+    """
+    if "!" in text:
+        return None
+    yaml = YAML(typ="safe", pure=False)
+    yaml.allow_duplicate_keys = False
+    try:
+        return plain(yaml.load(text))
+    except Exception:  # any YAML error: the round-trip parse reports it with its place
+        return None
 
 
 def parse_yaml(text: str, file: str) -> Any:

@@ -13,6 +13,7 @@ from buffer.record import Kind, Record
 from buffer.sink import RecordSink
 from config.drivers import DeviceBase, PointSettings
 from drivers.errors import DriverError, IllegalAddress
+from drivers.latency import LatencyHistogram
 from drivers.planner import Barrier, Block, split
 from drivers.protocol import BadValue, Driver, Values
 
@@ -44,6 +45,8 @@ class DeviceHealth:
     consecutive_failures: int = 0
     next_try: float = 0.0
     stats: dict[str, int] = field(default_factory=dict)
+    #: time per request (answer or error, including a wait for a shared serial bus)
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
 
 def _changed(point: PointSettings, st: PointState, now: float) -> bool:
@@ -98,10 +101,13 @@ class DevicePoller:
         for _ in range(attempts):
             self.requests_issued += 1
             self.health.requests += 1
+            started = time.perf_counter()
             try:
                 values = await self.driver.read(block)
+                self.health.latency.observe(time.perf_counter() - started)
                 return values, self.clock()  # timestamp at response
             except DriverError as exc:
+                self.health.latency.observe(time.perf_counter() - started)
                 last = exc
                 self.health.errors += 1
                 if isinstance(exc, IllegalAddress):
@@ -239,6 +245,7 @@ class DevicePoller:
             "last_error": h.last_error,
             "requests": h.requests,
             "errors": h.errors,
+            "request_seconds": h.latency.as_dict(),
         }
 
     async def run_group(self, group: str, stop: asyncio.Event) -> None:

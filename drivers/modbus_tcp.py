@@ -42,10 +42,16 @@ def interpret_response(result: ModbusPDU, table: RegisterTable, count: int) -> l
 
 
 class TcpLink:
-    """One Modbus TCP connection to ``host:port`` for unit ``unit``."""
+    """One Modbus TCP connection to ``host:port`` for unit ``unit``.
 
-    def __init__(self, host: str, port: int, unit: int, timeout: float) -> None:
+    ``slots`` (shared by every TCP device of the agent) bounds how many connects are in flight
+    at once: 100 devices start together without a SYN storm at the site's switches and TCP
+    gateways, and a dead device holds one slot for one connect timeout, never the others'.
+    """
+
+    def __init__(self, host: str, port: int, unit: int, timeout: float, slots: asyncio.Semaphore | None = None) -> None:
         self.host, self.port, self.unit, self.timeout = host, port, unit, timeout
+        self.slots = slots
         self._client: AsyncModbusTcpClient | None = None
         #: bytes that came back since the last request went out
         self.received = 0
@@ -69,6 +75,14 @@ class TcpLink:
     async def connect(self) -> None:
         if self.client.connected:
             return
+        if self.slots is None:
+            return await self._connect()
+        async with self.slots:
+            if self.client.connected:
+                return None
+            return await self._connect()
+
+    async def _connect(self) -> None:
         try:
             ok = await asyncio.wait_for(self.client.connect(), timeout=self.timeout + 0.5)
         except (TimeoutError, OSError, ConnectionException) as exc:
@@ -112,9 +126,9 @@ class TcpLink:
 class ModbusTcpDriver(RegisterDriver):
     """A Modbus TCP device (or TCP-to-RTU gateway unit)."""
 
-    def __init__(self, dev: ModbusTcpDevice) -> None:
+    def __init__(self, dev: ModbusTcpDevice, connect_slots: asyncio.Semaphore | None = None) -> None:
         super().__init__(dev)
-        self.link = TcpLink(dev.host, dev.port, dev.unit, dev.timeout)
+        self.link = TcpLink(dev.host, dev.port, dev.unit, dev.timeout, connect_slots)
 
     async def connect(self) -> None:
         await self.link.connect()

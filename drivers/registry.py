@@ -6,6 +6,7 @@ A new protocol adds its settings model to ``config.drivers.DeviceSettings`` and 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import assert_never
 
@@ -17,10 +18,11 @@ from drivers.modbus_tcp import ModbusTcpDriver
 from drivers.protocol import Driver
 
 
-def make_driver(dev: DeviceSettings, buses: Mapping[str, SerialBus]) -> Driver:
-    """The driver for ``dev``; serial devices get the bus they share with the others on it."""
+def make_driver(dev: DeviceSettings, buses: Mapping[str, SerialBus], connect_slots: asyncio.Semaphore | None = None) -> Driver:
+    """The driver for ``dev``; serial devices get the bus they share with the others on it,
+    TCP devices the agent's bound on connects in flight (``connect_slots``)."""
     if isinstance(dev, ModbusTcpDevice):
-        return ModbusTcpDriver(dev)
+        return ModbusTcpDriver(dev, connect_slots)
     if isinstance(dev, ModbusRtuDevice):
         return ModbusRtuDriver(dev, buses[dev.bus])
     if isinstance(dev, Dlt645Device):

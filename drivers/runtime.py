@@ -16,6 +16,11 @@ from drivers.registry import make_driver
 
 log = logging.getLogger("headframe.drivers")
 
+#: TCP connects in flight at once across all devices. Every device polls in its own task, so
+#: all connect at start without waiting for one another; this bounds the burst (and the
+#: reconnects after a switch reboot). A dead device holds one slot for one connect timeout.
+CONNECT_CONCURRENCY = 32
+
 
 def device_points(dev: DeviceSettings) -> list[PointSettings]:
     """The profile's points (if any) followed by the device's own; own points override by name."""
@@ -32,11 +37,14 @@ def device_points(dev: DeviceSettings) -> list[PointSettings]:
 class Drivers:
     name = "drivers"
 
-    def __init__(self, settings: Settings, sink: RecordSink) -> None:
+    def __init__(self, settings: Settings, sink: RecordSink, connect_concurrency: int = CONNECT_CONCURRENCY) -> None:
         self.settings, self.sink = settings, sink
         self.buses = {b.name: SerialBus(b) for b in settings.buses}
+        self.connect_slots = asyncio.Semaphore(connect_concurrency)
         self.pollers: list[DevicePoller] = [
-            DevicePoller(dev, device_points(dev), sink, make_driver(dev, self.buses)) for dev in settings.devices if dev.enabled
+            DevicePoller(dev, device_points(dev), sink, make_driver(dev, self.buses, self.connect_slots))
+            for dev in settings.devices
+            if dev.enabled
         ]
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

@@ -131,8 +131,27 @@ def command_problem(alarm: Alarm, command: str, cfg: AlarmRules) -> str | None:
     if command == "close":
         if cfg.require_ack_before_close and not alarm.acked:
             return f"alarm {alarm.id} must be acknowledged before it is closed (rules.alarms.require_ack_before_close)"
+        if alarm.active and alarm.type not in cfg.close_while_active:
+            # closed now, it would be gone while its cause goes on: the source raises only on a change
+            return f"alarm {alarm.id}: its condition is still active; handle it; it can be closed when the condition clears"
         return None
     return f"command {command!r} does not apply to alarms"
+
+
+def occurrence_problem(alarm: Alarm, args: Any) -> str | None:
+    """Why a command bound to an occurrence (``args.raised_at`` / ``args.raised_count``, as in
+    the alarm_state events) does not fit the alarm open now, or None (also when not bound)."""
+    if not isinstance(args, dict):
+        return None
+    at, count = args.get("raised_at"), args.get("raised_count")
+    if at is not None and at != iso(alarm.raised_at):
+        return (
+            f"args.raised_at {str(at)[:40]!r} is an earlier occurrence; "
+            f"alarm {alarm.id} open now was raised at {iso(alarm.raised_at)}"
+        )
+    if count is not None and count != alarm.raised_count:
+        return f"args.raised_count {str(count)[:20]!r} does not match alarm {alarm.id} (raised {alarm.raised_count} time(s))"
+    return None
 
 
 #: The state a command leads to.

@@ -4,7 +4,8 @@ It consumes every committed alarm record (drivers, vision, agent, and the rules 
 keeps the open alarms, turns ``ack`` / ``handle`` / ``close`` commands (source ``platform`` or
 ``local``) into transitions, and re-announces and escalates alarms nobody acknowledged in time.
 Each transition is an ``alarm_state`` event; each command gets one ``command_reply``. Commands
-are idempotent by id. See docs/rules.md, "Alarm life".
+are idempotent by id: accepted ids are kept by count and for a time window, rejected ids in a
+separate bounded cache (so junk cannot push real ids out). See docs/rules.md, "Alarm life".
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rules.alarm_life import (
     alarm_id,
     command_problem,
     iso,
+    occurrence_problem,
     repeat_every,
     severity_of,
 )
@@ -43,7 +45,8 @@ class AlarmManager:
     def __init__(self, cfg: AlarmRules | None = None) -> None:
         self.cfg = cfg or AlarmRules()
         self.open: dict[str, Alarm] = {}
-        self.commands: OrderedDict[str, str] = OrderedDict()  # command id -> result
+        self.commands: OrderedDict[str, tuple[str, float]] = OrderedDict()  # accepted id -> (result, at)
+        self.rejected: OrderedDict[str, tuple[str, float]] = OrderedDict()  # rejected / stale id -> (result, at)
 
     # ------------------------------------------------------------------ Rule
     def apply(self, batch: Sequence[Committed], now: float) -> list[Record]:
@@ -111,9 +114,10 @@ class AlarmManager:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "version": 1,
+            "version": 2,
             "open": [a.to_dict() for a in self.open.values()],
-            "commands": [[cid, result] for cid, result in self.commands.items()],
+            "commands": [[cid, result, at] for cid, (result, at) in self.commands.items()],
+            "rejected": [[cid, result, at] for cid, (result, at) in self.rejected.items()],
         }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
@@ -121,8 +125,9 @@ class AlarmManager:
         for doc in snapshot.get("open", []):
             alarm = Alarm.from_dict(doc)
             self.open[alarm.id] = alarm
-        self.commands = OrderedDict((str(cid), str(res)) for cid, res in snapshot.get("commands", []))
-        self._bound_commands()
+        self.commands = OrderedDict(_ids(snapshot.get("commands", [])))
+        self.rejected = OrderedDict(_ids(snapshot.get("rejected", [])))
+        self._bound_commands(max((at for _res, at in self.commands.values()), default=None))
 
     # -------------------------------------------------------------- alarms
     def _on_alarm(self, rec: Record, now: float) -> list[Record]:
@@ -184,8 +189,9 @@ class AlarmManager:
         cid, command, target = p.get("id"), p.get("command"), p.get("target")
         if not isinstance(cid, str) or not cid:
             return [self._reply(rec, None, "rejected", now, "command has no id")]
-        if cid in self.commands:
-            return [self._reply(rec, cid, "duplicate", now, f"command {cid} was already {self.commands[cid]}")]
+        known = self.commands.get(cid) or self.rejected.get(cid)
+        if known is not None:
+            return [self._reply(rec, cid, "duplicate", now, f"command {cid} was already {known[0]}")]
         out = self._execute(rec, cid, str(command), target, now)
         return out
 
@@ -197,6 +203,9 @@ class AlarmManager:
         if alarm is None:
             reason = f"unknown alarm id {target!r} (not open on this gateway; {len(self.open)} open)"
             return [self._remember(cid, self._reply(rec, cid, "rejected", now, reason))]
+        stale = occurrence_problem(alarm, rec.payload.get("args"))
+        if stale is not None:  # a command for an earlier occurrence must not act on this one
+            return [self._remember(cid, self._reply(rec, cid, "stale", now, stale))]
         problem = command_problem(alarm, command, self.cfg)
         if problem is not None:
             return [self._remember(cid, self._reply(rec, cid, "rejected", now, problem))]
@@ -214,13 +223,24 @@ class AlarmManager:
         return [event, self._remember(cid, reply)]
 
     def _remember(self, cid: str, reply: Record) -> Record:
-        self.commands[cid] = reply.payload["result"]
-        self._bound_commands()
+        result = str(reply.payload["result"])
+        cache = self.commands if result == "ok" else self.rejected
+        cache[cid] = (result, reply.ts)
+        self._bound_commands(reply.ts)
         return reply
 
-    def _bound_commands(self) -> None:
-        while len(self.commands) > self.cfg.recent_commands:
+    def _bound_commands(self, now: float | None) -> None:
+        """Accepted ids: beyond ``recent_commands`` only those older than ``remember_commands_for``
+        go (hard cap 10x); rejected ids: ``recent_rejected`` at most."""
+        cfg = self.cfg
+        while len(self.commands) > cfg.recent_commands:
+            _cid, (_res, at) = next(iter(self.commands.items()))
+            young = now is not None and now - at < cfg.remember_commands_for
+            if young and len(self.commands) <= 10 * cfg.recent_commands:
+                break
             self.commands.popitem(last=False)
+        while len(self.rejected) > cfg.recent_rejected:
+            self.rejected.popitem(last=False)
 
     @staticmethod
     def _reply(rec: Record, cid: str | None, result: str, now: float, reason: str | None, **extra: Any) -> Record:
@@ -237,6 +257,11 @@ class AlarmManager:
         if reason is not None:
             payload["reason"] = reason
         return Record(rec.source, Kind.EVENT, payload, ts=now)
+
+
+def _ids(rows: Any) -> list[tuple[str, tuple[str, float]]]:
+    """Saved command ids; version 1 saved ``[id, result]`` without a time (kept as time 0)."""
+    return [(str(r[0]), (str(r[1]), float(r[2]) if len(r) > 2 else 0.0)) for r in rows]
 
 
 def _evidence_free(payload: dict[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,10 @@ rules before it emitted in this transaction; its outputs are inserted at once (s
 the inputs) and its changed ``snapshot()`` is written to ``rule_state`` in the same
 transaction. So a rule's state and the records it has counted are committed together or not
 at all: a kill or a power cut can neither lose nor double a count, whatever the durability.
-A rule that raises is restored to its last committed state, its input is skipped (logged with
-its name and recorded as a ``rule_failed`` event), and the other rules and the writer run on.
+A rule that raises on a batch is restored to its last committed state and given the batch again
+one record at a time: only the records it raises on are skipped (logged with its name and
+recorded as a ``rule_failed`` event), so one hostile record cannot hide the others from it. The
+other rules and the writer run on.
 """
 
 from __future__ import annotations
@@ -131,8 +133,14 @@ class RulesEngine:
             except (sqlite3.Error, OSError):
                 raise  # the store's trouble, not the rule's: the whole transaction rolls back
             except Exception as exc:
-                self._failed(rule, "tick" if tick and not visible else "apply", exc, len(visible))
-                continue
+                if not visible:
+                    self._failed(rule, "tick" if tick else "apply", exc, 0)
+                    continue
+                # one hostile record must not hide the others: retry this rule record by record
+                retried = self._one_by_one(rule, visible, now, tick=tick, first=exc)
+                if retried is None:
+                    continue
+                outs, blob, committed = retried
             if blob != self._saved[rule.name]:
                 self._pending[rule.name] = blob
             else:
@@ -171,6 +179,49 @@ class RulesEngine:
         self._notes_in_tx = 0
 
     # -------------------------------------------------------------- failures
+    def _one_by_one(
+        self, rule: Rule, visible: list[Committed], now: float, *, tick: bool, first: Exception
+    ) -> tuple[list[Record], bytes, list[Committed]] | None:
+        """After ``rule`` failed on a whole batch: from its committed state, apply each record
+        alone and skip only those it raises on (each skip is a failure, logged and counted).
+        Only runs on failure, so the normal path stays one call per batch. None when the rule
+        could not even be restored, or failed outside a single record (e.g. in ``tick``)."""
+        if not self._restore(rule):
+            return None
+        outs: list[Record] = []
+        poisoned = 0
+        last: Exception = first
+        for item in visible:
+            before = encode(rule.snapshot())
+            try:
+                got = list(rule.apply((item,), now))
+                _check_outputs(got)
+                outs += got
+            except (sqlite3.Error, OSError):
+                raise
+            except Exception as exc:
+                poisoned, last = poisoned + 1, exc
+                try:
+                    rule.restore(orjson.loads(before))
+                except Exception as bad:
+                    self._disable(rule, f"restore() of its own snapshot failed: {type(bad).__name__}: {bad}")
+                    return None
+        try:
+            if tick:
+                got = list(rule.tick(now))
+                _check_outputs(got)
+                outs += got
+            blob = encode(rule.snapshot())
+            assert self._insert is not None
+            committed = self._insert(outs) if outs else []
+        except (sqlite3.Error, OSError):
+            raise
+        except Exception as exc:
+            self._failed(rule, "tick" if tick else "apply", exc, len(visible))
+            return None
+        self._failed(rule, "apply", last, poisoned, restore=False)
+        return outs, blob, committed
+
     def _restore(self, rule: Rule) -> bool:
         """Put ``rule`` back to its last committed snapshot; a rule that cannot be is disabled."""
         try:
@@ -187,13 +238,15 @@ class RulesEngine:
             self._active.remove(rule)
         self._notes.append(_note({"event": "rule_disabled", "rule": rule.name, "reason": why[:300]}))
 
-    def _failed(self, rule: Rule, phase: str, exc: Exception, n: int) -> None:
-        """Skip the rule's input: back to its committed state, nothing of its output kept."""
+    def _failed(self, rule: Rule, phase: str, exc: Exception, n: int, *, restore: bool = True) -> None:
+        """Skip the rule's input: back to its committed state, nothing of its output kept
+        (``restore=False``: only ``n`` poisoned records were skipped, the rest was applied)."""
         f = self.failures.setdefault(rule.name, _Failures())
         f.count += 1
         f.skipped += n
-        self._pending.pop(rule.name, None)
-        self._restore(rule)
+        if restore:
+            self._pending.pop(rule.name, None)
+            self._restore(rule)
         now = time.monotonic()
         if now - f.last_report < REPORT_EVERY_S:
             return

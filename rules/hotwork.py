@@ -241,6 +241,12 @@ class HotworkRule:
         permit = parse_permit(zone, rec.payload.get("args"), origin, cid, now, self.cfg)
         if permit.key in self.permits:
             raise PermitRefused(f"args.number: permit {permit.number!r} already exists for zone {zone}; revoke it first")
+        live = sum(1 for p in self.permits.values() if p.zone == zone and p.status in ("pending", "active"))
+        if live >= self.cfg.max_live_permits:
+            raise PermitRefused(
+                f"target: zone {zone} already has {live} live permits, the limit rules.hotwork.max_live_permits "
+                f"({self.cfg.max_live_permits}); revoke unused ones first"
+            )
         other = overlapping(permit, list(self.permits.values()))
         if other is not None:
             raise PermitRefused(

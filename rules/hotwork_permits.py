@@ -21,6 +21,9 @@ from config.types import Duration
 _DURATION: TypeAdapter[float] = TypeAdapter(Duration)
 #: a permit may start at most this long before the command arrived (clock skew, slow links)
 BACKDATE_S = 300.0
+#: times a permit may name at all (UTC 2000-01-01 .. 2100-01-01): beyond them formatting the
+#: time for a reply would overflow, and no real permit lies there
+EARLIEST_TS, LATEST_TS = 946_684_800.0, 4_102_444_800.0
 ARGS = frozenset({"number", "issuer", "start", "end", "duration"})
 
 
@@ -69,7 +72,11 @@ class Permit:
 
 
 def iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """UTC ISO time; a time no datetime can hold is shown as its epoch seconds (never raises)."""
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):
+        return f"{ts:.6g} s since 1970"
 
 
 def _text(args: dict[str, Any], key: str) -> str:
@@ -86,13 +93,30 @@ def _time(value: Any, key: str, cfg: HotworkRules) -> float:
         when = dt.datetime.fromisoformat(value)
     except ValueError:
         raise PermitRefused(f"args.{key}: {value[:40]!r} is not an ISO 8601 time such as 2026-11-25T08:00:00+08:00") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=zoneinfo.ZoneInfo(cfg.timezone))
-    return when.timestamp()
+    try:
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=zoneinfo.ZoneInfo(cfg.timezone))
+        ts = when.timestamp()
+    except (OverflowError, ValueError, OSError):
+        ts = math.nan
+    if not EARLIEST_TS <= ts <= LATEST_TS:
+        raise PermitRefused(f"args.{key}: {value!r} is outside the years 2000-2099 a permit can name")
+    return ts
 
 
 def parse_permit(zone: str, args: Any, origin: str, cid: str, now: float, cfg: HotworkRules) -> Permit:
-    """The permit a command asks for, or :class:`PermitRefused` naming the bad field."""
+    """The permit a command asks for, or :class:`PermitRefused` naming the bad field.
+
+    Never raises anything else: a hostile command must get a reply, not stop the rule."""
+    try:
+        return _parse(zone, args, origin, cid, now, cfg)
+    except PermitRefused:
+        raise
+    except (OverflowError, ValueError, OSError, TypeError) as exc:
+        raise PermitRefused(f"args: cannot be read as a permit ({type(exc).__name__}: {str(exc)[:80]})") from None
+
+
+def _parse(zone: str, args: Any, origin: str, cid: str, now: float, cfg: HotworkRules) -> Permit:
     if not isinstance(args, dict):
         raise PermitRefused("args: an object {number, issuer, start?, end | duration} is required")
     extra = sorted(set(map(str, args)) - ARGS)
@@ -112,6 +136,11 @@ def parse_permit(zone: str, args: Any, origin: str, cid: str, now: float, cfg: H
             raise PermitRefused("args.duration: a duration such as 2h, 90m or 5400 (seconds)") from None
         if not math.isfinite(seconds):
             raise PermitRefused("args.duration: a finite duration")
+        if seconds > cfg.max_permit:  # before any arithmetic or formatting with it
+            raise PermitRefused(
+                f"args.duration: {seconds / 3600:.6g} h is longer than rules.hotwork.max_permit "
+                f"({cfg.max_permit / 3600:.1f} h); split it into several permits"
+            )
         end = start + seconds
     if not (math.isfinite(start) and math.isfinite(end)):
         raise PermitRefused("args.start / args.end: finite times")
@@ -127,6 +156,10 @@ def parse_permit(zone: str, args: Any, origin: str, cid: str, now: float, cfg: H
     if start > now + cfg.max_advance:
         raise PermitRefused(
             f"args.start: {iso(start)} is more than rules.hotwork.max_advance ({cfg.max_advance / 86400:.1f} d) ahead"
+        )
+    if end - start < cfg.min_permit:
+        raise PermitRefused(
+            f"args.end: a permit of {end - start:.0f} s is shorter than rules.hotwork.min_permit ({cfg.min_permit:.0f} s)"
         )
     return Permit(zone, number, issuer, start, end, origin, command=cid)
 

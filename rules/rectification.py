@@ -43,21 +43,28 @@ class RectificationRule:
     def __init__(self, site: SiteRules, calendar: Calendar, max_age: float = 120.0) -> None:
         self.site, self.cal, self.max_age = site, calendar, max_age
         self.places = {p for w in site.rectification for p in w.places}
+        # a seal alarm is suppressed only where the bare camera is an approved place
         self.cameras = {p.partition(".")[0] for p in self.places}
         self.counts: dict[str, tuple[int, float]] = {}  # camera.zone → (people, ts)
         self.raised: dict[str, dict[str, Any]] = {}  # alarm id → what raised it
 
     def active(self, ts: float) -> RectificationWindow | None:
-        """The window approved at ``ts`` (date and shift), if any."""
+        """The first window approved at ``ts`` (date and shift), if any (see :meth:`active_all`)."""
+        wins = self.active_all(ts)
+        return wins[0] if wins else None
+
+    def active_all(self, ts: float) -> list[RectificationWindow]:
+        """Every window approved at ``ts``: each is enforced (limits, totals, suppression)."""
         day = self.cal.local(ts).date()
         running = self.cal.shift(self.site.shifts, ts)
+        wins: list[RectificationWindow] = []
         for w in self.site.rectification:
             if not w.shifts:
                 if w.start <= day <= w.until:
-                    return w
+                    wins.append(w)
             elif running is not None and running[0] in w.shifts and w.start <= running[1] <= w.until:
-                return w
-        return None
+                wins.append(w)
+        return wins
 
     def _take(self, c: Committed, out: list[Record]) -> None:
         rec = c.record
@@ -75,9 +82,8 @@ class RectificationRule:
         ):
             self.counts[f"{rec.source}.{p['zone']}"] = (p["count"], rec.ts)
         elif rec.kind is Kind.ALARM and p.get("alarm") == "seal_breach":
-            win = self.active(rec.ts)
-            place = self._place_of(rec.source, win)
-            if win is not None and place is not None:
+            win = next((w for w in self.active_all(rec.ts) if rec.source in w.places), None)
+            if win is not None:
                 out.append(
                     Record(
                         rec.source,
@@ -88,50 +94,62 @@ class RectificationRule:
                             "alarm_seq": c.seq,
                             "alarm_ts": iso(rec.ts),
                             "window": win.name,
-                            "place": place,
+                            "place": rec.source,
                             "text": f"Seal alarm on {rec.source} is approved rectification work ({win.name}).",
                         },
                         ts=rec.ts,
                     )
                 )
 
-    @staticmethod
-    def _place_of(camera: str, win: RectificationWindow | None) -> str | None:
-        if win is None:
-            return None
-        for p in win.places:
-            if p.partition(".")[0] == camera:
-                return p
-        return None
-
     def _evaluate(self, now: float, out: list[Record]) -> None:
-        win = self.active(now)
+        """Every active window's limits. A raised alarm whose count became unknown (camera
+        silent for ``max_age``) stays raised, marked unknown: silence is not "back within"."""
+        wins = self.active_all(now)
         want: dict[str, tuple[str, str, str, dict[str, Any]]] = {}
-        if win is not None:
+        unknown: dict[str, list[str]] = {}  # raised alarm id -> its places whose count is unknown
+        for win in wins:
             fresh = {p: n for p, (n, ts) in self.counts.items() if p in win.places and now - ts <= self.max_age}
+            silent = sorted(p for p in win.places if p in self.counts and p not in fresh)
             for place, n in fresh.items():
                 if n > win.max_per_place:
                     aid = f"rectification:place_over_limit:{place}"
-                    want[aid] = (
-                        "place_over_limit",
-                        place,
-                        f"{n} people in {place}, at most {win.max_per_place} allowed during rectification {win.name}.",
-                        {"window": win.name, "place": place, "count": n, "limit": win.max_per_place},
+                    want.setdefault(
+                        aid,
+                        (
+                            "place_over_limit",
+                            place,
+                            f"{n} people in {place}, at most {win.max_per_place} allowed during rectification {win.name}.",
+                            {"window": win.name, "place": place, "count": n, "limit": win.max_per_place},
+                        ),
                     )
+            for place in silent:
+                aid = f"rectification:place_over_limit:{place}"
+                if aid in self.raised:
+                    unknown[aid] = [place]
             total = sum(fresh.values())
+            aid = f"rectification:shift_over_limit:{win.name}"
             if win.max_per_shift is not None and total > win.max_per_shift:
-                aid = f"rectification:shift_over_limit:{win.name}"
                 want[aid] = (
                     "shift_over_limit",
                     win.name,
                     f"{total} people in the places of rectification {win.name}, at most {win.max_per_shift} allowed per shift.",
                     {"window": win.name, "count": total, "limit": win.max_per_shift, "places": fresh},
                 )
+            elif aid in self.raised and silent:
+                unknown[aid] = silent
         for aid, (kind, subject, text, ev) in want.items():
             if aid not in self.raised:
                 self.raised[aid] = {"kind": kind, "subject": subject}
                 out.append(alarm("rectification", kind, subject, "raised", "immediate", text, now, ev))
-        for aid in [a for a in self.raised if a not in want]:
+            elif self.raised[aid].pop("unknown", None):
+                out.append(self._unknown_event(aid, now, [], known=True))
+        for aid, places in unknown.items():
+            if aid in want:
+                continue
+            if not self.raised[aid].get("unknown"):
+                self.raised[aid]["unknown"] = places
+                out.append(self._unknown_event(aid, now, places, known=False))
+        for aid in [a for a in self.raised if a not in want and a not in unknown]:
             gone = self.raised.pop(aid)
             out.append(
                 alarm(
@@ -140,10 +158,20 @@ class RectificationRule:
                     gone["subject"],
                     "cleared",
                     "immediate",
-                    f"{gone['subject']}: back within the rectification limit" + ("" if win else " (window ended)") + ".",
+                    f"{gone['subject']}: back within the rectification limit" + ("" if wins else " (window ended)") + ".",
                     now,
                 )
             )
+
+    def _unknown_event(self, aid: str, now: float, places: list[str], *, known: bool) -> Record:
+        """The raised alarm's count went unknown (kept raised), or is known again."""
+        subject = self.raised[aid]["subject"]
+        if known:
+            text = f"{subject}: people count known again; the alarm stands on it."
+        else:
+            text = f"{subject}: count unknown: camera silent ({', '.join(places)}); the alarm stays raised."
+        payload = {"event": "rectification_count", "id": aid, "unknown": not known, "places": places, "text": text}
+        return Record(subject, Kind.EVENT, payload, ts=now)
 
     def apply(self, batch: Sequence[Committed], now: float) -> list[Record]:
         out: list[Record] = []

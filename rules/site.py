@@ -3,11 +3,12 @@
 Expected loads (drainage pumps, main fans, lighting) keep running in a stopped mine and raise
 nothing; any activity signal (power above its threshold, a PLC run bit, a belt running on camera,
 a seal alarm) raises ONE alarm per section that carries the evidence together: the readings that
-crossed, the PLC states, and a copy of the latest snapshot of each seal camera. It clears only
+crossed, the PLC states, and a copy of the latest picture each seal camera sent in any record
+(docs/rules.md says what "latest" means and what vision sends). It clears only
 after ``clear_after`` without activity (hysteresis). A section with no known input is "unknown".
 
-Seal snapshots (JPEG bytes) are kept in memory only, never in ``snapshot()``: after a restart the
-evidence names the seal alarm's seq and time instead of attaching the picture again.
+Seal pictures (JPEG bytes) are kept in memory only, never in ``snapshot()``: after a restart the
+evidence names the seq and time of the record that carried the picture instead of attaching it again.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class SecretlyRunningRule:
         self.belts: dict[str, tuple[bool, float]] = {}  # camera → (running, ts)
         self.seals: dict[str, dict[str, Any]] = {}  # camera → last seal alarm (seq, ts, objects, classes)
         self.seal_seen: dict[str, float] = {}  # camera → last record ts (alive)
-        self.pictures: dict[str, tuple[Attachment, ...]] = {}  # camera → JPEGs, memory only
+        self.pictures: dict[str, tuple[Attachment, ...]] = {}  # camera → latest JPEG, memory only
+        self.picture_from: dict[str, dict[str, Any]] = {}  # camera → the record that carried it (seq, ts, what)
         self.observed = "unknown"
         self.declared = ""
         self.raised = False
@@ -67,9 +69,18 @@ class SecretlyRunningRule:
                     "objects": rec.payload.get("objects"),
                     "classes": rec.payload.get("classes"),
                 }
-                jpegs = tuple(a for a in rec.attachments if a.content_type == "image/jpeg")
+            # the latest picture, from ANY record of the camera (an approved seal alarm's too)
+            jpegs = tuple(a for a in rec.attachments if a.content_type == "image/jpeg")
+            if jpegs:
                 snap = [a for a in jpegs if a.name == "snapshot.jpg"] or list(jpegs[:1])
                 self.pictures[rec.source] = tuple(snap)
+                what = rec.payload.get("alarm") or rec.payload.get("event") or ""
+                self.picture_from[rec.source] = {
+                    "seq": c.seq,
+                    "ts": rec.ts,
+                    "record": f"{rec.kind.value}:{what}" if what else rec.kind.value,
+                    **({"approved": True} if c.seq in approved else {}),
+                }
 
     def _signals(self, now: float) -> tuple[list[dict[str, Any]], bool]:
         """Active activity signals, and whether any activity input is known at all."""
@@ -162,9 +173,12 @@ class SecretlyRunningRule:
                     "objects": last["objects"],
                     "classes": last["classes"],
                 }
-                pics = self.pictures.get(cam, ())
-                entry["snapshot"] = [f"{cam}-{a.name}" for a in pics] or None  # None: not kept across a restart
-                attachments += [Attachment(f"{cam}-{a.name}", a.content_type, a.data) for a in pics]
+            got = self.picture_from.get(cam)
+            pics = self.pictures.get(cam, ())
+            # None: this camera sent no picture (since it was configured), or it was not kept across a restart
+            entry["snapshot"] = [f"{cam}-{a.name}" for a in pics] or None
+            entry["snapshot_from"] = {**got, "ts": iso(got["ts"])} if got else None
+            attachments += [Attachment(f"{cam}-{a.name}", a.content_type, a.data) for a in pics]
             seals.append(entry)
         evidence = {
             "declared": declared,
@@ -220,6 +234,7 @@ class SecretlyRunningRule:
             "belts": {k: list(v) for k, v in self.belts.items()},
             "seals": self.seals,
             "seal_seen": self.seal_seen,
+            "picture_from": self.picture_from,
             "observed": self.observed,
             "declared": self.declared,
             "raised": self.raised,
@@ -231,6 +246,7 @@ class SecretlyRunningRule:
         self.belts = {k: (bool(v[0]), float(v[1])) for k, v in snapshot.get("belts", {}).items()}
         self.seals = dict(snapshot.get("seals", {}))
         self.seal_seen = {k: float(v) for k, v in snapshot.get("seal_seen", {}).items()}
+        self.picture_from = dict(snapshot.get("picture_from", {}))
         self.observed = snapshot.get("observed", "unknown")
         self.declared = snapshot.get("declared", "")
         self.raised = bool(snapshot.get("raised", False))

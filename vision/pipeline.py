@@ -58,6 +58,11 @@ class CameraPipeline:
         self.times = StageTimes()
         self.size: tuple[int, int] | None = None  # (w, h) analysed: the stream's first resolution
         self._seen_size: tuple[int, int] | None = None  # the stream's current resolution
+        #: seconds over which fps and inference time are averaged
+        self.fps_window = 5.0
+        #: mean detector time per run over the last fps window (ms); None without a detector
+        self.inference_ms: float | None = None
+        self._infer = (0.0, 0)  # seconds spent and runs in the current window
 
     def _record(self, record: Record) -> None:
         started = time.perf_counter()
@@ -101,7 +106,11 @@ class CameraPipeline:
         with times.measure("preprocess"):
             frame = self._normalise(frame)
         run_detector = self.detector is not None and self.index % self.cam.detector.every_n_frames == 0
-        detections = self.detector.detect(frame, times) if run_detector and self.detector else None
+        detections = None
+        if run_detector and self.detector:
+            started = time.perf_counter()
+            detections = self.detector.detect(frame, times)
+            self._infer = (self._infer[0] + time.perf_counter() - started, self._infer[1] + 1)
         with times.measure("track"):
             tracks = self.tracker.update(detections) if self.detector else []
         ctx = FrameContext(frame, ts, self.index, tracks, run_detector)
@@ -121,9 +130,12 @@ class CameraPipeline:
         self.frames += 1
         times.frames += 1
         now = time.monotonic()
-        if now - self._fps_mark[0] >= 5:
+        if now - self._fps_mark[0] >= self.fps_window:
             self.fps = (self.frames - self._fps_mark[1]) / (now - self._fps_mark[0])
             self._fps_mark = (now, self.frames)
+            if self._infer[1]:
+                self.inference_ms = 1000.0 * self._infer[0] / self._infer[1]
+            self._infer = (0.0, 0)
         if ts - self._last_telemetry >= self.cam.telemetry_interval:
             self._last_telemetry = ts
             self._emit(Kind.TELEMETRY, self.telemetry())
@@ -134,6 +146,8 @@ class CameraPipeline:
             "frames": self.frames,
             "people_visible": sum(1 for t in self.tracker.confirmed() if t.label == "person"),
         }
+        if self.inference_ms is not None:
+            data["inference_ms"] = round(self.inference_ms, 2)
         if self.lines:
             data["lines"] = {c.settings.name: c.counts for c in self.lines}
         if self.zones:

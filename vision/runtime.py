@@ -182,6 +182,7 @@ class CameraWorker:
         self.fps = 0.0
         self.faults: list[str] = []  # the last stream faults and resolution changes, newest last
         self.stage_ms: dict[str, float] = {}
+        self.inference_ms: float | None = None
 
     def start(self) -> None:
         self.heartbeat.value = time.time()
@@ -216,6 +217,7 @@ class CameraWorker:
                 self.tamper = payload.get("tamper", self.tamper)
                 self.fps = payload.get("fps", self.fps)
                 self.stage_ms = payload.get("stage_ms", self.stage_ms)
+                self.inference_ms = payload.get("inference_ms", self.inference_ms)
             event = payload.get("event")
             if event == "camera_stream_fault":
                 self._fault(payload["reason"])
@@ -284,6 +286,7 @@ class CameraWorker:
         return {
             "state": self.state,
             "fps": self.fps,
+            "inference_ms": self.inference_ms,
             "restarts": self.restarts,
             "last_error": self.last_error,
             "stream_error": self.stream_error,

@@ -57,17 +57,29 @@ def _label(item: Any, index: int) -> str:
 
 def key_hashes(doc: Any, prefix: str = "", salt: bytes = b"") -> dict[str, str]:
     """Flatten to dotted key -> hash of the value. Lists of named items are keyed by id/name
-    (so inserting a device does not renumber the others); lists of plain values are one leaf."""
+    (so inserting a device does not renumber the others); lists of plain values are one leaf.
+
+    One output dict filled in place and one keyed hash copied per leaf: a config with 100
+    devices x 100 points has ~60,000 leaves, and this runs at every start."""
     out: dict[str, str] = {}
+    base = hmac.new(salt, digestmod=hashlib.sha256) if salt else None
+    _flatten(doc, prefix, base, out)
+    return out
+
+
+def _flatten(doc: Any, prefix: str, base: hmac.HMAC | None, out: dict[str, str]) -> None:
     if isinstance(doc, dict) and doc:
         for key, value in doc.items():
-            out.update(key_hashes(value, f"{prefix}.{key}" if prefix else str(key), salt))
+            _flatten(value, f"{prefix}.{key}" if prefix else str(key), base, out)
     elif isinstance(doc, list) and doc and all(isinstance(i, dict) for i in doc):
         for i, item in enumerate(doc):
-            out.update(key_hashes(item, prefix + _label(item, i), salt))
+            _flatten(item, prefix + _label(item, i), base, out)
+    elif base is not None:
+        h = base.copy()
+        h.update(_canon(doc))
+        out[prefix] = h.hexdigest()[:16]
     else:
-        out[prefix] = _sha(_canon(doc), salt).rsplit(":", 1)[1][:16]
-    return out
+        out[prefix] = hashlib.sha256(_canon(doc)).hexdigest()[:16]
 
 
 def _prefixes(key: str) -> list[str]:
@@ -82,18 +94,21 @@ def _prefixes(key: str) -> list[str]:
 
 
 def changed_keys(old: dict[str, str], new: dict[str, str]) -> list[str]:
-    """Dotted keys whose value differs; a section added or removed whole is named once."""
-    old_prefixes = {p for k in old for p in _prefixes(k)}
-    new_prefixes = {p for k in new for p in _prefixes(k)}
-    changed: set[str] = set()
-    for key in set(old) | set(new):
-        if old.get(key) == new.get(key):
-            continue
-        if key in old and key in new:
-            changed.add(key)
-            continue
-        other = new_prefixes if key in old else old_prefixes
-        changed.add(next((p for p in _prefixes(key) if p not in other), key))
+    """Dotted keys whose value differs; a section added or removed whole is named once.
+
+    The prefix sets (a Python loop over every character of every key) are built only when a
+    key was added or removed: an unchanged restart of a 150,000-key config costs one dict compare."""
+    if old == new:
+        return []
+    differing = [k for k in set(old) | set(new) if old.get(k) != new.get(k)]
+    changed = {k for k in differing if k in old and k in new}
+    moved = [k for k in differing if not (k in old and k in new)]
+    if moved:
+        old_prefixes = {p for k in old for p in _prefixes(k)}
+        new_prefixes = {p for k in new for p in _prefixes(k)}
+        for key in moved:
+            other = new_prefixes if key in old else old_prefixes
+            changed.add(next((p for p in _prefixes(key) if p not in other), key))
     return sorted(changed)
 
 
@@ -108,8 +123,14 @@ class AppliedConfig:
     keys: dict[str, str]
 
 
-def describe(settings: Settings, path: Path, salt: bytes = b"") -> AppliedConfig:
-    """Hash the settings in effect and the file they came from (keyed with ``salt``)."""
+def describe(
+    settings: Settings, path: Path, salt: bytes = b"", known: tuple[str | None, dict[str, str]] | None = None
+) -> AppliedConfig:
+    """Hash the settings in effect and the file they came from (keyed with ``salt``).
+
+    ``known`` is the (hash, key map) recorded for the config before: when the settings hash the
+    same, the key map is the same and is reused (flattening 100 devices x 100 points is
+    ~150,000 keyed hashes, most of a second at every start)."""
     try:
         data = path.read_bytes()
         file_hash: str | None = _sha(data, salt)
@@ -117,7 +138,9 @@ def describe(settings: Settings, path: Path, salt: bytes = b"") -> AppliedConfig
     except OSError:
         file_hash, mtime = None, None
     doc = effective_doc(settings)
-    return AppliedConfig(str(path), mtime, _sha(_canon(doc), salt), file_hash, key_hashes(doc, salt=salt))
+    digest = _sha(_canon(doc), salt)
+    keys = known[1] if known is not None and known[0] == digest and known[1] else key_hashes(doc, salt=salt)
+    return AppliedConfig(str(path), mtime, digest, file_hash, keys)
 
 
 def applied_event(cfg: AppliedConfig, trigger: str, changed: list[str] | None, **extra: Any) -> dict[str, Any]:

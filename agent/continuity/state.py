@@ -12,6 +12,7 @@ It holds no secret and no config value: config keys appear only with a hash of t
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -73,7 +74,7 @@ class ContinuityState:
             "saved_at": self.saved_at,
             "energy": {k: [r.kwh, r.ts, r.seq] for k, r in self.energy.items()},
             "faults": [[f.source, f.alarm, f.kind, f.start, f.end] for f in self.faults],
-            "config": {"hash": self.config_hash, "file_hash": self.file_hash, "keys": self.config_keys},
+            "config": {"hash": self.config_hash, "file_hash": self.file_hash, "keys": self.config_keys},  # see StateFile
             "pending_gap": self.pending_gap,
             "audit_salt": self.audit_salt,
         }
@@ -96,12 +97,53 @@ class ContinuityState:
 
 
 class StateFile:
-    """Load and atomically replace the continuity state document."""
+    """Load and atomically replace the continuity state document.
+
+    The config key map (one hash per config key: ~150,000 entries, 8 MB of JSON for 100 devices
+    x 100 points) changes only when the config does, while the state is rewritten every few
+    seconds: it goes to a side file named after the config hash, written once, and the state
+    names that file. Rewriting it inline every 5 s was 1.7 MB/s written to an SD card.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
         self.problem: str | None = None  # why the last load found no usable state
+        self._keys_written: str | None = None  # config hash whose key file is on disk
+
+    def keys_path(self, config_hash: str) -> Path:
+        tag = hashlib.sha256(config_hash.encode()).hexdigest()[:16]
+        return self.path.with_name(f"{self.path.name}.keys-{tag}.json")
+
+    def _read_keys(self, cfg: dict[str, Any]) -> dict[str, str]:
+        """The key map the state refers to; empty (changes then go unnamed) when it is unusable."""
+        if "keys" in cfg:  # inline: written before the side file existed
+            return dict(cfg["keys"] or {})
+        name, config_hash = cfg.get("keys_file"), cfg.get("hash")
+        if not name or not config_hash:
+            return {}
+        try:
+            doc = orjson.loads((self.path.parent / name).read_bytes())
+        except (OSError, ValueError) as exc:
+            log.warning("continuity: config key map %s unusable (%s); changed keys at this start go unnamed", name, exc)
+            return {}
+        if doc.get("hash") != config_hash:
+            return {}
+        self._keys_written = config_hash
+        return dict(doc.get("keys") or {})
+
+    def _write_keys(self, state: ContinuityState) -> str:
+        """Write the key map's side file once per config hash; older ones are removed."""
+        assert state.config_hash is not None
+        path = self.keys_path(state.config_hash)
+        if self._keys_written != state.config_hash or not path.exists():
+            atomic_write(path, orjson.dumps({"hash": state.config_hash, "keys": state.config_keys}))
+            self._keys_written = state.config_hash
+            for old in self.path.parent.glob(f"{self.path.name}.keys-*.json"):
+                if old != path:
+                    with contextlib.suppress(OSError):
+                        old.unlink()
+        return path.name
 
     def load(self) -> ContinuityState | None:
         """The saved state, or None (first start, or a file that cannot be used: said in ``problem``)."""
@@ -118,7 +160,9 @@ class StateFile:
             doc = orjson.loads(raw)
             if doc.get("schema") != SCHEMA:
                 raise ValueError(f"schema {doc.get('schema')!r}, expected {SCHEMA}")
-            return ContinuityState.from_doc(doc)
+            state = ContinuityState.from_doc(doc)
+            state.config_keys = self._read_keys(doc.get("config") or {})
+            return state
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             self.problem = f"continuity state {self.path} damaged ({exc})"
             log.error("%s; moved aside, starting afresh", self.problem)
@@ -129,9 +173,13 @@ class StateFile:
     def save(self, state: ContinuityState) -> None:
         self.write(self.encode(state))
 
-    @staticmethod
-    def encode(state: ContinuityState) -> bytes:
-        return orjson.dumps(state.to_doc())
+    def encode(self, state: ContinuityState) -> bytes:
+        doc = state.to_doc()
+        if state.config_keys and state.config_hash:
+            cfg = doc["config"]
+            del cfg["keys"]
+            cfg["keys_file"] = self._write_keys(state)
+        return orjson.dumps(doc)
 
     def write(self, data: bytes) -> None:
         """Atomic replace; thread-safe, so the periodic save can fsync off the event loop."""

@@ -286,7 +286,11 @@ class ContinuityTracker:
         elif event == "config_applied" and self._config_due is not None and payload.get("audit_id") == self._config_due[0]:
             _, cfg = self._config_due
             self._config_due = None
-            self.state.config_hash, self.state.file_hash, self.state.config_keys = cfg.hash, cfg.file_hash, dict(cfg.keys)
+            self.state.config_hash, self.state.file_hash, self.state.config_keys = (
+                cfg.hash,
+                cfg.file_hash,
+                cfg.keys,
+            )  # shared, never mutated
             self._urgent = True
 
     def _energy(self, seq: int, rec: Record) -> None:

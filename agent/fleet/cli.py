@@ -11,8 +11,10 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from agent.fleet.metrics import parse_listen, serve
 from agent.fleet.model import FleetState
 from agent.fleet.view import FleetWeb, text_table
+from config.metrics import is_loopback
 from config.spine import is_loopback_host
 
 
@@ -32,6 +34,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--once", action="store_true", help="collect for --wait seconds, print one table, exit")
     p.add_argument("--wait", type=float, default=3.0)
     p.add_argument("--http", help="serve the page on ADDR:PORT, e.g. 127.0.0.1:8080")
+    p.add_argument("--metrics", help="serve Prometheus metrics of every gateway on ADDR:PORT, e.g. 127.0.0.1:9465")
+    p.add_argument(
+        "--metrics-allow-remote",
+        action="store_true",
+        help="allow --metrics on a non-loopback address (the exporter has no authentication)",
+    )
+    p.add_argument("--max-gateways", type=int, default=1000, help="gateways tracked at most (topics are untrusted)")
     p.set_defaults(func=cmd_fleet)
 
 
@@ -53,7 +62,21 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     if refusal:
         print(refusal, file=sys.stderr)
         return 2
-    state = FleetState(offline_after_s=args.offline_after * 60)
+    metrics_at: tuple[str, int] | None = None
+    if args.metrics:
+        try:
+            metrics_at = parse_listen(args.metrics)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if not is_loopback(metrics_at[0]) and not args.metrics_allow_remote:
+            print(
+                f"error: --metrics {args.metrics}: not a loopback address, and the exporter has no authentication; "
+                "add --metrics-allow-remote if anyone who reaches it may read every gateway's metrics",
+                file=sys.stderr,
+            )
+            return 2
+    state = FleetState(offline_after_s=args.offline_after * 60, max_gateways=args.max_gateways)
     lock = threading.Lock()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"headframe-fleet-{int(time.time())}")
     if args.password_file is not None and not args.username:
@@ -91,6 +114,13 @@ def cmd_fleet(args: argparse.Namespace) -> int:
             web = FleetWeb(state, lock, addr, int(hport))
             web.serve_in_background()
             print(f"fleet page: http://{addr}:{web.port}/", flush=True)
+        if metrics_at is not None:
+            try:
+                server = serve(state, lock, *metrics_at)
+            except OSError as exc:
+                print(f"error: --metrics {args.metrics}: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+                return 2
+            print(f"fleet metrics: http://{args.metrics.rpartition(':')[0]}:{server.server_port}/metrics", flush=True)
         if args.once:
             time.sleep(args.wait)
             with lock:

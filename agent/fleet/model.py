@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from agent.metrics.specs import valid_id
+
 
 @dataclass
 class Gateway:
@@ -39,14 +41,24 @@ class Gateway:
 
 
 class FleetState:
-    def __init__(self, offline_after_s: float = 300.0, clock: Any = time.time) -> None:
+    def __init__(self, offline_after_s: float = 300.0, clock: Any = time.time, max_gateways: int = 10000) -> None:
         self.gateways: dict[str, Gateway] = {}
         self.offline_after_s = offline_after_s
         self.clock = clock
+        #: topics name gateways, and anyone allowed to publish can invent them: memory stays bounded
+        self.max_gateways = max_gateways
+        #: messages ignored, by reason: ``bad_id`` (not an id a config could hold), ``too_many_gateways``
+        self.rejected = {"bad_id": 0, "too_many_gateways": 0}
 
-    def _gw(self, site: str, gateway: str) -> Gateway:
+    def _gw(self, site: str, gateway: str) -> Gateway | None:
+        if not (valid_id(site) and valid_id(gateway)):
+            self.rejected["bad_id"] += 1
+            return None
         key = f"{site}/{gateway}"
         if key not in self.gateways:
+            if len(self.gateways) >= self.max_gateways:
+                self.rejected["too_many_gateways"] += 1
+                return None
             self.gateways[key] = Gateway(key, site, gateway)
         return self.gateways[key]
 
@@ -55,6 +67,8 @@ class FleetState:
         if len(parts) < 4:
             return
         gw = self._gw(parts[1], parts[2])
+        if gw is None:
+            return
         now = self.clock()
         try:
             doc = orjson.loads(payload)
@@ -75,12 +89,13 @@ class FleetState:
                 gw.last_seen = now
                 return
             gw.health, gw.health_error, gw.last_seen = payload_doc, None, parse_iso(doc.get("ts")) or now
-            depth = payload_doc.get("buffer", {}).get("depth")
+            depth = _at(payload_doc, "buffer").get("depth")
             if isinstance(depth, int):
                 gw.backlog = [*gw.backlog[-9:], (now, depth)]
 
     def _on_status(self, gw: Gateway, doc: dict[str, Any], now: float) -> None:
-        status = doc.get("status", "unknown")
+        raw = doc.get("status")
+        status: str = raw if isinstance(raw, str) else "unknown"
         since = parse_iso(doc.get("since"))
         last_seen = False
         if since is None and status == "offline":
@@ -95,7 +110,7 @@ class FleetState:
             gw.status_since, gw.since_is_last_seen = since, last_seen
         elif status != gw.status:
             gw.status_since, gw.since_is_last_seen = now, False
-        gw.status, gw.reason = status, doc.get("reason")
+        gw.status, gw.reason = status, doc.get("reason") if isinstance(doc.get("reason"), str) else None
         prev = doc.get("previous_session")
         if status == "online" and isinstance(prev, dict):
             down = prev.get("down_s")
@@ -113,21 +128,23 @@ class FleetState:
         h = gw.health or {}
         if len(gw.backlog) >= 3 and all(b[1] < a[1] for b, a in zip(gw.backlog[-3:], gw.backlog[-2:], strict=False)):
             out.append(f"backlog growing ({gw.backlog[-1][1]} unsent)")
-        if h.get("clock", {}).get("synchronized") is False:
+        if _at(h, "clock").get("synchronized") is False:
             out.append("clock not synchronised")
-        dropped = {k: v for k, v in h.get("buffer", {}).get("dropped", {}).items() if v}
+        dropped = {k: v for k, v in _at(h, "buffer", "dropped").items() if v}
         if dropped:
             out.append(f"records dropped: {dropped}")
-        uplink = h.get("uplink", {}).get("state")
+        uplink = _at(h, "uplink").get("state")
         if uplink in ("auth_failed", "tls_failed"):
             out.append(f"uplink {uplink}")
-        for cam_id, cam in h.get("producers", {}).get("vision", {}).get("cameras", {}).items():
+        for cam_id, cam in _at(h, "producers", "vision", "cameras").items():
+            if not isinstance(cam, dict):
+                continue
             if cam.get("tamper"):
-                out.append(f"camera {cam_id} tampered: {', '.join(cam['tamper'])}")
+                out.append(f"camera {cam_id} tampered: {', '.join(map(str, _list(cam['tamper'])))}")
             if cam.get("state") not in ("running", None):
                 out.append(f"camera {cam_id} {cam.get('state')}")
-        for dev_id, dev in h.get("producers", {}).get("drivers", {}).get("devices", {}).items():
-            if dev.get("state") in ("offline", "backoff"):
+        for dev_id, dev in _at(h, "producers", "drivers", "devices").items():
+            if isinstance(dev, dict) and dev.get("state") in ("offline", "backoff"):
                 out.append(f"device {dev_id} {dev['state']}: {dev.get('last_error')}")
         return out
 
@@ -135,7 +152,7 @@ class FleetState:
         rows = []
         for gw in sorted(self.gateways.values(), key=lambda g: g.key):
             h = gw.health or {}
-            b, s = h.get("buffer", {}), h.get("system", {})
+            b, s = _at(h, "buffer"), _at(h, "system")
             rows.append(
                 {
                     "gateway": gw.key,
@@ -145,22 +162,33 @@ class FleetState:
                     "last_seen": _iso(gw.last_seen),
                     "previous_down_s": gw.previous_down_s,
                     "previous_reason": gw.previous_reason,
-                    "backlog": b.get("depth"),
-                    "oldest_unsent_s": b.get("oldest_unsent_age_s"),
-                    "dropped": sum(v for v in b.get("dropped", {}).values() if isinstance(v, int)),
-                    "devices": {
-                        k: v.get("state") for k, v in h.get("producers", {}).get("drivers", {}).get("devices", {}).items()
-                    },
-                    "cameras": {
-                        k: v.get("state") for k, v in h.get("producers", {}).get("vision", {}).get("cameras", {}).items()
-                    },
+                    "backlog": _n(b.get("depth")),
+                    "oldest_unsent_s": _n(b.get("oldest_unsent_age_s")),
+                    "dropped": sum(v for v in _at(b, "dropped").values() if isinstance(v, int)),
+                    "devices": {k: _at(v).get("state") for k, v in _at(h, "producers", "drivers", "devices").items()},
+                    "cameras": {k: _at(v).get("state") for k, v in _at(h, "producers", "vision", "cameras").items()},
                     "disk_free_mb": round(s["disk_free_bytes"] / 1e6) if isinstance(s.get("disk_free_bytes"), int) else None,
-                    "temperature_c": s.get("temperature_c"),
-                    "clock_synced": h.get("clock", {}).get("synchronized"),
+                    "temperature_c": _n(s.get("temperature_c")),
+                    "clock_synced": _at(h, "clock").get("synchronized"),
                     "problems": self.problems(gw),
                 }
             )
         return rows
+
+
+def _at(doc: Any, *path: str) -> dict[str, Any]:
+    """``doc[path...]`` when every step is a JSON object, else ``{}``: a health record is untrusted input."""
+    for key in path:
+        doc = doc.get(key) if isinstance(doc, dict) else None
+    return doc if isinstance(doc, dict) else {}
+
+
+def _n(value: Any) -> float | int | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def parse_iso(value: Any) -> float | None:

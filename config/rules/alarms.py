@@ -35,8 +35,19 @@ class AlarmRules(StrictModel):
     escalate_to: list[str] = Field(default_factory=lambda: ["shift_supervisor", "mine_manager", "safety_director"], min_length=1)
     #: ``close`` is refused for an alarm nobody has acknowledged.
     require_ack_before_close: bool = True
-    #: How many recent command ids are kept for idempotency (oldest forgotten first).
+    #: Alarm types whose source never sends ``cleared`` (one-shot events such as a seal breach):
+    #: these may be closed while their condition reads active. Every other alarm is refused
+    #: ``close`` while its condition is active (it would vanish while the cause goes on).
+    close_while_active: list[str] = Field(
+        default_factory=lambda: ["seal_breach", "gateway_dark_while_site_ran", "buffer_corrupt"]
+    )
+    #: How many recent accepted command ids are kept for idempotency (oldest forgotten first) ...
     recent_commands: int = Field(default=1000, ge=10, le=100_000)
+    #: ... but an id younger than this is kept even beyond ``recent_commands`` (up to 10x it), so
+    #: a redelivery within a day cannot act twice.
+    remember_commands_for: Duration = Field(default=24 * 3600.0, ge=0)
+    #: Rejected command ids are kept apart (so junk cannot push real ids out), this many at most.
+    recent_rejected: int = Field(default=1000, ge=10, le=100_000)
 
     @field_validator("same_day_ack_by")
     @classmethod

@@ -6,6 +6,7 @@ under ``shafts:`` and ``cameras[].lines[].shaft``; this section adds what only t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
@@ -44,8 +45,11 @@ class HeadcountRules(StrictModel):
         return v or None
 
 
-def cross_check(rules: HeadcountRules, shafts: list[str], devices: list[str]) -> list[tuple[tuple[str | int, ...], str, str]]:
-    """External counts name a defined shaft and a defined device."""
+def cross_check(
+    rules: HeadcountRules, shafts: list[str], devices: Mapping[str, set[str]]
+) -> list[tuple[tuple[str | int, ...], str, str]]:
+    """External counts name a defined shaft, a defined device and one of its points
+    (``devices``: device id -> point names, profile points included)."""
     problems: list[tuple[tuple[str | int, ...], str, str]] = []
     for i, ext in enumerate(rules.external):
         where = ("rules", "headcount", "external", i)
@@ -56,5 +60,13 @@ def cross_check(rules: HeadcountRules, shafts: list[str], devices: list[str]) ->
         if ext.device not in devices:
             problems.append(
                 ((*where, "device"), repr(ext.device), f"a device id under 'devices:' ({sorted(devices) or 'none defined'})")
+            )
+        elif ext.point not in devices[ext.device]:
+            problems.append(
+                (
+                    (*where, "point"),
+                    repr(ext.point),
+                    f"a point of device {ext.device!r} (its points and its profile's): {sorted(devices[ext.device])}",
+                )
             )
     return problems

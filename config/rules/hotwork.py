@@ -69,6 +69,10 @@ class HotworkRules(StrictModel):
     zones: list[HotworkZone] = Field(default_factory=list)
     #: the longest permit accepted (config or command)
     max_permit: Duration = Field(default=12 * 3600.0, gt=0, le=7 * 86400.0)
+    #: the shortest permit a command may ask for (a flood of 1-second permits is refused)
+    min_permit: Duration = Field(default=300.0, ge=1, le=3600.0)
+    #: live (pending or active) permits per zone at most; a command beyond it is refused
+    max_live_permits: int = Field(default=50, ge=1, le=10_000)
     #: a command permit may start at most this far ahead
     max_advance: Duration = Field(default=7 * 86400.0, ge=0)
     #: length of one evidence clip

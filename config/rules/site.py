@@ -137,7 +137,8 @@ class SiteRules(StrictModel):
         return value
 
 
-def _point_names(devices: Sequence[DeviceSettings], profiles: Mapping[str, Profile]) -> dict[str, set[str]]:
+def point_names(devices: Sequence[DeviceSettings], profiles: Mapping[str, Profile]) -> dict[str, set[str]]:
+    """device id -> its point names (its own ``points:`` and its profile's)."""
     names: dict[str, set[str]] = {}
     for dev in devices:
         prof = profiles.get(dev.profile) if dev.profile else None
@@ -159,7 +160,7 @@ def cross_check(
 ) -> list[Problem]:
     """Every point, camera, zone and shift a site rule names exists; schedules do not conflict."""
     problems: list[Problem] = []
-    points = _point_names(devices, profiles)
+    points = point_names(devices, profiles)
     cams = {c.id: c for c in cameras}
     base = ("rules", "site")
 
@@ -176,6 +177,14 @@ def cross_check(
             problems.append((base + loc, repr(cam_id), f"a camera id from cameras: {sorted(cams)}"))
         elif getattr(cam, role) is None:
             problems.append((base + loc, repr(cam_id), f"a camera with a '{role}:' section"))
+        elif not cam.enabled:
+            problems.append(
+                (
+                    base + loc,
+                    f"{cam_id!r} (enabled: false: the rule would never see it and stay silent)",
+                    "an enabled camera; enable it or take it out of this rule",
+                )
+            )
 
     seen: set[str] = set()
     for i, sec in enumerate(site.sections):
@@ -204,6 +213,17 @@ def cross_check(
         for j, cam_id in enumerate(sec.activity.seal_cameras):
             camera(("sections", i, "activity", "seal_cameras", j), cam_id, "seal")
     shift_names = [s.name for s in site.shifts]
+    for i, shift in enumerate(site.shifts):
+        for k, earlier in enumerate(site.shifts[:i]):
+            if _shifts_overlap(shift, earlier):
+                problems.append(
+                    (
+                        (*base, "shifts", i),
+                        f"shift {shift.name!r} ({shift.start:%H:%M}-{shift.end:%H:%M}) overlaps shift {earlier.name!r} "
+                        f"(shifts[{k}], {earlier.start:%H:%M}-{earlier.end:%H:%M})",
+                        "shifts that do not overlap (one shift at a time decides the approval)",
+                    )
+                )
     for i, win in enumerate(site.rectification):
         for j, name in enumerate(win.shifts):
             if name not in shift_names:
@@ -223,12 +243,12 @@ def cross_check(
                 problems.append(((*base, "rectification", i, "name"), repr(win.name), "a window name used once"))
             same_days = win.start <= other.until and other.start <= win.until
             same_shifts = not win.shifts or not other.shifts or set(win.shifts) & set(other.shifts)
-            if same_days and same_shifts and set(win.places) & set(other.places):
+            if same_days and same_shifts and _places_overlap(win.places, other.places):
                 problems.append(
                     (
                         (*base, "rectification", i),
                         f"window {win.name!r} overlaps window {other.name!r} "
-                        f"(rectification[{k}]) on the same places, dates and shifts",
+                        f"(rectification[{k}]) on the same places (a camera and its zones count as the same), dates and shifts",
                         "one approval per place and time (merge the windows or split the dates)",
                     )
                 )
@@ -236,3 +256,22 @@ def cross_check(
         point(("belt_scales", i, "scale"), belt.scale)
         camera(("belt_scales", i, "camera"), belt.camera, "belt")
     return problems
+
+
+def _minutes(shift: Shift) -> list[tuple[int, int]]:
+    """The shift as minute ranges of a day (one past midnight splits in two)."""
+    a, b = shift.start.hour * 60 + shift.start.minute, shift.end.hour * 60 + shift.end.minute
+    return [(a, b)] if a < b else [(a, 1440), (0, b)]
+
+
+def _shifts_overlap(x: Shift, y: Shift) -> bool:
+    return any(a0 < b1 and b0 < a1 for a0, a1 in _minutes(x) for b0, b1 in _minutes(y))
+
+
+def _places_overlap(xs: Sequence[str], ys: Sequence[str]) -> bool:
+    """Same place, or a whole camera and one of its zones (``cam-a`` and ``cam-a.face-1``)."""
+    for x in xs:
+        for y in ys:
+            if x == y or y.startswith(f"{x}.") or x.startswith(f"{y}."):
+                return True
+    return False

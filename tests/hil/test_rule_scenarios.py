@@ -111,6 +111,7 @@ def test_alarm_acknowledged_from_platform(runs: dict[str, Any]) -> None:
             {"event": "command_reply", "id": "hil-ack-1", "result": "ok"},
             {"event": "command_reply", "id": "hil-ack-1", "result": "duplicate"},
             {"event": "command_reply", "id": "hil-ack-2", "result": "rejected"},
+            {"event": "command_reply", "id": "hil-close-0", "result": "rejected"},
             {"event": "command_reply", "id": "hil-close-1", "result": "ok"},
         ],
     )

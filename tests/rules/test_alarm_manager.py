@@ -202,12 +202,12 @@ def test_cleared_unacknowledged_alarm_is_reminded_not_reannounced() -> None:
 
 
 def test_snapshot_restores_the_life_and_bounds_command_ids() -> None:
-    cfg = AlarmRules(recent_commands=10)
+    cfg = AlarmRules(recent_commands=10, recent_rejected=10)
     rule = AlarmManager(cfg)
     feed(rule, alarm(), alarm(kind="mains_lost", source="agent"))
     for i in range(25):
         feed(rule, command(f"x{i}", "ack", "unknown"))
-    assert len(rule.commands) == 10 and "x0" not in rule.commands and "x24" in rule.commands
+    assert len(rule.rejected) == 10 and "x0" not in rule.rejected and "x24" in rule.rejected
     feed(rule, command("a1", "ack", "cam-1:seal_breach"))
     snap = rule.snapshot()
     import json
@@ -251,3 +251,73 @@ def test_operator_moves_a_cleared_alarm_on_and_the_condition_can_return() -> Non
     (ev,) = events(out, "alarm_state")
     assert (ev["from"], ev["state"], ev["condition"], ev["raised_count"]) == ("handled", "handled", "active", 2)
     assert len(rule.open) == 1
+
+
+def secretly_running(state: str, ts: float = T0) -> Record:
+    return Record("site", Kind.ALARM, {"alarm": "secretly_running", "state": state, "id": SR}, ts=ts)
+
+
+SR = "site:secretly_running:site"
+
+
+def test_close_is_refused_while_the_condition_is_active() -> None:
+    """The rule raises only on a change: closed while active, the alarm would be gone for good."""
+    rule = AlarmManager()
+    feed(rule, secretly_running("raised"))
+    feed(rule, command("c1", "ack", SR))
+    refused = reply(feed(rule, command("c2", "close", SR)))
+    assert refused["result"] == "rejected" and "still active; handle it" in refused["reason"], refused
+    assert SR in rule.open and rule.tick(T0 + 7200) == []  # still open (acknowledged: no reminder)
+    feed(rule, command("c3", "handle", SR))
+    feed(rule, secretly_running("cleared", T0 + 60), now=T0 + 60)
+    out = feed(rule, command("c4", "close", SR), now=T0 + 61)
+    assert reply(out)["result"] == "ok" and SR not in rule.open
+    # a one-shot alarm type (no cleared ever comes) may still be closed while "active"
+    feed(rule, alarm())
+    feed(rule, command("s1", "ack", "cam-1:seal_breach"))
+    assert reply(feed(rule, command("s2", "close", "cam-1:seal_breach")))["result"] == "ok"
+
+
+def test_junk_cannot_evict_a_real_command_id_and_old_ids_do_not_act_on_a_new_occurrence() -> None:
+    for window in (0.0, 86400.0):  # the separate caches alone keep c1 (window 0), and with a window
+        rule = AlarmManager(AlarmRules(recent_commands=10, recent_rejected=10, remember_commands_for=window))
+        feed(rule, secretly_running("raised"))
+        assert reply(feed(rule, command("c1", "ack", SR)))["result"] == "ok"
+        for i in range(12):  # rejected junk fills its own cache
+            feed(rule, command(f"junk{i}", "ack", "no:such"))
+        assert "c1" in rule.commands
+        again = reply(feed(rule, command("c1", "ack", SR), now=T0 + 200))
+        assert again["result"] == "duplicate"
+    # more real ids than recent_commands within the time window: the old one is still known
+    for i in range(15):
+        feed(rule, alarm(source=f"cam-{i + 10}"))
+        feed(rule, command(f"a{i}", "ack", f"cam-{i + 10}:seal_breach"))
+    assert "c1" in rule.commands and reply(feed(rule, command("c1", "ack", SR)))["result"] == "duplicate"
+    # a day later they go by count again
+    feed(rule, alarm(source="cam-99", ts=T0 + 90_000), now=T0 + 90_000)
+    feed(rule, command("late", "ack", "cam-99:seal_breach"), now=T0 + 90_000)
+    assert "c1" not in rule.commands and len(rule.commands) == 10
+
+
+def test_a_command_bound_to_an_earlier_occurrence_is_stale() -> None:
+    rule = AlarmManager()
+    feed(rule, secretly_running("raised"))
+    first = iso_of(T0)
+    feed(rule, command("c1", "ack", SR))
+    feed(rule, secretly_running("cleared", T0 + 10), now=T0 + 10)
+    feed(rule, command("c2", "close", SR), now=T0 + 11)
+    feed(rule, secretly_running("raised", T0 + 100), now=T0 + 100)  # a new occurrence
+    bound = command("c9", "ack", SR)
+    bound.payload["args"] = {"raised_at": first}
+    out = reply(feed(rule, bound, now=T0 + 101))
+    assert out["result"] == "stale" and "earlier occurrence" in out["reason"], out
+    assert rule.open[SR].progress == "raised"
+    fresh = command("c10", "ack", SR)
+    fresh.payload["args"] = {"raised_at": iso_of(T0 + 100), "raised_count": 1}
+    assert reply(feed(rule, fresh, now=T0 + 102))["result"] == "ok"
+
+
+def iso_of(ts: float) -> str:
+    from rules.alarm_life import iso
+
+    return iso(ts)

@@ -92,4 +92,4 @@ def test_count_survives_sigkill_exactly(tmp_path: Path) -> None:
     finally:
         con.close()
     # the test rule runs before the alarm manager, which is always there (alarm life needs no config)
-    assert health[-1]["rules"] == {"rules": ["counting", "alarms"], "disabled": {}, "failures": {}, "build_errors": {}}
+    assert health[-1]["rules"] == {"rules": ["hotwork", "counting", "alarms"], "disabled": {}, "failures": {}, "build_errors": {}}

@@ -7,6 +7,7 @@ agent, broker, camera and model are in ``test_hotwork_e2e.py``.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -163,6 +164,12 @@ def test_permit_command_allows_work_orders_recording_and_is_idempotent() -> None
         ("weld-1", {"number": "A", "issuer": "x", "start": "2020-01-01T00:00:00Z", "duration": 60}, "is in the past"),
         ("weld-1", {"number": "", "issuer": "x", "duration": 60}, "args.number"),
         ("weld-1", {"number": "A", "issuer": "x", "duration": 60, "rm": "-rf"}, "args: unknown key(s) rm"),
+        # times no datetime can format (found in review: they raised out of the rule)
+        ("weld-1", {"number": "A", "issuer": "x", "start": "9999-12-31T23:59:59-12:00", "duration": "1s"}, "args.start:"),
+        ("weld-1", {"number": "A", "issuer": "x", "start": "0001-01-01T00:00:00+14:00", "duration": "1h"}, "args.start:"),
+        ("weld-1", {"number": "A", "issuer": "x", "end": "9999-12-31T23:59:59-12:00"}, "args.end:"),
+        ("weld-1", {"number": "A", "issuer": "x", "duration": 1e308}, "args.duration:"),
+        ("weld-1", {"number": "A", "issuer": "x", "duration": "1s"}, "shorter than rules.hotwork.min_permit"),
     ],
 )
 def test_hostile_permit_commands_are_rejected_naming_the_field(target: Any, args: Any, reason: str) -> None:
@@ -237,3 +244,62 @@ def test_a_gateway_without_hot_work_zones_refuses_permits_in_words() -> None:
     (reply,) = events(out, "command_reply")
     assert reply["id"] == "p-1" and reply["result"] == "rejected" and "rules.hotwork.zones" in reply["reason"]
     assert rule.apply([Committed(next(seq), command("a-1", "ack", "x:y:z", None, 1.0), "")], 2.0) == []
+
+
+def test_a_permit_flood_is_capped_per_zone_naming_the_limit() -> None:
+    r, feed = rule(), Feed()
+    r.cfg = r.cfg.model_copy(update={"max_live_permits": 3})
+    replies = []
+    for i in range(5):
+        start = f"2026-05-29T0{i}:00:00Z"
+        args = {"number": f"N{i}", "issuer": "x", "start": start, "duration": "10m"}
+        replies += events(r.apply(feed(command(f"f{i}", "permit", "weld-1", args, T0)), T0), "command_reply")
+    assert [p["result"] for p in replies] == ["ok", "ok", "ok", "rejected", "rejected"]
+    assert "rules.hotwork.max_live_permits (3)" in replies[3]["reason"]
+    assert len(r.permits) == 3
+    # a revoked one frees its place
+    r.apply(feed(command("rv", "permit_revoke", "weld-1", {"number": "N0"}, T0)), T0)
+    args = {"number": "N9", "issuer": "x", "start": "2026-05-29T09:00:00Z", "duration": "10m"}
+    (ok,) = events(r.apply(feed(command("f9", "permit", "weld-1", args, T0)), T0), "command_reply")
+    assert ok["result"] == "ok", ok
+
+
+def test_a_hostile_permit_does_not_hide_a_person_in_the_same_commit(tmp_path: Path) -> None:
+    """On the real buffer: the bad permit and the presence commit together; the alarm is raised
+    in that commit and the permit gets its rejection."""
+    import asyncio
+    import sqlite3
+    import time
+
+    import orjson
+
+    from buffer.boundary import BufferService
+    from rules.engine import RulesEngine
+
+    doc = {
+        "gateway": {"site": "s", "id": "g"},
+        "cameras": [CAM],
+        "buffer": {"path": str(tmp_path / "b.db"), "flush_interval": "20ms"},
+        "rules": {"hotwork": {"timezone": "UTC", "zones": [ZONE]}},
+    }
+    cfg = load_settings_text(json.dumps(doc), base_dir=tmp_path)
+    svc = BufferService(cfg)
+    svc.attach_rules(RulesEngine(build(cfg)))
+    now = time.time()
+    evil = {"number": "P", "issuer": "x", "start": "9999-12-31T23:59:59-12:00", "duration": "1s"}
+
+    async def go() -> None:
+        await svc.open()
+        try:
+            await svc.append([presence(True, now), command("evil", "permit", "weld-1", evil, now)])
+        finally:
+            await svc.close()
+
+    asyncio.run(go())
+    con = sqlite3.connect(tmp_path / "b.db")
+    docs = [orjson.loads(b) for (b,) in con.execute("SELECT body FROM records ORDER BY seq")]
+    con.close()
+    payloads = [d["payload"] for d in docs]
+    assert any(p.get("alarm") == "hotwork_person_outside_permit" and p["state"] == "raised" for p in payloads), payloads
+    (reply,) = [p for p in payloads if p.get("event") == "command_reply"]
+    assert reply["result"] == "rejected" and reply["reason"].startswith("args.start:"), reply

@@ -56,6 +56,7 @@ def config(tmp_path: Path, broker: MosquittoBroker, url: str, sock: Path) -> Pat
         "rules": {
             "hotwork": {
                 "timezone": "UTC",
+                "min_permit": "5s",  # the test permit lasts PERMIT_S
                 "segment": "5s",
                 "zones": [
                     {

@@ -102,3 +102,71 @@ def test_zone_alarm_payloads_count_too_and_state_survives_restore() -> None:
     again = RectificationRule(SITE, CAL)
     again.restore(json.loads(json.dumps(rule.snapshot())))
     assert alarms(again.tick(t + 5)) == []  # still raised after a restart, not raised twice
+
+
+TWO = SiteRules.model_validate(
+    {
+        "timezone": "Asia/Shanghai",
+        "shifts": [{"name": "day", "start": "08:00", "end": "16:00"}],
+        "rectification": [
+            {"name": "fix-A", "from": "2026-11-24", "until": "2026-11-26", "places": ["cam-a.face-1"]},
+            {
+                "name": "fix-B",
+                "from": "2026-11-24",
+                "until": "2026-11-26",
+                "shifts": ["day"],
+                "places": ["cam-a.face-2", "cam-a.face-3"],
+                "max_per_shift": 12,
+            },
+        ],
+    }
+)
+
+
+def test_every_active_window_is_enforced_not_only_the_first() -> None:
+    rule = RectificationRule(TWO, CAL)
+    t = at(25, 9)
+    assert [w.name for w in rule.active_all(t)] == ["fix-A", "fix-B"]
+    out = rule.apply(zones(t, face_1=2, face_2=14), t)
+    assert sorted(alarms(out)) == [
+        ("place_over_limit", "raised", "rectification:place_over_limit:cam-a.face-2"),
+        ("shift_over_limit", "raised", "rectification:shift_over_limit:fix-B"),
+    ]
+    assert payloads(out, Kind.ALARM)[0]["evidence"]["window"] == "fix-B"
+    out = rule.apply(zones(t + 10, face_1=10, face_2=5, face_3=5), t + 10)  # fix-A's place over, fix-B's back
+    assert sorted(alarms(out)) == [
+        ("place_over_limit", "cleared", "rectification:place_over_limit:cam-a.face-2"),
+        ("place_over_limit", "raised", "rectification:place_over_limit:cam-a.face-1"),
+        ("shift_over_limit", "cleared", "rectification:shift_over_limit:fix-B"),
+    ]
+
+
+def test_a_silent_camera_does_not_clear_an_over_limit_alarm() -> None:
+    rule = RectificationRule(SITE, CAL)
+    t = at(25, 9)
+    assert alarms(rule.apply(zones(t, face_1=12, face_2=3), t)) == [
+        ("place_over_limit", "raised", "rectification:place_over_limit:cam-a.face-1")
+    ]
+    out = rule.tick(t + 130)  # cam-a silent for 130 s (max_age 120 s), 12 people may still be there
+    assert alarms(out) == []
+    (ev,) = payloads(out, Kind.EVENT)
+    assert ev["unknown"] is True and "count unknown: camera silent" in ev["text"] and ev["places"] == ["cam-a.face-1"]
+    assert rule.tick(t + 140) == []  # said once
+    again = RectificationRule(SITE, CAL)
+    again.restore(json.loads(json.dumps(rule.snapshot())))
+    out = again.apply(zones(t + 150, face_1=12, face_2=3), t + 150)  # the camera is back, still 12
+    assert alarms(out) == [] and payloads(out, Kind.EVENT)[0]["unknown"] is False
+    out = again.apply(zones(t + 160, face_1=4, face_2=3), t + 160)  # a real count back within: cleared
+    assert alarms(out) == [("place_over_limit", "cleared", "rectification:place_over_limit:cam-a.face-1")]
+
+
+def test_an_approved_occupancy_zone_does_not_suppress_the_whole_seal_camera() -> None:
+    site = SiteRules.model_validate(
+        {
+            "timezone": "Asia/Shanghai",
+            "rectification": [{"name": "fix-A", "from": "2026-11-24", "until": "2026-11-26", "places": ["cam-a.face-1"]}],
+        }
+    )
+    rule = RectificationRule(site, CAL)
+    c = seal_alarm("cam-a", at(25, 10))
+    assert rule.apply([c], at(25, 10)) == []  # the seal alarm stands as a breach

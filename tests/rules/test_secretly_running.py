@@ -163,3 +163,51 @@ def test_an_operating_section_does_not_announce_every_hoist_start() -> None:
         t = T0 + k
         out += rule.apply([reading("plc-hoist", t, hoist_running=k % 60 == 0, belt_running=False)], t)
     assert [p["declared"] for p in payloads(out, Kind.EVENT)] == ["operating"]  # the first look only
+
+
+def test_the_evidence_carries_the_latest_picture_of_any_record_not_only_of_a_seal_alarm() -> None:
+    from buffer.record import Attachment
+    from tests.rules.sitefeed import committed
+
+    rule = SecretlyRunningRule(section(), CAL)
+    rule.apply(quiet_plant(T0), T0)
+    # an approved seal alarm (rectification suppressed it: not activity) and a tamper alarm with a
+    # picture: no seal alarm that counts, yet the cameras did send pictures
+    approved = seal_alarm("cam-seal", T0 + 1, b"\xff\xd8approved\xff\xd9")
+    suppressed = committed(
+        Record("cam-seal", Kind.EVENT, {"event": "seal_alarm_suppressed", "alarm_seq": approved.seq}, ts=T0 + 1)
+    )
+    tamper = committed(
+        Record(
+            "cam-seal2",
+            Kind.ALARM,
+            {"alarm": "tamper", "kind": "covered", "state": "raised"},
+            ts=T0 + 2,
+            attachments=(Attachment("frame.jpg", "image/jpeg", b"\xff\xd8tamper\xff\xd9"),),
+        )
+    )
+    assert alarms(rule.apply([approved, suppressed, tamper], T0 + 2)) == []
+    t = T0 + 5
+    out = rule.apply([reading("plc-hoist", t, hoist_running=True, belt_running=True, fan_running=True, pump1_running=True)], t)
+    (a,) = [r for r in out if r.kind is Kind.ALARM]
+    seals = {s["camera"]: s for s in a.payload["evidence"]["seal_cameras"]}
+    assert seals["cam-seal"]["last_seal_alarm"] is None  # the approved one is not a breach
+    assert seals["cam-seal"]["snapshot"] == ["cam-seal-snapshot.jpg"]
+    assert seals["cam-seal"]["snapshot_from"] == {
+        "seq": approved.seq,
+        "ts": seals["cam-seal"]["snapshot_from"]["ts"],
+        "record": "alarm:seal_breach",
+        "approved": True,
+    }
+    assert seals["cam-seal2"]["snapshot_from"]["record"] == "alarm:tamper"
+    assert sorted((x.name, x.data) for x in a.attachments) == [
+        ("cam-seal-snapshot.jpg", b"\xff\xd8approved\xff\xd9"),
+        ("cam-seal2-frame.jpg", b"\xff\xd8tamper\xff\xd9"),
+    ]
+    # a camera that never sent a picture: said plainly, no frame invented
+    fresh = SecretlyRunningRule(section(), CAL)
+    fresh.apply(quiet_plant(T0), T0)
+    out = fresh.apply([reading("plc-hoist", t, hoist_running=True, belt_running=True, fan_running=True, pump1_running=True)], t)
+    (a,) = [r for r in out if r.kind is Kind.ALARM]
+    assert [(s["snapshot"], s["snapshot_from"]) for s in a.payload["evidence"]["seal_cameras"]] == [(None, None)] * 2
+    assert a.attachments == ()

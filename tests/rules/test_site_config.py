@@ -109,6 +109,35 @@ def test_a_good_config_builds_every_site_rule() -> None:
         ("scale: plc-hoist.belt_load", "scale: plc-belt.belt_load", 29, "rules.site.belt_scales[0].scale", "device.point"),
         ("camera: cam-belt, for", "camera: cam-a, for", 29, "rules.site.belt_scales[0].camera", "'belt:' section"),
         ("  site:\n", "  site:\n    timezone: Mars/Olympus\n", 13, "rules.site.timezone", "IANA time zone"),
+        # a rule on a disabled camera would never see it: silent, not safe
+        (
+            "{id: cam-seal, url: x.mp4,",
+            "{id: cam-seal, enabled: false, url: x.mp4,",
+            25,
+            "rules.site.sections[0].activity.seal_cameras[0]",
+            "an enabled camera",
+        ),
+        (
+            "{id: cam-belt, url: y.mp4,",
+            "{id: cam-belt, enabled: false, url: y.mp4,",
+            24,
+            "rules.site.sections[0].activity.belt_cameras[0]",
+            "an enabled camera",
+        ),
+        (
+            "{id: cam-belt, url: y.mp4,",
+            "{id: cam-belt, enabled: false, url: y.mp4,",
+            29,
+            "rules.site.belt_scales[0].camera",
+            "enabled: false",
+        ),
+        (
+            'shifts: [{name: day, start: "08:00", end: "16:00"}]',
+            'shifts: [{name: day, start: "08:00", end: "16:00"}, {name: late, start: "15:00", end: "01:00"}]',
+            13,
+            "rules.site.shifts[1]",
+            "overlaps shift 'day'",
+        ),
     ],
 )
 def test_site_rule_config_errors_name_the_key(old: str, new: str, line: int, key: str, words: str) -> None:
@@ -136,3 +165,37 @@ def test_overlapping_rectification_windows_are_rejected() -> None:
 
 def test_nothing_configured_builds_no_site_rule() -> None:
     assert build(load_settings_text(BASE, "site.yaml")) == []
+
+
+def test_a_window_on_a_camera_overlaps_one_on_its_zone() -> None:
+    text = GOOD.replace(
+        "places: [cam-a.face-1, cam-seal]}\n",
+        "places: [cam-a.face-1, cam-seal]}\n      - {name: fix2, from: 2026-11-25, until: 2026-11-28, places: [cam-a]}\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings_text(text, "site.yaml")
+    msgs = [str(p) for p in info.value.problems]
+    assert any(" rules.site.rectification[1]:" in m and "overlaps window 'fix'" in m for m in msgs), msgs
+
+
+def test_shifts_past_midnight_that_do_not_overlap_are_fine() -> None:
+    text = GOOD.replace(
+        'shifts: [{name: day, start: "08:00", end: "16:00"}]',
+        'shifts: [{name: day, start: "08:00", end: "16:00"}, {name: night, start: "22:00", end: "08:00"}]',
+    )
+    assert [s.name for s in load_settings_text(text, "site.yaml").rules.site.shifts] == ["day", "night"]
+
+
+def test_an_external_headcount_point_the_device_does_not_have_is_named() -> None:
+    doc = BASE.replace(
+        "    zones: [{name: face-1",
+        "    lines: [{name: gate, points: [[0, 0], [1, 1]], shaft: main}]\n    zones: [{name: face-1",
+    )
+    ok = doc + "shafts: [{name: main}]\nrules:\n  headcount:\n    external: [{shaft: main, device: meter-main, point: p_total}]\n"
+    assert load_settings_text(ok, "site.yaml").rules.headcount.external[0].point == "p_total"  # a profile point counts
+    with pytest.raises(ConfigError) as info:
+        load_settings_text(ok.replace("point: p_total", "point: no_such_point"), "site.yaml")
+    msgs = [str(p) for p in info.value.problems]
+    assert any(
+        " rules.headcount.external[0].point: found 'no_such_point'" in m and "a point of device 'meter-main'" in m for m in msgs
+    ), msgs

@@ -384,7 +384,7 @@ def test_export_writes_attachments_beside_the_jsonl_privately(tmp_path: Path) ->
     finally:
         os.umask(old)
     assert res.returncode == 0, res.stderr
-    assert "exported 2 unsent record(s) and 2 attachment file(s)" in res.stderr
+    assert "exported 2 unsent record(s), 2 attachment file(s) and 0 evidence clip(s)" in res.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     cam = lines[1]
     files = sorted(p.name for p in out.parent.iterdir())

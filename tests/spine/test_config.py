@@ -113,3 +113,33 @@ def test_check_command_exit_codes(tmp_path: Path) -> None:
     assert f"{bad}:8:3: uplink.prot: found unknown key 'prot'" in fail.stderr
     missing = subprocess.run([*run, str(tmp_path / "nope.yaml")], capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert missing.returncode == 1 and "no readable file" in missing.stderr
+
+
+def test_the_fast_parse_gives_the_same_settings_as_the_located_parse() -> None:
+    """A valid config takes the C loader; the round-trip loader must read it the same way
+    (YAML 1.2: ``off`` stays a string, ``0o17`` is octal, anchors merge)."""
+    from config.loader import _load_located
+    from config.yamlio import parse_plain, parse_yaml, plain
+
+    examples = Path(__file__).resolve().parents[2] / "config" / "examples"
+    for path in sorted(examples.glob("*.yaml")):
+        text = path.read_text()
+        assert parse_plain(text) == plain(parse_yaml(text, str(path))), path
+        assert load_settings_text(text, str(path)) == _load_located(text, str(path), None), path
+    tricky = "a: off\nb: 0o17\nc: 1_000\nd: 2024-01-01\nbase: &b {x: 1}\nm:\n  <<: *b\n  y: 2\n"
+    assert parse_plain(tricky) == plain(parse_yaml(tricky, "t"))
+    assert parse_plain("a: 1\na: 2\n") is None, "a duplicate key must take the located path"
+    assert parse_plain("a: !!str 5\n") is None, "tags take the located path"
+
+
+def test_a_problem_in_a_big_valid_looking_config_is_still_located() -> None:
+    """The fast path finds the problem, the located path reports it at its line."""
+    points = "\n".join(f"      - {{name: r{j}, address: {j}}}" for j in range(50))
+    text = (
+        "gateway: {site: s, id: g}\ndevices:\n  - id: m1\n    protocol: modbus_tcp\n    host: 127.0.0.1\n"
+        f"    points:\n{points}\n      - {{name: bad, address: -1}}\n"
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_settings_text(text, "site.yaml")
+    (problem,) = exc.value.problems
+    assert (problem.file, problem.line) == ("site.yaml", 57), problem

@@ -1,0 +1,1 @@
+"""Prometheus metrics from the health record (docs/metrics.md)."""
