@@ -61,7 +61,11 @@ class Settings(StrictModel):
             + vision_cfg.cross_check(self.cameras, self.shafts)
             + power_cfg.cross_check(self.power)
             + headcount_cross_check(
-                self.rules.headcount, [s.name for s in self.shafts], site_rules_cfg.point_names(self.devices, profiles)
+                self.rules.headcount,
+                [s.name for s in self.shafts],
+                site_rules_cfg.point_names(self.devices, profiles),
+                {c.id for c in self.cameras},
+                f"{self.uplink.topic_prefix}/{self.gateway.site}/{self.gateway.id}/",
             )
             + site_rules_cfg.cross_check(self.rules.site, self.devices, self.cameras, profiles)
             + hotwork_cfg.cross_check(self.rules.hotwork, self.cameras)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -37,6 +37,13 @@ def _whole_frame() -> list[Point]:
     return [(0, 0), (1, 0), (1, 1), (0, 1)]
 
 
+#: A camera with counting lines defaults to the model and threshold that counted best on the
+#: development set (docs/vision.md, "Accuracy of people counting"): SSDLite misses small people.
+#: Other cameras (seal, belt, zones) keep the faster SSDLite at 0.5.
+COUNTING_MODEL: ModelName = "nanodet_m_416"
+COUNTING_THRESHOLD = 0.35
+
+
 class DetectorSettings(StrictModel):
     model: ModelName = "ssdlite_person_300"
     #: override the bundled model file (e.g. a site-tuned export with the same outputs)
@@ -46,6 +53,14 @@ class DetectorSettings(StrictModel):
     classes: list[ObjectClass] = Field(default_factory=_person_only)
     #: run the detector on every n-th analysed frame (tracker predicts in between)
     every_n_frames: int = Field(default=1, ge=1, le=30)
+    #: detections from this score up to ``score_threshold`` only keep existing tracks alive through
+    #: partial occlusion (they never start one); default 0.25 (chosen on the development set)
+    low_score_threshold: float = Field(default=0.25, gt=0, lt=1)
+
+    @property
+    def floor(self) -> float:
+        """The score the detector reports down to (the tracker's second stage)."""
+        return min(self.low_score_threshold, self.score_threshold)
 
 
 class LineSettings(StrictModel):
@@ -141,6 +156,19 @@ class CameraSettings(StrictModel):
     hang_timeout: Duration = 20.0
     jpeg_quality: int = Field(default=80, ge=30, le=95)
     telemetry_interval: Duration = 10.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _counting_threshold(cls, data: Any) -> Any:
+        """A counting camera without an explicit model gets NanoDet, and with NanoDet and no explicit
+        threshold the one chosen on the development set."""
+        if isinstance(data, dict) and data.get("lines"):
+            det = dict(data.get("detector") or {})
+            det.setdefault("model", COUNTING_MODEL)
+            if det["model"] == COUNTING_MODEL:
+                det.setdefault("score_threshold", COUNTING_THRESHOLD)
+            data = {**data, "detector": det}
+        return data
 
     @model_validator(mode="after")
     def _needs(self) -> CameraSettings:

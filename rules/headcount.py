@@ -179,9 +179,9 @@ class HeadcountRule:
     # ------------------------------------------------------- external count
     def _external_value(self, rec: Record) -> None:
         for shaft, ext in self.external.items():
-            if rec.source != ext.device:
+            if rec.source != ext.feed_source:  # a device, or the uplink's MQTT count (``pps-<shaft>``)
                 continue
-            entry = rec.payload.get("values", {}).get(ext.point)
+            entry = rec.payload.get("values", {}).get(ext.feed_point)
             if not isinstance(entry, dict):
                 continue
             v, good = entry.get("v"), entry.get("q") == "good"
@@ -204,9 +204,11 @@ class HeadcountRule:
             "external": value[0],
             "difference": diff,
             "tolerance": ext.tolerance,
-            "device": ext.device,
-            "point": ext.point,
+            "device": ext.feed_source,
+            "point": ext.feed_point,
         }
+        if ext.mqtt is not None:
+            evidence["topic"] = ext.mqtt.topic
         if not beyond:
             st.mismatch_since = None
             if raised:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -27,14 +28,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def replay(
-    cam: Any, video: str, every_frame: bool = False, evidence: Path | None = None, max_frames: int | None = None
+    cam: Any,
+    video: str,
+    every_frame: bool = False,
+    evidence: Path | None = None,
+    max_frames: int | None = None,
+    detector: Any = None,
 ) -> dict[str, Any]:
+    """Every frame of ``video`` in order (no clock, no threads: the same file gives the same result),
+    sampled at the camera's fps in media time. ``detector`` replaces the camera's (e.g. a memo)."""
     from vision.pipeline import CameraPipeline
     from vision.source import file_frames
 
     saved: list[str] = []
+    crossings: list[dict[str, Any]] = []
 
     def out(record: Record) -> None:
+        if record.payload.get("event") == "line_crossing":
+            p = record.payload
+            crossings.append(
+                {"line": p["line"], "direction": p["direction"], "track": p["track"], "t": record.ts - (first or 0.0)}
+            )
         if evidence and record.attachments:
             evidence.mkdir(parents=True, exist_ok=True)
             for a in record.attachments:
@@ -42,21 +56,24 @@ def replay(
                 path.write_bytes(a.data)
                 saved.append(str(path))
 
-    pipeline = CameraPipeline(cam, out)
-    step = 1.0 / cam.fps
-    next_ts = None
+    pipeline = CameraPipeline(cam, out, detector=detector)
+    tick = 0  # next sampling instant is tick / fps of media time (computed, never accumulated)
+    first: float | None = None
     started = time.perf_counter()
     for n, (frame, ts) in enumerate(file_frames(video)):
         if max_frames is not None and n >= max_frames:
             break
+        first = ts if first is None else first
+        media = ts - first  # exact to ~1e-7 whatever the wall clock: sampling does not depend on when it runs
         if not every_frame:
-            if next_ts is not None and ts + 1e-6 < next_ts:
+            if media + 1e-6 < tick / cam.fps:
                 continue
-            next_ts = (next_ts or ts) + step
+            tick = math.floor(media * cam.fps + 1e-6) + 1
         pipeline.process(frame, ts)
     summary = pipeline.summary()
     summary["seconds"] = round(time.perf_counter() - started, 2)
     summary["evidence_files"] = saved
+    summary["crossings"] = crossings  # in order, with media time: what a rerun must reproduce exactly
     return summary
 
 

@@ -37,13 +37,11 @@ class CameraPipeline:
         d = cam.detector
         needs_detector = bool(cam.lines or cam.zones or cam.seal or (cam.belt and cam.belt.danger_zone))
         self.detector = detector or (
-            Detector(
-                d.model, threads=d.threads, classes=list(d.classes), threshold=d.score_threshold, path=d.model_path, camera=cam.id
-            )
+            Detector(d.model, threads=d.threads, classes=list(d.classes), threshold=d.floor, path=d.model_path, camera=cam.id)
             if needs_detector
             else None
         )
-        self.tracker = Tracker()
+        self.tracker = Tracker(high_score=d.score_threshold)
         self.lines = [LineCounter(s, self._emit) for s in cam.lines]
         self.zones = [ZoneOccupancy(s, self._emit) for s in cam.zones]
         self.seal = ElectronicSeal(cam.seal, self._emit, cam.id, cam.jpeg_quality) if cam.seal else None
@@ -112,7 +110,7 @@ class CameraPipeline:
             detections = self.detector.detect(frame, times)
             self._infer = (self._infer[0] + time.perf_counter() - started, self._infer[1] + 1)
         with times.measure("track"):
-            tracks = self.tracker.update(detections) if self.detector else []
+            tracks = self.tracker.update(detections, frame) if self.detector else []
         ctx = FrameContext(frame, ts, self.index, tracks, run_detector)
         if self.tamper:
             with times.measure("tamper"):

@@ -3,7 +3,8 @@
 Parts, one job each: ``bridge`` (paho on the asyncio loop), ``session`` (one connection attempt:
 TLS, credentials, will, CONNACK -> typed errors), ``drain`` (window, rate, ack batching),
 ``formatters`` (record -> topic + body), ``status`` (retained status with times), ``commands``
-(the inbound command topic -> ``command`` records, strictly validated and rate-limited). ``Uplink``
+(the inbound command topic -> ``command`` records, strictly validated and rate-limited), ``external``
+(the positioning system's headcount topics -> telemetry records, just as strict). ``Uplink``
 keeps a session alive with jittered back-off and says what state it is in.
 
 One paho client per connection attempt: when a session dies, the client and everything it had
@@ -24,6 +25,7 @@ from agent.backoff import Backoff
 from agent.uplink.commands import CommandInbox
 from agent.uplink.drain import SHUTDOWN_GRACE_S, Drain
 from agent.uplink.errors import UplinkError
+from agent.uplink.external import ExternalCountInbox
 from agent.uplink.formatters import Formatter, JsonFormatter, OutboundMessage, Topics
 from agent.uplink.session import Session, Will, connect, read_password
 from agent.uplink.status import PreviousSession, StatusDocs, iso, iso_now
@@ -71,6 +73,8 @@ class Uplink:
         self._password = read_password(self.cfg)
         self._drain = Drain(self.cfg, buffer, self.formatter, self._wake, self._beat)
         self.commands = CommandInbox(self.topics.command, buffer)
+        #: the positioning system's headcount topics (rules.headcount.external[].mqtt)
+        self.external = ExternalCountInbox(settings.rules.headcount.external, buffer)
 
     # ------------------------------------------------------------- surface
     @property
@@ -95,6 +99,7 @@ class Uplink:
             "sent": self.sent,
             "acked": self.acked,
             "commands": self.commands.counters(),
+            **({"external_counts": self.external.counters()} if self.external.topics else {}),
         }
 
     def _beat(self) -> None:
@@ -140,6 +145,7 @@ class Uplink:
                     await self._sleep_or_stop(stop, self._backoff.next_delay())
         finally:
             self.commands.flush()  # a flood still being counted is recorded, not forgotten
+            self.external.flush()
             unsubscribe()
 
     def _online(self, session: Session, started_wall: float, attempts: int) -> None:
@@ -147,6 +153,8 @@ class Uplink:
         prev = PreviousSession(self.previous.lost_at, self.previous.reason, attempts, self.last_error)
         session.publish(self.topics.status, self.status_docs.online(started_wall, now, prev), qos=1, retain=True)
         session.subscribe(self.topics.command, self.commands.on_message)
+        for topic in self.external.topics:
+            session.subscribe(topic, self.external.on_message)
         self.state, self.last_error, self.connected_since = "connected", None, iso(now)
         down = f" after {now - prev.lost_at:.1f}s down" if prev.lost_at is not None else ""
         log.info("uplink: connected to %s as %s%s", session.where, session.client_id, down)

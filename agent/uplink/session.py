@@ -72,6 +72,8 @@ class Session:
         self.bridge = bridge
         self.client_id = client_id
         self.where = where
+        self._handlers: dict[str, Callable[[str, bytes, bool], None]] = {}
+        self._first: Callable[[str, bytes, bool], None] | None = None
 
     @property
     def lost(self) -> bool:
@@ -85,9 +87,19 @@ class Session:
         return self.bridge.client.publish(topic, payload, qos=qos, retain=retain)
 
     def subscribe(self, topic: str, on_message: Callable[[str, bytes, bool], None]) -> None:
-        """Receive ``topic`` at QoS 1 for this session (clean session: again at each connect)."""
-        self.bridge.on_message = on_message
+        """Receive ``topic`` (exact, no wildcards) at QoS 1 for this session (clean session:
+        again at each connect). A message on a topic nobody subscribed to goes to the first
+        handler, which counts it (the command inbox's ``wrong_topic``)."""
+        self._handlers[topic] = on_message
+        if self._first is None:
+            self._first = on_message
+        self.bridge.on_message = self._dispatch
         self.bridge.client.subscribe(topic, qos=1)
+
+    def _dispatch(self, topic: str, payload: bytes, retain: bool) -> None:
+        handler = self._handlers.get(topic, self._first)
+        if handler is not None:
+            handler(topic, payload, retain)
 
     async def end(self, topic: str, payload: bytes, timeout: float) -> None:
         """Clean end: publish a last retained message, wait (bounded) for its PUBACK, DISCONNECT."""
