@@ -55,6 +55,8 @@ class Line:
     def __init__(self, port: serial.Serial) -> None:
         self.port = port
         self.received = 0
+        #: bytes the receiver's framing threw away as line noise (set by receivers that resynchronise)
+        self.noise = 0
 
     def read(self, n: int) -> bytes:
         data = self.port.read(n)
@@ -92,6 +94,8 @@ class SerialBus:
         self.open_error: str | None = None
         self.bytes_out = 0
         self.bytes_in = 0
+        #: received bytes that were not part of any frame (line noise, corrupted frames)
+        self.bytes_noise = 0
 
     async def _call(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -146,6 +150,7 @@ class SerialBus:
             return receive(line, time.monotonic() + timeout)
         finally:
             self.bytes_in += line.received
+            self.bytes_noise += line.noise
             time.sleep(self.settings.inter_frame)
 
     async def transact(self, request: bytes, receive: Receiver[T], timeout: float) -> T:

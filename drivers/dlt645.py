@@ -80,7 +80,22 @@ class Decoder:
 
     def __init__(self) -> None:
         self.buffer = bytearray()
+        #: bytes skipped, wake-up ``FE`` preambles included
         self.dropped = 0
+        #: bytes skipped that were line noise (everything but the ``FE`` wake-up bytes)
+        self.noise = 0
+
+    def _discard(self, n: int) -> None:
+        """Drop the first ``n`` buffered bytes, counting them."""
+        head = self.buffer[:n]
+        self.dropped += n
+        self.noise += n - head.count(0xFE)
+        del self.buffer[:n]
+
+    def pending_noise(self) -> int:
+        """Bytes still buffered that are not wake-up bytes (at the end of a read: an unfinished
+        or corrupted frame)."""
+        return len(self.buffer) - self.buffer.count(0xFE)
 
     def feed(self, chunk: bytes) -> list[Frame]:
         self.buffer += chunk
@@ -88,15 +103,13 @@ class Decoder:
         while True:
             start = self.buffer.find(0x68)
             if start < 0:
-                self.dropped += len(self.buffer)
-                self.buffer.clear()
+                self._discard(len(self.buffer))
                 return frames
             if start:
-                self.dropped += start
-                del self.buffer[:start]
+                self._discard(start)
             if len(self.buffer) < 12:
                 if len(self.buffer) > self.MAX_BUFFER:
-                    self.buffer.clear()
+                    self._discard(len(self.buffer))
                 return frames
             if self.buffer[7] != 0x68:
                 self._skip()
@@ -109,8 +122,7 @@ class Decoder:
                 later = self._complete_frame_after(1)
                 if later is None:
                     return frames
-                self.dropped += later
-                del self.buffer[:later]
+                self._discard(later)
                 continue
             frame = bytes(self.buffer[:total])
             if frame[-1] != 0x16 or sum(frame[:-2]) & 0xFF != frame[-2]:
@@ -132,5 +144,4 @@ class Decoder:
         return None
 
     def _skip(self) -> None:
-        self.dropped += 1
-        del self.buffer[:1]
+        self._discard(1)

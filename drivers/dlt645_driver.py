@@ -21,13 +21,17 @@ def receive_frame(want: tuple[int, ...]) -> Receiver[dlt645.Frame]:
 
     def receive(line: Line, deadline: float) -> dlt645.Frame:
         decoder = dlt645.Decoder()
-        while time.monotonic() < deadline:
-            for frame in decoder.feed(line.read_available()):
-                if frame.control in want or frame.control == dlt645.C_READ_ERR:
-                    return frame
-        if line.received:
-            raise BadFrame()
-        raise Timeout(NO_ANSWER)
+        try:
+            while time.monotonic() < deadline:
+                for frame in decoder.feed(line.read_available()):
+                    if frame.control in want or frame.control == dlt645.C_READ_ERR:
+                        return frame
+            if line.received:
+                raise BadFrame()
+            raise Timeout(NO_ANSWER)
+        finally:
+            # what the decoder skipped, and a corrupted frame still waiting for its end, is noise
+            line.noise += decoder.noise + decoder.pending_noise()
 
     return receive
 

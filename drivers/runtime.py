@@ -71,7 +71,13 @@ class Drivers:
     def health(self) -> dict[str, Any]:
         out: dict[str, Any] = {"devices": {p.dev.id: p.health_dict() for p in self.pollers}}
         out["buses"] = {
-            name: {"open": b.port is not None, "error": b.open_error, "bytes_out": b.bytes_out, "bytes_in": b.bytes_in}
+            name: {
+                "open": b.port is not None,
+                "error": b.open_error,
+                "bytes_out": b.bytes_out,
+                "bytes_in": b.bytes_in,
+                "bytes_noise": b.bytes_noise,
+            }
             for name, b in self.buses.items()
         }
         return out

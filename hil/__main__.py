@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from config import ConfigError
 
@@ -73,9 +75,98 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return watch(link, args.duration)
 
 
+def _print_result(result: dict[str, Any]) -> None:
+    for name, check in result["checks"].items():
+        print(f"  [{'PASS' if check['ok'] else 'FAIL'}] {name}: {check['detail']}")
+    print(f"  => {result['scenario']} {'PASSED' if result['passed'] else 'FAILED'} in {result['seconds']} s", flush=True)
+
+
+def _run_one(sc: Any, scale: float, base: str | None) -> dict[str, Any]:
+    from hil.runner import ScenarioRun
+
+    work = Path(tempfile.mkdtemp(prefix=f"hil-{sc.name}-", dir=base))
+    result = ScenarioRun(sc, work, scale).run()
+    result["workdir"] = str(work)
+    return result
+
+
+def _run_parallel(paths: list[str], names: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each scenario in its own ``python -m hil run`` process (its own site, ports, dirs and
+    GIL), at most ``--jobs`` at a time; a process that dies still yields a failed result.
+    Each is started by ``spawn`` (it gets SIGTERM if this process dies); when this one is
+    stopped (``stop_on_signals``), the runs still going get SIGTERM and their own cleanup."""
+    from hil.lifetime import end
+
+    tmp = Path(tempfile.mkdtemp(prefix="hil-jobs-", dir=args.workdir))
+    pending = list(zip(paths, names, strict=True))
+    running: dict[subprocess.Popen[bytes], tuple[str, Path, Path, float]] = {}
+    results: list[dict[str, Any]] = []
+    try:
+        _run_jobs(pending, running, results, tmp, args)
+    finally:
+        # only after a stop signal or an error (a normal end has none left): SIGTERM them all
+        # at once, then wait for each; a run's finally stops its agent (20 s), site and tmpfs
+        for proc in running:
+            with contextlib.suppress(OSError):
+                proc.terminate()
+        for proc in running:
+            end(proc, timeout=60)
+    return results
+
+
+def _run_jobs(
+    pending: list[tuple[str, str]],
+    running: dict[subprocess.Popen[bytes], tuple[str, Path, Path, float]],
+    results: list[dict[str, Any]],
+    tmp: Path,
+    args: argparse.Namespace,
+) -> None:
+    from hil.lifetime import spawn
+
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            path, name = pending.pop(0)
+            out, log = tmp / f"{name}.json", tmp / f"{name}.log"
+            with open(log, "wb") as fh:
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "hil",
+                    "run",
+                    str(Path(path).resolve()),
+                    "--scale",
+                    str(args.scale),
+                    "--json",
+                    str(out),
+                    "--workdir",
+                    str(tmp),
+                ]
+                proc = spawn(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1])
+            running[proc] = (name, out, log, time.monotonic())
+            print(f"=== {name} started", flush=True)
+        time.sleep(0.2)
+        for proc in [p for p in running if p.poll() is not None]:
+            name, out, log, t0 = running.pop(proc)
+            try:
+                found = json.loads(out.read_text())
+            except (OSError, ValueError):
+                tail = log.read_text(errors="replace")[-2000:]
+                found = [
+                    {
+                        "scenario": name,
+                        "passed": False,
+                        "seconds": round(time.monotonic() - t0, 1),
+                        "checks": {"runner": {"ok": False, "detail": f"exited {proc.returncode} without a report: {tail}"}},
+                    }
+                ]
+            for result in found:
+                result["log"] = str(log)
+                _print_result(result)
+            results.extend(found)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from hil.lifetime import stop_on_signals
-    from hil.runner import ScenarioRun
     from hil.scenario import load_scenario
 
     stop_on_signals()  # a scenario's finally stops its site and agent on SIGTERM/SIGHUP too
@@ -87,19 +178,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return 2
-    results = []
-    for sc in scenarios:
-        print(f"=== {sc.name}: {sc.description}", flush=True)
-        work = Path(tempfile.mkdtemp(prefix=f"hil-{sc.name}-"))
-        result = ScenarioRun(sc, work, args.scale).run()
-        result["workdir"] = str(work)
-        results.append(result)
-        for name, check in result["checks"].items():
-            print(f"  [{'PASS' if check['ok'] else 'FAIL'}] {name}: {check['detail']}")
-        print(f"  => {'PASSED' if result['passed'] else 'FAILED'} in {result['seconds']} s", flush=True)
+    started = time.monotonic()
+    if args.jobs > 1 and len(scenarios) > 1:
+        results = _run_parallel(args.scenarios, [sc.name for sc in scenarios], args)
+    else:
+        results = []
+        for sc in scenarios:
+            print(f"=== {sc.name}: {sc.description}", flush=True)
+            result = _run_one(sc, args.scale, args.workdir)
+            results.append(result)
+            _print_result(result)
     out = Path(args.json or "hil-report.json")
     out.write_text(json.dumps(results, indent=2))
-    print(f"report: {out}")
+    print(f"{len(results)} scenario(s) in {time.monotonic() - started:.1f} s; report: {out}")
     return 0 if all(r["passed"] for r in results) else 1
 
 
@@ -122,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("scenarios", nargs="+")
     p.add_argument("--scale", type=float, default=1.0, help="multiply wait times (soak runs: 10)")
     p.add_argument("--json", help="where to write the JSON report (default hil-report.json)")
+    p.add_argument("--jobs", type=int, default=1, help="run this many scenarios at once, each in its own process")
+    p.add_argument("--workdir", help="where each run gets its directory (default: the system's temporary directory)")
     p.set_defaults(func=cmd_run)
     args = ap.parse_args(argv)
     return int(args.func(args))

@@ -102,12 +102,26 @@ def matches(msg: dict[str, Any], want: dict[str, Any]) -> bool:
     return True
 
 
-def check_spec(spec: Any, where: str = "match") -> dict[str, Any]:
-    """A spec as it is written in a scenario: a mapping whose operator mappings use known operators."""
+def is_fact(value: Any) -> bool:
+    """``"${name}"``: a fact of the run, put in by ``judge``/``select`` (see below)."""
+    return isinstance(value, str) and value.startswith("${") and value.endswith("}")
+
+
+def check_spec(spec: Any, where: str = "match", facts: bool = False) -> dict[str, Any]:
+    """A spec as it is written in a scenario: a mapping whose operator mappings use known operators.
+
+    ``facts``: the spec is an expectation (``records``/``absent``/``wait_for``) whose
+    ``"${name}"`` values are the run's facts; elsewhere (``sequence``, ``count``) nothing
+    resolves them, so they are refused rather than compared as text."""
     if not isinstance(spec, dict) or not spec:
         raise ValueError(f"{where}: a non-empty mapping of record keys to values")
 
     def walk(value: Any, at: str) -> None:
+        if is_fact(value) and not facts:
+            raise ValueError(f"{at}: a run fact ({value}) only in records, absent and wait_for")
+        if isinstance(value, list):
+            for j, item in enumerate(value):
+                walk(item, f"{at}.{j}")
         if is_operator(value):
             for op, arg in value.items():
                 if op not in OPERATORS:
@@ -121,10 +135,14 @@ def check_spec(spec: Any, where: str = "match") -> dict[str, Any]:
                         check_spec(sub, f"{at}.$all[{j}]")
                 elif op == "$len":
                     walk(arg, f"{at}.$len")
+                elif op in _COMPARE and is_fact(arg):
+                    walk(arg, f"{at}.{op}")
                 elif op in _COMPARE and not _number(arg):
                     raise ValueError(f"{at}: {op} needs a number, not {arg!r}")
                 elif op == "$in" and not isinstance(arg, list):
                     raise ValueError(f"{at}: $in needs a list")
+                elif op in ("$in", "$ne"):
+                    walk(arg, f"{at}.{op}")
 
     for key, value in spec.items():
         walk(value, f"{where}.{key}")
@@ -160,3 +178,145 @@ def sequence(msgs: Sequence[dict[str, Any]], steps: Sequence[dict[str, Any]]) ->
         found.append(ordered[i]["seq"])
         i += 1
     return True, f"in order at seqs {found}"
+
+
+# --------------------------------------------------------------------------------------------
+# Windows, counts and run facts (the fault scenarios): an expectation in ``records``/``absent``
+# or a ``wait_for`` record may also say WHEN and HOW OFTEN, and compare with what was injected.
+#
+# Qualifiers (taken out of the spec before matching): ``after_step``/``before_step: N`` keep
+# records whose ``ts`` is at/after, or before, the moment step N started (so "only after the
+# fault" can be said); ``count`` (exactly), ``min`` (default 1) and ``max`` bound how many
+# distinct records (by seq) match. ``payload: {...}`` holds payload keys that collide with the
+# envelope or the qualifiers (a tamper alarm's ``kind``, records_dropped's ``count``). A ``*``
+# part of a dotted key is any one key or element (``values.*.q: bad``: some point is bad). A
+# value ``"${name}"`` is a fact of the run (``ScenarioRun.facts()``, e.g. ``${dlt_corrupted}``:
+# answers the meter simulator corrupted), so a count can be compared with what was injected.
+# --------------------------------------------------------------------------------------------
+
+QUALIFIERS = ("after_step", "before_step", "count", "min", "max")
+
+
+def split(want: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(envelope conditions, payload conditions, qualifiers) of one expectation."""
+    quals = {k: v for k, v in want.items() if k in QUALIFIERS}
+    env = {k: v for k, v in want.items() if k.split(".", 1)[0] in ENVELOPE}
+    cond = {k: v for k, v in want.items() if k not in quals and k not in env and k != "payload"}
+    cond.update(want.get("payload") or {})
+    return env, cond, quals
+
+
+def _lookup_all(node: Any, dotted: str) -> list[Any]:
+    """Every value at ``dotted``, a ``*`` part fanning out over a mapping's values or a list."""
+    if "*" not in dotted.split("."):
+        return [_lookup(node, dotted)]
+    nodes = [node]
+    for part in dotted.split("."):
+        nxt: list[Any] = []
+        for n in nodes:
+            if part == "*":
+                nxt.extend(n.values() if isinstance(n, dict) else n if isinstance(n, list) else [])
+            elif (found := _lookup(n, part)) is not _MISSING:
+                nxt.append(found)
+        nodes = nxt
+    return nodes or [_MISSING]
+
+
+def _resolve(value: Any, facts: dict[str, Any]) -> Any:
+    """``"${name}"`` → the run's fact (inside operator mappings and lists too)."""
+    if is_fact(value):
+        name = value[2:-1]
+        if name not in facts:
+            raise KeyError(f"unknown run fact {value!r} (known: {', '.join(sorted(facts)) or 'none'})")
+        return facts[name]
+    if isinstance(value, dict):
+        return {k: _resolve(v, facts) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, facts) for v in value]
+    return value
+
+
+def matches_in(msg: dict[str, Any], want: dict[str, Any], facts: dict[str, Any] | None = None) -> bool:
+    """``matches`` for a qualified expectation: qualifiers ignored, ``payload:``, ``*`` and facts."""
+    env, cond, _ = split(want)
+    facts = facts or {}
+    if not all(_value_ok(_lookup(msg, k), _resolve(v, facts)) for k, v in env.items()):
+        return False
+    payload = msg.get("payload", {})
+    return all(any(_value_ok(c, _resolve(v, facts)) for c in _lookup_all(payload, k)) for k, v in cond.items())
+
+
+def record_time(msg: dict[str, Any]) -> float | None:
+    """The record's ``ts`` (ISO, ms, Z) as epoch seconds."""
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(msg["ts"]).replace("Z", "+00:00")).timestamp()
+    except (KeyError, ValueError):
+        return None
+
+
+def select(
+    msgs: Sequence[dict[str, Any]], want: dict[str, Any], step_times: dict[int, float], facts: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The distinct records (by seq) that meet the expectation inside its window."""
+    _, _, q = split(want)
+    lo = step_times.get(q["after_step"]) if "after_step" in q else None
+    hi = step_times.get(q["before_step"]) if "before_step" in q else None
+    if ("after_step" in q and lo is None) or ("before_step" in q and hi is None):
+        return []  # the step never ran (the scenario failed before it): nothing is in its window
+    out = []
+    for m in distinct(msgs):
+        if not matches_in(m, want, facts):
+            continue
+        ts = record_time(m)
+        if lo is not None and (ts is None or ts < lo - 0.001):  # ts has ms resolution
+            continue
+        if hi is not None and (ts is None or ts >= hi):
+            continue
+        out.append(m)
+    return out
+
+
+def bounds(want: dict[str, Any], absent: bool = False) -> tuple[int, int | None]:
+    """(min, max) number of matching records the expectation allows."""
+    _, _, q = split(want)
+    if absent:
+        return 0, 0
+    if "count" in q:
+        return int(q["count"]), int(q["count"])
+    return int(q.get("min", 1)), (int(q["max"]) if "max" in q else None)
+
+
+def judge(
+    msgs: Sequence[dict[str, Any]],
+    want: dict[str, Any],
+    step_times: dict[int, float],
+    facts: dict[str, Any],
+    absent: bool = False,
+) -> dict[str, Any]:
+    """One check result: ok, and a detail that says how many matched and what was allowed."""
+    try:
+        found = select(msgs, want, step_times, facts)
+    except KeyError as exc:
+        return {"ok": False, "detail": str(exc)}
+    lo, hi = bounds(want, absent)
+    ok = len(found) >= lo and (hi is None or len(found) <= hi)
+    allowed = f"{lo}" if lo == hi else f"{lo}..{'' if hi is None else hi}"
+    seqs = [m.get("seq") for m in found[:8]]
+    return {"ok": ok, "detail": f"{len(found)} matched (allowed {allowed}){f'; seqs {seqs}' if found else ''}"}
+
+
+def validate(want: dict[str, Any], n_steps: int, where: str) -> None:
+    """Reject an expectation that cannot mean anything, before the run starts."""
+    env, cond, q = split(want)
+    for key in ("after_step", "before_step"):
+        if key in q and not (isinstance(q[key], int) and 1 <= q[key] <= n_steps):
+            raise ValueError(f"{where}: {key} must be a step number 1..{n_steps}, got {q[key]!r}")
+    for key in ("count", "min", "max"):
+        if key in q and not (isinstance(q[key], int) and q[key] >= 0):
+            raise ValueError(f"{where}: {key} must be a whole number >= 0, got {q[key]!r}")
+    if "payload" in want and not isinstance(want["payload"], dict):
+        raise ValueError(f"{where}: payload must be a mapping of payload keys")
+    if env or cond:  # the operators' arguments too, inside ``payload:`` as well
+        check_spec({**env, **cond}, where, facts=True)

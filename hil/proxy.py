@@ -77,20 +77,30 @@ class FaultProxy:
             w.close()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Copy one direction. In a black hole the bytes are held (the peer sees silence, not a
+        reset) and sent when the route is back; but a sender that gives up inside the black hole
+        (closes its socket) never has them arrive, as on a real dead route."""
+        held = bytearray()
         while True:
-            data = await reader.read(65536)
-            if not data:
+            try:
+                data: bytes | None = await asyncio.wait_for(reader.read(65536), 0.1)
+            except TimeoutError:
+                data = None  # nothing new: look at the mode again
+            mode = self._effective()
+            if mode == "drop":
+                writer.transport.abort()
+                return
+            if data == b"" and mode == "blackhole":
+                writer.transport.abort()
+                return
+            if data:
+                held += data
+            if held and mode != "blackhole":
+                if mode == "delay":
+                    await asyncio.sleep(self.delay_s)
+                writer.write(bytes(held))
+                held.clear()
+                await writer.drain()
+            if data == b"":
                 break
-            while True:
-                mode = self._effective()
-                if mode == "drop":
-                    writer.transport.abort()
-                    return
-                if mode != "blackhole":
-                    break
-                await asyncio.sleep(0.1)  # hold the bytes: the peer sees silence, not a reset
-            if mode == "delay":
-                await asyncio.sleep(self.delay_s)
-            writer.write(data)
-            await writer.drain()
         writer.close()

@@ -30,6 +30,22 @@ REPO = Path(__file__).resolve().parents[1]
 __all__ = ["Agent", "Recorder", "ScenarioRun", "matches"]
 
 
+def fill(path: Path, leave: int) -> None:
+    """Write zeros to ``path`` until its filesystem has only ``leave`` bytes free (a real full disk)."""
+    chunk = b"\0" * (1 << 16)
+    with open(path, "ab") as fh:
+        while True:
+            st = os.statvfs(path)
+            room = st.f_bavail * st.f_frsize - leave
+            if room <= 0:
+                return
+            try:
+                fh.write(chunk[: min(len(chunk), room)])
+                fh.flush()
+            except OSError:  # ENOSPC: as full as it gets
+                return
+
+
 class Recorder:
     """Subscribes to the real broker (not through the proxy) and keeps every record message."""
 
@@ -119,7 +135,10 @@ class ScenarioRun:
         self.checks: list[dict[str, Any]] = []
         #: every record message the recorder received (kept for a look after the run)
         self.messages: list[dict[str, Any]] = []
+        #: wall time (epoch s) at which each step (1-based) started: the windows of after_step/before_step
+        self.step_times: dict[int, float] = {}
         self._mount: Path | None = None
+        self._site: Site | None = None
         self.recorder: Recorder | None = None
         self.command_topic = ""
 
@@ -129,6 +148,7 @@ class ScenarioRun:
         site = Site(self.workdir / "site", with_ups=self.sc.ups)
         site.model.mode = self.sc.site_mode
         site.start()
+        self._site = site
         proxy = FaultProxy(free_port(), site.broker_port).start()
         recorder = self.recorder = Recorder(site.broker_port)
         buf_dir = self.workdir
@@ -143,6 +163,14 @@ class ScenarioRun:
         # its own control socket: concurrent runs (and a real agent) each keep theirs
         ctl = self.workdir / "control.sock"
         doc["control"] = {"socket": str(ctl)} if len(str(ctl)) < 100 else {"enabled": False}
+        # ``cameras:`` picks which of the site's cameras the agent gets; ``config:`` then changes
+        # that config (so its ``cameras.N`` paths index the cameras that are left)
+        if self.sc.cameras is not True:
+            keep = {f"cam-{name}" for name in (self.sc.cameras or [])}
+            doc["cameras"] = [c for c in doc["cameras"] if c["id"] in keep]
+            if "cam-seal" not in keep:
+                for section in doc.get("rules", {}).get("site", {}).get("sections", []):
+                    section.get("activity", {}).pop("seal_cameras", None)
         error = self._configure(doc, site)
         self.command_topic = f"headframe/{doc['gateway']['site']}/{doc['gateway']['id']}/command"
         cfg.write_text(json.dumps(doc, indent=2))
@@ -153,14 +181,18 @@ class ScenarioRun:
                 error = f"config: {exc}"
         agent = Agent(cfg, self.workdir / "agent.log")
         if error is None:
-            agent.start()
+            agent.start(self.sc.clock)
+        # a stop signal (hil.lifetime.StopSignal, not an Exception) during a step skips the
+        # checks but not the cleanup: agent, site and tmpfs are stopped/unmounted either way
         try:
-            for i, step in enumerate(self.sc.steps if error is None else []):
-                self._step(step, site, proxy, agent, db)
-                self.checks.append({"step": i + 1, "action": step.action, "ok": True})
-        except Exception as exc:  # a failing step is a failed scenario, with the reason
-            error = f"step {len(self.checks) + 1}: {exc}"
-        try:
+            try:
+                for i, step in enumerate(self.sc.steps if error is None else []):
+                    self.step_times[i + 1] = time.time()
+                    self._step(step, site, proxy, agent, db)
+                    took = round(time.time() - self.step_times[i + 1], 1)
+                    self.checks.append({"step": i + 1, "action": step.action, "ok": True, "seconds": took})
+            except Exception as exc:  # a failing step is a failed scenario, with the reason
+                error = f"step {len(self.checks) + 1}: {exc}"
             result = self._expect(recorder, agent, db, error)
         finally:
             agent.stop()
@@ -168,7 +200,15 @@ class ScenarioRun:
             proxy.stop()
             site.stop()
             self._umount()
-        result.update({"scenario": self.sc.name, "seconds": round(time.monotonic() - started, 1)})
+        result.update(
+            {
+                "scenario": self.sc.name,
+                "seconds": round(time.monotonic() - started, 1),
+                "facts": self.facts(),
+                "steps": self.checks,
+            }
+        )
+        (self.workdir / "messages.json").write_bytes(orjson.dumps(self.messages))
         return result
 
     def _configure(self, doc: dict[str, Any], site: Site) -> str | None:
@@ -181,6 +221,17 @@ class ScenarioRun:
         except overlay.OverlayError as exc:
             return str(exc)
         return None
+
+    def facts(self) -> dict[str, Any]:
+        """What the simulated site injected, for expectations to compare counts with (``$name``)."""
+        site = self._site
+        if site is None or not hasattr(site, "dlt"):
+            return {}
+        return {
+            "dlt_requests": site.dlt.requests,
+            "dlt_corrupted": site.dlt.corrupted,
+            "dlt_noise_bytes": site.dlt.noise_bytes,
+        }
 
     def _tmpfs(self, size: int) -> Path:
         mnt = self.workdir / "tmpfs"
@@ -206,8 +257,6 @@ class ScenarioRun:
                 site.cameras.modes[step.name] = step.mode
         elif a == "publish":
             self._publish(step)
-        elif a == "wait_for":
-            self._wait_for(step)
         elif a == "device":
             if step.name == "plc":
                 site.plc.set_alive(step.state == "alive")
@@ -234,6 +283,14 @@ class ScenarioRun:
                 raise TimeoutError(f"the agent did not exit by itself within {step.timeout:g}s")
             if step.code is not None and code != step.code:
                 raise RuntimeError(f"the agent exited with status {code}, expected {step.code}")
+        elif a == "wait_for":
+            self._wait_for(step.record, step.timeout, step.count)
+        elif a == "fill_disk":
+            assert self._mount is not None  # the scenario validator asks for buffer_tmpfs
+            fill(self._mount / "filler", step.leave)
+        elif a == "free_disk":
+            assert self._mount is not None
+            (self._mount / "filler").unlink(missing_ok=True)
         elif a == "wait_drained":
             deadline = time.monotonic() + step.timeout
             while time.monotonic() < deadline:
@@ -252,16 +309,18 @@ class ScenarioRun:
         if not info.is_published():
             raise TimeoutError(f"publish on {topic} not acknowledged by the broker within 5 s")
 
-    def _wait_for(self, step: Any) -> None:
+    def _wait_for(self, want: dict[str, Any], timeout: float, count: int = 1) -> None:
+        """Until ``count`` distinct records (and at least the expectation's own ``min``/``count``)
+        meet ``want`` inside its window; ``timeout`` is stretched by a scale above 1 only."""
         assert self.recorder is not None
-        timeout = step.timeout * self.scale
-        deadline = time.monotonic() + timeout
+        need = max(expect.bounds(want)[0], count)
+        deadline = time.monotonic() + timeout * max(self.scale, 1.0)
         while True:
-            got = expect.count(self.recorder.snapshot(), step.record)
-            if got >= step.count:
+            found = expect.select(self.recorder.snapshot(), want, self.step_times, self.facts())
+            if len(found) >= max(need, 1):
                 return
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{got} of {step.count} record(s) matching {step.record} within {timeout:g} s")
+                raise TimeoutError(f"not seen within {timeout:g}s: {want} ({len(found)} of {max(need, 1)} so far)")
             time.sleep(0.2)
 
     def _expect(self, rec: Recorder, agent: Agent, db: Path, error: str | None) -> dict[str, Any]:
@@ -288,12 +347,11 @@ class ScenarioRun:
                     order.setdefault((m["source"], m["kind"]), []).append(m["seq"])
             bad = [k for k, v in order.items() if v != sorted(v)]
             results["ordered_per_source"] = {"ok": not bad, "detail": f"out of order: {bad}" if bad else "ok"}
+        facts = self.facts()
         for want in e.records:
-            hit = any(matches(m, want) for m in msgs)
-            results[f"record {want}"] = {"ok": hit, "detail": "seen" if hit else "not seen"}
+            results[f"record {want}"] = expect.judge(msgs, want, self.step_times, facts)
         for want in e.absent:
-            hit = any(matches(m, want) for m in msgs)
-            results[f"absent {want}"] = {"ok": not hit, "detail": "not seen" if not hit else "seen"}
+            results[f"absent {want}"] = expect.judge(msgs, want, self.step_times, facts, absent=True)
         for c in e.count:
             n = expect.count(msgs, c.match)
             ok = (c.equals is None or n == c.equals) and (c.min is None or n >= c.min) and (c.max is None or n <= c.max)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from config.types import ByteSize, StrictModel
 from config.yamlio import parse_yaml, plain, validate_tree
-from hil.expect import check_spec
+from hil.expect import check_spec, validate
 
 
 class Wait(StrictModel):
@@ -122,7 +122,9 @@ class Publish(StrictModel):
 
 
 class WaitFor(StrictModel):
-    """Wait until the recorder has received a record matching ``record`` (hil/expect.py)."""
+    """Wait until the recorder has seen what ``record`` expects (an expectation, hil/expect.py,
+    e.g. ``{kind: alarm, alarm: tamper, after_step: 3}``): a step that waits on the condition,
+    not on a guessed time, so a loaded machine is slower but not wrong. Fails after ``timeout``."""
 
     action: Literal["wait_for"]
     record: dict[str, Any]
@@ -130,7 +132,20 @@ class WaitFor(StrictModel):
     #: at least this many distinct records (by seq) must match
     count: int = Field(default=1, ge=1)
 
-    _spec = field_validator("record")(lambda cls, v: check_spec(v, "record"))
+    _spec = field_validator("record")(lambda cls, v: check_spec(v, "record", facts=True))
+
+
+class FillDisk(StrictModel):
+    """Fill the buffer's tmpfs (``buffer_tmpfs``) with a file until only ``leave`` bytes are free."""
+
+    action: Literal["fill_disk"]
+    leave: ByteSize = 0
+
+
+class FreeDisk(StrictModel):
+    """Remove what ``fill_disk`` wrote."""
+
+    action: Literal["free_disk"]
 
 
 Step = Annotated[
@@ -146,7 +161,9 @@ Step = Annotated[
     | Ups
     | WaitAgentExit
     | Publish
-    | WaitFor,
+    | WaitFor
+    | FillDisk
+    | FreeDisk,
     Field(discriminator="action"),
 ]
 
@@ -173,10 +190,12 @@ class Expect(StrictModel):
     ordered_per_source: bool = False
     chain_intact: bool = False
     agent_alive: bool = True
-    #: each entry: kind, optional source, and payload keys that must match in at least one record;
-    #: a dotted key reaches into nested payload objects (``previous_run.ended: mains_failure``)
+    #: each entry: kind, optional source, and payload keys that must match (hil/expect.py: a dotted
+    #: key reaches into nested payload objects, ``previous_run.ended: mains_failure``; operators,
+    #: ``count``/``min``/``max`` and ``after_step``/``before_step`` windows); at least one record
+    #: by default
     records: list[dict[str, Any]] = Field(default_factory=list)
-    #: payload keys that must match in NO record (e.g. no seal alarm on an empty scene)
+    #: expectations that must match NO record (e.g. no seal alarm on an empty scene)
     absent: list[dict[str, Any]] = Field(default_factory=list)
     #: exact numbers of distinct records (by seq), e.g. ``{match: {alarm: secretly_running}, equals: 0}``
     count: list[Count] = Field(default_factory=list)
@@ -185,9 +204,11 @@ class Expect(StrictModel):
 
     @field_validator("records", "absent", "sequence")
     @classmethod
-    def _specs(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _specs(cls, value: list[dict[str, Any]], info: ValidationInfo) -> list[dict[str, Any]]:
+        # records/absent are expectations (run facts resolved); their windows are checked
+        # against the steps by the scenario (_expectations_are_meaningful)
         for i, spec in enumerate(value):
-            check_spec(spec, f"entry {i + 1}")
+            check_spec(spec, f"entry {i + 1}", facts=info.field_name != "sequence")
         return value
 
 
@@ -205,6 +226,12 @@ class Scenario(StrictModel):
     site_mode: SiteModeName = "operating"
     #: changes to the generated agent config, dotted path → value (hil/overlay.py), in order
     config: dict[str, Any] = Field(default_factory=dict)
+    #: give the agent the site's cameras (true), none (false), or only these: a scenario about
+    #: something else leaves them out (camera workers and their person detector are most of the
+    #: rig's CPU and of the agent's start time)
+    cameras: bool | list[Literal["shaft", "seal"]] = True
+    #: the clock of the agent's first start (``start_agent`` steps set their own)
+    clock: Literal["synced", "unsynced", "kernel"] = "kernel"
     steps: list[Step]
     expect: Expect = Expect()
 
@@ -212,6 +239,19 @@ class Scenario(StrictModel):
     def _ups_steps_need_a_ups(self) -> Scenario:
         if not self.ups and any(s.action == "ups" for s in self.steps):
             raise ValueError("'ups: true' on the scenario: its steps flip the UPS, so the site must run one")
+        if not self.buffer_tmpfs and any(s.action in ("fill_disk", "free_disk") for s in self.steps):
+            raise ValueError("'buffer_tmpfs: SIZE' on the scenario: fill_disk fills the buffer's own filesystem")
+        return self
+
+    @model_validator(mode="after")
+    def _expectations_are_meaningful(self) -> Scenario:
+        n = len(self.steps)
+        for i, step in enumerate(self.steps, start=1):
+            if isinstance(step, WaitFor):
+                validate(step.record, n, f"step {i} (wait_for): record")
+        for name in ("records", "absent"):
+            for j, want in enumerate(getattr(self.expect, name), start=1):
+                validate(want, n, f"expect.{name}[{j}]")
         return self
 
 

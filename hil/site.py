@@ -133,7 +133,13 @@ class Site:
         doc = {
             "gateway": {"site": "sim-mine", "id": "gw-sim"},
             "buffer": {"path": str(buffer_path), "max_bytes": "256MiB"},
-            "uplink": {"host": "127.0.0.1", "port": self.broker_port, "reconnect_min": "0.2s", "reconnect_max": "2s"},
+            "uplink": {
+                "host": "127.0.0.1",
+                "port": self.broker_port,
+                "reconnect_min": "0.2s",
+                "reconnect_max": "2s",
+                "keepalive": "5s",
+            },
             "health": {"interval": "5s"},
             "buses": [
                 {"name": "rs485-1", "port": self.rtu_agent_end, "baudrate": 9600, "timeout": "0.3s"},
@@ -147,6 +153,8 @@ class Site:
                     "port": self.plc_port,
                     "profile": "siemens_s7_1200_hoist",
                     "groups": [{"name": "default", "interval": "1s"}],
+                    # a dead PLC is probed every 5 s (default 30 s), so device_dies sees it return quickly
+                    "backoff_interval": "5s",
                 },
                 {
                     "id": "meter-main",

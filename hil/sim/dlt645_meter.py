@@ -44,6 +44,10 @@ class MeterSimulator:
         #: line noise: garbage before answers and one answer in four corrupted
         self.noise = False
         self.requests = 0
+        #: answers corrupted by the noise (each must cost the reader one failed read, no more)
+        self.corrupted = 0
+        #: bytes of noise put on the line (garbage and corrupted answers), wake-up FE bytes not counted
+        self.noise_bytes = 0
         self._serial = serial.Serial(port, baudrate=baudrate, parity=parity, bytesize=8, stopbits=1, timeout=0.05)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="dlt645-meter")
@@ -82,8 +86,12 @@ class MeterSimulator:
                 self.requests += 1
                 answer = None if self.silent else self._answer(frame)
                 if answer and self.noise:
-                    answer = os.urandom(5) + answer
+                    garbage = os.urandom(5)
+                    self.noise_bytes += sum(b != 0xFE for b in garbage)
+                    answer = garbage + answer
                     if self.requests % 4 == 0:
                         answer = answer[:-3] + bytes([answer[-3] ^ 0x5A]) + answer[-2:]
+                        self.corrupted += 1
+                        self.noise_bytes += sum(b != 0xFE for b in answer[5:])
                 if answer:
                     self._serial.write(answer)

@@ -53,6 +53,23 @@ def test_resynchronises_after_garbage_and_split_reads() -> None:
     assert dec.dropped > 0
 
 
+def test_noise_is_counted_but_wake_up_bytes_are_not() -> None:
+    """Bus health reports ``bytes_noise``: garbage and corrupted frames, never the FE preamble."""
+    good = dlt645.encode("123456789012", dlt645.C_ADDRESS_OK, dlt645.address_bytes("123456789012"))
+    assert good.startswith(b"\xfe\xfe\xfe\xfe")
+    dec = dlt645.Decoder()
+    assert len(dec.feed(good + good)) == 2
+    assert dec.noise == 0 and dec.dropped == 8  # 2 × 4 wake-up bytes skipped, none of it noise
+    corrupt = bytearray(good)
+    corrupt[-3] ^= 0x5A  # one data byte hit: the checksum fails
+    dec = dlt645.Decoder()
+    frames = dec.feed(b"\x01\x68\x02\xfe\x03" + bytes(corrupt) + good)
+    assert len(frames) == 1  # the corrupted answer is skipped, the good one after it found
+    assert dec.noise + dec.pending_noise() == 4 + len(corrupt) - 4  # garbage minus its FE, frame minus preamble
+    dec = dlt645.Decoder()
+    assert dec.feed(bytes(corrupt)) == [] and dec.noise + dec.pending_noise() == len(corrupt) - 4
+
+
 def test_bad_checksum_is_skipped() -> None:
     good = bytearray(dlt645.encode("123456789012", dlt645.C_READ_ERR, b"\x02", wake=False))
     bad = bytearray(good)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +23,27 @@ from hil.scenario import load_scenario
 from hil.sim.plc import ProcessModel
 from hil.site import free_port
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "hil" / "scenarios"
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = REPO / "hil" / "scenarios"
+
+#: every fault scenario, run in the suite (the site-rule ones are tests/hil/test_rule_scenarios.py's;
+#: unplugged_while_site_runs and mains_failure_with_ups have their own tests below)
+FAULTS = [
+    # longest first, so the pool's last slot is not a long one started late
+    "camera_lost",
+    "camera_covered",
+    "camera_frozen",
+    "disk_full",
+    "power_cut",
+    "serial_noise",
+    "broker_blackhole",
+    "link_drop_and_delay",
+    "broker_flap",
+    "clock_unsynced",
+    "device_dies",
+]
+#: scenarios at once: 2 cores; each scenario is a site + an agent (+ camera workers)
+JOBS = 3
 
 
 def test_shipped_scenarios_are_valid_and_cover_the_faults() -> None:
@@ -46,10 +71,17 @@ def echo_server() -> int:
     srv.bind(("127.0.0.1", 0))
     srv.listen()
 
+    def echo(conn: socket.socket) -> None:
+        try:
+            for data in iter(lambda: conn.recv(1024), b""):
+                conn.sendall(data)
+        except OSError:  # the proxy resets connections on purpose (drop, a sender lost in a black hole)
+            pass
+
     def serve() -> None:
         while True:
             conn, _ = srv.accept()
-            threading.Thread(target=lambda c=conn: [c.sendall(d) for d in iter(lambda: c.recv(1024), b"")], daemon=True).start()
+            threading.Thread(target=echo, args=(conn,), daemon=True).start()
 
     threading.Thread(target=serve, daemon=True).start()
     return srv.getsockname()[1]
@@ -90,11 +122,74 @@ def test_process_model_power_follows_the_plant() -> None:
     assert model.power_kw() > 70  # belt alone keeps it above the off threshold
 
 
-def test_power_cut_scenario_end_to_end(tmp_path: Path) -> None:
-    sc = load_scenario(SCENARIOS / "power_cut.yaml")
-    result = ScenarioRun(sc, tmp_path / "run", scale=0.6).run()
-    assert result["passed"], result["checks"]
-    assert result["messages"] > 20
+@pytest.fixture(scope="module")
+def fault_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """All fault scenarios through ``python -m hil run --jobs``: each in its own process with its
+    own site, ports and directories, JOBS at a time; every step waits on a condition (wait_for),
+    so a loaded machine makes a run slower, not wrong."""
+    work = tmp_path_factory.mktemp("hil-faults")
+    report = work / "report.json"
+    cmd = [sys.executable, "-m", "hil", "run", *(str(SCENARIOS / f"{n}.yaml") for n in FAULTS)]
+    cmd += ["--jobs", str(JOBS), "--json", str(report), "--workdir", str(work)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    started = time.monotonic()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    took = time.monotonic() - started
+    results = {r["scenario"]: r for r in json.loads(report.read_text())} if report.exists() else {}
+    assert results, f"no report (exit {proc.returncode}): {proc.stdout[-3000:]} {proc.stderr[-3000:]}"
+    times = ", ".join(f"{n} {results[n]['seconds']} s" for n in FAULTS if n in results)
+    print(f"\nHIL fault scenarios: {took:.0f} s wall with {JOBS} at once ({times})")
+    return results
+
+
+@pytest.mark.parametrize("name", FAULTS)
+def test_fault_scenario(fault_runs: dict[str, dict[str, Any]], name: str) -> None:
+    """Each fault scenario asserts its precise outcome (hil/scenarios/NAME.yaml, docs/hil.md)."""
+    result = fault_runs.get(name)
+    assert result is not None, f"{name} did not run"
+    failed = {k: v["detail"] for k, v in result["checks"].items() if not v["ok"]}
+    assert result["passed"] and not failed, f"{name}: {failed} (log: {result.get('log')}, steps: {result.get('steps')})"
+    assert result["messages"] > 10
+
+
+def test_expectations_count_and_window_by_step() -> None:
+    """The expectation language the fault scenarios use: counts, step windows, operators, facts."""
+    from hil.expect import judge
+
+    def rec(seq: int, ts: str, **payload: Any) -> dict[str, Any]:
+        return {"seq": seq, "kind": "event", "source": "plc", "ts": ts, "payload": payload}
+
+    msgs = [
+        rec(1, "2026-01-01T00:00:01.000Z", state="ok", values={"a": {"q": "good"}}),
+        rec(2, "2026-01-01T00:00:05.000Z", state="backoff", values={"a": {"q": "good"}, "b": {"q": "bad"}}, n=3),
+        rec(2, "2026-01-01T00:00:05.000Z", state="backoff", values={"a": {"q": "good"}, "b": {"q": "bad"}}, n=3),
+        rec(3, "2026-01-01T00:00:09.000Z", state="ok", kind="x"),
+    ]
+    t = {1: 1767225600.0 + 3, 2: 1767225600.0 + 8}  # step 1 at 00:00:03, step 2 at 00:00:08
+
+    def ok(want: dict[str, Any], absent: bool = False) -> bool:
+        return bool(judge(msgs, want, t, {"injected": 3}, absent=absent)["ok"])
+
+    assert ok({"state": "backoff", "count": 1})  # a redelivered seq counts once
+    assert not ok({"state": "ok", "count": 1}) and ok({"state": "ok", "count": 2})
+    assert ok({"state": "ok", "before_step": 1, "count": 1}) and ok({"state": "ok", "after_step": 1, "count": 1})
+    assert not ok({"state": "backoff", "before_step": 1})  # it happened after step 1, not before
+    assert ok({"state": "backoff", "after_step": 1, "before_step": 2, "count": 1})
+    assert ok({"values.*.q": "bad"}) and ok({"values.*.q": {"$ne": "good"}, "count": 1})
+    assert ok({"n": "${injected}"}) and not ok({"n": {"$gt": "${injected}"}})
+    assert ok({"payload": {"kind": "x"}, "count": 1}) and ok({"kind": "event", "min": 3, "max": 3})
+    assert ok({"state": {"$in": ["degraded", "offline"]}}, absent=True)
+    assert not judge(msgs, {"n": "${nope}"}, t, {})["ok"]  # an unknown fact is an error, not a pass
+
+
+def test_an_expectation_window_must_name_a_step(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsteps:\n  - {action: wait, seconds: 1}\nexpect:\n  records:\n    - {kind: alarm, after_step: 2}\n")
+    with pytest.raises(ConfigError, match=r"after_step must be a step number 1\.\.1"):
+        load_scenario(bad)
+    bad.write_text("name: x\nsteps:\n  - {action: fill_disk}\n")
+    with pytest.raises(ConfigError, match="buffer_tmpfs"):
+        load_scenario(bad)
 
 
 def test_dotted_expectation_keys_reach_into_the_payload() -> None:

@@ -59,7 +59,9 @@ class TamperDetector:
         else:
             self._still = 0
         self._prev = grey
-        if self._still >= self.settings.frozen_frames:
+        # a covered lens shows the same dark picture every frame: that is "covered", not also
+        # "frozen" (one cause, one alarm)
+        if self._still >= self.settings.frozen_frames and "covered" not in found:
             found.add("frozen")
         if "covered" not in found:
             if len(self._ref_sharp) < self.LEARN_FRAMES:
