@@ -33,9 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run the chosen subcommand; its return value is the exit code."""
     if list(sys.argv[1:] if argv is None else argv)[:1] == ["run"]:
-        from agent.earlysignal import remember_sighup
+        from agent.earlysignal import remember_early_signals
 
-        remember_sighup()  # before the slow imports: a SIGHUP now must not end the agent
+        remember_early_signals()  # before the slow imports: a SIGHUP or SIGTERM now must not end the agent
     from agent.logsetup import quiet_third_party
 
     quiet_third_party()  # technician commands print our words, not a library's frame dumps

@@ -15,7 +15,7 @@ from agent.clock import clock_synchronized
 from agent.continuity import ContinuityTracker, describe, state_path_for
 from agent.continuity.config_audit import AppliedConfig
 from agent.control import ControlServer
-from agent.earlysignal import take_sighup
+from agent.earlysignal import take_sighup, take_sigterm
 from agent.health import HealthCollector
 from agent.keystate import key_transition
 from agent.memory import release_freed_memory
@@ -127,7 +127,11 @@ class Daemon:
                 loop.add_signal_handler(sig, self._request_stop, sig)
             loop.add_signal_handler(signal.SIGHUP, self.request_reload)
             if take_sighup():  # one came in while the agent was importing: reload after start-up
+                log.info("a SIGHUP came in during start-up: reloading once started")
                 self.request_reload()
+            if take_sigterm():  # a stop asked for while importing: start, record it, stop cleanly
+                log.info("a SIGTERM came in during start-up: stopping once started")
+                self._request_stop(signal.SIGTERM)
         # a SIGHUP during start-up waits for it: a reload must not start an uplink or producers
         # next to the ones start-up is about to start (two sessions with one client id)
         async with self._reload_lock:

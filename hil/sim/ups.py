@@ -11,10 +11,12 @@ it, so the real binary in /lib/nut is used.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,13 +39,16 @@ class NutServer:
             raise RuntimeError("NUT is not installed: run scripts/setup.sh test (nut-server nut-client)")
         self.workdir, self.ups = workdir, ups
         self.port = port or free_port()
-        self.statedir = workdir / "state"
+        # upsd's and the driver's unix sockets live here: a socket path is limited to 107 bytes, and
+        # a deep work dir (pytest's per-worker tmp paths) would exceed it, so this one is short
+        self.statedir = Path(tempfile.mkdtemp(prefix="hf-nut-"))
+        atexit.register(shutil.rmtree, self.statedir, True)
         self.dev = workdir / "ups.dev"
         self.driver: subprocess.Popen[bytes] | None = None
         self.upsd: subprocess.Popen[bytes] | None = None
         self._mtime = time.time()
         workdir.mkdir(parents=True, exist_ok=True)
-        self.statedir.mkdir(exist_ok=True, mode=0o770)
+        self.statedir.chmod(0o770)
         (workdir / "ups.conf").write_text(
             f'[{ups}]\n  driver = dummy-ups\n  port = {self.dev}\n  desc = "dummy UPS for tests"\n  pollinterval = 1\n'
         )

@@ -52,7 +52,9 @@ async def run_for(vision: Vision, seconds: float, during=None, until=None, then:
 def test_worker_streams_mjpeg_and_restarts_after_a_crash() -> None:
     server = CameraServer({"vtest": MEDIA / "vtest.avi"}).start()
     sink = ListSink()
-    vision = Vision(settings_for(server.url("vtest")), sink)
+    # the product's hang timeout (20 s), not the other tests' 3 s: a restarted worker loading its
+    # model on a loaded machine must not be taken for hung — this test is about the crash
+    vision = Vision(settings_for(server.url("vtest"), hang_timeout=20), sink)
     killed: dict[str, float] = {}
 
     def crash_once() -> None:
