@@ -153,9 +153,18 @@ class AlarmManager:
                 return [self._state_event(alarm, None, rec.source, now)]
             alarm.raised_count += 1
             alarm.last = _evidence_free(payload)
+            one_shot = alarm.type in self.cfg.close_while_active  # sources that never send "cleared"
+            if alarm.acked and (not alarm.active or one_shot):
+                # a new occurrence of an alarm someone already acknowledged: it needs its own
+                # acknowledgement, deadline and reminders (never absorbed into the old one)
+                before = alarm.state
+                alarm.progress, alarm.raised_at, alarm.reannounced, alarm.level = "raised", rec.ts, 0, 0
+                alarm.due = ack_deadline(alarm.severity, rec.ts, self.cfg)
+                alarm.active, alarm.shows_cleared = True, False
+                return [self._state_event(alarm, before, rec.source, now, occurrence="new")]
             if alarm.active:
-                return []  # re-raised while open: counted, not a new alarm
-            before = alarm.state  # the condition is back: recorded, the same alarm
+                return []  # re-raised while open and not yet acknowledged: counted, not a new alarm
+            before = alarm.state  # the condition is back before anyone acknowledged: the same alarm
             alarm.active, alarm.shows_cleared = True, False
             return [self._state_event(alarm, before, rec.source, now)]
         if alarm is None or not alarm.active:

@@ -189,7 +189,7 @@ class RulesEngine:
         if not self._restore(rule):
             return None
         outs: list[Record] = []
-        poisoned = 0
+        poisoned: list[Committed] = []
         last: Exception = first
         for item in visible:
             before = encode(rule.snapshot())
@@ -200,9 +200,29 @@ class RulesEngine:
             except (sqlite3.Error, OSError):
                 raise
             except Exception as exc:
-                poisoned, last = poisoned + 1, exc
+                poisoned, last = [*poisoned, item], exc
                 try:
                     rule.restore(orjson.loads(before))
+                except Exception as bad:
+                    self._disable(rule, f"restore() of its own snapshot failed: {type(bad).__name__}: {bad}")
+                    return None
+        # Record by record found the poison; a rule may decide on the batch as a whole (a seal alarm
+        # and its suppression in one commit), so apply the batch without the poison in one call —
+        # and keep the record-by-record result only if that fails too.
+        if poisoned and len(poisoned) < len(visible):
+            alone, alone_state = outs, encode(rule.snapshot())
+            if not self._restore(rule):
+                return None
+            clean = tuple(i for i in visible if i not in poisoned)
+            try:
+                outs = list(rule.apply(clean, now))
+                _check_outputs(outs)
+            except (sqlite3.Error, OSError):
+                raise
+            except Exception:
+                outs = alone
+                try:
+                    rule.restore(orjson.loads(alone_state))
                 except Exception as bad:
                     self._disable(rule, f"restore() of its own snapshot failed: {type(bad).__name__}: {bad}")
                     return None
@@ -219,7 +239,7 @@ class RulesEngine:
         except Exception as exc:
             self._failed(rule, "tick" if tick else "apply", exc, len(visible))
             return None
-        self._failed(rule, "apply", last, poisoned, restore=False)
+        self._failed(rule, "apply", last, len(poisoned), restore=False)
         return outs, blob, committed
 
     def _restore(self, rule: Rule) -> bool:

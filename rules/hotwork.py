@@ -37,11 +37,7 @@ class HotworkRule:
         self.cfg = cfg
         self.zones: dict[str, HotworkZone] = {z.name: z for z in cfg.zones}
         self._by_presence = {(z.camera, f"{ZONE_PREFIX}{z.name}"): z.name for z in cfg.zones}
-        self.permits: dict[str, Permit] = {}
-        for z in cfg.zones:
-            for p in z.permits:
-                permit = Permit(z.name, p.number, p.issuer, cfg.epoch(p.start), cfg.epoch(p.until), "config")
-                self.permits[permit.key] = permit
+        self.permits: dict[str, Permit] = self._config_permits()
         self.present: dict[str, dict[str, Any]] = {}  # zone -> {"present", "count", "since"}
         self.alarms: dict[str, dict[str, Any]] = {}  # zone -> {"raised_at", "quiet_since"}
         self.orders: dict[str, float] = {}  # camera -> record until (epoch s)
@@ -84,7 +80,18 @@ class HotworkRule:
             "commands": [[cid, res] for cid, res in self.commands.items()],
         }
 
+    def _config_permits(self) -> dict[str, Permit]:
+        cfg, out = self.cfg, {}
+        for z in cfg.zones:
+            for p in z.permits:
+                permit = Permit(z.name, p.number, p.issuer, cfg.epoch(p.start), cfg.epoch(p.until), "config")
+                out[permit.key] = permit
+        return out
+
     def restore(self, snapshot: dict[str, Any]) -> None:
+        """Replace the whole state with ``snapshot`` (the engine rolls back to the last commit this
+        way): the config's planned permits, then what the snapshot holds — nothing kept from memory."""
+        self.permits = self._config_permits()
         for doc in snapshot.get("permits", []):
             permit = Permit.from_dict(doc)
             if permit.zone not in self.zones:

@@ -105,9 +105,13 @@ class ExternalCountInbox:
         for e in entries:
             if e.mqtt is not None:
                 self.by_topic.setdefault(e.mqtt.topic, []).append(e)
-        self.bucket = bucket or TokenBucket(rate=5.0, burst=20.0)
+        # one bucket per topic: one shaft's flooding feed must not starve another shaft's count
+        proto = bucket or TokenBucket(rate=5.0, burst=20.0)
+        self.bucket = proto
+        self.buckets = {t: TokenBucket(rate=proto.rate, burst=proto.burst) for t in self.by_topic}
         self.accepted = self.rejected = self.flooded = 0
         self._dropped = self._unrecorded = 0
+        self._dropped_by_topic: dict[str, int] = {}
         self._since_wall = 0.0
         self._due: float | None = None
         self._last_report = float("-inf")
@@ -132,9 +136,10 @@ class ExternalCountInbox:
             return
         if self._due is not None and mono >= self._due:
             self.flush(now, mono)
-        if not self.bucket.take(mono):
+        if not self.buckets[topic].take(mono):
             self.flooded += 1
             self._dropped += 1
+            self._dropped_by_topic[topic] = self._dropped_by_topic.get(topic, 0) + 1
             self._pending(now, mono)
             return
         for ext in entries:
@@ -217,6 +222,7 @@ class ExternalCountInbox:
                         "dropped": self._dropped,
                         "rejected_not_recorded": self._unrecorded,
                         "topics": self.topics,
+                        "dropped_by_topic": dict(self._dropped_by_topic),
                         "since": iso(self._since_wall),
                         "at": iso(now),
                         "limit": {"rate_per_s": self.bucket.rate, "burst": self.bucket.burst},
@@ -227,3 +233,4 @@ class ExternalCountInbox:
             self._last_report = mono
         self._due = None
         self._dropped = self._unrecorded = 0
+        self._dropped_by_topic = {}

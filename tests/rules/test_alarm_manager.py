@@ -247,10 +247,19 @@ def test_operator_moves_a_cleared_alarm_on_and_the_condition_can_return() -> Non
     out = feed(rule, command("c2", "handle", "cam-1:seal_breach"))
     (ev,) = events(out, "alarm_state")
     assert (ev["from"], ev["state"], ev["condition"]) == ("cleared", "handled", "cleared")
-    out = feed(rule, alarm())  # the condition returns: same alarm, state kept, condition active
+    out = feed(rule, alarm())  # the condition returns: a new occurrence, to be acknowledged again
     (ev,) = events(out, "alarm_state")
-    assert (ev["from"], ev["state"], ev["condition"], ev["raised_count"]) == ("handled", "handled", "active", 2)
-    assert len(rule.open) == 1
+    assert (ev["from"], ev["state"], ev["condition"], ev["raised_count"], ev["occurrence"]) == (
+        "handled",
+        "raised",
+        "active",
+        2,
+        "new",
+    )
+    assert len(rule.open) == 1 and not rule.open["cam-1:seal_breach"].acked
+    # and it is re-announced when nobody acknowledges the new occurrence in time
+    reminders = [r.payload for r in rule.tick(T0 + 3 * 86400) if r.payload.get("event") == "alarm_reminder"]
+    assert len(reminders) == 1 and reminders[0]["state"] == "raised"
 
 
 def secretly_running(state: str, ts: float = T0) -> Record:
@@ -321,3 +330,15 @@ def iso_of(ts: float) -> str:
     from rules.alarm_life import iso
 
     return iso(ts)
+
+
+def test_a_new_seal_breach_after_an_acknowledgement_is_a_new_occurrence() -> None:
+    """A seal breach never clears (the camera only raises): once acknowledged, the next intrusion
+    must be acknowledged on its own, not absorbed into the old one."""
+    rule = AlarmManager()
+    feed(rule, alarm())
+    feed(rule, command("c1", "ack", "cam-1:seal_breach"))
+    out = feed(rule, alarm())
+    (ev,) = events(out, "alarm_state")
+    assert (ev["from"], ev["state"], ev["occurrence"]) == ("acknowledged", "raised", "new")
+    assert reply(feed(rule, command("c2", "ack", "cam-1:seal_breach")))["result"] == "ok"

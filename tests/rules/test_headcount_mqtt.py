@@ -199,3 +199,19 @@ def test_mqtt_count_compared_mismatch_alarms_and_clears_hostile_rejected(tmp_pat
     log = agent.output()
     for marker in ("not json", "xxxxxxxx", '"42"', "NaN", "1e999", '"vent"'):
         assert marker not in log, f"a payload reached the log ({marker})"
+
+
+def test_one_flooding_feed_does_not_starve_another_shafts_count() -> None:
+    north = ExternalCount.model_validate({"shaft": "north", "mqtt": {"topic": "kj/north/people", "field": FIELD}})
+    south = ExternalCount.model_validate({"shaft": "south", "mqtt": {"topic": "kj/south/people", "field": FIELD}})
+    buf = RecordingBuffer()
+    inbox = ExternalCountInbox([north, south], buf)  # type: ignore[arg-type]  # emit is all it uses
+    for i in range(60):  # north floods at 20/s for 3 s; south sends one count a second
+        inbox.on_message("kj/north/people", json.dumps(count(5)).encode(), now=1000 + i / 20)
+        if i % 20 == 0:
+            inbox.on_message("kj/south/people", json.dumps(count(7)).encode(), now=1000 + i / 20)
+    inbox.flush(now=1004.0, mono=1004.0)
+    south_values = [r for r in buf.records if r.kind is Kind.TELEMETRY and r.source == "pps-south"]
+    assert len(south_values) == 3  # every one of south's counts got through
+    (flood,) = [r.payload for r in buf.records if r.payload.get("event") == "external_count_flood"]
+    assert set(flood["dropped_by_topic"]) == {"kj/north/people"}  # and the record names the flooding feed
