@@ -83,6 +83,10 @@ class RectificationRule:
             self.counts[f"{rec.source}.{p['zone']}"] = (p["count"], rec.ts)
         elif rec.kind is Kind.ALARM and p.get("alarm") == "seal_breach":
             win = next((w for w in self.active_all(rec.ts) if rec.source in w.places), None)
+            if win is not None and isinstance(p.get("objects"), int):
+                # a seal camera approved as a place is counted too: the objects (people and
+                # vehicles) its latest breach saw — approved work still has its limit
+                self.counts[rec.source] = (p["objects"], rec.ts)
             if win is not None:
                 out.append(
                     Record(

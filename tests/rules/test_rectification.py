@@ -170,3 +170,18 @@ def test_an_approved_occupancy_zone_does_not_suppress_the_whole_seal_camera() ->
     rule = RectificationRule(site, CAL)
     c = seal_alarm("cam-a", at(25, 10))
     assert rule.apply([c], at(25, 10)) == []  # the seal alarm stands as a breach
+
+
+def test_an_approved_seal_place_still_has_its_people_limit() -> None:
+    """A seal camera approved as a place: its breach is suppressed, but 25 people there is over
+    the 9 per place (and the shift total) — approved work is not unlimited work."""
+    from buffer.record import Committed, Kind, Record
+    from rules.rectification import RectificationRule
+
+    rule = RectificationRule(SITE, CAL)
+    t = at(25, 10)
+    seal = Record("cam-seal", Kind.ALARM, {"alarm": "seal_breach", "state": "raised", "objects": 25, "classes": ["person"]}, ts=t)
+    out = rule.apply([Committed(7, seal, "")], t) + rule.tick(t + 60)
+    assert [o.payload.get("event") for o in out if o.payload.get("event")] == ["seal_alarm_suppressed"]
+    raised = {o.payload["id"] for o in out if o.kind is Kind.ALARM and o.payload.get("state") == "raised"}
+    assert "rectification:place_over_limit:cam-seal" in raised, raised
