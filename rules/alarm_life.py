@@ -149,7 +149,7 @@ def occurrence_problem(alarm: Alarm, args: Any) -> str | None:
             f"args.raised_at {str(at)[:40]!r} is an earlier occurrence; "
             f"alarm {alarm.id} open now was raised at {iso(alarm.raised_at)}"
         )
-    if count is not None and count != alarm.raised_count:
+    if count is not None and (isinstance(count, bool) or count != alarm.raised_count):  # true is not 1
         return f"args.raised_count {str(count)[:20]!r} does not match alarm {alarm.id} (raised {alarm.raised_count} time(s))"
     return None
 

@@ -100,8 +100,15 @@ def _parse(payload: bytes) -> dict[str, Any]:
     _text(doc, "target", 128)
     if "by" in doc:
         _text(doc, "by", 64)
-    if "args" in doc and (not isinstance(doc["args"], dict) or len(orjson.dumps(doc["args"])) > MAX_ARGS_BYTES):
-        raise Invalid(f"args must be a JSON object of at most {MAX_ARGS_BYTES} bytes")
+    if "args" in doc:
+        try:  # orjson refuses integers beyond 64 bits and nesting beyond 254 levels
+            size = len(orjson.dumps(doc["args"])) if isinstance(doc["args"], dict) else MAX_ARGS_BYTES + 1
+        except (TypeError, orjson.JSONEncodeError):
+            size = MAX_ARGS_BYTES + 1
+        if size > MAX_ARGS_BYTES:
+            raise Invalid(
+                f"args must be a JSON object of at most {MAX_ARGS_BYTES} bytes (integers of at most 64 bits, little nesting)"
+            )
     return doc
 
 

@@ -321,6 +321,9 @@ def test_a_command_bound_to_an_earlier_occurrence_is_stale() -> None:
     out = reply(feed(rule, bound, now=T0 + 101))
     assert out["result"] == "stale" and "earlier occurrence" in out["reason"], out
     assert rule.open[SR].progress == "raised"
+    boolean = command("c11", "ack", SR)  # JSON true is not the count 1
+    boolean.payload["args"] = {"raised_count": True}
+    assert reply(feed(rule, boolean, now=T0 + 102))["result"] == "stale"
     fresh = command("c10", "ack", SR)
     fresh.payload["args"] = {"raised_at": iso_of(T0 + 100), "raised_count": 1}
     assert reply(feed(rule, fresh, now=T0 + 102))["result"] == "ok"

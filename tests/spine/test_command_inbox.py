@@ -47,6 +47,7 @@ def test_a_valid_command_parses() -> None:
         (b'{"id":"a","command":"ack","target":"t\\u001b[2J"}', "printable"),
         (b'{"id":"a","command":"ack","target":"t","by":"li\\nroot"}', "printable"),
         (b'{"id":"a","command":"ack","target":"t","args":' + b'{"a":' * 200 + b"1" + b"}" * 200 + b"}", "args must be"),
+        (b'{"id":"a","command":"ack","target":"t","args":{"n":' + b"9" * 40 + b"}}", "args must be"),
     ],
 )
 def test_hostile_payloads_are_invalid(payload: bytes, reason: str) -> None:
