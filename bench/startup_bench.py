@@ -50,9 +50,11 @@ def blackholed_port() -> tuple[socket.socket, list[socket.socket], int]:
     return lst, fillers, port
 
 
-def start_once(repo: Path, cfg: Path, counter: TelemetryCounter, devices: int, settle: float) -> dict[str, float]:
+def start_once(repo: Path, cfg: Path, counter: TelemetryCounter, devices: int, settle: float, cold: bool) -> dict[str, float]:
     with counter.lock:
         counter.first_at, counter.first_by_source = None, {}
+        if cold:  # a new buffer numbers from seq 1 again: earlier runs' seqs are not redeliveries
+            counter.seqs.clear()
     env = {"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"}
     with open(cfg.with_suffix(".log"), "ab") as log:
         t0 = time.monotonic()
@@ -96,7 +98,7 @@ def main() -> None:
                 state.mkdir()
                 cfg = agent_config(state / "agent.json", farm.ports + [h[2] for h in holes], broker.port, state / "buf.db")
                 for phase in ("cold", "warm"):
-                    r = start_once(repo, cfg, counter, args.devices, args.settle)
+                    r = start_once(repo, cfg, counter, args.devices, args.settle, phase == "cold")
                     results.setdefault((name, phase), []).append(r)
                     print(
                         f"run {run + 1} {name} ({repo}) {phase}: first datapoint {r['first']:.2f} s "
