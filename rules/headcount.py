@@ -195,7 +195,33 @@ class HeadcountRule:
         value = st.external if st.external and now - st.external[1] <= ext.max_age else None
         if value is None:  # unknown: never compared; a pending mismatch starts again
             st.mismatch_since = None
+            if "mismatch" in st.raised and not st.external_unknown:
+                # a raised mismatch stays raised (silence is not agreement), and says so once
+                st.external_unknown = True
+                return [self._external_event(shaft, ext, now, unknown=True)]
             return []
+        if st.external_unknown:
+            st.external_unknown = False
+            back = [self._external_event(shaft, ext, now, unknown=False)]
+        else:
+            back = []
+        return back + self._compare(shaft, ext, st, value, now)
+
+    def _external_event(self, shaft: str, ext: ExternalCount, now: float, *, unknown: bool) -> Record:
+        text = (
+            f"{shaft}: positioning system count unknown (no fresh value for {timedelta(seconds=round(ext.max_age))}); "
+            "the mismatch alarm stays raised"
+            if unknown
+            else f"{shaft}: positioning system count known again"
+        )
+        return Record(
+            shaft,
+            Kind.EVENT,
+            {"event": "external_count", "shaft": shaft, "unknown": unknown, "source": ext.feed_source, "text": text},
+            ts=now,
+        )
+
+    def _compare(self, shaft: str, ext: ExternalCount, st: ShaftState, value: tuple[float, float], now: float) -> list[Record]:
         diff = st.underground - value[0]
         beyond = abs(diff) > ext.tolerance
         raised = "mismatch" in st.raised

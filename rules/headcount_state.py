@@ -20,6 +20,8 @@ class ShaftState:
     reconciled_at: float | None = None  # the reconciliation moment (epoch) last handled
     external: tuple[float, float] | None = None  # (value, ts) of the last good external count
     mismatch_since: float | None = None
+    #: a raised mismatch whose external count went stale was said to be unknown (said once)
+    external_unknown: bool = False
 
     @property
     def underground(self) -> int:
@@ -46,6 +48,7 @@ class ShaftState:
             "reconciled_at": self.reconciled_at,
             "external": list(self.external) if self.external else None,
             "mismatch_since": self.mismatch_since,
+            "external_unknown": self.external_unknown,
         }
 
     @classmethod
@@ -57,6 +60,7 @@ class ShaftState:
             d.get("reconciled_at"),
             (float(ext[0]), float(ext[1])) if ext else None,
             d.get("mismatch_since"),
+            bool(d.get("external_unknown", False)),
         )
 
 

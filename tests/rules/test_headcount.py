@@ -214,3 +214,19 @@ def test_config_errors_name_the_place() -> None:
     doc["rules"] = {"headcount": {"timezone": "Asia/Shanghai"}}
     rules = build(load_settings_text(json.dumps(doc)))
     assert len(rules) == 1 and rules[0].lines == {("cam-a", "gate"): "main"}
+
+
+def test_a_raised_mismatch_whose_external_count_goes_silent_stays_raised_and_says_unknown() -> None:
+    r = rule(limit=50, external=EXT)
+    f = Feed(r)
+    f.commit(crossing("cam-a", "in"), crossing("cam-a", "in"), crossing("cam-a", "in"), now=T0)
+    f.commit(value(0, T0 + 1), now=T0 + 1)  # 3 apart
+    assert [a["state"] for a in alarms(f.tick(T0 + 62), "headcount_mismatch")] == ["raised"]
+    silent = f.tick(T0 + 200)  # no value for max_age: unknown — not agreement, so no clear
+    assert alarms(silent, "headcount_mismatch") == []
+    assert [(e.payload["event"], e.payload["unknown"]) for e in silent if e.payload.get("event")] == [("external_count", True)]
+    assert f.tick(T0 + 300) == []  # said once
+    f.commit(value(3, T0 + 400), now=T0 + 400)  # back, and agreeing
+    back = [x for x in f.out if x.ts == T0 + 400]
+    assert [e.payload["unknown"] for e in back if e.payload.get("event") == "external_count"] == [False]
+    assert [a["state"] for a in alarms(back, "headcount_mismatch")] == ["cleared"]
