@@ -23,8 +23,12 @@ PROGRESS = ("raised", "acknowledged", "handled")
 
 
 def iso(ts: float) -> str:
-    """UTC ISO-8601 with milliseconds, the format of every record's ``ts``."""
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """UTC ISO-8601 with milliseconds, the format of every record's ``ts``; a time no datetime
+    can hold (hostile input) is shown as its epoch seconds instead: never raises."""
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):
+        return f"{ts:.6g} s since 1970"
 
 
 def alarm_id(source: str, payload: dict[str, Any]) -> str:

@@ -30,6 +30,7 @@ from rules.alarm_life import (
 )
 from rules.base import Rule
 from rules.rectification import suppressed_seqs
+from rules.replies import command_reply
 
 #: The commands this rule owns; other commands (e.g. ``permit``) belong to other rules.
 ALARM_COMMANDS = frozenset(COMMAND_STATE)
@@ -197,27 +198,27 @@ class AlarmManager:
         p = rec.payload
         cid, command, target = p.get("id"), p.get("command"), p.get("target")
         if not isinstance(cid, str) or not cid:
-            return [self._reply(rec, None, "rejected", now, "command has no id")]
+            return [command_reply(rec, None, "rejected", now, "command has no id")]
         known = self.commands.get(cid) or self.rejected.get(cid)
         if known is not None:
-            return [self._reply(rec, cid, "duplicate", now, f"command {cid} was already {known[0]}")]
+            return [command_reply(rec, cid, "duplicate", now, f"command {cid} was already {known[0]}")]
         out = self._execute(rec, cid, str(command), target, now)
         return out
 
     def _execute(self, rec: Record, cid: str, command: str, target: Any, now: float) -> list[Record]:
         by = p_by if isinstance(p_by := rec.payload.get("by"), str) and p_by else rec.source
         if not isinstance(target, str) or not target:
-            return [self._remember(cid, self._reply(rec, cid, "rejected", now, "command has no target alarm id"))]
+            return [self._remember(cid, command_reply(rec, cid, "rejected", now, "command has no target alarm id"))]
         alarm = self.open.get(target)
         if alarm is None:
             reason = f"unknown alarm id {target!r} (not open on this gateway; {len(self.open)} open)"
-            return [self._remember(cid, self._reply(rec, cid, "rejected", now, reason))]
+            return [self._remember(cid, command_reply(rec, cid, "rejected", now, reason))]
         stale = occurrence_problem(alarm, rec.payload.get("args"))
         if stale is not None:  # a command for an earlier occurrence must not act on this one
-            return [self._remember(cid, self._reply(rec, cid, "stale", now, stale))]
+            return [self._remember(cid, command_reply(rec, cid, "stale", now, stale))]
         problem = command_problem(alarm, command, self.cfg)
         if problem is not None:
-            return [self._remember(cid, self._reply(rec, cid, "rejected", now, problem))]
+            return [self._remember(cid, command_reply(rec, cid, "rejected", now, problem))]
         before = alarm.state
         new = COMMAND_STATE[command]
         alarm.by[new] = by
@@ -228,7 +229,7 @@ class AlarmManager:
         else:
             alarm.progress, alarm.shows_cleared = new, False
             event = self._state_event(alarm, before, by, now, **extra)
-        reply = self._reply(rec, cid, "ok", now, None, state=event.payload["state"])
+        reply = command_reply(rec, cid, "ok", now, None, state=event.payload["state"])
         return [event, self._remember(cid, reply)]
 
     def _remember(self, cid: str, reply: Record) -> Record:
@@ -250,22 +251,6 @@ class AlarmManager:
             self.commands.popitem(last=False)
         while len(self.rejected) > cfg.recent_rejected:
             self.rejected.popitem(last=False)
-
-    @staticmethod
-    def _reply(rec: Record, cid: str | None, result: str, now: float, reason: str | None, **extra: Any) -> Record:
-        p = rec.payload
-        payload: dict[str, Any] = {
-            "event": "command_reply",
-            "id": cid,
-            "command": p.get("command"),
-            "target": p.get("target"),
-            "result": result,
-            "at": iso(now),
-            **extra,
-        }
-        if reason is not None:
-            payload["reason"] = reason
-        return Record(rec.source, Kind.EVENT, payload, ts=now)
 
 
 def _ids(rows: Any) -> list[tuple[str, tuple[str, float]]]:

@@ -20,6 +20,7 @@ from config.rules.hotwork import ZONE_PREFIX, HotworkRules, HotworkZone
 from config.schema import Settings
 from rules.base import Rule
 from rules.hotwork_permits import Permit, PermitRefused, iso, overlapping, parse_permit
+from rules.replies import command_reply
 
 COMMANDS = frozenset({"permit", "permit_revoke"})
 COMMAND_SOURCES = frozenset({"platform", "local"})
@@ -229,20 +230,20 @@ class HotworkRule:
         p = rec.payload
         cid = p.get("id")
         if not isinstance(cid, str) or not cid:
-            return [self._reply(rec, None, "rejected", now, "id: the command has no id")]
+            return [command_reply(rec, None, "rejected", now, "id: the command has no id")]
         if cid in self.commands:
-            return [self._reply(rec, cid, "duplicate", now, f"command {cid} was already {self.commands[cid]}")]
+            return [command_reply(rec, cid, "duplicate", now, f"command {cid} was already {self.commands[cid]}")]
         zone = p.get("target")
         if not isinstance(zone, str) or zone not in self.zones:
             reason = f"target: {str(zone)[:64]!r} is not a hot-work zone; zones: {sorted(self.zones)}"
-            return [self._remember(cid, self._reply(rec, cid, "rejected", now, reason))]
+            return [self._remember(cid, command_reply(rec, cid, "rejected", now, reason))]
         origin = str(p.get("origin", rec.source))
         try:
             if p.get("command") == "permit":
                 return self._issue(rec, cid, str(zone), origin, now)
             return self._revoke(rec, cid, str(zone), now)
         except PermitRefused as exc:
-            return [self._remember(cid, self._reply(rec, cid, "rejected", now, str(exc)))]
+            return [self._remember(cid, command_reply(rec, cid, "rejected", now, str(exc)))]
 
     def _issue(self, rec: Record, cid: str, zone: str, origin: str, now: float) -> list[Record]:
         permit = parse_permit(zone, rec.payload.get("args"), origin, cid, now, self.cfg)
@@ -260,7 +261,7 @@ class HotworkRule:
                 f"args.start / args.end: overlaps permit {other.number!r} ({iso(other.start)} .. {iso(other.end)}) of zone {zone}"
             )
         self.permits[permit.key] = permit
-        reply = self._reply(rec, cid, "ok", now, None, state="accepted", permit=permit.public())
+        reply = command_reply(rec, cid, "ok", now, None, state="accepted", permit=permit.public())
         return [self._permit_event("permit_accepted", permit, now, by=rec.payload.get("by")), self._remember(cid, reply)]
 
     def _revoke(self, rec: Record, cid: str, zone: str, now: float) -> list[Record]:
@@ -280,7 +281,7 @@ class HotworkRule:
         else:
             permit.status, permit.ended_at = "revoked", now
             event = self._permit_event("permit_revoked", permit, now, by=permit.revoked_by)
-        reply = self._reply(rec, cid, "ok", now, None, state=permit.status, permit=permit.public())
+        reply = command_reply(rec, cid, "ok", now, None, state=permit.status, permit=permit.public())
         return [event, self._remember(cid, reply)]
 
     def _remember(self, cid: str, reply: Record) -> Record:
@@ -288,22 +289,6 @@ class HotworkRule:
         while len(self.commands) > self.cfg.recent_commands:
             self.commands.popitem(last=False)
         return reply
-
-    @staticmethod
-    def _reply(rec: Record, cid: str | None, result: str, now: float, reason: str | None, **extra: Any) -> Record:
-        p = rec.payload
-        payload: dict[str, Any] = {
-            "event": "command_reply",
-            "id": cid,
-            "command": p.get("command"),
-            "target": p.get("target"),
-            "result": result,
-            "at": iso(now),
-            **extra,
-        }
-        if reason is not None:
-            payload["reason"] = reason
-        return Record(rec.source, Kind.EVENT, payload, ts=now)
 
 
 class NoHotworkRule:
@@ -316,7 +301,7 @@ class NoHotworkRule:
 
     def apply(self, batch: Sequence[Committed], now: float) -> list[Record]:
         return [
-            HotworkRule._reply(
+            command_reply(
                 item.record,
                 str(item.record.payload.get("id")),
                 "rejected",

@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from config.rules.hotwork import HotworkRules
 from config.types import Duration
+from rules.alarm_life import iso
 
 _DURATION: TypeAdapter[float] = TypeAdapter(Duration)
 #: a permit may start at most this long before the command arrived (clock skew, slow links)
@@ -69,14 +70,6 @@ class Permit:
             "status": self.status,
             **({"command": self.command} if self.command else {}),
         }
-
-
-def iso(ts: float) -> str:
-    """UTC ISO time; a time no datetime can hold is shown as its epoch seconds (never raises)."""
-    try:
-        return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    except (OverflowError, ValueError, OSError):
-        return f"{ts:.6g} s since 1970"
 
 
 def _text(args: dict[str, Any], key: str) -> str:

@@ -8,11 +8,11 @@ value cannot keep counting towards a total or keep an alarm raised.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import Any
 
 from buffer.record import Kind, Record
+from rules.alarm_life import iso
 
 
 class PointCache:
@@ -74,11 +74,6 @@ class PointCache:
 
     def restore(self, snap: dict[str, list[Any]]) -> None:
         self.last = {k: (v[0], v[1], float(v[2]), v[3] if len(v) > 3 else None) for k, v in snap.items() if k in self.wanted}
-
-
-def iso(ts: float) -> str:
-    """UTC ISO time with milliseconds, as on the wire."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
 
 
 def alarm(

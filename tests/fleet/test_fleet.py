@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from agent.fleet.view import text_table
 from agent.uplink.status import iso
 from tests.support.agentproc import REPO, AgentProcess, write_config
 from tests.support.broker import free_port
+from tests.support.chromium import chromium, needs_chromium
 
 
 def health(depth: int, **extra) -> bytes:
@@ -154,13 +154,8 @@ def test_fleet_once_shows_real_agents_and_a_malformed_one(two_agents) -> None:
     assert "!! malformed health" in out
 
 
-@pytest.mark.skipif(
-    not (shutil.which("chromium") and shutil.which("chromedriver")),
-    reason="Debian chromium and chromium-driver are installed by scripts/setup.sh test",
-)
+@needs_chromium
 def test_fleet_page_in_headless_chromium(two_agents, tmp_path: Path) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -171,31 +166,17 @@ def test_fleet_page_in_headless_chromium(two_agents, tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'prof'}",
-    ):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     try:
-        time.sleep(1.0)
-        driver.get(f"http://127.0.0.1:{port}/")
-        WebDriverWait(driver, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tr[data-gateway]")) >= 3)
-        rows = {r.get_attribute("data-gateway"): r for r in driver.find_elements(By.CSS_SELECTOR, "tr[data-gateway]")}
-        assert "online" in rows["test-site/gw-north"].get_attribute("class")
-        assert "malformed health" in rows["test-site/gw-broken"].text
-        shot = tmp_path / "fleet.png"
-        driver.save_screenshot(str(shot))
-        assert shot.stat().st_size > 5000
+        with chromium(tmp_path / "prof", lang="en-US") as driver:
+            time.sleep(1.0)
+            driver.get(f"http://127.0.0.1:{port}/")
+            WebDriverWait(driver, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tr[data-gateway]")) >= 3)
+            rows = {r.get_attribute("data-gateway"): r for r in driver.find_elements(By.CSS_SELECTOR, "tr[data-gateway]")}
+            assert "online" in rows["test-site/gw-north"].get_attribute("class")
+            assert "malformed health" in rows["test-site/gw-broken"].text
+            shot = tmp_path / "fleet.png"
+            driver.save_screenshot(str(shot))
+            assert shot.stat().st_size > 5000
     finally:
-        driver.quit()
         proc.terminate()
         proc.wait(10)

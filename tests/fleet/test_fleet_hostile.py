@@ -6,7 +6,6 @@ every hostile string must show as text, exactly as published."""
 from __future__ import annotations
 
 import contextlib
-import shutil
 import subprocess
 import sys
 import time
@@ -14,11 +13,11 @@ from pathlib import Path
 
 import orjson
 import paho.mqtt.client as mqtt
-import pytest
 
 from agent.uplink.status import iso
 from tests.support.agentproc import REPO
 from tests.support.broker import free_port
+from tests.support.chromium import chromium, needs_chromium
 from tests.support.wait import wait_until
 
 # MQTT topic levels cannot hold '/', '+' or '#': everything else is fair game
@@ -68,14 +67,9 @@ def publish_hostile(port: int) -> dict[str, str]:
 REFUSED_IDS = (f"site1/{ATTR_ID}", f"{TAG_SITE}/gw")
 
 
-@pytest.mark.skipif(
-    not (shutil.which("chromium") and shutil.which("chromedriver")),
-    reason="Debian chromium and chromium-driver are installed by scripts/setup.sh test",
-)
+@needs_chromium
 def test_hostile_ids_are_refused_and_hostile_text_shows_as_text_running_nothing(broker, tmp_path: Path) -> None:
-    from selenium import webdriver
     from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
@@ -87,45 +81,40 @@ def test_hostile_ids_are_refused_and_hostile_text_shows_as_text_running_nothing(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'prof'}"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     try:
-        assert fleet.stdout is not None and b"fleet page" in fleet.stdout.readline()
-        driver.get(f"http://127.0.0.1:{port}/")
+        with chromium(tmp_path / "prof", lang="en-US") as driver:
+            assert fleet.stdout is not None and b"fleet page" in fleet.stdout.readline()
+            driver.get(f"http://127.0.0.1:{port}/")
 
-        def rows() -> dict[str, str]:  # in one call: the table is rebuilt every 2 s
-            pairs = driver.execute_script(
-                "return [...document.querySelectorAll('#fleet tbody tr')].map(r => [r.dataset.gateway, r.innerText])"
+            def rows() -> dict[str, str]:  # in one call: the table is rebuilt every 2 s
+                pairs = driver.execute_script(
+                    "return [...document.querySelectorAll('#fleet tbody tr')].map(r => [r.dataset.gateway, r.innerText])"
+                )
+                return {g: t for g, t in pairs}
+
+            wait_until("a row per hostile gateway", lambda: len(rows()) >= len(expected), timeout=20)
+            # hover every row (a handler on the row fires from any of its cells), twice across a refresh
+            for _ in range(2):
+                for td in driver.find_elements(By.CSS_SELECTOR, "#fleet tbody td:first-child"):
+                    with contextlib.suppress(StaleElementReferenceException):  # rebuilt under the pointer
+                        ActionChains(driver).move_to_element(td).perform()
+                time.sleep(2.1)
+            assert driver.execute_script("return window.__pwned") is None, "script from a published message ran"
+            # nothing was parsed as markup: no element but the page's own, no event handler attributes
+            injected = driver.execute_script(
+                "return [...document.querySelectorAll('#fleet tbody *')]"
+                ".filter(e => !['TR','TD','BR','SMALL'].includes(e.tagName) || [...e.attributes]"
+                ".some(a => a.name.startsWith('on'))).map(e => e.outerHTML)"
             )
-            return {g: t for g, t in pairs}
-
-        wait_until("a row per hostile gateway", lambda: len(rows()) >= len(expected), timeout=20)
-        # hover every row (a handler on the row fires from any of its cells), twice across a refresh
-        for _ in range(2):
-            for td in driver.find_elements(By.CSS_SELECTOR, "#fleet tbody td:first-child"):
-                with contextlib.suppress(StaleElementReferenceException):  # rebuilt under the pointer
-                    ActionChains(driver).move_to_element(td).perform()
-            time.sleep(2.1)
-        assert driver.execute_script("return window.__pwned") is None, "script from a published message ran"
-        # nothing was parsed as markup: no element but the page's own, no event handler attributes
-        injected = driver.execute_script(
-            "return [...document.querySelectorAll('#fleet tbody *')]"
-            ".filter(e => !['TR','TD','BR','SMALL'].includes(e.tagName) || [...e.attributes]"
-            ".some(a => a.name.startsWith('on'))).map(e => e.outerHTML)"
-        )
-        assert injected == []
-        shown = rows()
-        assert not set(REFUSED_IDS) & set(shown), sorted(shown)
-        for gateway, text in expected.items():
-            assert gateway in shown, f"{gateway!r} not shown as its own id: {sorted(shown)}"
-            assert gateway in shown[gateway] and text in shown[gateway], shown[gateway]
-        classes = driver.execute_script("return [...document.querySelectorAll('#fleet tbody tr')].map(r => r.className)")
-        assert set(classes) <= {"online", "offline", "unknown"}
+            assert injected == []
+            shown = rows()
+            assert not set(REFUSED_IDS) & set(shown), sorted(shown)
+            for gateway, text in expected.items():
+                assert gateway in shown, f"{gateway!r} not shown as its own id: {sorted(shown)}"
+                assert gateway in shown[gateway] and text in shown[gateway], shown[gateway]
+            classes = driver.execute_script("return [...document.querySelectorAll('#fleet tbody tr')].map(r => r.className)")
+            assert set(classes) <= {"online", "offline", "unknown"}
     finally:
-        driver.quit()
         fleet.terminate()
         fleet.wait(10)
 
