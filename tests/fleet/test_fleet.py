@@ -16,7 +16,7 @@ from agent.fleet.view import text_table
 from agent.uplink.status import iso
 from tests.support.agentproc import REPO, AgentProcess, write_config
 from tests.support.broker import free_port
-from tests.support.chromium import chromium, needs_chromium
+from tests.support.chromium import chromium, needs_chromium, waiter
 
 
 def health(depth: int, **extra) -> bytes:
@@ -156,9 +156,6 @@ def test_fleet_once_shows_real_agents_and_a_malformed_one(two_agents) -> None:
 
 @needs_chromium
 def test_fleet_page_in_headless_chromium(two_agents, tmp_path: Path) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent.cli", "fleet", "--broker", f"127.0.0.1:{two_agents.port}", "--http", f"127.0.0.1:{port}"],
@@ -170,10 +167,15 @@ def test_fleet_page_in_headless_chromium(two_agents, tmp_path: Path) -> None:
         with chromium(tmp_path / "prof", lang="en-US") as driver:
             time.sleep(1.0)
             driver.get(f"http://127.0.0.1:{port}/")
-            WebDriverWait(driver, 20).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tr[data-gateway]")) >= 3)
-            rows = {r.get_attribute("data-gateway"): r for r in driver.find_elements(By.CSS_SELECTOR, "tr[data-gateway]")}
-            assert "online" in rows["test-site/gw-north"].get_attribute("class")
-            assert "malformed health" in rows["test-site/gw-broken"].text
+            # the page re-renders its rows as health arrives: read them in one script, not element by element
+            read_rows = (
+                "return [...document.querySelectorAll('tr[data-gateway]')]"
+                ".map(r => [r.dataset.gateway, r.className, r.innerText])"
+            )
+            waiter(driver).until(lambda d: len(d.execute_script(read_rows)) >= 3)
+            rows = {gw: (cls, text) for gw, cls, text in driver.execute_script(read_rows)}
+            assert "online" in rows["test-site/gw-north"][0]
+            assert "malformed health" in rows["test-site/gw-broken"][1]
             shot = tmp_path / "fleet.png"
             driver.save_screenshot(str(shot))
             assert shot.stat().st_size > 5000

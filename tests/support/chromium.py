@@ -16,6 +16,19 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
+def waiter(driver: Any, timeout: float = 20) -> Any:
+    """A WebDriverWait that retries when the page re-renders under it.
+
+    The pages replace their rows as live values arrive, and a form post navigates; an element
+    found a moment ago can be stale by the time its text is read. That is not a failure, so
+    the wait tries again (a timeout still fails the test).
+    """
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+
+
 @contextmanager
 def chromium(profile: Path, lang: str = "zh-CN") -> Iterator[Any]:
     from selenium import webdriver

@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from tests.support.chromium import chromium, needs_chromium
+from tests.support.chromium import chromium, needs_chromium, waiter
 from tests.web.conftest import PASSWORD, Site
 
 ALARM = "agent:buffer_corrupt"
@@ -32,15 +32,14 @@ def set_text(driver: object, element: object, text: str) -> None:
 @needs_chromium
 def test_log_in_see_live_values_and_acknowledge(site: Site, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     with chromium(tmp_path / "profile") as d:
-        wait = WebDriverWait(d, 20)
+        wait = waiter(d)
         d.get(site.url + "/")
         wait.until(lambda d: "/login" in d.current_url, message=f"not sent to the login page: {d.current_url}")
         d.find_element(By.ID, "password").send_keys("wrong password!")
         d.find_element(By.ID, "login").click()
-        wait.until(lambda d: "密码错误" in d.find_element(By.ID, "message").text, message=d.page_source[:600])
+        wait.until(lambda d: "密码错误" in d.find_element(By.ID, "message").text, message="no wrong-password message")
         shot(d, tmp_path, "login")
 
         d.find_element(By.ID, "password").send_keys(PASSWORD)
@@ -49,13 +48,12 @@ def test_log_in_see_live_values_and_acknowledge(site: Site, tmp_path: Path) -> N
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, value) and d.find_element(By.CSS_SELECTOR, value).text == "1234 m")
         site.image.set_registers("holding", 0, [4321])  # the PLC changes; the page follows
         wait.until(lambda d: d.find_element(By.CSS_SELECTOR, value).text == "4321 m")
-        assert d.find_element(By.CSS_SELECTOR, '[data-point="plc-1.level"] .q-good').text == "good"
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '[data-point="plc-1.level"] .q-good').text == "good")
 
         row = f'tr[data-alarm="{ALARM}"]'
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, row))
-        assert "raised" in d.find_element(By.CSS_SELECTOR, row).text
+        wait.until(lambda d: "raised" in d.find_element(By.CSS_SELECTOR, row).text)
         shot(d, tmp_path, "overview")
-        d.find_element(By.CSS_SELECTOR, f"{row} button.op-ack").click()
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, f"{row} button.op-ack").click() is None)
         wait.until(lambda d: "已完成" in d.find_element(By.ID, "notice").text)
         wait.until(lambda d: "acknowledged" in d.find_element(By.CSS_SELECTOR, row).text)
 
@@ -72,7 +70,7 @@ def test_log_in_see_live_values_and_acknowledge(site: Site, tmp_path: Path) -> N
 
         # the configuration: an invalid change is refused with the loader's words, a valid one applied
         editor = d.find_element(By.ID, "config-text")
-        wait.until(lambda d: '"plc-1"' in editor.get_attribute("value"))
+        wait.until(lambda d: '"plc-1"' in d.find_element(By.ID, "config-text").get_attribute("value"))
         original = editor.get_attribute("value")
         set_text(d, editor, original.replace('"interval": "200ms"', '"interval": "soon"'))
         d.find_element(By.ID, "config-save").click()
