@@ -9,18 +9,19 @@ first and acted on by the rule that owns it once committed. An invalid one becom
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from agent.uplink.inbound import FloodReport, Invalid, TokenBucket, clip, excerpt, no_duplicate_keys
 from agent.uplink.status import iso
 from buffer.record import Kind, Record
+
+__all__ = ["MAX_BYTES", "CommandInbox", "Invalid", "TokenBucket", "excerpt", "parse"]
 
 if TYPE_CHECKING:
     from buffer.boundary import Buffer
@@ -35,27 +36,8 @@ COMMANDS = frozenset({"ack", "handle", "close", "permit", "permit_revoke"})
 REQUIRED = ("id", "command", "target")
 ALLOWED = frozenset({"id", "command", "target", "by", "args"})
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-EXCERPT_CHARS = 120
-FLOOD_REPORT_S = 60.0
-#: the first ``command_flood`` record comes this soon after the first drop; later ones at most
-#: once per ``FLOOD_REPORT_S``
-FIRST_REPORT_S = 5.0
 #: dropped command ids named in one ``command_flood`` record
 MAX_REPORTED_IDS = 50
-#: rejection records per window before they are only counted
-MAX_REJECTED_RECORDS = 30
-
-
-class Invalid(ValueError):
-    """A command that must not be executed; ``str()`` is the reason, safe to record."""
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        dup = next(k for k in keys if keys.count(k) > 1)
-        raise Invalid(f"key {_clip(dup)} appears twice (which one would count is not defined)")
-    return dict(pairs)
 
 
 def _text(doc: dict[str, Any], key: str, limit: int) -> None:
@@ -79,7 +61,7 @@ def parse(payload: bytes) -> dict[str, Any]:
 def _parse(payload: bytes) -> dict[str, Any]:
     try:
         orjson.loads(payload)  # strict UTF-8 and JSON first (the stdlib parser is more lenient)
-        doc = json.loads(payload, object_pairs_hook=_no_duplicates)
+        doc = json.loads(payload, object_pairs_hook=no_duplicate_keys)
     except (orjson.JSONDecodeError, ValueError, RecursionError) as exc:
         if isinstance(exc, Invalid):
             raise
@@ -88,7 +70,7 @@ def _parse(payload: bytes) -> dict[str, Any]:
         raise Invalid("payload is not a JSON object")
     extra = sorted(set(doc) - ALLOWED)
     if extra:
-        raise Invalid(f"unknown key(s) {_clip(', '.join(map(str, extra)))}; allowed: {', '.join(sorted(ALLOWED))}")
+        raise Invalid(f"unknown key(s) {clip(', '.join(map(str, extra)))}; allowed: {', '.join(sorted(ALLOWED))}")
     missing = [k for k in REQUIRED if k not in doc]
     if missing:
         raise Invalid(f"missing key(s) {', '.join(missing)}")
@@ -112,44 +94,6 @@ def _parse(payload: bytes) -> dict[str, Any]:
     return doc
 
 
-def _clip(text: str, n: int = 40) -> str:
-    """Escaped and shortened: hostile key names must not inject lines into a log or a record."""
-    text = text.encode("unicode_escape").decode("ascii")
-    return text if len(text) <= n else text[:n] + "…"
-
-
-def excerpt(payload: bytes) -> str:
-    """The first bytes, escaped (no control characters or raw bytes reach a record or a log)."""
-    head = payload[:EXCERPT_CHARS].decode("utf-8", errors="backslashreplace")
-    text = head.encode("unicode_escape").decode("ascii")
-    return text + ("…" if len(payload) > EXCERPT_CHARS else "")
-
-
-@dataclass
-class TokenBucket:
-    """``rate`` commands per second on average, up to ``burst`` at once."""
-
-    rate: float = 10.0
-    burst: float = 20.0
-    tokens: float | None = None  # starts full (``burst``)
-    at: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.tokens is None:
-            self.tokens = self.burst
-
-    def take(self, now: float) -> bool:
-        """``now`` is a monotonic time: a wall clock stepped back by NTP must not starve commands."""
-        tokens = self.burst if self.tokens is None else self.tokens
-        if self.at is not None:
-            tokens = max(0.0, min(self.burst, tokens + max(0.0, now - self.at) * self.rate))
-        self.at, self.tokens = now, tokens
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
 class CommandInbox:
     """Turns messages on the command topic into records; runs on the event loop.
 
@@ -165,15 +109,16 @@ class CommandInbox:
         self.buffer = buffer
         self.bucket = bucket or TokenBucket()
         self.accepted = self.rejected = self.flooded = self.ignored = 0
-        self._since_wall = 0.0  # wall time of the first unreported drop or rejection
-        self._due: float | None = None  # monotonic time the pending report is due
-        self._last_report = float("-inf")  # monotonic
-        self._dropped = 0
         self._dropped_ids: list[str] = []
-        self._reject_window = float("-inf")  # monotonic start of the rejection-record window
-        self._rejected_in_window = 0
-        self._rejected_unrecorded = 0
-        self._timer: asyncio.TimerHandle | None = None
+        self.report = FloodReport(
+            buffer,
+            source="platform",
+            event="command_flood",
+            what="command",
+            limit=lambda: {"rate_per_s": self.bucket.rate, "burst": self.bucket.burst},
+            details=lambda: {"dropped_ids": list(self._dropped_ids)},
+            reset_details=self._dropped_ids.clear,
+        )
 
     def counters(self) -> dict[str, int]:
         return {"accepted": self.accepted, "rejected": self.rejected, "flood_dropped": self.flooded, "wrong_topic": self.ignored}
@@ -190,14 +135,12 @@ class CommandInbox:
         if topic != self.topic:
             self.ignored += 1
             return
-        if self._due is not None and mono >= self._due:  # a message arriving late reports it too
-            self.flush(now, mono)
+        self.report.catch_up(now, mono)
         if not self.bucket.take(mono):
             self.flooded += 1
-            self._dropped += 1
             if len(self._dropped_ids) < MAX_REPORTED_IDS:
                 self._dropped_ids.append(_command_id(payload))
-            self._pending(now, mono)
+            self.report.drop(now, mono)
             return
         try:
             if retain:  # a retained command would be replayed at every connect
@@ -205,12 +148,7 @@ class CommandInbox:
             doc = parse(payload)
         except Invalid as exc:
             self.rejected += 1
-            if mono - self._reject_window >= FLOOD_REPORT_S:
-                self._reject_window, self._rejected_in_window = mono, 0
-            self._rejected_in_window += 1
-            if self._rejected_in_window > MAX_REJECTED_RECORDS:
-                self._rejected_unrecorded += 1
-                self._pending(now, mono)
+            if not self.report.may_record_rejection(now, mono):
                 return
             log.warning("uplink: command rejected (%s)", exc)
             self.buffer.emit(
@@ -244,55 +182,9 @@ class CommandInbox:
         log.info("uplink: command %s %s received", doc["id"], doc["command"])
         self.buffer.emit(Record("platform", Kind.EVENT, record, ts=now))
 
-    def _pending(self, now: float, mono: float) -> None:
-        """Something to report: due ``FIRST_REPORT_S`` after it began, and never sooner than
-        ``FLOOD_REPORT_S`` after the last report; a timer writes it even if no message follows."""
-        if self._due is not None:
-            return
-        self._since_wall = now
-        self._due = max(mono + FIRST_REPORT_S, self._last_report + FLOOD_REPORT_S)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop (a unit test): the next message or flush() reports it
-            return
-        self._timer = loop.call_later(self._due - mono, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self.flush()
-
     def flush(self, now: float | None = None, mono: float | None = None) -> None:
-        """Write the pending ``command_flood`` record now (when due, or the uplink stopping)."""
-        now = time.time() if now is None else now
-        mono = time.monotonic() if mono is None else mono
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._dropped or self._rejected_unrecorded:
-            log.warning(
-                "uplink: command flood: %d dropped over the rate limit, %d rejected without a record each",
-                self._dropped,
-                self._rejected_unrecorded,
-            )
-            self.buffer.emit(
-                Record(
-                    "platform",
-                    Kind.EVENT,
-                    {
-                        "event": "command_flood",
-                        "dropped": self._dropped,
-                        "dropped_ids": list(self._dropped_ids),
-                        "rejected_not_recorded": self._rejected_unrecorded,
-                        "since": iso(self._since_wall),
-                        "at": iso(now),
-                        "limit": {"rate_per_s": self.bucket.rate, "burst": self.bucket.burst},
-                    },
-                    ts=now,
-                )
-            )
-            self._last_report = mono
-        self._due = None
-        self._dropped, self._dropped_ids, self._rejected_unrecorded = 0, [], 0
+        """Write the pending ``command_flood`` record now (the uplink stopping)."""
+        self.report.flush(now, mono)
 
 
 def _command_id(payload: bytes) -> str:

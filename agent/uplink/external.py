@@ -16,7 +16,6 @@ compared, a stale one could raise or hide a mismatch.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from agent.uplink.commands import FIRST_REPORT_S, FLOOD_REPORT_S, MAX_REJECTED_RECORDS, Invalid, TokenBucket, excerpt
+from agent.uplink.inbound import FloodReport, Invalid, TokenBucket, excerpt, no_duplicate_keys
 from agent.uplink.status import iso
 from buffer.record import Kind, Record
 from config.rules.headcount import MQTT_POINT, ExternalCount
@@ -39,13 +38,6 @@ log = logging.getLogger("headframe.uplink")
 MAX_BYTES = 4096
 #: more people than any mine has underground: a larger number is a broken sender
 MAX_COUNT = 100_000
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise Invalid("a key appears twice in one object (which one would count is not defined)")
-    return dict(pairs)
 
 
 def parse_count(payload: bytes, field: str | None) -> int:
@@ -64,7 +56,7 @@ def parse_count(payload: bytes, field: str | None) -> int:
 def _parse(payload: bytes, field: str | None) -> int:
     try:
         orjson.loads(payload)  # strict UTF-8 and JSON (no NaN / Infinity) first
-        doc = json.loads(payload, object_pairs_hook=_no_duplicates)
+        doc = json.loads(payload, object_pairs_hook=no_duplicate_keys)
     except (orjson.JSONDecodeError, ValueError, RecursionError) as exc:
         if isinstance(exc, Invalid):
             raise
@@ -110,14 +102,16 @@ class ExternalCountInbox:
         self.bucket = proto
         self.buckets = {t: TokenBucket(rate=proto.rate, burst=proto.burst) for t in self.by_topic}
         self.accepted = self.rejected = self.flooded = 0
-        self._dropped = self._unrecorded = 0
         self._dropped_by_topic: dict[str, int] = {}
-        self._since_wall = 0.0
-        self._due: float | None = None
-        self._last_report = float("-inf")
-        self._window = float("-inf")
-        self._in_window = 0
-        self._timer: asyncio.TimerHandle | None = None
+        self.report = FloodReport(
+            buffer,
+            source="agent",
+            event="external_count_flood",
+            what="external count",
+            limit=lambda: {"rate_per_s": self.bucket.rate, "burst": self.bucket.burst},
+            details=lambda: {"topics": self.topics, "dropped_by_topic": dict(self._dropped_by_topic)},
+            reset_details=self._dropped_by_topic.clear,
+        )
 
     @property
     def topics(self) -> list[str]:
@@ -134,13 +128,11 @@ class ExternalCountInbox:
         entries = self.by_topic.get(topic)
         if not entries:
             return
-        if self._due is not None and mono >= self._due:
-            self.flush(now, mono)
+        self.report.catch_up(now, mono)
         if not self.buckets[topic].take(mono):
             self.flooded += 1
-            self._dropped += 1
             self._dropped_by_topic[topic] = self._dropped_by_topic.get(topic, 0) + 1
-            self._pending(now, mono)
+            self.report.drop(now, mono)
             return
         for ext in entries:
             field = ext.mqtt.field if ext.mqtt else None
@@ -163,12 +155,7 @@ class ExternalCountInbox:
 
     def _reject(self, ext: ExternalCount, topic: str, payload: bytes, reason: str, now: float, mono: float) -> None:
         self.rejected += 1
-        if mono - self._window >= FLOOD_REPORT_S:
-            self._window, self._in_window = mono, 0
-        self._in_window += 1
-        if self._in_window > MAX_REJECTED_RECORDS:
-            self._unrecorded += 1
-            self._pending(now, mono)
+        if not self.report.may_record_rejection(now, mono):
             return
         log.warning("uplink: external count on %s for shaft %s rejected (%s)", topic, ext.shaft, reason)
         self.buffer.emit(
@@ -189,48 +176,6 @@ class ExternalCountInbox:
             )
         )
 
-    def _pending(self, now: float, mono: float) -> None:
-        if self._due is not None:
-            return
-        self._since_wall = now
-        self._due = max(mono + FIRST_REPORT_S, self._last_report + FLOOD_REPORT_S)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop (a unit test): the next message or flush() reports it
-            return
-        self._timer = loop.call_later(self._due - mono, self.flush)
-
     def flush(self, now: float | None = None, mono: float | None = None) -> None:
-        """Write the pending ``external_count_flood`` record (when due, or the uplink stopping)."""
-        now = time.time() if now is None else now
-        mono = time.monotonic() if mono is None else mono
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._dropped or self._unrecorded:
-            log.warning(
-                "uplink: external count flood: %d dropped over the rate limit, %d rejected without a record each",
-                self._dropped,
-                self._unrecorded,
-            )
-            self.buffer.emit(
-                Record(
-                    "agent",
-                    Kind.EVENT,
-                    {
-                        "event": "external_count_flood",
-                        "dropped": self._dropped,
-                        "rejected_not_recorded": self._unrecorded,
-                        "topics": self.topics,
-                        "dropped_by_topic": dict(self._dropped_by_topic),
-                        "since": iso(self._since_wall),
-                        "at": iso(now),
-                        "limit": {"rate_per_s": self.bucket.rate, "burst": self.bucket.burst},
-                    },
-                    ts=now,
-                )
-            )
-            self._last_report = mono
-        self._due = None
-        self._dropped = self._unrecorded = 0
-        self._dropped_by_topic = {}
+        """Write the pending ``external_count_flood`` record now (the uplink stopping)."""
+        self.report.flush(now, mono)

@@ -92,18 +92,18 @@ def test_rejections_beyond_the_window_limit_are_counted_not_recorded_each() -> N
 def test_a_flood_is_reported_by_its_timer_without_a_later_message() -> None:
     import asyncio
 
-    from agent.uplink import commands
+    from agent.uplink import inbound
 
     async def go() -> list[Record]:
         buf = RecordingBuffer()
         inbox = CommandInbox(TOPIC, buf, TokenBucket(rate=0.001, burst=1))  # type: ignore[arg-type]
-        old, commands.FIRST_REPORT_S = commands.FIRST_REPORT_S, 0.2
+        old, inbound.FIRST_REPORT_S = inbound.FIRST_REPORT_S, 0.2
         try:
             for i in range(5):
                 inbox.on_message(TOPIC, b'{"id":"x%d","command":"ack","target":"a:b"}' % i)
             await asyncio.sleep(0.6)
         finally:
-            commands.FIRST_REPORT_S = old
+            inbound.FIRST_REPORT_S = old
         return buf.records
 
     records = asyncio.run(go())
