@@ -36,6 +36,8 @@ class Recording:
     root: str  # the buffer directory: clips go to <root>/evidence/<camera>/
     segment: float = 60.0
     fmt: str = "mp4"
+    budget: int | None = None  # bytes of clips this camera may keep
+    min_free: int = 0  # free bytes the clips always leave on the buffer's disk
 
 
 def worker_main(
@@ -106,7 +108,15 @@ def _run_worker(
     recorder = None
     if recording is not None and until is not None:
         recorder = ClipRecorder(
-            cam.id, Path(recording.root), until, send, segment=recording.segment, fmt=recording.fmt, fps=cam.fps
+            cam.id,
+            Path(recording.root),
+            until,
+            send,
+            segment=recording.segment,
+            fmt=recording.fmt,
+            fps=cam.fps,
+            budget=recording.budget,
+            min_free=recording.min_free,
         )
         recorder.recover()
     source = LatestFrameSource(cam.url, cam.reconnect_max).start()
@@ -310,7 +320,7 @@ class Vision:
             if not cam.enabled:
                 continue
             extra = hot.zones_of(cam.id)  # hot-work zones: presence only; permits are a rule's business
-            recording = Recording(root, hot.segment, hot.clip_format) if extra else None
+            recording = Recording(root, hot.segment, hot.clip_format, hot.clip_budget, hot.clip_min_free) if extra else None
             cam = cam.model_copy(update={"zones": [*cam.zones, *extra]}) if extra else cam
             self.workers.append(CameraWorker(cam, sink, level, recording=recording))
         self._task: asyncio.Task[None] | None = None

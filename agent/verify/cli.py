@@ -174,5 +174,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_text(report))
     if clips is not None and not args.json:
-        print(f"{clips} evidence clip(s) checked under {args.evidence_dir}")
+        checked, removed = clips
+        gone = f"; {removed} removed by the gateway's clip budget, as its records say" if removed else ""
+        print(f"{checked} evidence clip(s) checked under {args.evidence_dir}{gone}")
     return report.exit_code

@@ -5,6 +5,11 @@ directory and the chain holds its path, size and SHA-256 (docs/rules.md, "Hot wo
 the directory the paths are relative to (the gateway's buffer directory, or the
 ``<export>.clips`` directory ``headframe buffer export -o`` writes), every clip named by a record
 in the inputs is re-hashed: a missing, replaced or damaged file is a problem at that seq.
+
+A clip the recorder deleted to keep its disk budget is named by a chained
+``evidence_clip_removed`` record (vision/clips.py): missing is then what the chain says, not a
+problem; it is counted as removed. A removed clip's record still proves which bytes were
+recorded, not what they showed.
 """
 
 from __future__ import annotations
@@ -40,9 +45,24 @@ def clip_problem(root: Path, payload: dict[str, object]) -> str | None:
     return None
 
 
-def check_clips(gateways: list[GatewayReport], entries: list[Entry], root: Path) -> int:
-    """Check every clip named in ``entries`` (each seq once); problems go to its gateway. Returns the count."""
+def removed_clips(entries: list[Entry]) -> set[tuple[tuple[str, str], str]]:
+    """(gateway, file) of every clip an ``evidence_clip_removed`` record says was deleted."""
+    removed = set()
+    for e in entries:
+        payload = e.doc.get("payload")
+        if isinstance(payload, dict) and payload.get("event") == "evidence_clip_removed":
+            name = payload.get("file")
+            if isinstance(name, str):
+                removed.add((e.gateway_key, name))
+    return removed
+
+
+def check_clips(gateways: list[GatewayReport], entries: list[Entry], root: Path) -> tuple[int, int]:
+    """Check every clip named in ``entries`` (each seq once); problems go to its gateway.
+    Returns (clips checked, clips missing because a record says they were removed)."""
     reports = {(g.site, g.gateway): g for g in gateways}
+    removed = removed_clips(entries)
+    gone = 0
     seen: set[tuple[tuple[str, str], int]] = set()
     for e in entries:
         payload = e.doc.get("payload")
@@ -53,7 +73,11 @@ def check_clips(gateways: list[GatewayReport], entries: list[Entry], root: Path)
         if key in seen or rep is None:
             continue
         seen.add(key)
+        name = payload.get("file")
+        if isinstance(name, str) and (e.gateway_key, name) in removed and not (root / name).exists():
+            gone += 1
+            continue
         problem = clip_problem(root, payload)
         if problem is not None:
             rep.problems.append(Problem("clip", problem, key[1], str(e.doc.get("ts")), e.origin))
-    return len(seen)
+    return len(seen) - gone, gone

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from config.types import Duration, Ident, StrictModel
+from config.types import ByteSize, Duration, Ident, StrictModel
 from config.vision import CameraSettings, Point, ZoneSettings, check_points
 
 #: the camera zone vision runs for a hot-work zone is named ``hotwork-<zone>``
@@ -79,6 +79,10 @@ class HotworkRules(StrictModel):
     segment: Duration = Field(default=60.0, ge=5, le=600)
     #: mp4 (MPEG-4 part 2, ~4 MB/min at 768x576, 4 fps) or avi (MJPEG, ~18 MB/min, survives a kill)
     clip_format: Literal["mp4", "avi"] = "mp4"
+    #: clips one camera keeps at most; the oldest are deleted (each deletion a chained record)
+    clip_budget: ByteSize = Field(default=4 * 1024**3, ge=16 * 1024**2)
+    #: free space the clips always leave on the buffer's disk (the buffer needs it more than video)
+    clip_min_free: ByteSize = Field(default=1024**3, ge=0)
     #: how many recent permit command ids are kept for idempotency
     recent_commands: int = Field(default=1000, ge=10, le=100_000)
 
