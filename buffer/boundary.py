@@ -137,6 +137,7 @@ class BufferService:
             ttl={Kind(k): v for k, v in b.ttl.model_dump().items()},
             durability={Kind(k): v for k, v in b.durability.model_dump().items()},
             max_unsynced_s=b.max_unsynced,
+            reserve_bytes=b.reserve,
             chain_key=key,
             processor=self._processor,
         )

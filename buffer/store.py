@@ -20,11 +20,13 @@ from typing import Any
 import orjson
 
 from buffer import chain
+from buffer.backlog import SHEDDABLE
 from buffer.dropped import skipped_record
 from buffer.eviction import Eviction
 from buffer.processor import CommitProcessor, Processing
 from buffer.record import KIND_BY_PRIORITY, Attachment, Committed, Kind, Record, StoredRecord
 from buffer.recovery import open_or_recover
+from buffer.reserve import DEFAULT_RESERVE, DiskReserve
 from buffer.seqfloor import SeqFloor
 
 log = logging.getLogger("headframe.buffer")
@@ -62,6 +64,8 @@ CREATE TABLE IF NOT EXISTS boot (id INTEGER PRIMARY KEY CHECK (id = 1), boot_id 
 
 #: SQLite's synchronous level per durability class: NORMAL survives a process kill in WAL
 #: mode (the WAL is in the OS cache); FULL fsyncs the WAL at every commit (power loss).
+#: how often a commit may try to make the disk reserve again after it was released or failed
+RESERVE_RETRY_S = 60.0
 _SYNC = {"process_crash": "NORMAL", "power_loss": "FULL"}
 
 
@@ -125,6 +129,7 @@ class BufferStore(Eviction, Processing):
         boot_id: str | None = None,
         max_unsynced_s: float = 5.0,
         processor: CommitProcessor | None = None,
+        reserve_bytes: int = DEFAULT_RESERVE,
     ) -> None:
         self.path = Path(path)
         self.gateway, self.site = gateway, site
@@ -160,6 +165,9 @@ class BufferStore(Eviction, Processing):
             processor.open(self.db, self._insert_derived)
         if self.seq_resumed_from is not None:
             self._note_seq_skip(self.seq_resumed_from)
+        self.reserve = DiskReserve(self.path.with_name(self.path.name + ".reserve"), reserve_bytes)
+        self._reserve_tried = time.monotonic()
+        self.reserve.ensure()
 
     # ----------------------------------------------------------------- state
     def _load_state(self) -> None:
@@ -308,17 +316,24 @@ class BufferStore(Eviction, Processing):
         self.check_attachments(records)
         if not records:
             return [], []
-        for attempt in (1, 2):
+        for attempt in (1, 2, 3):
             try:
-                return self._append_once(records, power_loss, count)
+                done = self._append_once(records, power_loss, count)
             except Exception as exc:
                 self._rollback()
                 if not is_full(exc):
                     raise
-                if attempt == 2:
+                if attempt == 1:
+                    freed = self._make_room()
+                    log.error("buffer: disk full (%s); evicted %d bytes of low-priority records, retrying", exc, freed)
+                elif attempt == 3 or any(r.kind in SHEDDABLE for r in records) or not self.reserve.release():
+                    # telemetry and health never use the reserve: the writer sheds them and retries
                     raise BufferFull(f"disk full ({exc}); {len(records)} record(s) not stored") from exc
-                freed = self._make_room()
-                log.error("buffer: disk full (%s); evicted %d bytes of low-priority records, retrying", exc, freed)
+                continue
+            if not self.reserve.held and time.monotonic() - self._reserve_tried >= RESERVE_RETRY_S:
+                self._reserve_tried = time.monotonic()
+                self.reserve.ensure()  # the disk has room again: hold the reserve for the next time
+            return done
         raise AssertionError("unreachable")
 
     def _append_once(
@@ -455,6 +470,7 @@ class BufferStore(Eviction, Processing):
             "oldest_unsent_age_s": round(self.clock() - oldest, 3) if oldest is not None else 0.0,
             "last_seq": self.last_seq,
             "counters": self.counters(),
+            "disk_reserve": {"held": self.reserve.held, "bytes": self.reserve.size, "released": self.reserve.released},
         }
 
     def peek(self, limit: int = 10) -> list[dict[str, Any]]:

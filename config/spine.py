@@ -54,6 +54,8 @@ class BufferSettings(StrictModel):
     #: Longest that committed telemetry/health may sit un-fsynced in the page cache: bounds what a
     #: power cut can take from kinds of process_crash durability (0 = no bound; see docs/buffer.md).
     max_unsynced: Duration = Field(default=5.0, ge=0, le=3600)
+    #: Space held back in a file beside the database for the alarms of a full disk (0 = none).
+    reserve: ByteSize = Field(default=8 * 1024**2, ge=0, le=1024**3)
 
 
 def is_loopback_host(host: str) -> bool:
