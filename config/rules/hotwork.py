@@ -79,8 +79,10 @@ class HotworkRules(StrictModel):
     segment: Duration = Field(default=60.0, ge=5, le=600)
     #: mp4 (MPEG-4 part 2, ~4 MB/min at 768x576, 4 fps) or avi (MJPEG, ~18 MB/min, survives a kill)
     clip_format: Literal["mp4", "avi"] = "mp4"
-    #: clips one camera keeps at most; the oldest are deleted (each deletion a chained record)
-    clip_budget: ByteSize = Field(default=4 * 1024**3, ge=16 * 1024**2)
+    #: clips one camera keeps at most; the oldest are deleted (each deletion a chained record).
+    #: None (default): no budget, clips are kept as long as the free-space floor allows — the
+    #: rules want hot-work video kept a year, so only the buffer's need for disk removes them.
+    clip_budget: ByteSize | None = Field(default=None, ge=16 * 1024**2)
     #: free space the clips always leave on the buffer's disk (the buffer needs it more than video)
     clip_min_free: ByteSize = Field(default=1024**3, ge=0)
     #: how many recent permit command ids are kept for idempotency
