@@ -156,6 +156,9 @@ class CameraSettings(StrictModel):
     hang_timeout: Duration = 20.0
     jpeg_quality: int = Field(default=80, ge=30, le=95)
     telemetry_interval: Duration = 10.0
+    #: a scaled JPEG of what the camera sees at its first frame and then this often (0 = never):
+    #: the picture behind counts and the secretly-running alarm between the camera's own alarms
+    snapshot_interval: Duration = Field(default=900.0, ge=0)
 
     @model_validator(mode="before")
     @classmethod

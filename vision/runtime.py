@@ -81,6 +81,7 @@ def _run_worker(
     from vision.clips import ClipRecorder
     from vision.detector import ModelError
     from vision.pipeline import CameraPipeline
+    from vision.snapshots import PeriodicSnapshot
     from vision.source import LatestFrameSource
 
     def beat() -> None:
@@ -119,6 +120,7 @@ def _run_worker(
             min_free=recording.min_free,
         )
         recorder.recover()
+    snapshots = PeriodicSnapshot(cam.id, cam.snapshot_interval)
     source = LatestFrameSource(cam.url, cam.reconnect_max).start()
     period = 1.0 / cam.fps
     lost_since: float | None = None
@@ -155,6 +157,12 @@ def _run_worker(
             pipeline.process(frame, ts)
         except (ValueError, cv2.error) as exc:  # a corrupt frame: skip it, say so, keep going
             wlog.warning("frame skipped: %s", redact(str(exc)))
+        else:
+            if snapshots.due(ts):
+                try:
+                    send(snapshots.take(frame, ts))
+                except (ValueError, cv2.error) as exc:
+                    wlog.warning("snapshot skipped: %s", redact(str(exc)))
         if recorder is not None:
             recorder.frame(frame, ts)
         time.sleep(max(0.0, period - (time.monotonic() - started)))
