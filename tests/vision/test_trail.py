@@ -13,6 +13,10 @@ from vision.trail import TrackTrail, recount
 
 LIVE = {"name": "mid", "points": [[0.5, 0.15], [0.5, 1.0]], "band": 0.015}
 OTHER = {"name": "slant", "points": [[0.62, 0.1], [0.45, 0.95]], "band": 0.015}
+#: a grid of lines over the road: tracks born near a line, lost and relinked, coasting across one
+GRID = [{"name": f"v{i}", "points": [[x, 0.2], [x, 1.0]], "band": 0.01} for i, x in enumerate((0.3, 0.4, 0.6, 0.7))] + [
+    {"name": f"h{i}", "points": [[0.05, y], [0.95, y + 0.05]], "band": 0.01} for i, y in enumerate((0.35, 0.45, 0.55, 0.65))
+]
 
 
 class Tee(TrackTrail):
@@ -39,7 +43,7 @@ def camera_run() -> CameraPipeline:
             "fps": 5,
             "detector": {"model": "ssdlite_person_300", "score_threshold": 0.5},
             "tamper": {"enabled": False},
-            "lines": [LIVE, OTHER],
+            "lines": [LIVE, OTHER, *GRID],
         }
     )
     out: list[Record] = []
@@ -59,6 +63,9 @@ def test_recount_of_the_trail_equals_the_live_counter_for_any_line(camera_run: C
     # each line alone, as if it had been the only line the camera ran
     assert recount(copy, [LineSettings.model_validate(LIVE)]) == {"mid": live["mid"]}
     assert recount(copy, [LineSettings.model_validate(OTHER)]) == {"slant": live["slant"]}
+    grid = recount(copy, [LineSettings.model_validate(g) for g in GRID])
+    assert grid == {g["name"]: live[g["name"]] for g in GRID}
+    assert sum(sum(c.values()) for c in grid.values()) >= 10
     flipped = LineSettings.model_validate({**LIVE, "points": LIVE["points"][::-1]})
     assert recount(copy, [flipped]) == {"mid": {"in": live["mid"]["out"], "out": live["mid"]["in"]}}
     assert copy.seconds == pytest.approx(19.8)
