@@ -11,6 +11,7 @@ like any other edit (``ConfigEditor``: the loader decides, atomic write, reload,
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -119,14 +120,27 @@ def check_edits(shapes: list[Shape], edits: Any, lang: i18n.Lang) -> tuple[list[
     return out, problems
 
 
+def _mapping_indent(text: str) -> int:
+    """How far the file indents a mapping under a mapping key (2 when it never does)."""
+    found = []
+    rows = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    for here, below in itertools.pairwise(rows):
+        body = here.split(" #")[0].rstrip()
+        if body.endswith(":") and not body.lstrip().startswith("- ") and not below.lstrip().startswith("-"):
+            step = (len(below) - len(below.lstrip())) - (len(here) - len(here.lstrip()))
+            if step > 0:
+                found.append(step)
+    return min(found, default=2)
+
+
 def _yaml(text: str) -> tuple[YAML, Any]:
     """A round-trip parser writing with the file's own indentation, and the parsed file."""
     _, indent, offset = load_yaml_guess_indent(text)
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096
-    indent = indent or 2
-    yaml.indent(mapping=indent, sequence=max(indent, (offset or 0) + 2), offset=offset or 0)
+    offset = offset or 0
+    yaml.indent(mapping=_mapping_indent(text), sequence=max(indent or 2, offset + 2), offset=offset)
     return yaml, yaml.load(text)
 
 

@@ -245,8 +245,10 @@ class CameraRoutes:
             return refusal
         editor, reload = self.config.editor, self.config.reload
         text, _ = editor.current()
+        before = {s.path: s.points for s in self.shapes}
+        moved = [s for s in edits if s.points != before.get(s.path)]  # only what moved changes in the file
         try:
-            new = apply_edits(text, edits)
+            new = apply_edits(text, moved)
         except KeyError as exc:
             return self._answer(request, 409, "camera_path_not_in_file", path=str(exc))
         try:

@@ -17,7 +17,6 @@ from tests.support.agentproc import AgentProcess
 from tests.support.broker import MosquittoBroker, free_port
 from tests.support.wait import wait_until
 from tests.web.browser import Browser
-from tests.web.conftest import PASSWORD, set_password
 
 MEDIA = Path(__file__).resolve().parents[2] / "hil" / "media"
 CAMERA = "cam-gate"
@@ -60,6 +59,8 @@ class CamSite:
 
 @pytest.fixture
 def cam_site(tmp_path: Path, broker: MosquittoBroker) -> Iterator[CamSite]:
+    from tests.web.conftest import PASSWORD, set_password  # (conftest registers this fixture: import here)
+
     camera = CameraServer({"gate": MEDIA / "vtest.avi"}).start()
     password = tmp_path / "web.password"
     assert set_password(password, PASSWORD).returncode == 0
@@ -90,6 +91,8 @@ def cam_site(tmp_path: Path, broker: MosquittoBroker) -> Iterator[CamSite]:
 
 
 def logged_in(url: str) -> tuple[Browser, str]:
+    from tests.web.conftest import PASSWORD
+
     b = Browser(url)
     assert b.login(PASSWORD)[0] == 303
     return b, b.csrf()
