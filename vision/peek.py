@@ -42,17 +42,31 @@ class PeekServer:
         self.frame: np.ndarray | None = None
         self.ts: float | None = None
         self.trail: TrackTrail | None = None
+        self._sender: threading.Thread | None = None
 
     def offer(self, frame: np.ndarray, ts: float) -> None:
         self.frame, self.ts = frame, ts  # a reference: the source hands out a new array per frame
 
     def serve(self, online: bool, error: str | None) -> None:
-        """Answer whatever is waiting; never raises into the worker's loop."""
+        """Answer whatever is waiting; never raises into, nor blocks, the worker's loop.
+
+        The answer is built here (between two frames) and sent from a thread: an answer larger
+        than the pipe's buffer waits for the agent to read it, and an agent that gave up waiting
+        must not stall the analysis (it drains the stale answer at its next request). While one
+        answer is still on its way, new requests wait in the pipe for the next turn."""
         try:
-            while self.conn.poll():
+            while not (self._sender is not None and self._sender.is_alive()) and self.conn.poll():
                 tag, what = self.conn.recv()
-                self.conn.send((tag, self._answer(what, online, error)))
+                answer = (tag, self._answer(what, online, error))
+                self._sender = threading.Thread(target=self._send, args=(answer,), daemon=True, name="peek-send")
+                self._sender.start()
         except (EOFError, OSError, ValueError, TypeError) as exc:  # the agent went away or sent garbage
+            log.debug("peek: %s", exc)
+
+    def _send(self, answer: tuple[int, dict[str, Any]]) -> None:
+        try:
+            self.conn.send(answer)
+        except (OSError, ValueError) as exc:
             log.debug("peek: %s", exc)
 
     def _answer(self, what: str, online: bool, error: str | None) -> dict[str, Any]:

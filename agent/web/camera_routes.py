@@ -49,7 +49,8 @@ class CameraRoutes:
         self.page: WebPage | None = None
         self.snapshots: dict[str, tuple[bytes, float]] = {}  # the last picture of each camera, for when it is offline
         self._replay = asyncio.Lock()
-        self.shapes: list[Shape] = []
+        self._asking: set[str] = set()  # cameras with a snapshot request in flight (one thread each at most)
+        self._online: dict[str, bool] = {}
 
     def add_routes(self, app: web.Application, page: WebPage) -> None:
         self.page = page
@@ -102,24 +103,27 @@ class CameraRoutes:
             return None, self._answer(request, 400, "bad_request", detail="expected a JSON object")
         return session, body
 
-    def _edits(self, request: web.Request, body: dict[str, Any]) -> tuple[list[Shape], web.Response | None]:
-        """The checked shapes of the camera named in the URL, or the refusal naming what is wrong.
-        (``self.shapes`` keeps the camera's shapes as in the file, for the replay's comparison.)"""
+    async def _edits(self, request: web.Request, body: dict[str, Any]) -> tuple[list[Shape], list[Shape], web.Response | None]:
+        """The checked shapes of the camera named in the URL and its shapes as in the file, or the
+        refusal naming what is wrong."""
         lang = self.page.lang(request) if self.page else "en"
         camera = request.match_info["camera"]
-        _, _, settings, problems = self._file()
+        _, _, settings, problems = await asyncio.to_thread(self._file)
         if settings is None:
-            return [], web.json_response(
-                {"ok": False, "message": i18n.text("camera_config_invalid", lang), "problems": problems}, status=409
+            return (
+                [],
+                [],
+                web.json_response(
+                    {"ok": False, "message": i18n.text("camera_config_invalid", lang), "problems": problems}, status=409
+                ),
             )
         shapes = shapes_of(settings, camera)
         if shapes is None:
-            return [], self._answer(request, 404, "camera_unknown", camera=camera)
-        self.shapes = shapes
+            return [], [], self._answer(request, 404, "camera_unknown", camera=camera)
         edits, problems = check_edits(shapes, body.get("shapes"), lang)
         if problems:
-            return [], web.json_response({"ok": False, "message": problems[0], "problems": problems}, status=422)
-        return edits, None
+            return [], [], web.json_response({"ok": False, "message": problems[0], "problems": problems}, status=422)
+        return edits, shapes, None
 
     # ----- routes --------------------------------------------------------------------------
 
@@ -128,7 +132,7 @@ class CameraRoutes:
         session = self.page.guard(request, csrf=False)
         if not isinstance(session, Session):
             return session
-        _, digest, settings, problems = self._file()
+        _, digest, settings, problems = await asyncio.to_thread(self._file)
         if settings is None:
             lang = self.page.lang(request)
             return web.json_response({"ok": False, "message": i18n.text("camera_config_invalid", lang), "problems": problems})
@@ -162,15 +166,21 @@ class CameraRoutes:
         elif worker.proc is None or not worker.proc.is_alive():
             why = worker.last_error or worker.state
             message = i18n.text("camera_restarting", lang, camera=camera, why=why)
+        elif camera in self._asking:  # another tab asks right now: a hung worker must not take every thread
+            online = self._online.get(camera, False)
         else:
+            self._asking.add(camera)
             try:
                 answer = await asyncio.to_thread(worker.peek.ask, "snapshot", ASK_TIMEOUT)
             except Exception as exc:  # PeekUnavailable; anything else must not break the page either
                 message = i18n.text("camera_no_answer", lang, camera=camera, why=str(exc))
             else:
                 online, jpeg, ts = bool(answer.get("online")), answer.get("jpeg"), answer.get("ts")
+                self._online[camera] = online
                 if not online and answer.get("error"):
                     message = i18n.text("camera_offline", lang, camera=camera, why=answer["error"])
+            finally:
+                self._asking.discard(camera)
         if jpeg and ts:
             self.snapshots[camera] = (jpeg, ts)
         elif camera in self.snapshots:
@@ -195,7 +205,7 @@ class CameraRoutes:
         if isinstance(body, web.Response):
             return body
         lang, camera = self.page.lang(request), request.match_info["camera"]
-        edits, refusal = self._edits(request, body)
+        edits, shapes, refusal = await self._edits(request, body)
         if refusal is not None:
             return refusal
         lines = [LineSettings(name=s.name, points=s.points) for s in edits if s.is_line]
@@ -217,7 +227,7 @@ class CameraRoutes:
             from vision.trail import recount  # numpy and the counter: only once someone replays
 
             started = time.monotonic()
-            saved = [LineSettings(name=s.name, points=s.points) for s in self.shapes if s.is_line]
+            saved = [LineSettings(name=s.name, points=s.points) for s in shapes if s.is_line]
             counts = await asyncio.to_thread(recount, trail, lines)
             before = await asyncio.to_thread(recount, trail, saved)
             spent = time.monotonic() - started
@@ -240,12 +250,12 @@ class CameraRoutes:
         if isinstance(body, web.Response) or session is None:
             return body if isinstance(body, web.Response) else web.Response(status=400)
         lang = self.page.lang(request)
-        edits, refusal = self._edits(request, body)
+        edits, shapes, refusal = await self._edits(request, body)
         if refusal is not None:
             return refusal
         editor, reload = self.config.editor, self.config.reload
         text, _ = editor.current()
-        before = {s.path: s.points for s in self.shapes}
+        before = {s.path: s.points for s in shapes}
         moved = [s for s in edits if s.points != before.get(s.path)]  # only what moved changes in the file
         try:
             new = apply_edits(text, moved)

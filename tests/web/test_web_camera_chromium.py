@@ -100,4 +100,5 @@ def test_drag_a_line_replay_save_and_see_new_counts(cam_site: CamSite, tmp_path:
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'{CAM} .cam-counts h4[data-reloads="1"]'))
         wait.until(lambda d: sum(counts(d, f'{CAM} .cam-counts tr[data-line="mid"] td[class^="count"]') or (0, 0)) >= 1)
         assert d.find_element(By.CSS_SELECTOR, f"{CAM} .cam-dirty").text == ""
+        d.execute_script("arguments[0].scrollIntoView({block: 'end'})", d.find_element(By.CSS_SELECTOR, f"{CAM} .cam-counts"))
         shot(d, tmp_path, "camera-saved")

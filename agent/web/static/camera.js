@@ -74,7 +74,8 @@ function draw(cam) {
       parts.label.textContent = T.direction_in + " · " + s.name;
       g.append(parts.arrow, parts.label);
     } else {
-      const name = svg("text", { class: "zone-label", x: s.points[0][0] * w, y: s.points[0][1] * h, "font-size": Math.max(w, h) / 50 });
+      const name = svg("text", { class: "zone-label", x: s.points[0][0] * w + Math.max(w, h) / 60,
+        y: s.points[0][1] * h - Math.max(w, h) / 120, "font-size": Math.max(w, h) / 50 });
       name.textContent = T["shape_" + s.kind] + " " + s.name;
       g.append(name);
     }
@@ -216,7 +217,7 @@ async function saveCamera(cam) {
 }
 
 function renderCounts(cam, counts) {
-  const since = new Date(counts.since * 1000).toLocaleTimeString();
+  const since = new Date(counts.since * 1000).toLocaleTimeString(document.documentElement.lang === "zh" ? "zh-CN" : "en-GB", { hour12: false });
   const rows = Object.entries(counts.lines).map(([name, c]) => el("tr", { "data-line": name },
     el("td", {}, name), el("td", { class: "count-in" }, c.in), el("td", { class: "count-out" }, c.out)));
   cam.dom.counts.replaceChildren(el("h4", { "data-reloads": String(counts.reloads) }, fmt("counts_since", { time: since })),
