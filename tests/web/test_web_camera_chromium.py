@@ -73,6 +73,13 @@ def test_drag_a_line_replay_save_and_see_new_counts(cam_site: CamSite, tmp_path:
         drag(d, zone_corner, 0.3, 0.0)
         wait.until(lambda d: "在画面之外" in d.find_element(By.CSS_SELECTOR, f"{CAM} .cam-message").text)
         assert point(d, zone_corner) == (0.8, 0.3)
+        # the refused corner stays selected: add a point after it, then remove it again
+        d.find_element(By.CSS_SELECTOR, f"{CAM} button.cam-add-point").click()
+        assert len(d.find_elements(By.CSS_SELECTOR, f"{ZONE} circle")) == 5
+        assert point(d, f'{ZONE} circle[data-vertex="2"]') == (0.8, 0.65)  # half-way to the next corner
+        d.find_element(By.CSS_SELECTOR, f"{CAM} button.cam-remove-point").click()
+        assert len(d.find_elements(By.CSS_SELECTOR, f"{ZONE} circle")) == 4
+        assert "未保存" not in d.find_element(By.CSS_SELECTOR, f"{CAM} .cam-dirty").text  # back as in the file
 
         # the line's top end, dragged right and up with the mouse
         top = f'{LINE} circle[data-vertex="0"]'
@@ -80,7 +87,14 @@ def test_drag_a_line_replay_save_and_see_new_counts(cam_site: CamSite, tmp_path:
         x, y = point(d, top)
         assert abs(x - 0.55) < 0.01 and abs(y - 0.10) < 0.01, (x, y)
         assert "未保存" in d.find_element(By.CSS_SELECTOR, f"{CAM} .cam-dirty").text
-        assert d.find_element(By.CSS_SELECTOR, f'{LINE} path[data-direction="in"]').get_attribute("d")
+        arrow = d.find_element(By.CSS_SELECTOR, f'{LINE} path[data-direction="in"]').get_attribute("d")
+        # flip the line's direction (A and B swap: the "in" arrow turns round), and back
+        d.find_element(By.CSS_SELECTOR, f"{CAM} button.cam-flip").click()
+        assert point(d, top) == (0.5, 1.0)
+        assert d.find_element(By.CSS_SELECTOR, f'{LINE} path[data-direction="in"]').get_attribute("d") != arrow
+        d.find_element(By.CSS_SELECTOR, f"{CAM} button.cam-flip").click()
+        assert point(d, top) == (x, y)
+        assert d.find_element(By.CSS_SELECTOR, f'{LINE} path[data-direction="in"]').get_attribute("d") == arrow
 
         d.find_element(By.CSS_SELECTOR, f"{CAM} button.cam-replay").click()
         row = f'{CAM} .cam-replay-result tr[data-line="mid"]'
