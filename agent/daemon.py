@@ -113,6 +113,7 @@ class Daemon:
                 config_path,
                 self.reload,
                 self._serial_buses,
+                producers=lambda: self.producers,
             )
         #: Prometheus ``/metrics`` (docs/metrics.md): the health record's values; off unless ``metrics.enabled``
         self.metrics = MetricsExporter(settings.metrics, settings.gateway.site, settings.gateway.id)

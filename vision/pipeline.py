@@ -26,6 +26,7 @@ from vision.analytics.zones import ZoneOccupancy
 from vision.detector import Detector
 from vision.stages import StageTimes
 from vision.tracker import Tracker
+from vision.trail import TrackTrail
 
 log = logging.getLogger("headframe.vision.worker")
 
@@ -47,6 +48,8 @@ class CameraPipeline:
         self.seal = ElectronicSeal(cam.seal, self._emit, cam.id, cam.jpeg_quality) if cam.seal else None
         self.tamper = TamperDetector(cam.tamper, self._emit) if cam.tamper.enabled else None
         self.belt = BeltMonitor(cam.belt, self._emit) if cam.belt else None
+        #: the last minutes of tracks, for "replay with this line" on the technician's page (vision/trail.py)
+        self.trail = TrackTrail(cam.id) if self.detector is not None else None
         self.index = 0
         self.alarms: list[dict[str, Any]] = []
         self._last_telemetry = 0.0
@@ -124,6 +127,8 @@ class CameraPipeline:
                 self.seal.process(ctx)
             if self.belt:
                 self.belt.process(ctx)
+            if self.trail is not None:
+                self.trail.add(ctx)
         self.index += 1
         self.frames += 1
         times.frames += 1

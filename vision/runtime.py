@@ -23,6 +23,7 @@ from config.redact import redact
 from config.schema import Settings
 from config.vision import CameraSettings
 from vision.channel import RecordChannel
+from vision.peek import PeekLine
 from vision.worklog import forward_logs
 
 log = logging.getLogger("headframe.vision")
@@ -49,6 +50,7 @@ def worker_main(
     log_level: str = "INFO",
     recording: Recording | None = None,
     until: Any = None,
+    peek: Any = None,
 ) -> None:
     """Runs in the child: source → pipeline → channel. Exits non-zero on a fatal error."""
     import json
@@ -59,7 +61,7 @@ def worker_main(
     configure_worker_logging(cam.id, log_level, log_queue)
     wlog = logging.getLogger("headframe.vision.worker")
     try:
-        _run_worker(cam, channel, heartbeat, stop, wlog, recording, until)
+        _run_worker(cam, channel, heartbeat, stop, wlog, recording, until, peek)
     except SystemExit:
         raise
     except Exception:
@@ -75,11 +77,13 @@ def _run_worker(
     wlog: logging.Logger,
     recording: Recording | None = None,
     until: Any = None,
+    peek_conn: Any = None,
 ) -> None:
     import cv2
 
     from vision.clips import ClipRecorder
     from vision.detector import ModelError
+    from vision.peek import PeekServer
     from vision.pipeline import CameraPipeline
     from vision.snapshots import PeriodicSnapshot
     from vision.source import LatestFrameSource
@@ -121,6 +125,9 @@ def _run_worker(
         )
         recorder.recover()
     snapshots = PeriodicSnapshot(cam.id, cam.snapshot_interval)
+    peek = PeekServer(peek_conn, cam.jpeg_quality) if peek_conn is not None else None
+    if peek is not None:
+        peek.trail = pipeline.trail
     source = LatestFrameSource(cam.url, cam.reconnect_max).start()
     period = 1.0 / cam.fps
     lost_since: float | None = None
@@ -129,6 +136,8 @@ def _run_worker(
     while stop is None or not stop.is_set():
         beat()
         started = time.monotonic()
+        if peek is not None:  # the technician's page: last frame / track trail, only when asked
+            peek.serve(source.state == "streaming", source.error)
         if source.error != said:
             if source.error:
                 wlog.warning("stream: %s (retrying)", source.error)
@@ -165,6 +174,8 @@ def _run_worker(
                     wlog.warning("snapshot skipped: %s", redact(str(exc)))
         if recorder is not None:
             recorder.frame(frame, ts)
+        if peek is not None:
+            peek.offer(frame, ts)
         time.sleep(max(0.0, period - (time.monotonic() - started)))
     if recorder is not None:
         recorder.close()
@@ -201,6 +212,8 @@ class CameraWorker:
         self.faults: list[str] = []  # the last stream faults and resolution changes, newest last
         self.stage_ms: dict[str, float] = {}
         self.inference_ms: float | None = None
+        #: the technician's page asks the worker for a snapshot / its track trail here (vision/peek.py)
+        self.peek = PeekLine(_CTX)
 
     def start(self) -> None:
         self.heartbeat.value = time.time()
@@ -216,6 +229,7 @@ class CameraWorker:
                 self.log_level,
                 self.recording,
                 self.record_until,
+                self.peek.renew(),
             ),
             daemon=True,
             name=f"camera-{self.cam.id}",
@@ -353,6 +367,10 @@ class Vision:
 
     def health(self) -> dict[str, Any]:
         return {"cameras": {w.cam.id: w.health() for w in self.workers}}
+
+    def worker(self, camera: str) -> CameraWorker | None:
+        """The running worker of ``camera`` (the technician's page peeks through it)."""
+        return next((w for w in self.workers if w.cam.id == camera), None)
 
     def record_until(self, camera: str, until: float) -> bool:
         """The agent's order: record ``camera``'s evidence clips until ``until`` (epoch s; 0 = stop).

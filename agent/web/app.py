@@ -265,7 +265,7 @@ LOGIN_HTML = """<!doctype html>
 
 PAGE_HTML = """<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title><link rel="stylesheet" href="/static/style.css"></head>
+<title>{title}</title><link rel="stylesheet" href="/static/style.css"><link rel="stylesheet" href="/static/camera.css"></head>
 <body data-csrf="{csrf}">
 <header><h1>{title}</h1><span class="gateway">{gateway}</span>
 <a id="lang-switch" href="/?lang={other}">{switch}</a>
@@ -276,10 +276,12 @@ PAGE_HTML = """<!doctype html>
 <section id="health"></section>
 <section id="alarms"></section>
 <section id="devices"></section>
+<section id="cameras"></section>
 <section id="probe"></section>
 <section id="config"></section>
 </main>
 <script type="application/json" id="i18n">{catalogue}</script>
 <script src="/static/app.js"></script>
+<script src="/static/camera.js"></script>
 </body></html>
 """

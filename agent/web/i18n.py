@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from agent.web.i18n_camera import CAMERA_MESSAGES
+
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
 
@@ -110,6 +112,8 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "Changes to {sections} take effect when the gateway service restarts.",
     },
 }
+
+MESSAGES.update(CAMERA_MESSAGES)  # the camera view's words (agent/web/i18n_camera.py)
 
 
 def text(key: str, lang: Lang, **args: object) -> str:

@@ -13,6 +13,8 @@ from aiohttp import web
 from agent.commanddesk import CommandDesk
 from agent.control import read_open_alarms
 from agent.web.app import WebPage
+from agent.web.camera_counts import CameraCounts
+from agent.web.camera_routes import CameraRoutes, Producers
 from agent.web.config_routes import ConfigRoutes, Reload
 from agent.web.configedit import ConfigEditor
 from agent.web.live import LiveView
@@ -37,6 +39,7 @@ class WebServer:
         config_path: Path | None = None,
         reload: Reload | None = None,
         buses: Buses | None = None,
+        producers: Producers | None = None,
     ) -> None:
         self.cfg, self.db_path = cfg, db_path
         self.live = LiveView()
@@ -45,6 +48,12 @@ class WebServer:
         routes = ConfigRoutes(ConfigEditor(config_path), reload) if config_path is not None and reload is not None else None
         probe = ProbeRoutes(buses) if buses is not None else None
         self.page = WebPage(cfg, self.live, self.desk, self._open_alarms, gateway, routes, probe) if self.desk else None
+        #: the camera view (docs/web.md, "Cameras"): needs the config editor and the running producers
+        self.cameras: CameraRoutes | None = None
+        if self.page is not None and routes is not None and producers is not None:
+            counts = CameraCounts()
+            self._unsub_counts = buffer.subscribe(counts.on_commit)
+            self.cameras = CameraRoutes(producers, counts)
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
 
@@ -65,7 +74,10 @@ class WebServer:
             return False
         try:
             context = self._ssl()
-            runner = web.AppRunner(self.page.app(), access_log=None, handle_signals=False)
+            app = self.page.app()
+            if self.cameras is not None:
+                self.cameras.add_routes(app, self.page)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
             site = web.TCPSite(runner, self.cfg.listen, self.cfg.port, ssl_context=context, reuse_address=True)
             await site.start()
@@ -84,6 +96,8 @@ class WebServer:
 
     async def stop(self) -> None:
         self._unsubscribe()
+        if self.cameras is not None:
+            self._unsub_counts()
         if self.desk is not None:
             self.desk.close()
         if self._runner is not None:

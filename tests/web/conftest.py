@@ -104,3 +104,7 @@ def site(tmp_path: Path, broker: MosquittoBroker) -> Iterator[Site]:
         meters.stop()
         pair.proc.terminate()
         pair.proc.wait(5)
+
+
+# the camera view's site (a real MJPEG camera); defined there, registered here for tests/web
+from tests.web.camsite import cam_site  # noqa: E402, F401
