@@ -9,6 +9,7 @@ record on its default JSON topic instead; nothing is lost).
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,8 +108,15 @@ def cross_check(cfg: MappingSettings | None) -> list[Problem]:
     return [(("uplink", "mapping", *loc), found, expected) for loc, found, expected in compile_mapping(cfg)[1]]
 
 
+#: Characters no topic value may hold: level separator, wildcards, C0/C1 controls, line and
+#: paragraph separators, byte-order mark.
+_UNSAFE = re.compile("[/+#\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+
+
 def topic_value_problem(value: str) -> str | None:
     """Why ``value`` must not become part of a topic, or None when it may."""
+    if value and len(value) <= MAX_TOPIC_VALUE and _UNSAFE.search(value) is None:
+        return None  # the common case, at C speed
     if not value:
         return "is empty (it would make an empty topic level)"
     if len(value) > MAX_TOPIC_VALUE:
@@ -145,34 +153,41 @@ def _compile_topic(compiler: Compiler, text: str, path: Path, scope: str) -> Top
         return compiler.fail(path, f"{excerpt(text, 60)} (starts with '$', reserved for the broker)", expected)
     if len(literal.encode()) > MAX_TOPIC_BYTES:
         return compiler.fail(path, f"a topic of {len(literal.encode())} bytes", f"at most {MAX_TOPIC_BYTES} bytes")
-    fns: list[Callable[[Ctx], str]] = []
+    pieces: list[str | Callable[[Ctx], str]] = []  # adjacent text (literals, static values) merged
     for part in parts:
-        if isinstance(part, str):
-            fns.append(_literal(part))
-            continue
-        if part.kind == "any":
-            return compiler.fail(
-                path, f"'${{{part.name}}}' (an object) in a topic", "scalar variables in topics (source, seq, static.*, ...)"
-            )
-        for value in part.values:  # static and table values are known now: check them now
-            why = topic_value_problem(to_text(value))
-            if why is not None:
+        if not isinstance(part, str):
+            if part.kind == "any":
                 return compiler.fail(
-                    path, f"'${{{part.name}}}' = {excerpt(value)}, which {why}", "values safe in one topic level"
+                    path, f"'${{{part.name}}}' (an object) in a topic", "scalar variables in topics (source, seq, static.*, ...)"
                 )
-        fns.append(_checked(part))
+            for value in part.values:  # static and table values are known now: check them now
+                why = topic_value_problem(to_text(value))
+                if why is not None:
+                    return compiler.fail(
+                        path, f"'${{{part.name}}}' = {excerpt(value)}, which {why}", "values safe in one topic level"
+                    )
+            if not part.const:
+                pieces.append(_checked(part))
+                continue
+            part = to_text(part.values[0])
+        if pieces and isinstance(pieces[-1], str):
+            pieces[-1] += part
+        else:
+            pieces.append(part)
+    if isinstance(pieces[0], str) and pieces[0].startswith("$"):
+        return compiler.fail(path, f"{excerpt(text, 60)} (starts with '$', reserved for the broker)", expected)
+    if len(pieces) == 1 and isinstance(pieces[0], str):
+        fixed = pieces[0]
+        return lambda _ctx: fixed
 
     def render(ctx: Ctx) -> str:
-        topic = "".join([f(ctx) for f in fns])
-        if topic.startswith("$") or len(topic.encode()) > MAX_TOPIC_BYTES:
+        topic = "".join([p if p.__class__ is str else p(ctx) for p in pieces])  # type: ignore[operator]
+        # (up to MAX_TOPIC_BYTES // 4 characters it cannot be too long: UTF-8 takes at most 4 bytes each)
+        if topic.startswith("$") or (len(topic) > MAX_TOPIC_BYTES // 4 and len(topic.encode()) > MAX_TOPIC_BYTES):
             raise RenderError(f"topic {excerpt(topic, 60)} starts with '$' or is longer than {MAX_TOPIC_BYTES} bytes")
         return topic
 
     return render
-
-
-def _literal(text: str) -> Callable[[Ctx], str]:
-    return lambda _ctx: text
 
 
 def _checked(ref: Ref) -> Callable[[Ctx], str]:

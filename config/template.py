@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import difflib
 import math
+import operator
 import re
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,10 +32,14 @@ Path = tuple[str | int, ...]
 class Ctx(Protocol):
     """What a compiled template reads: one record (and, inside ``$each``, one point)."""
 
+    #: the current point inside ``$each`` / ``split: point`` (None at record level)
+    point: Any
+
     def get(self, name: str) -> Any: ...
     def payload_at(self, keys: tuple[str, ...]) -> Any: ...
     def points(self) -> Sequence[Any]: ...
-    def with_point(self, point: Any) -> Ctx: ...
+    def with_point(self, point: Any) -> Ctx: ...  # a context whose ``point`` may be reassigned
+    def memo(self, key: str, fn: Callable[[Ctx], Any]) -> Any: ...  # fn(ctx) once per record
 
 
 Render = Callable[[Ctx], Any]
@@ -114,7 +120,7 @@ def excerpt(value: Any, limit: int = 40) -> str:
 
 def to_text(value: Any) -> str:
     """A value inside a string: text as is, null as empty, everything else as its JSON."""
-    if isinstance(value, str):
+    if value.__class__ is str or isinstance(value, str):
         return value
     if value is None:
         return ""
@@ -138,6 +144,7 @@ class Ref:
     const: bool
     kind: str
     values: tuple[Any, ...] = ()  # every value it can take, when known at load (static, tables)
+    scope: str = "record"  # "point" when it reads the current point
 
 
 class Compiler:
@@ -182,6 +189,8 @@ class Compiler:
                 path, f"'${{{inner}}}' outside a point", "point.* only inside '$each: points' or in a route with split: point"
             )
             return None
+        if var.scope == "point":  # straight from the point's slot, no lookup by name
+            return Ref(inner, operator.attrgetter(inner), False, var.kind, scope="point")
         return Ref(inner, lambda ctx: ctx.get(inner), False, var.kind)
 
     def _table_ref(self, name: str, key_name: str, path: Path, scope: str) -> Ref | None:
@@ -205,7 +214,10 @@ class Compiler:
                 return default
             raise RenderError(f"table '{name}' has no entry for {key_name}={excerpt(k)} and no '*' default")
 
-        return Ref(f"tables.{name}", lookup, False, "scalar", tuple(table.values()))
+        label = f"tables.{name}[{key_name}]"
+        if key.scope == "point":
+            return Ref(label, lookup, False, "scalar", tuple(table.values()), scope="point")
+        return Ref(label, lambda ctx: ctx.memo(label, lookup), False, "scalar", tuple(table.values()))
 
     # -------------------------------------------------------------- strings
     def parts(self, text: str, path: Path, scope: str) -> list[str | Ref] | None:
@@ -274,6 +286,8 @@ class Compiler:
             if any(it is None for it in items):
                 return None
             fns = [it for it in items if it is not None]
+            if all(f in _CONSTANTS for f in fns):
+                return _const([_CONSTANTS[f] for f in fns])
             return lambda ctx: [f(ctx) for f in fns]
         if isinstance(node, dict):
             return self._object(node, path, scope)
@@ -303,10 +317,16 @@ class Compiler:
             if kfn is None or vfn is None:
                 ok = False
                 continue
-            entries.append((_as_text(kfn), vfn))
+            entries.append((kfn, vfn))
         if not ok:
             return None
-        return lambda ctx: {k(ctx): v(ctx) for k, v in entries}
+        if all(k in _CONSTANTS and v in _CONSTANTS for k, v in entries):
+            return _const({_CONSTANTS[k]: _CONSTANTS[v] for k, v in entries})
+        if all(k in _CONSTANTS for k, _ in entries):
+            fixed = [(_CONSTANTS[k], v) for k, v in entries]
+            return lambda ctx: {k: v(ctx) for k, v in fixed}
+        texts = [(_as_text(k), v) for k, v in entries]
+        return lambda ctx: {k(ctx): v(ctx) for k, v in texts}
 
     def _each(self, node: dict[Any, Any], path: Path, scope: str) -> Render | None:
         source = node["$each"]
@@ -325,7 +345,15 @@ class Compiler:
             item = self.tree(node["$item"], (*path, "$item"), "point")
             if item is None:
                 return None
-            return lambda ctx: [item(ctx.with_point(p)) for p in ctx.points()]
+
+            def as_array(ctx: Ctx) -> list[Any]:
+                pc, out = ctx.with_point(None), []  # one point context per record, moved along
+                for p in ctx.points():
+                    pc.point = p
+                    out.append(item(pc))
+                return out
+
+            return as_array
         if "$key" in node and "$value" in node and "$item" not in node:
             if not isinstance(node["$key"], str):
                 return self.fail((*path, "$key"), excerpt(node["$key"]), "a text template such as '${point.name}'")
@@ -336,9 +364,9 @@ class Compiler:
             kfn, vfn = _as_text(key), value
 
             def as_object(ctx: Ctx) -> dict[str, Any]:
-                out = {}
+                pc, out = ctx.with_point(None), {}
                 for p in ctx.points():
-                    pc = ctx.with_point(p)
+                    pc.point = p
                     out[kfn(pc)] = vfn(pc)
                 return out
 
@@ -355,8 +383,17 @@ def _choices(prefix: str, keys: Mapping[str, Any]) -> str:
     return "one of " + ", ".join(prefix + k for k in keys) if keys else f"a key defined under mapping.{prefix.rstrip('.')}"
 
 
+#: The value of every render function that returns a constant: lets a constant subtree be
+#: built once at compile time, and an object with constant keys skip the key functions.
+_CONSTANTS: weakref.WeakKeyDictionary[Render, Any] = weakref.WeakKeyDictionary()
+
+
 def _const(value: Any) -> Render:
-    return lambda _ctx: value
+    def const(_ctx: Ctx) -> Any:
+        return value
+
+    _CONSTANTS[const] = value
+    return const
 
 
 def _as_text(fn: Render) -> Render:
@@ -366,5 +403,5 @@ def _as_text(fn: Render) -> Render:
 def _interpolate(parts: list[str | Ref]) -> Render:
     if all(isinstance(p, str) for p in parts):
         return _const("".join(p for p in parts if isinstance(p, str)))
-    fns: list[Render] = [_const(p) if isinstance(p, str) else p.get for p in parts]
-    return lambda ctx: "".join([to_text(f(ctx)) for f in fns])
+    pieces: list[str | Render] = [p if isinstance(p, str) else p.get for p in parts]
+    return lambda ctx: "".join([p if p.__class__ is str else to_text(p(ctx)) for p in pieces])  # type: ignore[operator]

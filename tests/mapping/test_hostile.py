@@ -66,6 +66,15 @@ def test_a_huge_value_in_a_payload_is_carried_whole(tmp_path: Path) -> None:
     assert body == {"name": big}
 
 
+def test_a_topic_longer_than_1024_bytes_falls_back(tmp_path: Path) -> None:
+    fmt = formatter_yaml(mapping("event:\n  topic: " + '"' + "/".join(["${payload.name}"] * 9) + '"\n  payload: 1'))
+    recs = stored(tmp_path, [Record("c", Kind.EVENT, {"event": "e", "name": "井" * 128}, ts=TS)])  # 384 bytes each
+    [(topic, _)] = messages(fmt, recs)
+    assert topic == "headframe/mine-a/gw-01/event/c" and "1024 bytes" in str(fmt.counters()["last_error"])
+    short = stored(tmp_path / "2", [Record("c", Kind.EVENT, {"event": "e", "name": "井" * 30}, ts=TS)])
+    assert messages(fmt, short)[0][0] == "/".join(["井" * 30] * 9)
+
+
 def test_a_hostile_point_name_in_a_split_topic_falls_back(tmp_path: Path) -> None:
     fmt = formatter_yaml(mapping('telemetry:\n  split: point\n  topic: "m/${point.name}"\n  payload: "${point.value}"'))
     vals = {"ok": {"v": 1, "q": "good"}, "evil/#": {"v": 2, "q": "good"}}

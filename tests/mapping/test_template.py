@@ -150,6 +150,7 @@ BAD = [
     ('telemetry: {topic: "x/+/y", payload: 1}', "uplink.mapping.telemetry.topic", "without wildcards"),
     ('telemetry: {topic: "x/${source}/#", payload: 1}', "uplink.mapping.telemetry.topic", "without wildcards"),
     ('telemetry: {topic: "$SYS/x", payload: 1}', "uplink.mapping.telemetry.topic", "reserved for the broker"),
+    ('static: {r: "$SYS"}\ntelemetry: {topic: "${static.r}/x", payload: 1}', "uplink.mapping.telemetry.topic", "reserved for"),
     ('telemetry: {topic: "", payload: 1}', "uplink.mapping.telemetry.topic", "without wildcards"),
     ('telemetry: {topic: "x/${payload}", payload: 1}', "uplink.mapping.telemetry.topic", "scalar variables in topics"),
     (
