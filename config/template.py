@@ -302,7 +302,11 @@ class Compiler:
         ok = True
         for key, value in node.items():
             if not isinstance(key, str):
-                self.fail((*path, str(key)), f"key {excerpt(key)} ({type(key).__name__})", "text keys (quote it: '\"1\"')")
+                self.fail(
+                    (*path, key if isinstance(key, int) and not isinstance(key, bool) else str(key)),
+                    f"key {excerpt(key)} ({type(key).__name__})",
+                    "text keys (quote it: '\"1\"')",
+                )
                 ok = False
                 continue
             if key.startswith("$") and not key.startswith("$$") and not key.startswith("${"):

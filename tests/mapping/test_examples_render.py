@@ -89,3 +89,19 @@ def test_thingsboard_telemetry_alarm_attributes_and_mirror(tmp_path: Path) -> No
         },
     )
     assert len(out) == 6
+
+
+def test_the_record_variable_carries_a_verifiable_chain_inside_a_platform_payload(tmp_path: Path) -> None:
+    """Evidence level 2 (docs/mqtt.md): the chained document inside the platform's message."""
+    from buffer import verify
+    from tests.mapping.helpers import KEY, formatter_yaml
+    from tests.mapping.test_template import mapping
+
+    recs = stored(tmp_path, [telemetry(), alarm(), telemetry(ts=1795572601.0)])
+    fmt = formatter_yaml(mapping('default: {topic: "p/${kind}", payload: {platform: "x", evidence: "${record}"}}'))
+    docs = [body["evidence"] for _, body in messages(fmt, recs)]
+    assert [d["seq"] for d in docs] == [1, 2, 3]
+    assert verify(docs, KEY) == []
+    docs[1]["payload"]["count"] = 9  # altered on the way: the chain says so
+    assert [p.seq for p in verify(docs, KEY)] == [2]
+    assert verify([docs[0], docs[2]], KEY), "a record removed from the platform's stream is seen"

@@ -183,6 +183,7 @@ BAD = [
         "not nested",
     ),
     ("timezone: Mars/Olympus\ntelemetry: {topic: t, payload: 1}", "uplink.mapping.timezone", "IANA"),
+    ("telemetry: {topic: t, payload: {d: 2024-01-01}}", "uplink.mapping.telemetry.payload.d", "JSON values only"),
     ("telemetry: {topic: t}", "uplink.mapping.telemetry.payload", "missing"),
     ("telemetry: {topic: t, payload: 1, spilt: point}", "uplink.mapping.telemetry.spilt", "unknown key"),
 ]
@@ -213,3 +214,17 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
         "uplink.mapping.telemetry.payload.y",
         "uplink.mapping.telemetry.topic",
     ]
+
+
+def test_attachments_travel_base64_with_their_metadata(tmp_path: Path) -> None:
+    from tests.mapping.helpers import alarm
+
+    fmt = formatter_yaml(
+        mapping(
+            'alarm: {topic: a, payload: {files: "${attachments}", n: "${alarm.type}"}}\nevent: {topic: e, payload: "${attachments}"}'
+        )
+    )
+    out = messages(fmt, stored(tmp_path, [alarm(), Record("x", Kind.EVENT, {"event": "e"}, ts=TS)]))
+    [meta] = out[0][1]["files"]
+    assert meta["name"] == "s.jpg" and meta["data"] == "/9hqcGc=" and len(meta["sha256"]) == 64
+    assert out[0][1]["n"] == "occupancy_limit" and out[1] == ("e", [])
