@@ -221,7 +221,8 @@ def test_attachments_travel_base64_with_their_metadata(tmp_path: Path) -> None:
 
     fmt = formatter_yaml(
         mapping(
-            'alarm: {topic: a, payload: {files: "${attachments}", n: "${alarm.type}"}}\nevent: {topic: e, payload: "${attachments}"}'
+            'alarm: {topic: a, payload: {files: "${attachments}", n: "${alarm.type}"}}\n'
+            'event: {topic: e, payload: "${attachments}"}'
         )
     )
     out = messages(fmt, stored(tmp_path, [alarm(), Record("x", Kind.EVENT, {"event": "e"}, ts=TS)]))
