@@ -4,12 +4,13 @@ plain chained JSON (never lost); payload strings are JSON-escaped, never re-inte
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from buffer.record import Kind, Record
@@ -153,3 +154,43 @@ def test_a_static_value_with_a_control_character_in_a_topic_is_refused_at_load()
     with pytest.raises(ConfigError) as info:
         load_settings_text(mapping('static: {m: "a\\u0007b"}\ntelemetry: {topic: "x/${static.m}", payload: 1}'))
     assert "U+0007" in str(info.value)
+
+
+SOURCE = st.text(st.characters(codec="utf-8", exclude_characters="/+#"), min_size=1, max_size=150)
+#: names drawn mostly from characters that matter in topics, so every run meets them often
+NAME = st.one_of(TEXT, st.text(st.sampled_from(list("ab井 $/+#\x00\x1f\x7f\x85\u2028")), max_size=12))
+FUZZ_ROUTE = mapping(
+    'telemetry:\n  split: point\n  topic: "m/${source}/${point.name}"\n'
+    '  payload: {src: "${source}", name: "${point.name}", v: "${point.value}"}'
+)
+FUZZ_FMT: dict[str, Any] = {}
+
+
+def one_clean_level(v: str) -> bool:
+    """The test's own rule (not the code's): docs/mqtt.md, Platform mappings, Topics."""
+    bad = set("/+#\u2028\u2029\ufeff")
+    return 0 < len(v) <= 128 and not any(ch in bad or unicodedata.category(ch) == "Cc" for ch in v)
+
+
+@settings(max_examples=400, deadline=None)
+@given(source=SOURCE, name=NAME, value=JSONISH)
+@example(source="s", name="a#", value=1)
+@example(source="s", name="a+", value=1)
+@example(source="s", name="a\x85", value=1)
+@example(source="s\u2028", name="a", value=1)
+@example(source="井口", name="水位", value=1.5)
+def test_the_formatter_never_raises_and_never_publishes_an_unsafe_topic(source: str, name: str, value: Any) -> None:
+    from buffer.boundary import StoredRecord
+    from tests.mapping.helpers import formatter_yaml as build
+
+    fmt = FUZZ_FMT.get("f") or FUZZ_FMT.setdefault("f", build(FUZZ_ROUTE))
+    payload = {"values": {name: {"v": value, "q": "good"}}}
+    doc = {"gateway": "gw-01", "site": "mine-a", "seq": 5, "ts": "2026-11-25T02:10:00.125Z", "synced": True}
+    doc |= {"source": source, "kind": "telemetry", "payload": payload, "prev": "0" * 64, "chain": "1" * 64}
+    out = fmt.format_all(StoredRecord(5, source, Kind.TELEMETRY, TS, orjson.dumps(doc)))
+    if one_clean_level(source) and one_clean_level(name):
+        assert [m.topic for m in out] == [f"m/{source}/{name}"], "a safe record is mapped"
+        assert orjson.loads(out[0].payload) == {"src": source, "name": name, "v": orjson.loads(orjson.dumps(value))}
+    else:  # refused: the record itself, whole, on its default topic
+        assert [m.topic for m in out] == ["headframe/mine-a/gw-01/telemetry/" + source]
+        assert orjson.loads(out[0].payload) == doc

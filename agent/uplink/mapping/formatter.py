@@ -65,6 +65,10 @@ class MappingFormatter:
         except (RenderError, orjson.JSONEncodeError, orjson.JSONDecodeError, TypeError) as exc:
             self._fall_back(rec, str(exc))
             return [self.fallback.format(rec)]
+        except Exception as exc:  # a bug of ours must not make one record block the uplink
+            log.exception("uplink mapping: rendering seq %d failed", rec.seq)
+            self._fall_back(rec, f"internal error {type(exc).__name__}")
+            return [self.fallback.format(rec)]
         self.mapped += 1
         if self.mirror:
             msgs.append(self.fallback.format(rec))
