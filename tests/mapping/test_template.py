@@ -229,3 +229,16 @@ def test_attachments_travel_base64_with_their_metadata(tmp_path: Path) -> None:
     [meta] = out[0][1]["files"]
     assert meta["name"] == "s.jpg" and meta["data"] == "/9hqcGc=" and len(meta["sha256"]) == 64
     assert out[0][1]["n"] == "occupancy_limit" and out[1] == ("e", [])
+
+
+def test_every_documented_variable_is_computed_and_in_the_docs() -> None:
+    from agent.uplink.mapping.context import _COMPUTE, Point
+    from config.template_vars import VARIABLES
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "mqtt.md").read_text()
+    for name, var in VARIABLES.items():
+        if var.scope == "point":
+            assert name.removeprefix("point.") in Point.__slots__, name
+        else:
+            assert name in _COMPUTE, name
+        assert f"`{name}`" in doc, f"{name} is not in the variable table of docs/mqtt.md"
