@@ -9,6 +9,7 @@ from pydantic import Field
 from config import drivers as drivers_cfg
 from config import power as power_cfg
 from config import vision as vision_cfg
+from config.mapping import cross_check as mapping_cross_check
 from config.metrics import MetricsSettings
 from config.rules import RulesSettings
 from config.rules import hotwork as hotwork_cfg
@@ -69,4 +70,5 @@ class Settings(StrictModel):
             )
             + site_rules_cfg.cross_check(self.rules.site, self.devices, self.cameras, profiles)
             + hotwork_cfg.cross_check(self.rules.hotwork, self.cameras)
+            + mapping_cross_check(self.uplink.mapping)
         )

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from config.mapping import MappingSettings
 from config.types import ByteSize, ConfigPath, Duration, Ident, StrictModel
 
 Durability = Literal["process_crash", "power_loss"]
@@ -101,6 +102,8 @@ class UplinkSettings(StrictModel):
     reconnect_max: Duration = 60.0
     #: Optional cap on messages per second while draining a backlog (protects thin links).
     max_rate: float | None = Field(default=None, gt=0)
+    #: A platform's own topics and payloads, per record kind (docs/mqtt.md, "Platform mappings").
+    mapping: MappingSettings | None = None
 
     @property
     def effective_port(self) -> int:

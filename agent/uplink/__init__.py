@@ -27,6 +27,7 @@ from agent.uplink.drain import SHUTDOWN_GRACE_S, Drain
 from agent.uplink.errors import UplinkError
 from agent.uplink.external import ExternalCountInbox
 from agent.uplink.formatters import Formatter, JsonFormatter, OutboundMessage, Topics
+from agent.uplink.mapping import MappingFormatter, build_formatter
 from agent.uplink.session import Session, Will, connect, read_password
 from agent.uplink.status import PreviousSession, StatusDocs, iso, iso_now
 from config.schema import Settings
@@ -52,7 +53,7 @@ class Uplink:
         self.cfg = settings.uplink
         self.buffer = buffer
         self.topics = Topics(settings)
-        self.formatter: Formatter = formatter or JsonFormatter(self.topics)
+        self.formatter: Formatter = formatter or build_formatter(settings, JsonFormatter(self.topics))
         self.client_id = self.cfg.client_id or f"headframe-{settings.gateway.site}-{settings.gateway.id}"
         self.state = "connecting"
         self.last_error: str | None = None
@@ -100,6 +101,7 @@ class Uplink:
             "acked": self.acked,
             "commands": self.commands.counters(),
             **({"external_counts": self.external.counters()} if self.external.topics else {}),
+            **({"mapping": self.formatter.counters()} if isinstance(self.formatter, MappingFormatter) else {}),
         }
 
     def _beat(self) -> None:

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 
-from agent.uplink.formatters import Formatter
+from agent.uplink.formatters import Formatter, OutboundMessage
 from agent.uplink.session import Session
 from config.spine import UplinkSettings
 
@@ -44,6 +44,8 @@ class Drain:
         self.inflight: dict[int, int] = {}  # message id -> seq
         self._acks: collections.deque[int] = collections.deque()  # message ids acknowledged by the broker
         self._pending_acks: list[int] = []  # seqs not yet acked to the buffer
+        #: records sent as several messages (a formatter's ``format_all``): seq -> parts not yet acked
+        self._parts: dict[int, int] = {}
         self._last_ack_flush = time.monotonic()
 
     def on_ack(self, mid: int) -> None:
@@ -57,6 +59,10 @@ class Drain:
         while acks:
             seq = inflight.pop(acks.popleft(), None)
             if seq is not None:
+                left = self._parts.pop(seq, 1) - 1
+                if left:  # the record is acked once every one of its messages is
+                    self._parts[seq] = left
+                    continue
                 self._pending_acks.append(seq)
         if self._pending_acks and (
             force or len(self._pending_acks) >= ACK_BATCH or time.monotonic() - self._last_ack_flush > ACK_FLUSH_S
@@ -72,6 +78,8 @@ class Drain:
         session.bridge.disconnected.add_done_callback(lambda _f: self.wake.set())
         qos, window, rate = self.cfg.qos, self.cfg.inflight, self.cfg.max_rate
         fmt, publish, inflight = self.formatter.format, session.publish, self.inflight
+        #: a formatter that may turn one record into several messages (platform mappings)
+        fmt_all: Callable[[StoredRecord], Sequence[OutboundMessage]] | None = getattr(self.formatter, "format_all", None)
         pending: collections.deque[StoredRecord] = collections.deque()
         self._pending_acks = []
         self._last_ack_flush = time.monotonic()
@@ -100,13 +108,19 @@ class Drain:
             sent = 0
             while pending and sent < room:
                 rec = pending.popleft()
-                msg = fmt(rec)
-                info = publish(msg.topic, msg.payload, qos)
-                if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    session.bridge.mark_lost(f"publish failed ({mqtt.error_string(info.rc)})")
-                    break
-                inflight[info.mid] = rec.seq
-                sent += 1
+                msgs = fmt_all(rec) if fmt_all is not None else (fmt(rec),)
+                if len(msgs) > 1:
+                    self._parts[rec.seq] = len(msgs)
+                for msg in msgs:
+                    info = publish(msg.topic, msg.payload, qos)
+                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                        session.bridge.mark_lost(f"publish failed ({mqtt.error_string(info.rc)})")
+                        break
+                    inflight[info.mid] = rec.seq
+                else:
+                    sent += 1
+                    continue
+                break
             if rate:
                 tokens -= sent
             self.sent += sent
@@ -123,4 +137,5 @@ class Drain:
         await self.flush_acks(force=True)
         self.inflight.clear()
         self._acks.clear()
+        self._parts.clear()
         await self.buffer.release_all()

@@ -23,6 +23,10 @@ class OutboundMessage(NamedTuple):
 
 
 class Formatter(Protocol):
+    """One record -> one message. A formatter may also offer ``format_all(rec) -> list[OutboundMessage]``
+    (one or more, never none): the drain then publishes them all and acks the record to the buffer
+    once every one is acknowledged (platform mappings' ``split: point``)."""
+
     def format(self, rec: StoredRecord) -> OutboundMessage: ...
 
 
