@@ -154,3 +154,22 @@ def test_snap7_is_imported_only_when_an_s7_device_is_configured() -> None:
     res = subprocess.run([sys.executable, "-c", IMPORT_CHECK], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split("\n")[:2] == ["after modbus: False", "after s7: True"]
+
+
+MISSING_EXTRA = """
+import sys
+sys.modules["snap7"] = None  # as if the extra were not installed
+from config import ConfigError, load_settings_text
+text = "gateway: {site: s, id: g}\\ndevices:\\n  - {id: p, protocol: s7, host: h, points: [{name: b, address: MB0}]}\\n"
+try:
+    load_settings_text(text, "site.yaml")
+except ConfigError as exc:
+    print(exc)
+"""
+
+
+def test_an_s7_device_without_the_extra_installed_is_refused_at_check() -> None:
+    res = subprocess.run([sys.executable, "-c", MISSING_EXTRA], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "site.yaml:3:" in res.stdout and "devices[0].protocol" in res.stdout
+    assert "python-snap7 is not installed" in res.stdout and "pip install 'headframe[s7]'" in res.stdout

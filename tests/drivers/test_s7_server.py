@@ -303,3 +303,24 @@ def test_reconnects_after_the_plc_goes_away_and_comes_back(plc: S7Plc) -> None:
     lost = [e for e in events if e["state"] in ("offline", "backoff", "degraded")]
     assert lost and f"127.0.0.1:{plc.port}" in lost[0]["reason"]
     assert events[-1]["state"] == "ok"
+
+
+def test_poll_groups_polled_at_once_share_one_connection(plc: S7Plc) -> None:
+    """Each poll group is its own task; they must not race to open (and drop) connections."""
+    plc.pack("M", 0, 2, ">h", 5)
+    plc.pack("DB", 10, 6, ">h", 6)
+    groups = [{"name": "default", "interval": 1.0}, {"name": "slow", "interval": 10.0}]
+    points = [
+        {"name": "fast", "address": "MW2", "type": "INT"},
+        {"name": "slow", "address": "DB10.DBW6", "type": "INT", "group": "slow"},
+    ]
+    poller, driver, _ = poller_for(s7(plc.port, points, groups=groups))
+
+    async def go() -> None:
+        for _ in range(5):
+            await asyncio.gather(poller.poll("default"), poller.poll("slow"))
+        await driver.close()
+
+    asyncio.run(go())
+    assert (poller.state["fast"].value, poller.state["slow"].value) == (5, 6)
+    assert driver.connects == 1 and driver.requests == 10
