@@ -87,8 +87,11 @@ class S7Driver:
         self.max_bytes = dev.pdu_size - READ_OVERHEAD
         #: point name → (reason, monotonic time) for points past the end of their area
         self.unreadable: dict[str, tuple[str, float]] = {}
-        #: requests sent on the wire (blocks, chunks of over-long blocks, bisections)
+        #: requests sent on the wire (blocks, chunks of over-long blocks, bisections); connections made
         self.requests = 0
+        self.connects = 0
+        #: poll groups run as concurrent tasks: one of them connects, the others wait for it
+        self._connecting = asyncio.Lock()
 
     # ------------------------------------------------------------------ connection
     @property
@@ -98,10 +101,12 @@ class S7Driver:
     async def connect(self) -> None:
         if self.connected:
             return
-        if self.slots is None:
-            return await self._connect()
-        async with self.slots:
-            if not self.connected:
+        async with self._connecting:
+            if self.connected:
+                return
+            if self.slots is None:
+                return await self._connect()
+            async with self.slots:
                 await self._connect()
         return None
 
@@ -119,12 +124,14 @@ class S7Driver:
             await _quietly_disconnect(client)
             raise connect_error(exc, dev.host, dev.port, rack_slot) from None
         self.client = client
+        self.connects += 1
         self.max_bytes = max(1, min(dev.pdu_size, client.get_pdu_length()) - READ_OVERHEAD)
 
-    async def _drop(self) -> None:
-        if self.client is not None:
-            client, self.client = self.client, None
-            await _quietly_disconnect(client)
+    async def _drop(self, client: AsyncClient | None = None) -> None:
+        """Close ``client`` (default: the current one) unless another task already replaced it."""
+        if self.client is not None and (client is None or client is self.client):
+            old, self.client = self.client, None
+            await _quietly_disconnect(old)
 
     async def close(self) -> None:
         await self._drop()
@@ -187,10 +194,10 @@ class S7Driver:
         try:
             answer = await asyncio.wait_for(client.iso_exchange_buffer(bytearray(request)), timeout=self.dev.timeout)
         except TimeoutError:
-            await self._drop()
+            await self._drop(client)
             raise Timeout(f"timeout: PLC {self.dev.host} did not answer a read of {where}") from None
         except (S7ConnectionError, OSError) as exc:
-            await self._drop()
+            await self._drop(client)
             raise Unreachable(f"connection to PLC {self.dev.host}:{self.dev.port} lost ({exc})") from None
         try:
             response = client.protocol.parse_response(bytes(answer))
@@ -205,7 +212,7 @@ class S7Driver:
                 raise DeviceException(
                     f"{where}: the PLC answered with error 0x{exc.error_code:04X} ({exc})", exc.error_code
                 ) from None
-            await self._drop()  # the stream may be out of step: start clean
+            await self._drop(client)  # the stream may be out of step: start clean
             raise BadFrame(f"bad frame: answer to a read of {where} did not parse ({exc})") from None
 
 

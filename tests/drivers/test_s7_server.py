@@ -324,3 +324,45 @@ def test_poll_groups_polled_at_once_share_one_connection(plc: S7Plc) -> None:
     asyncio.run(go())
     assert (poller.state["fast"].value, poller.state["slow"].value) == (5, 6)
     assert driver.connects == 1 and driver.requests == 10
+
+
+def test_a_plc_that_stops_answering_times_out_then_recovers(plc: S7Plc) -> None:
+    """The server's scan holds DB10 (its area lock): the read times out naming the range, the
+    connection is dropped; once DB10 is free again the next poll reconnects and reads."""
+    from snap7.type import SrvArea
+
+    plc.pack("DB", 10, 6, ">h", 41)
+    poller, driver, sink = poller_for(s7(plc.port, [{"name": "x", "address": "DB10.DBW6", "type": "INT"}], timeout=0.3))
+    assert plc.server is not None
+
+    async def go() -> None:
+        await poller.poll("default")
+        plc.server.lock_area(SrvArea.DB, 10)
+        try:
+            await poller.poll("default")
+        finally:
+            plc.server.unlock_area(SrvArea.DB, 10)
+        assert driver.client is None  # dropped: its answer may still come and must not be taken for the next one
+        plc.pack("DB", 10, 6, ">h", 42)
+        await poller.poll("default")
+        await driver.close()
+
+    asyncio.run(go())
+    reports = [r.payload["values"]["x"] for r in sink.records if r.kind is Kind.TELEMETRY]
+    assert [r["q"] for r in reports] == ["good", "bad", "good"] and reports[-1]["v"] == 42
+    assert reports[1]["reason"] == "timeout: PLC 127.0.0.1 did not answer a read of DB10 bytes 6..7"
+    assert driver.connects == 2
+
+
+def test_a_listener_that_never_answers_the_handshake_is_a_connect_timeout() -> None:
+    sock = socket.create_server(("127.0.0.1", 0))  # the kernel completes TCP; nobody answers COTP
+    try:
+        dev = s7(sock.getsockname()[1], [{"name": "x", "address": "MW0", "type": "INT"}], timeout=0.2)
+        poller, _, sink = poller_for(dev)
+        started = time.monotonic()
+        asyncio.run(poller.poll("default"))
+        took = time.monotonic() - started
+    finally:
+        sock.close()
+    assert "no answer — check the address, cabling and firewall" in last_values(sink)["x"]["reason"]
+    assert took < 0.2 + 0.5 + 1.5  # bounded by the device timeout (+0.5 s for the handshake), not snap7's 5 s
