@@ -201,6 +201,8 @@ class S7Driver:
             raise Unreachable(f"connection to PLC {self.dev.host}:{self.dev.port} lost ({exc})") from None
         try:
             response = client.protocol.parse_response(bytes(answer))
+            if response.get("sequence") != int.from_bytes(request[4:6], "big"):
+                raise S7ProtocolError("the answer belongs to another request (PDU reference differs)")
             code = (response.get("data") or {}).get("return_code", -1)
             if code == RC_RANGE:
                 raise OutOfRange(where)

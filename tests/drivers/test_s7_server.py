@@ -366,3 +366,33 @@ def test_a_listener_that_never_answers_the_handshake_is_a_connect_timeout() -> N
         sock.close()
     assert "no answer — check the address, cabling and firewall" in last_values(sink)["x"]["reason"]
     assert took < 0.2 + 0.5 + 1.5  # bounded by the device timeout (+0.5 s for the handshake), not snap7's 5 s
+
+
+def test_an_answer_to_another_request_is_a_bad_frame_and_the_connection_is_made_again(plc: S7Plc) -> None:
+    """The real server, made to echo a wrong PDU reference on one read (a gateway mixing up two
+    clients): that answer is not taken as values; the next poll reconnects and reads."""
+    assert plc.server is not None
+    server = plc.server
+    real = server._process_request
+    wrong = {"left": 1}
+
+    def process(data: bytes, addr: tuple[str, int]) -> bytes | None:
+        answer = real(data, addr)
+        if answer is not None and len(data) > 10 and data[10] == 0x04 and wrong["left"]:  # a read-var request
+            wrong["left"] -= 1
+            answer = answer[:4] + bytes([answer[4] ^ 0x55, answer[5]]) + answer[6:]
+        return answer
+
+    server._process_request = process  # type: ignore[method-assign]
+    plc.pack("M", 0, 2, ">h", 9)
+    poller, driver, sink = poller_for(s7(plc.port, [{"name": "x", "address": "MW2", "type": "INT"}]))
+
+    async def go() -> None:
+        await poller.poll("default")
+        await poller.poll("default")
+        await driver.close()
+
+    asyncio.run(go())
+    reports = [r.payload["values"]["x"] for r in sink.records if r.kind is Kind.TELEMETRY]
+    assert reports[0]["q"] == "bad" and "bad frame" in reports[0]["reason"] and "another request" in reports[0]["reason"]
+    assert reports[1] == {"v": 9, "q": "good"} and driver.connects == 2
