@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from collections.abc import Sequence
 
 from snap7 import AsyncClient
 from snap7.datatypes import S7Area, S7WordLen
 from snap7.error import S7ConnectionError, S7Error, S7ProtocolError, S7TimeoutError
+from snap7.s7protocol import S7Protocol
 from snap7.type import Parameter
 
 from config.drivers import PointSettings, S7Device, S7Point
@@ -200,22 +202,38 @@ class S7Driver:
             await self._drop(client)
             raise Unreachable(f"connection to PLC {self.dev.host}:{self.dev.port} lost ({exc})") from None
         try:
-            response = client.protocol.parse_response(bytes(answer))
-            if response.get("sequence") != int.from_bytes(request[4:6], "big"):
-                raise S7ProtocolError("the answer belongs to another request (PDU reference differs)")
-            code = (response.get("data") or {}).get("return_code", -1)
-            if code == RC_RANGE:
-                raise OutOfRange(where)
-            if code != RC_OK:
-                raise refusal(code, where)
-            return bytearray(client.protocol.extract_read_data(response, S7WordLen.BYTE, count))
-        except S7ProtocolError as exc:
-            if exc.error_code:  # a well-formed answer whose header carries an error class/code
-                raise DeviceException(
-                    f"{where}: the PLC answered with error 0x{exc.error_code:04X} ({exc})", exc.error_code
-                ) from None
+            return interpret_answer(client.protocol, request, bytes(answer), count, where)
+        except BadFrame:
             await self._drop(client)  # the stream may be out of step: start clean
-            raise BadFrame(f"bad frame: answer to a read of {where} did not parse ({exc})") from None
+            raise
+
+
+def interpret_answer(protocol: S7Protocol, request: bytes, answer: bytes, count: int, where: str) -> bytearray:
+    """The ``count`` data bytes of a read-var answer, or why not: ``OutOfRange`` (0x05), a
+    ``DeviceException`` (another item return code, or an error in the answer's header), a
+    ``BadFrame`` for anything that is no answer to ``request``. Every answer is hostile input:
+    nothing else may escape (tests/drivers/test_s7_fuzz.py feeds it mutated real answers)."""
+    try:
+        response = protocol.parse_response(answer)
+        if response.get("sequence") != int.from_bytes(request[4:6], "big"):
+            raise S7ProtocolError("the answer belongs to another request (PDU reference differs)")
+        code = (response.get("data") or {}).get("return_code", -1)
+        if code == RC_RANGE:
+            raise OutOfRange(where)
+        if code != RC_OK:
+            raise refusal(code, where)
+        data = bytearray(protocol.extract_read_data(response, S7WordLen.BYTE, count))
+    except S7ProtocolError as exc:
+        if exc.error_code:  # a well-formed answer whose header carries an error class/code
+            raise DeviceException(
+                f"{where}: the PLC answered with error 0x{exc.error_code:04X} ({exc})", exc.error_code
+            ) from None
+        raise BadFrame(f"bad frame: answer to a read of {where} did not parse ({exc})") from None
+    except (ValueError, IndexError, KeyError, TypeError, struct.error) as exc:
+        raise BadFrame(f"bad frame: answer to a read of {where} did not parse ({type(exc).__name__})") from None
+    if len(data) != count:
+        raise BadFrame(f"garbage: {len(data)} bytes in the answer to a read of {where}, asked for {count}")
+    return data
 
 
 async def _quietly_disconnect(client: AsyncClient) -> None:
