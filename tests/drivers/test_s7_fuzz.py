@@ -64,7 +64,7 @@ def test_the_real_answers_mean_what_they_say() -> None:
         assert "no such data block" in exc.reason
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=700, deadline=None)
 @given(
     st.integers(0, 2),
     st.lists(st.tuples(st.integers(0, 40), st.integers(0, 255)), max_size=4),
@@ -82,7 +82,7 @@ def test_mutated_answers_end_as_data_or_our_errors(which: int, flips: list[tuple
     check(request, bytes(raw) + tail)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=64))
 def test_noise_ends_as_our_errors(noise: bytes) -> None:
     check(real_answers()[0][0], noise)
