@@ -136,7 +136,13 @@ def test_plan_is_optimal_and_never_exceeds_the_pdu(spec: list[tuple[int, str]], 
 
 
 IMPORT_CHECK = """
-import sys
+import importlib, pkgutil, sys, warnings
+import agent, drivers
+warnings.simplefilter("ignore")
+for package in (agent, drivers):  # every module of the agent and the drivers, the S7 driver's own aside
+    for mod in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        if mod.name != "drivers.s7_driver":
+            importlib.import_module(mod.name)
 from buffer.sink import ListSink
 from config import load_settings_text
 from drivers.runtime import Drivers
