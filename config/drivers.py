@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from config.s7addr import S7Location, normalise_type, parse_address
 from config.types import Duration, Ident, StrictModel, rejected
 
 DataType = Literal["int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64", "bool", "bit", "string"]
@@ -225,11 +227,92 @@ class Dlt645Device(DeviceBase):
         return self
 
 
-#: One entry under ``devices:``; ``protocol`` picks the model (add OPC UA / S7 models here).
-DeviceSettings = Annotated[ModbusTcpDevice | ModbusRtuDevice | Dlt645Device, Field(discriminator="protocol")]
+def _not_s7(key: str) -> object:
+    return rejected(f"no '{key}' on an s7 point (area, byte, bit and width are all in 'address:', e.g. DB10.DBX4.2)")
+
+
+class S7Point(PointSettings):
+    """A point of an S7 PLC: ``address: DB10.DBD8`` and ``type: REAL`` (config/s7addr.py).
+
+    The YAML keys ``address`` and ``type`` feed ``s7`` and ``s7_type`` (their Modbus namesakes
+    keep their defaults and are never dumped), so the poller, the records and the rules see
+    an ordinary point; only the S7 driver reads ``s7``.
+    """
+
+    address: Annotated[int, _not_s7("modbus_address")] = Field(default=0, validation_alias="modbus_address", exclude=True)
+    type: Annotated[DataType, _not_s7("modbus_type")] = Field(default="uint16", validation_alias="modbus_type", exclude=True)
+    table: Annotated[RegisterTable, _not_s7("table")] = Field(default=RegisterTable.HOLDING, exclude=True)
+    order: Annotated[Order, _not_s7("order")] = Field(default="ABCD", exclude=True)
+    bit: Annotated[int | None, _not_s7("bit")] = _NOT
+    length: Annotated[int | None, rejected("no 'length' on an s7 point: write the type as STRING[n]")] = _NOT
+    di: Annotated[str | None, _not_s7("di")] = _NOT
+    writable: Annotated[bool, rejected("no 'writable' on an s7 point: the S7 driver only reads")] = Field(
+        default=False, exclude=True
+    )
+    s7_type: str | None = Field(default=None, validation_alias="type", description="BOOL, INT, REAL, STRING[n], ...")
+    s7: S7Location = Field(validation_alias="address", description="DB10.DBD8, MW4, I0.1, QB0, ...")
+
+    @field_validator("s7_type", mode="before")
+    @classmethod
+    def _type(cls, value: object) -> str:
+        return normalise_type(str(value))
+
+    @field_validator("s7", mode="before")
+    @classmethod
+    def _where(cls, value: object, info: ValidationInfo) -> S7Location:
+        if isinstance(value, S7Location):
+            return value
+        if not isinstance(value, str):
+            raise ValueError("an S7 address string such as DB10.DBD8 (quote it in YAML if it starts with %)")
+        return parse_address(value, info.data.get("s7_type"))
+
+    @model_validator(mode="after")
+    def _numeric_scaling(self) -> S7Point:
+        not_a_number = self.s7.type == "BOOL" or self.s7.type.startswith("STRING")
+        if not_a_number and (self.scale != 1.0 or self.offset != 0.0 or self.deadband):
+            raise ValueError(f"no scale/offset/deadband on a {self.s7.type} point (they apply to numbers)")
+        return self
+
+
+class S7Device(DeviceBase):
+    """A Siemens S7 PLC (S7-300/400/1200/1500, ET 200SP CPU) over ISO-on-TCP, read with snap7."""
+
+    protocol: Literal["s7"]
+    host: str = Field(default="", description="IP address or DNS name of the CPU (or its CP)")
+    port: int = Field(default=102, ge=1, le=65535)
+    rack: int = Field(default=0, ge=0, le=7)
+    slot: int = Field(default=1, ge=0, le=31, description="S7-1200/1500: 1; S7-300: 2; S7-400: see hardware config")
+    tsap: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]{2}\.?[0-9A-Fa-f]{2}$", description="remote TSAP, e.g. 03.01")
+    pdu_size: int = Field(default=240, ge=240, le=960, description="PDU asked for; the CPU may grant less")
+    gap_fill: int = Field(default=32, ge=0, le=200, description="unused bytes read to save a request")
+    points: list[S7Point] = Field(default_factory=list)  # type: ignore[assignment]  # S7Point is-a PointSettings
+    bus: Annotated[None, _elsewhere("bus", "s7", "serial (modbus_rtu, dlt645) devices")] = _NOT
+    unit: Annotated[None, _elsewhere("unit", "s7", "Modbus devices; an S7 CPU is found by rack/slot or tsap")] = _NOT
+    address: Annotated[None, _elsewhere("address", "s7", "dlt645 meters; S7 points have their own 'address:'")] = _NOT
+    max_registers: Annotated[None, _elsewhere("max_registers", "s7", "Modbus devices; S7 uses pdu_size")] = _NOT
+    max_bits: Annotated[None, _elsewhere("max_bits", "s7", "Modbus devices")] = _NOT
+
+    @model_validator(mode="after")
+    def _where(self) -> S7Device:
+        if not self.host:
+            raise ValueError("'host' for an s7 device")
+        if self.tsap is not None and {"rack", "slot"} & self.model_fields_set:
+            raise ValueError("either 'tsap' or 'rack'/'slot', not both (the TSAP already names rack and slot)")
+        return self
+
+    def remote_tsap(self) -> tuple[int, int, int]:
+        """(connection type, rack, slot) of the remote TSAP: 0x01 (PG) + rack/slot, or ``tsap``."""
+        if self.tsap is None:
+            return 1, self.rack, self.slot
+        value = int(self.tsap.replace(".", ""), 16)
+        return value >> 8, (value >> 5) & 0x07, value & 0x1F
+
+
+#: One entry under ``devices:``; ``protocol`` picks the model (add OPC UA models here).
+DeviceSettings = Annotated[ModbusTcpDevice | ModbusRtuDevice | Dlt645Device | S7Device, Field(discriminator="protocol")]
 SerialDevice = ModbusRtuDevice | Dlt645Device
-#: which profile family (``Profile.protocol``) each device protocol can use
-PROFILE_FAMILY = {"modbus_tcp": "modbus", "modbus_rtu": "modbus", "dlt645": "dlt645"}
+#: which profile family (``Profile.protocol``) each device protocol can use (no S7 profiles yet)
+PROFILE_FAMILY = {"modbus_tcp": "modbus", "modbus_rtu": "modbus", "dlt645": "dlt645", "s7": "s7"}
 
 
 class OperatingStateSettings(StrictModel):
@@ -288,6 +371,10 @@ def cross_check(
         if dev.id in ids:
             problems.append((("devices", i, "id"), repr(dev.id), "a device id used once"))
         ids.add(dev.id)
+        if isinstance(dev, S7Device) and importlib.util.find_spec("snap7") is None:
+            problems.append(
+                (("devices", i, "protocol"), "'s7', but python-snap7 is not installed", "pip install 'headframe[s7]' first")
+            )
         if isinstance(dev, SerialDevice) and dev.bus not in by_name:
             problems.append((("devices", i, "bus"), repr(dev.bus), f"one of the buses: {sorted(by_name) or 'none defined'}"))
         profile = profiles.get(dev.profile) if dev.profile is not None else None

@@ -12,7 +12,7 @@ from pathlib import Path
 from buffer.sink import ListSink
 from config import load_or_report
 from config.drivers import BusSettings, DeviceSettings, RegisterTable
-from drivers import dlt645_driver
+from drivers import dlt645_driver, s7_probe
 from drivers.bus import SerialBus
 from drivers.device import DevicePoller
 from drivers.dlt645_ids import FORMATS
@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--timeout", type=float, default=1.5)
     _serial_args(p, 2400, "E")
     p.set_defaults(func=cmd_probe_dlt645)
+    s7_probe.register(psub)
 
     scan = sub.add_parser("scan", help="find responding Modbus RTU units over common line settings")
     ssub = scan.add_subparsers(dest="protocol", required=True)

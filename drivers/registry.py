@@ -7,10 +7,11 @@ A new protocol adds its settings model to ``config.drivers.DeviceSettings`` and 
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Mapping
-from typing import assert_never
+from typing import assert_never, cast
 
-from config.drivers import DeviceSettings, Dlt645Device, ModbusRtuDevice, ModbusTcpDevice
+from config.drivers import DeviceSettings, Dlt645Device, ModbusRtuDevice, ModbusTcpDevice, S7Device
 from drivers.bus import SerialBus
 from drivers.dlt645_driver import Dlt645Driver
 from drivers.modbus_rtu import ModbusRtuDriver
@@ -27,4 +28,7 @@ def make_driver(dev: DeviceSettings, buses: Mapping[str, SerialBus], connect_slo
         return ModbusRtuDriver(dev, buses[dev.bus])
     if isinstance(dev, Dlt645Device):
         return Dlt645Driver(dev, buses[dev.bus])
+    if isinstance(dev, S7Device):
+        # by name: snap7 (the optional extra "s7") is imported only when an S7 PLC is configured
+        return cast(Driver, importlib.import_module("drivers.s7_driver").S7Driver(dev, connect_slots))
     assert_never(dev)

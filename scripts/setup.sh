@@ -29,7 +29,8 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 extras="systemd"
-[[ "$purpose" == "test" ]] && extras="systemd,test"
+# s7: the S7 driver's tests run a real snap7 server (sites with S7 PLCs install the extra too)
+[[ "$purpose" == "test" ]] && extras="systemd,test,s7"
 echo "setup: installing headframe[$extras] into .venv"
 .venv/bin/python -m pip install -q -e ".[$extras]" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import agent, buffer, config, drivers, vision" 

@@ -35,6 +35,7 @@ def test_examples_cover_each_capability() -> None:
     by_name = {p.stem: load_settings(p) for p in EXAMPLES}
     assert {"minimal", "drivers", "vision", "seals", "rules"} <= set(by_name)
     assert {d.protocol for d in by_name["drivers"].devices} == {"modbus_tcp", "modbus_rtu", "dlt645"}
+    assert {d.protocol for d in by_name["s7"].devices} == {"s7"}
     vision = by_name["vision"]
     shaft_lines = [ln for cam in vision.cameras for ln in cam.lines if ln.shaft == "main-shaft"]
     assert len({cam.id for cam in vision.cameras if any(ln.shaft for ln in cam.lines)}) == 2 and shaft_lines
