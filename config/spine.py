@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from config.sparkplug import SparkplugSettings
 from config.types import ByteSize, ConfigPath, Duration, Ident, StrictModel
 
 Durability = Literal["process_crash", "power_loss"]
@@ -99,6 +100,10 @@ class UplinkSettings(StrictModel):
     reconnect_max: Duration = 60.0
     #: Optional cap on messages per second while draining a backlog (protects thin links).
     max_rate: float | None = Field(default=None, gt=0)
+    #: Wire format of the records: ``json`` (the documented default, docs/mqtt.md) or
+    #: ``sparkplug`` (Sparkplug B births/data/deaths for readings; docs/mqtt.md, "Sparkplug B").
+    format: Literal["json", "sparkplug"] = "json"
+    sparkplug: SparkplugSettings | None = None
 
     @property
     def effective_port(self) -> int:
@@ -119,6 +124,8 @@ class UplinkSettings(StrictModel):
             raise ValueError("'username' together with 'password_file'")
         if self.reconnect_max < self.reconnect_min:
             raise ValueError("reconnect_max at least reconnect_min")
+        if self.sparkplug is not None and self.format != "sparkplug":
+            raise ValueError("'format: sparkplug' together with a 'sparkplug:' section (or remove the section)")
         return self
 
 

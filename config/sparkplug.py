@@ -1,0 +1,29 @@
+"""Settings of the Sparkplug B output (``uplink.format: sparkplug``; docs/mqtt.md, "Sparkplug B").
+
+The ids become topic levels ``spBv1.0/{group_id}/{type}/{edge_node_id}[/{device_id}]``: the
+Sparkplug B specification forbids ``/``, ``+`` and ``#`` in them (they would split or match
+topic levels); we also refuse spaces and control characters, which hosts display badly.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from config.types import StrictModel
+
+#: A Sparkplug topic id: UTF-8, no ``/``, ``+``, ``#``, no white space or control characters.
+SparkplugId = Annotated[str, Field(pattern=r"^[^/+#\s\x00-\x1f\x7f]{1,64}$")]
+
+
+class SparkplugSettings(StrictModel):
+    """Who this gateway is in the Sparkplug namespace; unset ids default to the gateway's."""
+
+    #: Sparkplug group (unset: ``gateway.site``).
+    group_id: SparkplugId | None = None
+    #: Sparkplug edge node (unset: ``gateway.id``).
+    edge_node_id: SparkplugId | None = None
+    #: Rebirth requests (NCMD ``Node Control/Rebirth``) closer together than this are ignored
+    #: (logged): a host stuck in a loop must not turn the uplink into a birth generator.
+    min_rebirth_interval: float = Field(default=1.0, ge=0.0, le=60.0)
