@@ -7,14 +7,27 @@ topic levels); we also refuse spaces and control characters, which hosts display
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from config.types import StrictModel
 
+_ID = re.compile(r"[^/+#\s\x00-\x1f\x7f]{1,64}")
+
+
+def _sparkplug_id(value: str) -> str:
+    if not _ID.fullmatch(value):
+        raise ValueError(
+            "a Sparkplug topic id: 1 to 64 characters without '/', '+', '#', spaces or control characters "
+            "(they would split or match the levels of spBv1.0/<group_id>/<type>/<edge_node_id>)"
+        )
+    return value
+
+
 #: A Sparkplug topic id: UTF-8, no ``/``, ``+``, ``#``, no white space or control characters.
-SparkplugId = Annotated[str, Field(pattern=r"^[^/+#\s\x00-\x1f\x7f]{1,64}$")]
+SparkplugId = Annotated[str, AfterValidator(_sparkplug_id)]
 
 
 class SparkplugSettings(StrictModel):
