@@ -105,6 +105,8 @@ class NodeView:
             dd = spb.DData.decode(msg.payload, birth=birth)  # resolves aliases to the birth's names
             self._check_seq(kind, dd.seq)
             for m, pm in zip(dd.metrics, raw.metrics, strict=True):
+                if not m.is_null and pm.WhichOneof("value") != m.datatype.field:
+                    self.problems.append(f"DDATA {device}/{m.name}: {m.datatype.name} in {pm.WhichOneof('value')}")
                 quality = None
                 props = dict(zip(pm.properties.keys, pm.properties.values, strict=True))
                 if "Quality" in props:
