@@ -144,6 +144,7 @@ def test_births_aliases_values_seq_and_rebirth_on_ncmd(tmp_path: Path, broker, p
     ncmd(broker, ncmd_metric("Node Control/Reboot", 1.0))
     ncmd(broker, ncmd_rebirth(False))
     until(lambda: "sparkplug: ignored an NCMD that is not a Sparkplug B payload" in agent.output(), what="log line")
+    until(lambda: "ignored NCMD metric 'Node Control/Reboot': this edge node accepts only" in agent.output(), what="log line")
     image.set_float("holding", 0, 99.5)
     until(lambda: 99.5 in sp(col).values(DEVICE, "p_total"), timeout=10, what="DDATA after bad NCMDs")
     v = sp(col)

@@ -67,7 +67,7 @@ class SparkplugFormatter:
         self._bd = 0
         self._session: Session | None = None
         self._last_rebirth = float("-inf")
-        self._last_complaint = float("-inf")
+        self._last_complaint: dict[str, float] = {}  # per kind of complaint
         self._counts = {"births": 0, "rebirths": 0, "ddeath": 0, "ncmd_ignored": 0, "to_json": 0}
 
     # --------------------------------------------------------- session hooks
@@ -95,7 +95,11 @@ class SparkplugFormatter:
         if rec.kind is Kind.TELEMETRY:
             if self._pending:
                 self._apply_states(rec.seq)
-            msg = self._telemetry(rec)
+            try:
+                msg = self._telemetry(rec)
+            except (TypeError, ValueError, OverflowError) as exc:  # a value protobuf cannot take: JSON carries it
+                log.warning("sparkplug: record %d of %s sent as JSON: %s", rec.seq, rec.source, exc)
+                msg = None
             if msg is not None:
                 return msg
         elif rec.kind is Kind.EVENT:
@@ -198,11 +202,11 @@ class SparkplugFormatter:
     def _on_ncmd(self, topic: str, raw: bytes, retain: bool) -> None:
         """A host's node command: only ``Node Control/Rebirth = true`` is acted on."""
         if retain:
-            return self._complain("a retained NCMD (a stale command left on the broker); clear it on the broker")
+            return self._complain("retained", "a retained NCMD (a stale command left on the broker); clear it on the broker")
         try:
             cmd = Payload.FromString(raw)
         except DecodeError:
-            return self._complain(f"an NCMD that is not a Sparkplug B payload ({len(raw)} bytes)")
+            return self._complain("payload", f"an NCMD that is not a Sparkplug B payload ({len(raw)} bytes)")
         rebirth = False
         for metric in cmd.metrics:
             name = metric.name
@@ -210,7 +214,7 @@ class SparkplugFormatter:
                 rebirth = rebirth or bool(metric.boolean_value)
             else:
                 shown = repr(name[:64]) if name else f"alias {metric.alias}"
-                self._complain(f"NCMD metric {shown}: this edge node accepts only {REBIRTH!r} = true")
+                self._complain("metric", f"NCMD metric {shown}: this edge node accepts only {REBIRTH!r} = true")
         if rebirth:
             self.rebirth()
 
@@ -220,18 +224,19 @@ class SparkplugFormatter:
         if self._session is None or self._session.lost:
             return
         if now - self._last_rebirth < self.min_rebirth_interval:
-            return self._complain(f"a rebirth request within {self.min_rebirth_interval:g}s of the last one")
+            return self._complain("rate", f"a rebirth request within {self.min_rebirth_interval:g}s of the last one")
         self._last_rebirth = now
         self.born.clear()
         self._birth_all()
         self._counts["rebirths"] += 1
         log.info("sparkplug: rebirth on request (NCMD %s)", REBIRTH)
 
-    def _complain(self, what: str) -> None:
+    def _complain(self, kind: str, what: str) -> None:
+        """Log why an NCMD was ignored, at most once per COMPLAINT_EVERY_S for each kind of fault."""
         self._counts["ncmd_ignored"] += 1
         now = time.monotonic()
-        if now - self._last_complaint >= COMPLAINT_EVERY_S:
-            self._last_complaint = now
+        if now - self._last_complaint.get(kind, float("-inf")) >= COMPLAINT_EVERY_S:
+            self._last_complaint[kind] = now
             log.warning("sparkplug: ignored %s on %s (%d ignored so far)", what, self.t_ncmd, self._counts["ncmd_ignored"])
 
     # -------------------------------------------------------------- helpers
