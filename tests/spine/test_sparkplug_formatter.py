@@ -95,6 +95,10 @@ def test_ddeath_waits_for_older_telemetry_then_device_is_reborn(node) -> None:
     fmt.format(state(20, "plc", "ok"))
     back = fmt.format(reading(21, p=5.0))
     assert back.topic == PREFIX + "DDATA/gw-01/plc" and kinds(session)[-1] == "DBIRTH/plc"
+    # the old offline event leased again (a session was lost before its PUBACK) changes nothing
+    fmt.format(state(10, "plc", "backoff"))
+    assert fmt.format(reading(22, p=6.0)).topic == PREFIX + "DDATA/gw-01/plc"
+    assert kinds(session).count("DDEATH/plc") == 1
 
 
 def test_quality_new_metric_and_type_change_rebirth_the_device(node) -> None:
@@ -112,7 +116,9 @@ def test_quality_new_metric_and_type_change_rebirth_the_device(node) -> None:
     assert raw.metrics[0].double_value == 7.5 and props[p_alias]["Quality"].int_value == (-2147483132) % (1 << 32)
     assert raw.metrics[1].is_null and props[q_alias]["Quality"].int_value == (-2147483136) % (1 << 32)
     assert props[q_alias]["reason"].string_value == "timeout"
-    fmt.format(reading(3, p="OPEN"))  # a point whose value turns to text is born again as String
+    odd = spb_pb.Payload.FromString(fmt.format(reading(3, p={"v": 1.0, "q": "uncertain"})).payload).metrics[0]
+    assert dict(zip(odd.properties.keys, odd.properties.values, strict=True))["Quality"].int_value == (-2147483136) % (1 << 32)
+    fmt.format(reading(4, p="OPEN"))  # a point whose value turns to text is born again as String
     last = spb.DBirth.decode([p for t, p in session.sent if "/DBIRTH/" in t][-1])
     assert last.metrics[0].datatype is spb.DataType.STRING
 

@@ -82,7 +82,7 @@ def fill(metric: Any, m: MetricDef, *, birth: bool) -> None:
     props: list[tuple[str, DataType, Any]] = []
     if birth and m.unit:
         props.append(("engUnit", DataType.STRING, m.unit))
-    code = QUALITY_CODES.get(m.quality)
+    code = None if m.quality == "good" else QUALITY_CODES.get(m.quality, QUALITY_CODES["bad"])
     if code is not None:
         props.append(("Quality", DataType.INT32, code))
         if m.reason:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from google.protobuf.message import DecodeError
@@ -33,6 +33,9 @@ from agent.version import VERSION
 from buffer.record import Kind
 from config.schema import Settings
 from config.sparkplug import SparkplugSettings
+
+if TYPE_CHECKING:  # the buffer boundary (SPEC: buffer/boundary.py); only its shape is used here
+    from buffer.boundary import StoredRecord
 
 log = logging.getLogger("headframe.uplink")
 
@@ -62,6 +65,7 @@ class SparkplugFormatter:
         self.dead: set[str] = set()  # devices whose last state event (in seq order) was offline
         self.born: set[str] = set()  # devices with a DBIRTH in this session
         self._pending: dict[int, tuple[str, bool]] = {}  # seq of a device_state event -> (device, dead)
+        self._state_seq: dict[str, int] = {}  # device -> seq of its last applied state event
         self._next_alias = 1
         self._seq = 0
         self._bd = 0
@@ -91,7 +95,7 @@ class SparkplugFormatter:
         return {"group_id": self.group, "edge_node_id": self.node, "bdseq": self._bd, **self._counts}
 
     # ------------------------------------------------------------- formatter
-    def format(self, rec: Any) -> OutboundMessage:
+    def format(self, rec: StoredRecord) -> OutboundMessage:
         if rec.kind is Kind.TELEMETRY:
             if self._pending:
                 self._apply_states(rec.seq)
@@ -107,7 +111,7 @@ class SparkplugFormatter:
         self._counts["to_json"] += 1
         return self.json.format(rec)
 
-    def _telemetry(self, rec: Any) -> OutboundMessage | None:
+    def _telemetry(self, rec: StoredRecord) -> OutboundMessage | None:
         """The DDATA for a reading (after a DBIRTH if needed), or None: it goes as JSON."""
         if rec.source in self.dead or self._session is None:
             return None
@@ -147,7 +151,7 @@ class SparkplugFormatter:
         return OutboundMessage(self._device_topic("DDATA", rec.source), payload.SerializeToString())
 
     # ------------------------------------------------------- device states
-    def _note_state(self, rec: Any) -> None:
+    def _note_state(self, rec: StoredRecord) -> None:
         if b'"device_state"' not in rec.doc:
             return
         payload = orjson.loads(rec.doc).get("payload", {})
@@ -158,6 +162,9 @@ class SparkplugFormatter:
         """Apply the state events committed before telemetry ``seq`` (all earlier telemetry is sent)."""
         for s in sorted(s for s in self._pending if s < seq):
             device, dead = self._pending.pop(s)
+            if s <= self._state_seq.get(device, 0):
+                continue  # leased again after a lost session: a newer state already applies
+            self._state_seq[device] = s
             if not dead:
                 self.dead.discard(device)
                 continue
