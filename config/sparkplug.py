@@ -37,6 +37,10 @@ class SparkplugSettings(StrictModel):
     group_id: SparkplugId | None = None
     #: Sparkplug edge node (unset: ``gateway.id``).
     edge_node_id: SparkplugId | None = None
+    #: A primary host application (Sparkplug 3.0): publish only while its retained
+    #: ``spBv1.0/STATE/<id>`` says ``{"online": true}``; when it goes offline, disconnect (the
+    #: NDEATH is published) and wait; readings stay in the buffer meanwhile. Unset: no host to wait for.
+    primary_host_id: SparkplugId | None = None
     #: Rebirth requests (NCMD ``Node Control/Rebirth``) closer together than this are ignored
     #: (logged): a host stuck in a loop must not turn the uplink into a birth generator.
     min_rebirth_interval: float = Field(default=1.0, ge=0.0, le=60.0)

@@ -148,7 +148,8 @@ class Uplink:
                 attempts = 0
                 started = time.monotonic()
                 try:
-                    await self._drain.run(session, stop)
+                    if self.hooks is None or await self.hooks.ready(session, stop, self._beat):
+                        await self._drain.run(session, stop)
                 finally:
                     await self._end(session, stop, started_wall)
                 if time.monotonic() - started > STABLE_SESSION_S:

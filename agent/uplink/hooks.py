@@ -8,6 +8,8 @@ the NDEATH itself. A formatter that also implements this protocol gets these cal
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from agent.uplink.session import Session, Will
@@ -21,6 +23,11 @@ class SessionHooks(Protocol):
 
     def begin(self, session: Session) -> None:
         """The session is up (CONNACK): announce ourselves, subscribe to our commands."""
+        ...
+
+    async def ready(self, session: Session, stop: asyncio.Event, beat: Callable[[], None]) -> bool:
+        """True when records may flow on ``session``; False if it was lost or ``stop`` was set first.
+        Calls ``beat`` at least once a second while it waits (the watchdog's sign of life)."""
         ...
 
     def end(self, session: Session) -> None:

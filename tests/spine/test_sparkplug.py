@@ -4,6 +4,7 @@ host application that decodes with an independent Sparkplug implementation (pysp
 
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -219,4 +220,46 @@ def test_broker_outage_loses_nothing_and_dead_device_gets_ddeath(tmp_path: Path,
     death = max(i for i, (k, d, _) in enumerate(v.events) if k == "DDEATH")
     assert ("DBIRTH", DEVICE) in [(k, d) for k, d, _ in v.events[death:]]
     assert not v.problems, v.problems
+    col.stop()
+
+
+def state_msg(broker: MosquittoBroker, online: bool, ts: int) -> None:
+    """The primary host's retained STATE, as a Sparkplug 3.0 host publishes it."""
+    body = json.dumps({"online": online, "timestamp": ts}).encode()
+    mqtt_publish.single("spBv1.0/STATE/scada-1", body, qos=1, retain=True, hostname=broker.host, port=broker.port)
+
+
+def test_primary_host_offline_holds_readings_in_the_buffer_until_it_is_back(tmp_path: Path, broker, plc, agents) -> None:
+    state_msg(broker, False, 1000)
+    col = host(broker)
+    cfg = config(tmp_path, broker, plc.port)
+    doc = json.loads(cfg.read_text())
+    doc["uplink"]["sparkplug"]["primary_host_id"] = "scada-1"
+    cfg.write_text(json.dumps(doc))
+    agent = AgentProcess(cfg)
+    agents.append(agent)
+    db = tmp_path / "buf.db"
+    until(lambda: "waiting for primary host scada-1" in agent.output(), what="the node waits for the host")
+    plc.image.set_float("holding", 0, 55.5)
+    until(
+        lambda: any(p["values"].get("p_total", {}).get("v") == 55.5 for p in buffered_payloads(db, TELEMETRY)),
+        what="55.5 held in the buffer",
+    )
+    assert not sp(col).events  # nothing Sparkplug while the host is offline
+    state_msg(broker, True, 2000)
+    until(lambda: 55.5 in sp(col).values(DEVICE, "p_total"), what="held readings after the host came online")
+    v = sp(col)
+    assert births(v)[:2] == ["NBIRTH", f"DBIRTH:{DEVICE}"] and not v.problems, (births(v), v.problems)
+
+    state_msg(broker, False, 1500)  # a stale STATE (older timestamp than the last) changes nothing
+    plc.image.set_float("holding", 0, 66.5)
+    until(lambda: 66.5 in sp(col).values(DEVICE, "p_total"), what="readings go on after a stale STATE")
+    assert not sp(col).ndeath_bdseqs
+    state_msg(broker, False, 3000)  # the host goes offline: the node disconnects, the broker sends its NDEATH
+    until(lambda: sp(col).ndeath_bdseqs, what="NDEATH after the host went offline")
+    assert sp(col).ndeath_bdseqs == sp(col).nbirth_bdseqs
+    state_msg(broker, True, 4000)
+    until(lambda: len(sp(col).nbirth_bdseqs) == 2, what="NBIRTH after the host is back")
+    v = sp(col)
+    assert v.nbirth_bdseqs[1] != v.nbirth_bdseqs[0] and not v.problems, v.problems
     col.stop()

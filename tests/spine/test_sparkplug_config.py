@@ -21,6 +21,13 @@ BROKEN = [
     ("hash in group_id", GOOD + "  sparkplug:\n    group_id: 'a#'\n", "uplink.sparkplug.group_id", 8, "topic id"),
     ("space in group_id", GOOD + "  sparkplug:\n    group_id: mine a\n", "uplink.sparkplug.group_id", 8, "topic id"),
     ("empty edge_node_id", GOOD + "  sparkplug:\n    edge_node_id: ''\n", "uplink.sparkplug.edge_node_id", 8, "topic id"),
+    (
+        "slash in primary_host_id",
+        GOOD + "  sparkplug:\n    primary_host_id: a/b\n",
+        "uplink.sparkplug.primary_host_id",
+        8,
+        "topic id",
+    ),
     ("unknown key", GOOD + "  sparkplug:\n    group: a\n", "uplink.sparkplug.group", 8, "unknown"),
     ("unknown format", GOOD.replace("sparkplug", "sparkplug_b"), "uplink.format", 6, "json"),
     (

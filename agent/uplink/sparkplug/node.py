@@ -16,6 +16,8 @@ telemetry cursor passes them).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from google.protobuf.message import DecodeError
 from agent.uplink.formatters import JsonFormatter, OutboundMessage, Topics
 from agent.uplink.session import Session, Will
 from agent.uplink.sparkplug.bdseq import BdSeq
+from agent.uplink.sparkplug.host import PrimaryHost
 from agent.uplink.sparkplug.metrics import DeviceMetrics, MetricDef, datatype_of, fill, set_value
 from agent.uplink.sparkplug.schema import DataType, Payload
 from agent.version import VERSION
@@ -72,6 +75,9 @@ class SparkplugFormatter:
         self._session: Session | None = None
         self._last_rebirth = float("-inf")
         self._last_complaint: dict[str, float] = {}  # per kind of complaint
+        self.host = PrimaryHost(sp.primary_host_id) if sp.primary_host_id else None
+        if self.host is not None:
+            self.host.on_offline = self._host_offline
         self._counts = {"births": 0, "rebirths": 0, "ddeath": 0, "ncmd_ignored": 0, "to_json": 0}
 
     # --------------------------------------------------------- session hooks
@@ -82,8 +88,35 @@ class SparkplugFormatter:
     def begin(self, session: Session) -> None:
         self._session = session
         self.born.clear()
-        self._birth_all()
         session.subscribe(self.t_ncmd, self._on_ncmd)
+        if self.host is None:
+            self._birth_all()
+        else:
+            self.host.watch(session)  # births when the host says it is online (ready)
+
+    async def ready(self, session: Session, stop: asyncio.Event, beat: Callable[[], None]) -> bool:
+        """Without a primary host at once; with one, after its STATE says online (then the births)."""
+        host = self.host
+        if host is None:
+            return not session.lost
+        if not host.online:
+            log.info(
+                "sparkplug: waiting for primary host %s to be online (%s); readings stay in the buffer", host.host_id, host.topic
+            )
+        while not (host.online or session.lost or stop.is_set()):
+            beat()
+            host.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(host.changed.wait(), timeout=1.0)
+        if not host.online or session.lost or stop.is_set():
+            return False
+        self._birth_all()
+        return True
+
+    def _host_offline(self) -> None:
+        """Sparkplug 3.0: a node whose primary host went offline disconnects (its will is the NDEATH)."""
+        if self._session is not None and not self._session.lost:
+            self._session.bridge.mark_lost(f"primary host {self.host.host_id if self.host else '?'} went offline (STATE)")
 
     def end(self, session: Session) -> None:
         """A clean stop: the broker drops the will on DISCONNECT, so send the NDEATH ourselves."""
@@ -92,7 +125,8 @@ class SparkplugFormatter:
         self._session = None
 
     def counters(self) -> dict[str, Any]:
-        return {"group_id": self.group, "edge_node_id": self.node, "bdseq": self._bd, **self._counts}
+        host = {"primary_host": {"id": self.host.host_id, "online": self.host.online}} if self.host else {}
+        return {"group_id": self.group, "edge_node_id": self.node, "bdseq": self._bd, **host, **self._counts}
 
     # ------------------------------------------------------------- formatter
     def format(self, rec: StoredRecord) -> OutboundMessage:
@@ -228,8 +262,8 @@ class SparkplugFormatter:
     def rebirth(self) -> None:
         """NBIRTH and every DBIRTH again, on the current session (a host asked)."""
         now = time.monotonic()
-        if self._session is None or self._session.lost:
-            return
+        if self._session is None or self._session.lost or (self.host is not None and not self.host.online):
+            return  # no session, or births wait for the primary host anyway
         if now - self._last_rebirth < self.min_rebirth_interval:
             return self._complain("rate", f"a rebirth request within {self.min_rebirth_interval:g}s of the last one")
         self._last_rebirth = now
