@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from config.types import StrictModel
+from config.types import Duration, StrictModel
 
 _ID = re.compile(r"[^/+#\s\x00-\x1f\x7f]{1,64}")
 
@@ -43,4 +43,4 @@ class SparkplugSettings(StrictModel):
     primary_host_id: SparkplugId | None = None
     #: Rebirth requests (NCMD ``Node Control/Rebirth``) closer together than this are ignored
     #: (logged): a host stuck in a loop must not turn the uplink into a birth generator.
-    min_rebirth_interval: float = Field(default=1.0, ge=0.0, le=60.0)
+    min_rebirth_interval: Duration = Field(default=1.0, ge=0.0, le=60.0)

@@ -216,6 +216,7 @@ class SparkplugFormatter:
         self._node_metric(payload, REBIRTH, DataType.BOOLEAN, False)
         self._node_metric(payload, "Properties/Software", DataType.STRING, f"headframe {VERSION}")
         self._publish(self.t_nbirth, payload)
+        log.info("sparkplug: NBIRTH on %s (bdSeq %d)", self.t_nbirth, self._bd)
         for device, dev in self.devices.items():
             if device not in self.dead and dev.metrics:
                 self._dbirth(device)
