@@ -245,6 +245,8 @@ def test_primary_host_offline_holds_readings_in_the_buffer_until_it_is_back(tmp_
         lambda: any(p["values"].get("p_total", {}).get("v") == 55.5 for p in buffered_payloads(db, TELEMETRY)),
         what="55.5 held in the buffer",
     )
+    ncmd(broker, ncmd_rebirth())  # a rebirth request while the primary host is offline: no births
+    until(lambda: "a rebirth request while primary host scada-1 is offline" in agent.output(), what="log line")
     assert not sp(col).events  # nothing Sparkplug while the host is offline
     state_msg(broker, True, 2000)
     until(lambda: 55.5 in sp(col).values(DEVICE, "p_total"), what="held readings after the host came online")

@@ -263,8 +263,10 @@ class SparkplugFormatter:
     def rebirth(self) -> None:
         """NBIRTH and every DBIRTH again, on the current session (a host asked)."""
         now = time.monotonic()
-        if self._session is None or self._session.lost or (self.host is not None and not self.host.online):
-            return  # no session, or births wait for the primary host anyway
+        if self._session is None or self._session.lost:
+            return
+        if self.host is not None and not self.host.online:
+            return self._complain("host", f"a rebirth request while primary host {self.host.host_id} is offline")
         if now - self._last_rebirth < self.min_rebirth_interval:
             return self._complain("rate", f"a rebirth request within {self.min_rebirth_interval:g}s of the last one")
         self._last_rebirth = now
