@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from config.mapping import MappingSettings
+from config.sparkplug import SparkplugSettings
 from config.types import ByteSize, ConfigPath, Duration, Ident, StrictModel
 
 Durability = Literal["process_crash", "power_loss"]
@@ -104,6 +105,10 @@ class UplinkSettings(StrictModel):
     max_rate: float | None = Field(default=None, gt=0)
     #: A platform's own topics and payloads, per record kind (docs/mqtt.md, "Platform mappings").
     mapping: MappingSettings | None = None
+    #: Wire format of the records: ``json`` (the documented default, docs/mqtt.md) or
+    #: ``sparkplug`` (Sparkplug B births/data/deaths for readings; docs/mqtt.md, "Sparkplug B").
+    format: Literal["json", "sparkplug"] = "json"
+    sparkplug: SparkplugSettings | None = None
 
     @property
     def effective_port(self) -> int:
@@ -124,6 +129,13 @@ class UplinkSettings(StrictModel):
             raise ValueError("'username' together with 'password_file'")
         if self.reconnect_max < self.reconnect_min:
             raise ValueError("reconnect_max at least reconnect_min")
+        if self.sparkplug is not None and self.format != "sparkplug":
+            raise ValueError("'format: sparkplug' together with a 'sparkplug:' section (or remove the section)")
+        if self.mapping is not None and self.format == "sparkplug":
+            raise ValueError(
+                "either 'format: sparkplug' or a 'mapping:' section: platform mappings shape JSON messages "
+                "and Sparkplug B has its own (remove one of them)"
+            )
         return self
 
 

@@ -33,4 +33,9 @@ extras="systemd"
 [[ "$purpose" == "test" ]] && extras="systemd,test,s7"
 echo "setup: installing headframe[$extras] into .venv"
 .venv/bin/python -m pip install -q -e ".[$extras]" 2>&1 | grep -v "^WARNING: Location" || true
+if [[ "$purpose" == "test" ]]; then
+  # The independent Sparkplug B decoder of the tests (tests/support/sparkplug_host.py). It pins
+  # paho-mqtt<2 for its own client, which the tests do not use: --no-deps keeps our paho 2.
+  .venv/bin/python -m pip install -q --no-deps "pysparkplug==0.6.1" 2>&1 | grep -v "^WARNING: Location" || true
+fi
 .venv/bin/python -c "import agent, buffer, config, drivers, vision" 

@@ -27,6 +27,7 @@ from agent.uplink.drain import SHUTDOWN_GRACE_S, Drain
 from agent.uplink.errors import UplinkError
 from agent.uplink.external import ExternalCountInbox
 from agent.uplink.formatters import Formatter, JsonFormatter, OutboundMessage, Topics
+from agent.uplink.hooks import SessionHooks
 from agent.uplink.mapping import MappingFormatter, build_formatter
 from agent.uplink.session import Session, Will, connect, read_password
 from agent.uplink.status import PreviousSession, StatusDocs, iso, iso_now
@@ -53,7 +54,13 @@ class Uplink:
         self.cfg = settings.uplink
         self.buffer = buffer
         self.topics = Topics(settings)
+        if formatter is None and self.cfg.format == "sparkplug":
+            from agent.uplink.sparkplug import SparkplugFormatter  # protobuf only when configured
+
+            formatter = SparkplugFormatter(settings, self.topics)
         self.formatter: Formatter = formatter or build_formatter(settings, JsonFormatter(self.topics))
+        #: per-session calls of a stateful wire format (Sparkplug B: NDEATH will, NBIRTH, NCMD)
+        self.hooks = self.formatter if isinstance(self.formatter, SessionHooks) else None
         self.client_id = self.cfg.client_id or f"headframe-{settings.gateway.site}-{settings.gateway.id}"
         self.state = "connecting"
         self.last_error: str | None = None
@@ -102,6 +109,7 @@ class Uplink:
             "commands": self.commands.counters(),
             **({"external_counts": self.external.counters()} if self.external.topics else {}),
             **({"mapping": self.formatter.counters()} if isinstance(self.formatter, MappingFormatter) else {}),
+            **({"sparkplug": self.hooks.counters()} if self.hooks is not None else {}),
         }
 
     def _beat(self) -> None:
@@ -121,9 +129,13 @@ class Uplink:
                 self._beat()
                 self.state = "connecting"
                 started_wall = time.time()
+                will = self.hooks.will() if self.hooks is not None else None
                 try:
                     session = await connect(
-                        self.cfg, self.client_id, Will(self.topics.status, self.status_docs.will(started_wall)), self._password
+                        self.cfg,
+                        self.client_id,
+                        will or Will(self.topics.status, self.status_docs.will(started_wall)),
+                        self._password,
                     )
                 except UplinkError as exc:
                     attempts += 1
@@ -138,7 +150,8 @@ class Uplink:
                 attempts = 0
                 started = time.monotonic()
                 try:
-                    await self._drain.run(session, stop)
+                    if self.hooks is None or await self.hooks.ready(session, stop, self._beat):
+                        await self._drain.run(session, stop)
                 finally:
                     await self._end(session, stop, started_wall)
                 if time.monotonic() - started > STABLE_SESSION_S:
@@ -157,6 +170,8 @@ class Uplink:
         session.subscribe(self.topics.command, self.commands.on_message)
         for topic in self.external.topics:
             session.subscribe(topic, self.external.on_message)
+        if self.hooks is not None:
+            self.hooks.begin(session)
         self.state, self.last_error, self.connected_since = "connected", None, iso(now)
         down = f" after {now - prev.lost_at:.1f}s down" if prev.lost_at is not None else ""
         log.info("uplink: connected to %s as %s%s", session.where, session.client_id, down)
@@ -170,6 +185,8 @@ class Uplink:
         await self._drain.flush_acks(force=True)
         reason = session.loss_reason or "the drain ended with an error"
         if stop.is_set() and not session.lost:
+            if self.hooks is not None:
+                self.hooks.end(session)
             await session.end(self.topics.status, self.status_docs.shutdown(started_wall, time.time()), SHUTDOWN_GRACE_S)
         else:
             lost_at = time.time()

@@ -29,6 +29,9 @@ class Will:
 
     topic: str
     payload: bytes
+    qos: int = 1
+    #: the status will is retained; a Sparkplug NDEATH must not be
+    retain: bool = True
 
 
 def read_password(cfg: UplinkSettings) -> str | None:
@@ -50,7 +53,7 @@ def make_client(cfg: UplinkSettings, client_id: str, will: Will, password: str |
     # set, every PUBACK makes paho scan all outstanding messages (O(window) per ack).
     client.max_inflight_messages_set(0)
     client.max_queued_messages_set(0)
-    client.will_set(will.topic, will.payload, qos=1, retain=True)
+    client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
     if cfg.username:
         client.username_pw_set(cfg.username, password)
     tls = cfg.tls
