@@ -7,15 +7,28 @@ A new protocol adds its settings model to ``config.drivers.DeviceSettings`` and 
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Mapping
-from typing import assert_never
+from types import ModuleType
+from typing import assert_never, cast
 
-from config.drivers import DeviceSettings, Dlt645Device, ModbusRtuDevice, ModbusTcpDevice
+from config.drivers import DeviceSettings, Dlt645Device, ModbusRtuDevice, ModbusTcpDevice, OpcUaDevice
 from drivers.bus import SerialBus
 from drivers.dlt645_driver import Dlt645Driver
 from drivers.modbus_rtu import ModbusRtuDriver
 from drivers.modbus_tcp import ModbusTcpDriver
 from drivers.protocol import Driver
+
+
+def _opcua() -> ModuleType:
+    """``drivers.opcua``, loaded by name at use: a gateway without OPC UA devices never loads
+    asyncua (the optional extra ``headframe[opcua]``)."""
+    try:
+        return importlib.import_module("drivers.opcua")
+    except ModuleNotFoundError as exc:
+        if exc.name != "asyncua":
+            raise
+        raise RuntimeError("opcua devices need the asyncua library: pip install 'headframe[opcua]'") from None
 
 
 def make_driver(dev: DeviceSettings, buses: Mapping[str, SerialBus], connect_slots: asyncio.Semaphore | None = None) -> Driver:
@@ -27,4 +40,6 @@ def make_driver(dev: DeviceSettings, buses: Mapping[str, SerialBus], connect_slo
         return ModbusRtuDriver(dev, buses[dev.bus])
     if isinstance(dev, Dlt645Device):
         return Dlt645Driver(dev, buses[dev.bus])
+    if isinstance(dev, OpcUaDevice):
+        return cast(Driver, _opcua().OpcUaDriver(dev))
     assert_never(dev)

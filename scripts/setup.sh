@@ -29,7 +29,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 extras="systemd"
-[[ "$purpose" == "test" ]] && extras="systemd,test"
+[[ "$purpose" == "test" ]] && extras="systemd,test,opcua"
 echo "setup: installing headframe[$extras] into .venv"
 .venv/bin/python -m pip install -q -e ".[$extras]" 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c "import agent, buffer, config, drivers, vision" 

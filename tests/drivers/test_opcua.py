@@ -1,0 +1,253 @@
+"""The OPC UA driver against a real asyncua server: subscription, poll, quality, trust, restart.
+
+The server runs on its own thread (tests/support/opcua_server.py); the poller and driver run
+on the test's loop exactly as in the agent, records go to a ListSink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asyncua import ua
+
+from buffer.record import Kind
+from buffer.sink import ListSink
+from config import ConfigError, load_settings_text
+from config.drivers import OpcUaDevice
+from drivers.device import DevicePoller
+from drivers.registry import make_driver
+from tests.support.broker import free_port
+from tests.support.opcua_server import CertFiles, OpcUaServer, make_cert
+
+VARIABLES = {"Speed": 1.5, "Count": 3, "Run": True, "Level": 0.25}
+HEAD = "gateway: {site: s, id: g}\n"
+
+
+def opcua_device(endpoint: str, **kw: Any) -> OpcUaDevice:
+    base: dict[str, Any] = {
+        "id": "plc-line1",
+        "protocol": "opcua",
+        "endpoint": endpoint,
+        "publishing_interval": 0.05,
+        "timeout": 1.0,
+        "backoff_after": 2,
+        "backoff_interval": 0.3,
+        # a long poll interval: a change seen within it came through the subscription
+        "groups": [{"name": "default", "interval": 30}],
+        "points": [
+            {"name": "speed", "node": "ns=2;s=Speed", "unit": "m/s"},
+            {"name": "count", "node": "ns=2;s=Count", "scale": 2},
+            {"name": "run", "node": "ns=2;s=Run"},
+            {"name": "level", "node": "ns=2;s=Level", "unit": "m"},
+            {"name": "ghost", "node": "ns=2;s=NoSuchTag"},
+        ],
+    }
+    return OpcUaDevice(**(base | kw))
+
+
+@pytest.fixture
+def server() -> Iterator[OpcUaServer]:
+    srv = OpcUaServer(free_port(), VARIABLES).start()
+    yield srv
+    srv.stop()
+
+
+def values(sink: ListSink) -> list[dict[str, Any]]:
+    return [r.payload["values"] for r in sink.records if r.kind is Kind.TELEMETRY]
+
+
+def last(sink: ListSink, point: str) -> dict[str, Any] | None:
+    seen = [v[point] for v in values(sink) if point in v]
+    return seen[-1] if seen else None
+
+
+async def until(what: str, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Wait on the loop (the poller runs on it) until ``predicate`` is truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@asynccontextmanager
+async def running(dev: OpcUaDevice, sink: ListSink) -> AsyncIterator[DevicePoller]:
+    poller = DevicePoller(dev, list(dev.points), sink, make_driver(dev, {}))
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(poller.run_group(g, stop)) for g in poller.groups]
+    try:
+        yield poller
+    finally:
+        stop.set()
+        await asyncio.wait(tasks, timeout=5)
+        await poller.driver.close()
+
+
+def test_subscription_delivers_values_changes_and_the_servers_quality(server: OpcUaServer) -> None:
+    sink = ListSink()
+
+    async def go() -> None:
+        async with running(opcua_device(server.endpoint), sink) as poller:
+            first = await until("the first values", lambda: last(sink, "speed"))
+            assert first["v"] == 1.5 and first["q"] == "good" and first["unit"] == "m/s" and "src_ts" in first
+            assert last(sink, "count") == {"v": 6.0, "q": "good", "src_ts": last(sink, "count")["src_ts"]}  # scaled
+            assert last(sink, "run")["v"] is True
+            ghost = last(sink, "ghost")
+            assert ghost["q"] == "bad" and ghost["v"] is None
+            assert "ns=2;s=NoSuchTag" in ghost["reason"] and "BadNodeIdUnknown" in ghost["reason"]
+            # a data change on the server arrives long before the next poll (30 s)
+            started = time.monotonic()
+            server.set("Speed", 2.75)
+            changed = await until("the change", lambda: last(sink, "speed")["v"] == 2.75 and last(sink, "speed"))
+            assert changed["q"] == "good" and time.monotonic() - started < 5
+            # the server's status codes: uncertain keeps the value and says why, bad has none
+            server.set_status("Level", 0.5, ua.StatusCodes.UncertainSensorNotAccurate)
+            unc = await until("uncertain", lambda: last(sink, "level")["q"] == "uncertain" and last(sink, "level"))
+            assert unc["v"] == 0.5 and "UncertainSensorNotAccurate" in unc["reason"]
+            server.set_status("Level", 0.0, ua.StatusCodes.BadSensorFailure)
+            bad = await until("bad", lambda: last(sink, "level")["q"] == "bad" and last(sink, "level"))
+            assert bad["v"] is None and "ns=2;s=Level: BadSensorFailure" in bad["reason"]
+            assert poller.health.state == "ok"  # one bad node is that point's problem, not the device's
+
+    asyncio.run(go())
+    assert {r.source for r in sink.records} == {"plc-line1"}
+
+
+def test_poll_mode_reads_every_point_in_one_request_each_interval(server: OpcUaServer) -> None:
+    sink = ListSink()
+    dev = opcua_device(server.endpoint, mode="poll", groups=[{"name": "default", "interval": 0.1}])
+
+    async def go() -> None:
+        async with running(dev, sink) as poller:
+            await until("the first values", lambda: last(sink, "speed"))
+            assert last(sink, "ghost")["q"] == "bad" and "ns=2;s=NoSuchTag" in last(sink, "ghost")["reason"]
+            server.set("Count", 10)
+            await until("the polled change", lambda: last(sink, "count")["v"] == 20.0)
+            assert poller.requests_issued >= 2 and len(poller.blocks("default")) == 1
+
+    asyncio.run(go())
+
+
+def test_server_down_at_start_then_restarted_mid_run_values_resume(tmp_path: Path) -> None:
+    port = free_port()
+    endpoint = f"opc.tcp://127.0.0.1:{port}/headframe/"
+    sink = ListSink()
+    holder: dict[str, OpcUaServer] = {}
+
+    async def go() -> None:
+        # each poll checks the session (and reconnects): 0.2 s here; changes still come only by subscription
+        async with running(opcua_device(endpoint, groups=[{"name": "default", "interval": 0.2}]), sink) as poller:
+            down = await until("bad quality while down", lambda: last(sink, "speed"))
+            assert down["q"] == "bad" and "connection refused" in down["reason"] and endpoint in down["reason"]
+            await until("backoff", lambda: poller.health.state == "backoff")
+            holder["srv"] = await asyncio.to_thread(OpcUaServer(port, VARIABLES).start)
+            await until("values once the server is up", lambda: last(sink, "speed")["q"] == "good")
+            # restart: the session and its subscription die with the server
+            await asyncio.to_thread(holder.pop("srv").stop)
+            await until("bad while restarting", lambda: last(sink, "speed")["q"] == "bad", timeout=15)
+            holder["srv"] = await asyncio.to_thread(OpcUaServer(port, VARIABLES | {"Speed": 7.5}).start)
+            await until("values after the restart", lambda: last(sink, "speed")["v"] == 7.5, timeout=15)
+            # the subscription was re-created: changes are pushed again
+            await asyncio.to_thread(holder["srv"].set, "Speed", 8.25)
+            await until("a pushed change after the restart", lambda: last(sink, "speed")["v"] == 8.25)
+            assert poller.health.state == "ok"
+
+    try:
+        asyncio.run(go())
+    finally:
+        if "srv" in holder:
+            holder["srv"].stop()
+    states = [r.payload["state"] for r in sink.records if r.kind is Kind.EVENT]
+    assert states[:2] == ["offline", "backoff"] and states.count("ok") == 2, states
+
+
+@pytest.fixture
+def certs(tmp_path: Path) -> dict[str, CertFiles]:
+    return {
+        "plc": make_cert(tmp_path / "pki", "plc", "urn:headframe:test-plc", client=False),
+        "impostor": make_cert(tmp_path / "pki", "impostor", "urn:headframe:test-plc", client=False),
+        "gw": make_cert(tmp_path / "pki", "gw", "urn:headframe:gateway", client=True),
+    }
+
+
+def _secure(gw: CertFiles, trusted: Path) -> dict[str, Any]:
+    return {
+        "security": {"policy": "Basic256Sha256", "certificate": gw.cert, "private_key": gw.key, "server_certificate": trusted}
+    }
+
+
+def test_a_server_certificate_not_trusted_is_refused_naming_it(certs: dict[str, CertFiles]) -> None:
+    srv = OpcUaServer(free_port(), VARIABLES, secure=certs["impostor"]).start()
+    sink, good_sink = ListSink(), ListSink()
+
+    async def go() -> None:
+        async with running(opcua_device(srv.endpoint, **_secure(certs["gw"], certs["plc"].cert)), sink) as poller:
+            refused = await until("refusal", lambda: last(sink, "speed"))
+            await until("offline", lambda: poller.health.state in ("offline", "backoff"))
+        assert refused["q"] == "bad" and refused["v"] is None
+        assert "server certificate not trusted: 'CN=impostor'" in refused["reason"]
+        assert "security.server_certificate" in refused["reason"] and "SHA-256" in refused["reason"]
+        # the same server, trusted: an encrypted session and values
+        async with running(opcua_device(srv.endpoint, **_secure(certs["gw"], certs["impostor"].cert)), good_sink) as poller:
+            await until("values over Basic256Sha256", lambda: last(good_sink, "speed"))
+            client = poller.driver._client  # type: ignore[attr-defined]
+            assert client.security_policy.URI.endswith("#Basic256Sha256")
+        assert last(good_sink, "speed")["q"] == "good"
+
+    try:
+        asyncio.run(go())
+    finally:
+        srv.stop()
+    events = [r.payload for r in sink.records if r.kind is Kind.EVENT]
+    assert events[0]["state"] == "offline" and "not trusted" in events[0]["reason"]
+
+
+@pytest.mark.parametrize(
+    ("point_or_device", "line", "key", "words"),
+    [
+        ("      - {name: s, node: 'ns=2;q=Speed'}\n", 7, "devices[0].points[0].node", "ns=2;s=Hoist.Speed"),
+        ("      - {name: s, address: 3, node: 'ns=2;i=3'}\n", 3, "devices[0]", "no address on point s"),
+        ("      - {name: s}\n", 3, "devices[0]", "'node:'"),
+        (
+            "      - {name: s, node: 'i=3'}\n    security: {policy: Basic256Sha256, certificate: a.der, private_key: k.pem}\n",
+            8,
+            "devices[0].security",
+            "'server_certificate' or 'trust_dir'",
+        ),
+        (
+            "      - {name: s, node: 'i=3'}\n    security: {certificate: a.der}\n",
+            8,
+            "devices[0].security",
+            "policy Basic256Sha256",
+        ),
+        (
+            "      - {name: s, node: 'i=3'}\n    login: {username: op, password_file: p, password_env: P}\n",
+            8,
+            "devices[0].login",
+            "exactly one of",
+        ),
+        ("      - {name: s, node: 'i=3'}\n    host: 10.0.0.1\n", 8, "devices[0].host", "endpoint: opc.tcp://host:4840"),
+    ],
+)
+def test_opcua_config_errors_name_the_key(point_or_device: str, line: int, key: str, words: str) -> None:
+    text = HEAD + "devices:\n  - id: plc\n    protocol: opcua\n    endpoint: opc.tcp://10.0.0.40:4840\n    points:\n"
+    with pytest.raises(ConfigError) as info:
+        load_settings_text(text + point_or_device, "site.yaml")
+    msgs = [str(p) for p in info.value.problems]
+    hit = [m for m in msgs if m.startswith(f"site.yaml:{line}:") and f" {key}:" in m]
+    assert hit and words in hit[0], msgs
+
+
+def test_endpoint_with_a_password_in_it_is_refused_without_echoing_it() -> None:
+    text = HEAD + "devices:\n  - id: plc\n    protocol: opcua\n    endpoint: opc.tcp://op:s3cret@10.0.0.40:4840\n"
+    with pytest.raises(ConfigError) as info:
+        load_settings_text(text + "    points: [{name: s, node: 'i=3'}]\n", "site.yaml")
+    assert "use 'login:'" in str(info.value) and "s3cret" not in str(info.value)
