@@ -25,7 +25,7 @@ from drivers.registry import make_driver
 from tests.support.broker import free_port
 from tests.support.opcua_server import CertFiles, OpcUaServer, make_cert
 
-VARIABLES = {"Speed": 1.5, "Count": 3, "Run": True, "Level": 0.25}
+VARIABLES = {"Speed": 1.5, "Count": 3, "Run": True, "Level": 0.25, "Polled": 1}
 HEAD = "gateway: {site: s, id: g}\n"
 
 
@@ -51,8 +51,10 @@ def opcua_device(endpoint: str, **kw: Any) -> OpcUaDevice:
     return OpcUaDevice(**(base | kw))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def server() -> Iterator[OpcUaServer]:
+    """One plain server for the tests that only read and write variables (a start costs seconds);
+    each test changes only its own variables."""
     srv = OpcUaServer(free_port(), VARIABLES).start()
     yield srv
     srv.stop()
@@ -123,48 +125,50 @@ def test_subscription_delivers_values_changes_and_the_servers_quality(server: Op
 
 def test_poll_mode_reads_every_point_in_one_request_each_interval(server: OpcUaServer) -> None:
     sink = ListSink()
-    dev = opcua_device(server.endpoint, mode="poll", groups=[{"name": "default", "interval": 0.1}])
+    points = [{"name": "polled", "node": "ns=2;s=Polled", "scale": 2}, {"name": "ghost", "node": "ns=2;s=NoSuchTag"}]
+    dev = opcua_device(server.endpoint, mode="poll", groups=[{"name": "default", "interval": 0.1}], points=points)
 
     async def go() -> None:
         async with running(dev, sink) as poller:
-            await until("the first values", lambda: last(sink, "speed"))
+            await until("the first values", lambda: last(sink, "polled"))
             assert last(sink, "ghost")["q"] == "bad" and "ns=2;s=NoSuchTag" in last(sink, "ghost")["reason"]
-            server.set("Count", 10)
-            await until("the polled change", lambda: last(sink, "count")["v"] == 20.0)
+            server.set("Polled", 10)
+            await until("the polled change", lambda: last(sink, "polled")["v"] == 20.0)
             assert poller.requests_issued >= 2 and len(poller.blocks("default")) == 1
 
     asyncio.run(go())
 
 
-def test_server_down_at_start_then_restarted_mid_run_values_resume(tmp_path: Path) -> None:
+def test_server_down_at_start_then_restarted_mid_run_values_resume() -> None:
     port = free_port()
-    endpoint = f"opc.tcp://127.0.0.1:{port}/headframe/"
+    srv = OpcUaServer(port, VARIABLES)
     sink = ListSink()
-    holder: dict[str, OpcUaServer] = {}
 
     async def go() -> None:
         # each poll checks the session (and reconnects): 0.2 s here; changes still come only by subscription
-        async with running(opcua_device(endpoint, groups=[{"name": "default", "interval": 0.2}]), sink) as poller:
+        async with running(opcua_device(srv.endpoint, groups=[{"name": "default", "interval": 0.2}]), sink) as poller:
+            prepared = asyncio.create_task(asyncio.to_thread(srv.prepare))  # the address space, not yet listening
             down = await until("bad quality while down", lambda: last(sink, "speed"))
-            assert down["q"] == "bad" and "connection refused" in down["reason"] and endpoint in down["reason"]
+            assert down["q"] == "bad" and "connection refused" in down["reason"] and srv.endpoint in down["reason"]
             await until("backoff", lambda: poller.health.state == "backoff")
-            holder["srv"] = await asyncio.to_thread(OpcUaServer(port, VARIABLES).start)
+            await prepared
+            await asyncio.to_thread(srv.listen)
             await until("values once the server is up", lambda: last(sink, "speed")["q"] == "good")
-            # restart: the session and its subscription die with the server
-            await asyncio.to_thread(holder.pop("srv").stop)
-            await until("bad while restarting", lambda: last(sink, "speed")["q"] == "bad", timeout=15)
-            holder["srv"] = await asyncio.to_thread(OpcUaServer(port, VARIABLES | {"Speed": 7.5}).start)
-            await until("values after the restart", lambda: last(sink, "speed")["v"] == 7.5, timeout=15)
+            # restart: every connection, session and subscription is closed; the port refuses meanwhile
+            await asyncio.to_thread(srv.pause)
+            await until("bad while restarting", lambda: last(sink, "speed")["q"] == "bad")
+            await asyncio.to_thread(srv.set, "Speed", 7.5)
+            await asyncio.to_thread(srv.listen)
+            await until("values after the restart", lambda: last(sink, "speed")["v"] == 7.5)
             # the subscription was re-created: changes are pushed again
-            await asyncio.to_thread(holder["srv"].set, "Speed", 8.25)
+            await asyncio.to_thread(srv.set, "Speed", 8.25)
             await until("a pushed change after the restart", lambda: last(sink, "speed")["v"] == 8.25)
             assert poller.health.state == "ok"
 
     try:
         asyncio.run(go())
     finally:
-        if "srv" in holder:
-            holder["srv"].stop()
+        srv.stop()
     states = [r.payload["state"] for r in sink.records if r.kind is Kind.EVENT]
     assert states[:2] == ["offline", "backoff"] and states.count("ok") == 2, states
 
@@ -184,30 +188,49 @@ def _secure(gw: CertFiles, trusted: Path) -> dict[str, Any]:
     }
 
 
-def test_a_server_certificate_not_trusted_is_refused_naming_it(certs: dict[str, CertFiles]) -> None:
-    srv = OpcUaServer(free_port(), VARIABLES, secure=certs["impostor"]).start()
-    sink, good_sink = ListSink(), ListSink()
+def test_untrusted_server_certificate_refused_and_login_password_never_shown(
+    certs: dict[str, CertFiles], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One secured server (a start costs seconds): an untrusted certificate, then the trusted one
+    with the right password (from the environment), a wrong one and an unset variable."""
+    secret = "s3cret-Pw-42"
+    srv = OpcUaServer(free_port(), VARIABLES, secure=certs["impostor"], users={"operator": secret}).start()
+    monkeypatch.setenv("HF_TEST_OPCUA_PW", secret)
+    monkeypatch.setenv("HF_TEST_OPCUA_WRONG", "not-" + secret)
+    sinks = {k: ListSink() for k in ("untrusted", "good", "wrong", "unset")}
+
+    def dev(trust: CertFiles, env: str) -> OpcUaDevice:
+        login = {"username": "operator", "password_env": env}
+        return opcua_device(srv.endpoint, login=login, **_secure(certs["gw"], trust.cert))
 
     async def go() -> None:
-        async with running(opcua_device(srv.endpoint, **_secure(certs["gw"], certs["plc"].cert)), sink) as poller:
-            refused = await until("refusal", lambda: last(sink, "speed"))
+        async with running(dev(certs["plc"], "HF_TEST_OPCUA_PW"), sinks["untrusted"]) as poller:
+            await until("refusal", lambda: last(sinks["untrusted"], "speed"))
             await until("offline", lambda: poller.health.state in ("offline", "backoff"))
-        assert refused["q"] == "bad" and refused["v"] is None
-        assert "server certificate not trusted: 'CN=impostor'" in refused["reason"]
-        assert "security.server_certificate" in refused["reason"] and "SHA-256" in refused["reason"]
-        # the same server, trusted: an encrypted session and values
-        async with running(opcua_device(srv.endpoint, **_secure(certs["gw"], certs["impostor"].cert)), good_sink) as poller:
-            await until("values over Basic256Sha256", lambda: last(good_sink, "speed"))
+        # the same server, trusted: an encrypted session, the password accepted, values
+        async with running(dev(certs["impostor"], "HF_TEST_OPCUA_PW"), sinks["good"]) as poller:
+            await until("values over Basic256Sha256", lambda: last(sinks["good"], "speed"))
             client = poller.driver._client  # type: ignore[attr-defined]
             assert client.security_policy.URI.endswith("#Basic256Sha256")
-        assert last(good_sink, "speed")["q"] == "good"
+        for case, env in (("wrong", "HF_TEST_OPCUA_WRONG"), ("unset", "HF_TEST_OPCUA_UNSET")):
+            async with running(dev(certs["impostor"], env), sinks[case]):
+                await until(f"{case} password refused", lambda case=case: last(sinks[case], "speed"))
 
     try:
         asyncio.run(go())
     finally:
         srv.stop()
-    events = [r.payload for r in sink.records if r.kind is Kind.EVENT]
+    refused = last(sinks["untrusted"], "speed")
+    assert refused is not None and refused["q"] == "bad" and refused["v"] is None
+    assert "server certificate not trusted: 'CN=impostor'" in refused["reason"]
+    assert "security.server_certificate" in refused["reason"] and "SHA-256" in refused["reason"]
+    events = [r.payload for r in sinks["untrusted"].records if r.kind is Kind.EVENT]
     assert events[0]["state"] == "offline" and "not trusted" in events[0]["reason"]
+    assert last(sinks["good"], "speed")["q"] == "good"
+    assert "server refused the login of user 'operator'" in last(sinks["wrong"], "speed")["reason"]
+    assert "environment variable HF_TEST_OPCUA_UNSET is not set" in last(sinks["unset"], "speed")["reason"]
+    shown = repr([r.payload for sink in sinks.values() for r in sink.records]) + caplog.text
+    assert secret not in shown
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from asyncua import Server, ua
+from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.user_managers import UserManager
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -72,14 +74,29 @@ def make_cert(directory: Path, name: str, uri: str, *, client: bool) -> CertFile
     return files
 
 
+class _Users(UserManager):
+    """Only these users, with these passwords."""
+
+    def __init__(self, users: dict[str, str]) -> None:
+        self.users = users
+
+    def get_user(self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None) -> Any:
+        if username is not None and self.users.get(username) == password:
+            return User(role=UserRole.User, name=username)
+        return None
+
+
 class OpcUaServer:
     """An asyncua server with variables ``ns=2;s=<name>`` under an object ``ns=2;s=Plant``.
 
-    ``secure`` (server certificate files) offers only Basic256Sha256 SignAndEncrypt.
+    ``secure`` (server certificate files) offers only Basic256Sha256 SignAndEncrypt; ``users``
+    (name → password) refuses every other login, anonymous included.
     """
 
-    def __init__(self, port: int, variables: dict[str, Any], *, secure: CertFiles | None = None) -> None:
-        self.port, self.variables, self.secure = port, dict(variables), secure
+    def __init__(
+        self, port: int, variables: dict[str, Any], *, secure: CertFiles | None = None, users: dict[str, str] | None = None
+    ) -> None:
+        self.port, self.variables, self.secure, self.users = port, dict(variables), secure, users
         self.endpoint = f"opc.tcp://127.0.0.1:{port}/headframe/"
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name=f"opcua-{port}")
@@ -91,12 +108,28 @@ class OpcUaServer:
         return fut.result(timeout)
 
     def start(self) -> OpcUaServer:
+        return self.prepare().listen()
+
+    def prepare(self) -> OpcUaServer:
+        """Build the address space (the slow part: seconds on a loaded machine) without listening."""
         self._thread.start()
-        self._call(self._start())
+        self._call(self._prepare())
         return self
 
-    async def _start(self) -> None:
-        server = Server()
+    def listen(self) -> OpcUaServer:
+        """Open the port: clients can connect from now on."""
+        assert self._server is not None
+        self._call(self._server.start())
+        return self
+
+    def pause(self) -> None:
+        """Stop listening and close every connection with its session and subscriptions: on the
+        wire, a server going down for a restart (``listen()`` brings it back, same address space)."""
+        assert self._server is not None
+        self._call(self._server.stop())
+
+    async def _prepare(self) -> None:
+        server = Server(user_manager=_Users(self.users) if self.users is not None else None)
         await server.init()
         server.disable_clock()
         server.set_endpoint(self.endpoint)
@@ -109,7 +142,6 @@ class OpcUaServer:
         plant = await server.nodes.objects.add_object(ua.NodeId("Plant", idx), "Plant")
         for name, value in self.variables.items():
             self._nodes[name] = await plant.add_variable(ua.NodeId(name, idx), name, value)
-        await server.start()
         self._server = server
 
     def set(self, name: str, value: Any) -> None:
@@ -129,6 +161,8 @@ class OpcUaServer:
         await asyncio.gather(*rest, return_exceptions=True)
 
     def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
         if self._server is not None:
             self._call(self._server.stop())
             self._server = None
