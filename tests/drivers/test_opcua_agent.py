@@ -1,0 +1,103 @@
+"""OPC UA through the real agent (``headframe run``) into the durable buffer, beside Modbus;
+and a gateway without OPC UA devices never loads asyncua."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.support.agentproc import REPO, AgentProcess, write_config
+from tests.support.broker import free_port
+from tests.support.opcua_server import OpcUaServer
+from tests.support.wait import wait_until
+
+
+def stored(db: Path, source: str) -> list[dict[str, Any]]:
+    """Telemetry values of ``source`` as committed to the buffer, oldest first."""
+    if not db.exists():
+        return []
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT body FROM records WHERE source = ? ORDER BY seq", (source,)).fetchall()
+    except sqlite3.OperationalError:  # the agent has not created its schema yet
+        return []
+    finally:
+        con.close()
+    docs = [orjson.loads(r[0]) for r in rows]
+    return [d["payload"]["values"] for d in docs if d["kind"] == "telemetry"]
+
+
+def latest(db: Path, source: str, point: str) -> dict[str, Any] | None:
+    seen = [v[point] for v in stored(db, source) if point in v]
+    return seen[-1] if seen else None
+
+
+def test_opcua_values_reach_the_buffer_beside_modbus_while_another_opcua_server_is_down(tcp_slave, tmp_path: Path) -> None:
+    image, modbus_port = tcp_slave
+    image.set_float("input", 52, 75000.0)
+    srv = OpcUaServer(free_port(), {"Speed": 1.5, "Run": True}).start()
+    dead_endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
+    db = tmp_path / "buf.db"
+    opcua_points = [
+        {"name": "speed", "node": "ns=2;s=Speed", "unit": "m/s"},
+        {"name": "run", "node": "ns=2;s=Run"},
+        {"name": "ghost", "node": "ns=2;s=Hoist.Ghost"},
+    ]
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        free_port(),  # no broker: the buffer keeps everything
+        buffer_path=db,
+        extra={
+            "devices": [
+                {"id": "plc-line1", "protocol": "opcua", "endpoint": srv.endpoint, "publishing_interval": "100ms",
+                 "points": opcua_points},
+                {"id": "plc-dead", "protocol": "opcua", "endpoint": dead_endpoint, "timeout": "1s",
+                 "points": [{"name": "speed", "node": "ns=2;s=Speed"}]},
+                {"id": "meter-main", "protocol": "modbus_tcp", "host": "127.0.0.1", "port": modbus_port,
+                 "profile": "eastron_sdm630", "groups": [{"name": "default", "interval": "0.2s"}]},
+            ]
+        },
+    )  # fmt: skip
+    agent = AgentProcess(cfg)
+    try:
+        first = wait_until("OPC UA values stored", lambda: latest(db, "plc-line1", "speed"), timeout=30)
+        assert first["v"] == 1.5 and first["q"] == "good" and first["unit"] == "m/s"
+        ghost = latest(db, "plc-line1", "ghost")
+        assert ghost is not None and ghost["q"] == "bad" and "ns=2;s=Hoist.Ghost: BadNodeIdUnknown" in ghost["reason"]
+        srv.set("Speed", 2.25)
+        wait_until("the data change stored", lambda: (latest(db, "plc-line1", "speed") or {}).get("v") == 2.25, timeout=15)
+        wait_until("Modbus values stored alongside", lambda: latest(db, "meter-main", "p_total"), timeout=15)
+        dead = wait_until("the dead server's points bad", lambda: latest(db, "plc-dead", "speed"), timeout=15)
+        assert dead["q"] == "bad" and "connection refused" in dead["reason"] and dead_endpoint in dead["reason"]
+    finally:
+        code = agent.terminate()
+        srv.stop()
+    assert code == 0, agent.output()
+    out = agent.output()
+    assert "plc-dead: starting -> offline (cannot connect to " in out
+    assert "Traceback" not in out, out
+
+
+def test_a_gateway_without_opcua_devices_never_imports_asyncua() -> None:
+    """The extra stays optional: the CLI, the daemon and a Modbus-only drivers producer load no asyncua."""
+    code = (
+        "import sys\n"
+        "from agent.cli import build_parser\n"
+        "import agent.daemon\n"
+        "from buffer.sink import ListSink\n"
+        "from config import load_settings\n"
+        "from drivers.runtime import build\n"
+        "build_parser()\n"
+        "drivers = build(load_settings('config/examples/drivers.yaml'), ListSink())\n"
+        "assert drivers is not None and len(drivers.pollers) == 4\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'asyncua' or m.startswith('drivers.opcua'))\n"
+        "print(loaded)\n"
+        "sys.exit(1 if loaded else 0)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
