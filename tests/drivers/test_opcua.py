@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from asyncua import ua
 
+from agent.cli import main as cli_main
 from buffer.record import Kind
 from buffer.sink import ListSink
 from config import ConfigError, load_settings_text
@@ -183,13 +184,30 @@ def certs(tmp_path: Path) -> dict[str, CertFiles]:
 
 
 def _secure(gw: CertFiles, trusted: Path) -> dict[str, Any]:
-    return {
-        "security": {"policy": "Basic256Sha256", "certificate": gw.cert, "private_key": gw.key, "server_certificate": trusted}
-    }
+    key = "trust_dir" if trusted.is_dir() else "server_certificate"
+    return {"security": {"policy": "Basic256Sha256", "certificate": gw.cert, "private_key": gw.key, key: trusted}}
+
+
+def probe(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``headframe probe opcua ...`` as a technician runs it (in this process: a start costs seconds)."""
+    code = cli_main(["probe", "opcua", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_probe_browses_variables_with_their_node_ids_and_reads_nodes(server: OpcUaServer, capsys) -> None:
+    code, out, err = probe(capsys, server.endpoint, "--browse", "ns=2;s=Plant")
+    assert code == 0, err
+    rows = {line.split()[1]: line for line in out.splitlines()}
+    assert "Int64 = 3" in rows["ns=2;s=Count"] and "Boolean = True" in rows["ns=2;s=Run"] and "Double" in rows["ns=2;s=Speed"]
+    code, out, err = probe(capsys, server.endpoint, "--read", "ns=2;s=Count", "--read", "ns=2;s=Nope")
+    assert code == 0 and "ns=2;s=Count = 3" in out and "ns=2;s=Nope: BadNodeIdUnknown" in out
+    code, out, err = probe(capsys, server.endpoint, "--read", "ns=2;Speed")
+    assert code == 2 and "ns=2;s=Hoist.Speed" in err
 
 
 def test_untrusted_server_certificate_refused_and_login_password_never_shown(
-    certs: dict[str, CertFiles], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    certs: dict[str, CertFiles], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capsys
 ) -> None:
     """One secured server (a start costs seconds): an untrusted certificate, then the trusted one
     with the right password (from the environment), a wrong one and an unset variable."""
@@ -199,21 +217,27 @@ def test_untrusted_server_certificate_refused_and_login_password_never_shown(
     monkeypatch.setenv("HF_TEST_OPCUA_WRONG", "not-" + secret)
     sinks = {k: ListSink() for k in ("untrusted", "good", "wrong", "unset")}
 
-    def dev(trust: CertFiles, env: str) -> OpcUaDevice:
+    trust_dir = certs["gw"].cert.parent / "trusted"
+    trust_dir.mkdir()
+
+    def dev(trust: Path, env: str) -> OpcUaDevice:
         login = {"username": "operator", "password_env": env}
-        return opcua_device(srv.endpoint, login=login, **_secure(certs["gw"], trust.cert))
+        return opcua_device(srv.endpoint, login=login, **_secure(certs["gw"], trust))
 
     async def go() -> None:
-        async with running(dev(certs["plc"], "HF_TEST_OPCUA_PW"), sinks["untrusted"]) as poller:
+        async with running(dev(certs["plc"].cert, "HF_TEST_OPCUA_PW"), sinks["untrusted"]) as poller:
             await until("refusal", lambda: last(sinks["untrusted"], "speed"))
             await until("offline", lambda: poller.health.state in ("offline", "backoff"))
-        # the same server, trusted: an encrypted session, the password accepted, values
-        async with running(dev(certs["impostor"], "HF_TEST_OPCUA_PW"), sinks["good"]) as poller:
+        # the technician saves this server's certificate into the trust directory (after comparing
+        # the fingerprint): an encrypted session, the password accepted, values
+        code, out, err = await asyncio.to_thread(probe, capsys, srv.endpoint, "--save-cert", str(trust_dir / "plc.der"))
+        assert code == 0 and "CN=impostor" in out, err
+        async with running(dev(trust_dir, "HF_TEST_OPCUA_PW"), sinks["good"]) as poller:
             await until("values over Basic256Sha256", lambda: last(sinks["good"], "speed"))
             client = poller.driver._client  # type: ignore[attr-defined]
             assert client.security_policy.URI.endswith("#Basic256Sha256")
         for case, env in (("wrong", "HF_TEST_OPCUA_WRONG"), ("unset", "HF_TEST_OPCUA_UNSET")):
-            async with running(dev(certs["impostor"], env), sinks[case]):
+            async with running(dev(trust_dir, env), sinks[case]):
                 await until(f"{case} password refused", lambda case=case: last(sinks[case], "speed"))
 
     try:
