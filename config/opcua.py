@@ -13,10 +13,10 @@ from pydantic import Field, model_validator
 
 from config.types import ConfigPath, StrictModel
 
-#: ``ns=<index>;`` (optional) then ``i=`` numeric, ``s=`` string, ``g=`` GUID or ``b=`` opaque (base64)
+#: ``ns=<index>;`` (optional; no ``nsu=`` URIs) then ``i=`` numeric, ``s=`` string, ``g=`` GUID, ``b=`` opaque (base64)
 _NODE_ID = re.compile(
-    r"^(?:nsu=[^;]+;|ns=\d{1,5};)?"
-    r"(?:i=\d{1,10}|s=.+|g=[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|b=[A-Za-z0-9+/=]+)$",
+    r"^(?:ns=(\d{1,5});)?"
+    r"(?:i=(\d{1,10})|s=.+|g=[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|b=[A-Za-z0-9+/=]+)$",
     re.DOTALL,
 )
 NODE_ID_HELP = "an OPC UA node id such as 'ns=2;s=Hoist.Speed' or 'ns=3;i=1001' (find them: headframe probe opcua URL --browse)"
@@ -24,7 +24,8 @@ NODE_ID_HELP = "an OPC UA node id such as 'ns=2;s=Hoist.Speed' or 'ns=3;i=1001' 
 
 def check_node_id(text: str) -> str:
     """``text`` if it is node-id syntax; the server still decides whether the node exists."""
-    if not _NODE_ID.match(text):
+    match = _NODE_ID.match(text)
+    if not match or int(match.group(1) or 0) > 65535 or int(match.group(2) or 0) > 0xFFFFFFFF:
         raise ValueError(NODE_ID_HELP)
     return text
 

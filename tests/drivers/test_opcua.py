@@ -261,6 +261,8 @@ def test_untrusted_server_certificate_refused_and_login_password_never_shown(
     ("point_or_device", "line", "key", "words"),
     [
         ("      - {name: s, node: 'ns=2;q=Speed'}\n", 7, "devices[0].points[0].node", "ns=2;s=Hoist.Speed"),
+        ("      - {name: s, node: 'ns=70000;i=1'}\n", 7, "devices[0].points[0].node", "ns=3;i=1001"),
+        ("      - {name: s, node: 'nsu=urn:plc;s=X'}\n", 7, "devices[0].points[0].node", "ns=3;i=1001"),
         ("      - {name: s, address: 3, node: 'ns=2;i=3'}\n", 3, "devices[0]", "no address on point s"),
         ("      - {name: s}\n", 3, "devices[0]", "'node:'"),
         (

@@ -101,3 +101,27 @@ def test_a_gateway_without_opcua_devices_never_imports_asyncua() -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_without_the_opcua_extra_an_opcua_device_says_how_to_install_it_and_the_others_run() -> None:
+    """asyncua hidden from this interpreter (as on a default install): the OPC UA device is bad
+    with the fix in its reason; the Modbus devices of the same producer are built and polled."""
+    code = (
+        "import asyncio, sys\n"
+        "sys.modules['asyncua'] = None  # not installed\n"
+        "from buffer.sink import ListSink\n"
+        "from config import load_settings_text\n"
+        "from drivers.runtime import build\n"
+        "text = '''gateway: {site: s, id: g}\ndevices:\n"
+        "  - {id: meter, protocol: modbus_tcp, host: 127.0.0.1, profile: eastron_sdm630}\n"
+        "  - {id: plc-ua, protocol: opcua, endpoint: 'opc.tcp://127.0.0.1:1', points: [{name: s, node: 'ns=2;s=S'}]}\n"
+        "'''\n"
+        "sink = ListSink()\n"
+        "drivers = build(load_settings_text(text, 'x.yaml'), sink)\n"
+        "poller = {p.dev.id: p for p in drivers.pollers}['plc-ua']\n"
+        "asyncio.run(poller.poll('default'))\n"
+        "print(len(drivers.pollers), poller.state['s'].reason)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "2 the OPC UA library is not installed: pip install 'headframe[opcua]' (asyncua)"
