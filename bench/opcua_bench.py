@@ -60,8 +60,8 @@ def serve(opcua_port: int, modbus_port: int, nodes: int, ready: EventType) -> No
         server.disable_clock()
         server.set_endpoint(f"opc.tcp://127.0.0.1:{opcua_port}/bench/")
         idx = await server.register_namespace("urn:headframe:bench")
-        obj = await server.nodes.objects.add_object(ua.NodeId("Bench", idx), "Bench")
-        variables = [await obj.add_variable(ua.NodeId(f"v{i}", idx), f"v{i}", 0.0) for i in range(nodes)]
+        obj = await server.nodes.objects.add_object(ua.NodeId.from_string(f"ns={idx};s=Bench"), "Bench")
+        variables = [await obj.add_variable(ua.NodeId.from_string(f"ns={idx};s=v{i}"), f"v{i}", 0.0) for i in range(nodes)]
         await server.start()
         ready.set()
         tick = 0
