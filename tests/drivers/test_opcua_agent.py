@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +39,22 @@ def latest(db: Path, source: str, point: str) -> dict[str, Any] | None:
 
 
 def test_opcua_values_reach_the_buffer_beside_modbus_while_another_opcua_server_is_down(tcp_slave, tmp_path: Path) -> None:
+    """Then the server process is replaced (a real restart: a new server, new address space,
+    same port): the agent's values resume without a crash."""
     image, modbus_port = tcp_slave
     image.set_float("input", 52, 75000.0)
-    srv = OpcUaServer(free_port(), {"Speed": 1.5, "Run": True}).start()
+    port = free_port()
+    srv, after = OpcUaServer(port, {"Speed": 1.5, "Run": True}), OpcUaServer(port, {"Speed": 3.5, "Run": True})
+    servers = [srv, after]
+    booting = threading.Thread(target=after.prepare)  # the replacement builds its address space meanwhile
     dead_endpoint = f"opc.tcp://127.0.0.1:{free_port()}"
     db = tmp_path / "buf.db"
     opcua_points = [
         {"name": "speed", "node": "ns=2;s=Speed", "unit": "m/s"},
         {"name": "run", "node": "ns=2;s=Run"},
-        {"name": "ghost", "node": "ns=2;s=Hoist.Ghost"},
+        # bad from the start ("cannot connect"), then bad for its own reason: report-on-change compares
+        # quality, so the new reason goes out at max_silent (kept short here)
+        {"name": "ghost", "node": "ns=2;s=Hoist.Ghost", "max_silent": "0.5s"},
     ]
     cfg = write_config(
         tmp_path / "c.yaml",
@@ -55,7 +63,7 @@ def test_opcua_values_reach_the_buffer_beside_modbus_while_another_opcua_server_
         extra={
             "devices": [
                 {"id": "plc-line1", "protocol": "opcua", "endpoint": srv.endpoint, "publishing_interval": "100ms",
-                 "points": opcua_points},
+                 "timeout": "1s", "backoff_interval": "0.5s", "points": opcua_points},
                 {"id": "plc-dead", "protocol": "opcua", "endpoint": dead_endpoint, "timeout": "1s",
                  "points": [{"name": "speed", "node": "ns=2;s=Speed"}]},
                 {"id": "meter-main", "protocol": "modbus_tcp", "host": "127.0.0.1", "port": modbus_port,
@@ -63,10 +71,14 @@ def test_opcua_values_reach_the_buffer_beside_modbus_while_another_opcua_server_
             ]
         },
     )  # fmt: skip
-    agent = AgentProcess(cfg)
+    agent = AgentProcess(cfg)  # before the server is up: it starts while servers build their address spaces
+    booting.start()
     try:
-        first = wait_until("OPC UA values stored", lambda: latest(db, "plc-line1", "speed"), timeout=30)
+        srv.start()
+        good = lambda: (latest(db, "plc-line1", "speed") or {}).get("q") == "good" and latest(db, "plc-line1", "speed")  # noqa: E731
+        first = wait_until("OPC UA values stored", good, timeout=30)
         assert first["v"] == 1.5 and first["q"] == "good" and first["unit"] == "m/s"
+        wait_until("the unknown node named", lambda: "BadNodeIdUnknown" in str(latest(db, "plc-line1", "ghost")))
         ghost = latest(db, "plc-line1", "ghost")
         assert ghost is not None and ghost["q"] == "bad" and "ns=2;s=Hoist.Ghost: BadNodeIdUnknown" in ghost["reason"]
         srv.set("Speed", 2.25)
@@ -74,9 +86,18 @@ def test_opcua_values_reach_the_buffer_beside_modbus_while_another_opcua_server_
         wait_until("Modbus values stored alongside", lambda: latest(db, "meter-main", "p_total"), timeout=15)
         dead = wait_until("the dead server's points bad", lambda: latest(db, "plc-dead", "speed"), timeout=15)
         assert dead["q"] == "bad" and "connection refused" in dead["reason"] and dead_endpoint in dead["reason"]
+        srv.stop()
+        wait_until("bad while the server is gone", lambda: latest(db, "plc-line1", "speed")["q"] == "bad", timeout=15)
+        booting.join(60)
+        after.listen()
+        wait_until("values after the restart", lambda: latest(db, "plc-line1", "speed")["v"] == 3.5, timeout=20)
+        after.set("Speed", 4.5)
+        wait_until("changes pushed again", lambda: latest(db, "plc-line1", "speed")["v"] == 4.5, timeout=15)
     finally:
         code = agent.terminate()
-        srv.stop()
+        booting.join(60)
+        for s in servers:
+            s.stop()
     assert code == 0, agent.output()
     out = agent.output()
     assert "plc-dead: starting -> offline (cannot connect to " in out
