@@ -129,7 +129,9 @@ class OpcUaDriver:
         # starts a task per item: 100x the CPU at 1000 changing nodes, bench/opcua_bench.py)
         sub = await client.create_subscription(params, None, queue_maxsize=max(10_000, 4 * len(self._by_node)))
         nodes = list(self._by_node)
-        handles = await sub.subscribe_data_change([client.get_node(n) for n in nodes])
+        # the server samples each node at the publishing interval: a PLC is not asked for more than is sent
+        interval_ms = ua.Double(self.dev.publishing_interval * 1000)
+        handles = await sub.subscribe_data_change([client.get_node(n) for n in nodes], sampling_interval=interval_ms)
         for node, handle in zip(nodes, handles, strict=True):
             if isinstance(handle, ua.StatusCode):
                 for p in self._by_node[node]:
