@@ -32,7 +32,7 @@ from drivers.opcua_values import status_reason, to_value
 from drivers.planner import Barrier, Block
 from drivers.protocol import BadValue, Push, Reading, Values
 
-#: nodes per Read request (servers limit MaxNodesPerRead; 500 is below every common limit)
+#: nodes per Read or CreateMonitoredItems request (servers limit both; 500 is below every common limit)
 MAX_NODES_PER_READ = 500
 
 
@@ -116,7 +116,10 @@ class OpcUaDriver:
 
     async def _subscribe(self, client: Client) -> None:
         """Seed every point with one Read, then a data-change item per node; refused nodes are bad."""
-        self._latest = await self._read(client, self.dev.points)
+        points = list(self.dev.points)
+        self._latest = {}
+        for i in range(0, len(points), MAX_NODES_PER_READ):
+            self._latest.update(await self._read(client, points[i : i + MAX_NODES_PER_READ]))
         params = ua.CreateSubscriptionParameters()
         params.RequestedPublishingInterval = self.dev.publishing_interval * 1000
         # a keep-alive about every 10 s when nothing changes; the server drops us after 30 silent ones
@@ -131,7 +134,10 @@ class OpcUaDriver:
         nodes = list(self._by_node)
         # the server samples each node at the publishing interval: a PLC is not asked for more than is sent
         interval_ms = ua.Double(self.dev.publishing_interval * 1000)
-        handles = await sub.subscribe_data_change([client.get_node(n) for n in nodes], sampling_interval=interval_ms)
+        handles: list[int | ua.StatusCode] = []
+        for i in range(0, len(nodes), MAX_NODES_PER_READ):  # servers bound monitored items per call too
+            chunk = [client.get_node(n) for n in nodes[i : i + MAX_NODES_PER_READ]]
+            handles += await sub.subscribe_data_change(chunk, sampling_interval=interval_ms)
         for node, handle in zip(nodes, handles, strict=True):
             if isinstance(handle, ua.StatusCode):
                 for p in self._by_node[node]:
