@@ -9,7 +9,8 @@ import sys
 #: Third-party loggers held at a level: pymodbus logs every discarded frame at ERROR with hex
 #: dumps of a frame buffer shared by all devices, naming no device. Our drivers report the
 #: same fault once per state change, naming the device and the cause ("bad frame: ...").
-THIRD_PARTY_LEVELS = {"pymodbus": logging.CRITICAL}
+#: asyncua logs each lost session and failed request with tracebacks; the OPC UA driver words them.
+THIRD_PARTY_LEVELS = {"pymodbus": logging.CRITICAL, "asyncua": logging.CRITICAL}
 
 
 class _ThirdPartyTraceback(logging.Filter):

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from config.opcua import OpcUaLogin, OpcUaMode, OpcUaSecurity, check_node_id
 from config.s7addr import S7Location, normalise_type, parse_address
 from config.types import Duration, Ident, StrictModel, rejected
 
@@ -66,6 +67,13 @@ class PointSettings(StrictModel):
     writable: bool = False
     #: DL/T 645 data identifier (8 hex digits), for dlt645 devices instead of table/address
     di: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]{8}$")
+    #: OPC UA node id (``ns=2;s=Hoist.Speed``), for opcua devices instead of table/address
+    node: str | None = None
+
+    @field_validator("node")
+    @classmethod
+    def _node_id(cls, value: str | None) -> str | None:
+        return None if value is None else check_node_id(value)
 
     @property
     def registers(self) -> int:
@@ -308,11 +316,52 @@ class S7Device(DeviceBase):
         return value >> 8, (value >> 5) & 0x07, value & 0x1F
 
 
-#: One entry under ``devices:``; ``protocol`` picks the model (add OPC UA models here).
-DeviceSettings = Annotated[ModbusTcpDevice | ModbusRtuDevice | Dlt645Device | S7Device, Field(discriminator="protocol")]
+#: register-protocol keys an OPC UA point does not have (addressed by ``node``, typed by the server)
+_REGISTER_POINT_KEYS = ("table", "address", "type", "order", "bit", "length", "di")
+
+
+class OpcUaDevice(DeviceBase):
+    """A PLC or SCADA server speaking OPC UA (one session per device), points by node id.
+
+    ``mode: subscribe`` (default) lets the server push data changes every
+    ``publishing_interval``; ``poll`` reads all points of a group in one Read each interval.
+    """
+
+    protocol: Literal["opcua"]
+    endpoint: str = Field(default="", description="opc.tcp://host:4840[/path]")
+    mode: OpcUaMode = "subscribe"
+    publishing_interval: Duration = Field(default=1.0, ge=0.05, le=3600)
+    security: OpcUaSecurity = Field(default_factory=OpcUaSecurity)
+    login: OpcUaLogin | None = None
+    timeout: Duration = Field(default=5.0, gt=0, le=60)
+    host: Annotated[None, _elsewhere("host", "opcua", "modbus_tcp devices; OPC UA uses 'endpoint: opc.tcp://host:4840'")] = _NOT
+    port: Annotated[None, _elsewhere("port", "opcua", "modbus_tcp devices; put the port in 'endpoint'")] = _NOT
+    bus: Annotated[None, _elsewhere("bus", "opcua", "serial (modbus_rtu, dlt645) devices")] = _NOT
+    unit: Annotated[None, _elsewhere("unit", "opcua", "Modbus devices")] = _NOT
+    address: Annotated[None, _elsewhere("address", "opcua", "dlt645 meters")] = _NOT
+
+    @model_validator(mode="after")
+    def _opcua(self) -> OpcUaDevice:
+        match = re.fullmatch(r"opc\.tcp://([^/?#@\s]+)(/[^\s]*)?", self.endpoint)
+        if not match:
+            hint = " (no user in the URL: use 'login:')" if "@" in self.endpoint else ""
+            raise ValueError(f"'endpoint': opc.tcp://HOST:PORT[/path], e.g. opc.tcp://10.0.0.40:4840{hint}")
+        for p in self.points:
+            if p.node is None:
+                raise ValueError(f"'node:' (an OPC UA node id such as 'ns=2;s=Hoist.Speed') on point {p.name}")
+            extra = sorted(set(_REGISTER_POINT_KEYS) & p.model_fields_set)
+            if extra:
+                raise ValueError(f"no {', '.join(extra)} on point {p.name} of an opcua device (OPC UA points use 'node')")
+        return self
+
+
+#: One entry under ``devices:``; ``protocol`` picks the model.
+DeviceSettings = Annotated[
+    ModbusTcpDevice | ModbusRtuDevice | Dlt645Device | S7Device | OpcUaDevice, Field(discriminator="protocol")
+]
 SerialDevice = ModbusRtuDevice | Dlt645Device
-#: which profile family (``Profile.protocol``) each device protocol can use (no S7 profiles yet)
-PROFILE_FAMILY = {"modbus_tcp": "modbus", "modbus_rtu": "modbus", "dlt645": "dlt645", "s7": "s7"}
+#: which profile family (``Profile.protocol``) each device protocol can use
+PROFILE_FAMILY = {"modbus_tcp": "modbus", "modbus_rtu": "modbus", "dlt645": "dlt645", "s7": "s7", "opcua": "opcua"}
 
 
 class OperatingStateSettings(StrictModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import re
 import sys
 import time
@@ -49,6 +50,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _serial_args(p, 2400, "E")
     p.set_defaults(func=cmd_probe_dlt645)
     s7_probe.register(psub)
+    p = psub.add_parser("opcua", help="browse an OPC UA server for node ids, read nodes, save its certificate")
+    p.add_argument("target", help="opc.tcp://HOST:PORT[/path] (no security), or a device id with -c")
+    p.add_argument("-c", "--config", type=Path, help="take endpoint, security and login of device TARGET from this config")
+    p.add_argument("--browse", metavar="NODE", help="list objects and variables under NODE (default: Objects, i=85)")
+    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--read", metavar="NODE", action="append", default=[], help="read one node (repeatable)")
+    p.add_argument("--save-cert", metavar="FILE", type=Path, help="write the server's certificate (DER) to FILE")
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.set_defaults(func=cmd_probe_opcua)
 
     scan = sub.add_parser("scan", help="find responding Modbus RTU units over common line settings")
     ssub = scan.add_subparsers(dest="protocol", required=True)
@@ -151,6 +161,18 @@ def cmd_probe_dlt645(args: argparse.Namespace) -> int:
     except DriverError as exc:
         print(f"error: {exc.reason}", file=sys.stderr)
         return 2
+
+
+def cmd_probe_opcua(args: argparse.Namespace) -> int:
+    """In ``drivers/opcua_browse.py``, loaded by name: asyncua is an optional extra."""
+    try:
+        module = importlib.import_module("drivers.opcua_browse")
+    except ModuleNotFoundError as exc:
+        if exc.name != "asyncua":
+            raise
+        print("error: OPC UA needs the asyncua library: pip install 'headframe[opcua]'", file=sys.stderr)
+        return 2
+    return int(module.cmd_probe_opcua(args))
 
 
 def _units(text: str) -> list[int]:

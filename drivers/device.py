@@ -15,7 +15,7 @@ from config.drivers import DeviceBase, PointSettings
 from drivers.errors import DriverError, IllegalAddress
 from drivers.latency import LatencyHistogram
 from drivers.planner import Barrier, Block, split
-from drivers.protocol import BadValue, Driver, Values
+from drivers.protocol import BadValue, Driver, PushingDriver, Reading, Values
 
 log = logging.getLogger("headframe.drivers")
 
@@ -30,6 +30,8 @@ class PointState:
     quality: str = "bad"
     reason: str | None = "not read yet"
     read_at: float = 0.0
+    #: the device's own time of the value, when it says (OPC UA source timestamp)
+    source_ts: float | None = None
     reported_value: Any = None
     reported_quality: str | None = None
     reported_at: float = 0.0
@@ -61,6 +63,11 @@ def _changed(point: PointSettings, st: PointState, now: float) -> bool:
     return st.value != st.reported_value
 
 
+def _iso(ts: float) -> str:
+    """Epoch seconds as ISO 8601 UTC with milliseconds (the wire format's time)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
 class DevicePoller:
     """One device's polling through its ``Driver``; driver errors become qualities, never exceptions.
 
@@ -87,6 +94,8 @@ class DevicePoller:
         self.groups = {g.name: g for g in dev.groups}
         self._plans: dict[str, list[Block]] = {}
         self.requests_issued = 0
+        if isinstance(driver, PushingDriver):
+            driver.set_push(self.push)
 
     # ---------------------------------------------------------------- planning
     def blocks(self, group: str) -> list[Block]:
@@ -120,8 +129,18 @@ class DevicePoller:
             st = self.state[name]
             if isinstance(value, BadValue):
                 st.quality, st.reason, st.read_at = "bad", value.reason, ts
+            elif isinstance(value, Reading):
+                st.value, st.quality, st.reason, st.read_at = value.value, value.quality, value.reason, ts
+                st.source_ts = value.source_ts
             else:
                 st.value, st.quality, st.reason, st.read_at = value, "good", None, ts
+
+    def push(self, values: Values, ts: float) -> None:
+        """Values the device pushed (a subscription): stored and reported now, like a read's."""
+        values = {n: v for n, v in values.items() if n in self.state}
+        self._store(values, ts)
+        for group in {p.group for p in self.points if p.name in values}:
+            self._report(group, self.clock())
 
     def _mark_bad(self, points: list[PointSettings], reason: str, ts: float) -> None:
         for p in points:
@@ -229,6 +248,8 @@ class DevicePoller:
                 entry["unit"] = p.unit
             if st.reason:
                 entry["reason"] = st.reason
+            if st.source_ts is not None and st.quality != "bad":
+                entry["src_ts"] = _iso(st.source_ts)
             values[p.name] = entry
             st.reported_value, st.reported_quality, st.reported_at = st.value, st.quality, now
         if values:

@@ -8,9 +8,9 @@ settings model in ``config/drivers.py``, a class implementing ``Driver`` and one
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from config.drivers import PointSettings
 from drivers.planner import Barrier, Block
@@ -26,8 +26,24 @@ class BadValue:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A value with what the device said about it (OPC UA status and source time).
+
+    ``uncertain`` keeps the value and says why (a sensor out of range, a substituted value);
+    ``source_ts`` is the device's own time of the value (epoch s), reported beside ours.
+    """
+
+    value: Value
+    quality: Literal["good", "uncertain"] = "good"
+    reason: str | None = None
+    source_ts: float | None = None
+
+
 #: what one read returns: point name → value, or why that one point is bad
-Values = dict[str, Value | BadValue]
+Values = dict[str, Value | Reading | BadValue]
+#: how a pushing driver hands values to the poller: (values, arrival time)
+Push = Callable[[Values, float], None]
 
 
 class Driver(Protocol):
@@ -48,3 +64,15 @@ class Driver(Protocol):
     async def close(self) -> None:
         """Release the connection (a shared serial bus stays open for its other devices)."""
         ...
+
+
+@runtime_checkable
+class PushingDriver(Driver, Protocol):
+    """A driver whose device also pushes values (OPC UA data-change subscriptions).
+
+    The poller gives it ``push`` once; pushed values take the same quality and report path
+    as read ones, at once instead of at the next poll. ``read`` still runs each interval
+    (it checks the session and keeps values fresh), so ageing and back-off are unchanged.
+    """
+
+    def set_push(self, push: Push) -> None: ...

@@ -29,8 +29,9 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 extras="systemd"
-# s7: the S7 driver's tests run a real snap7 server (sites with S7 PLCs install the extra too)
-[[ "$purpose" == "test" ]] && extras="systemd,test,s7"
+# s7, opcua: the drivers' tests run a real snap7 server and a real asyncua server (sites with
+# those PLCs install the extra too)
+[[ "$purpose" == "test" ]] && extras="systemd,test,s7,opcua"
 echo "setup: installing headframe[$extras] into .venv"
 .venv/bin/python -m pip install -q -e ".[$extras]" 2>&1 | grep -v "^WARNING: Location" || true
 if [[ "$purpose" == "test" ]]; then

@@ -33,9 +33,11 @@ def test_example_passes_headframe_check(path: Path) -> None:
 
 def test_examples_cover_each_capability() -> None:
     by_name = {p.stem: load_settings(p) for p in EXAMPLES}
-    assert {"minimal", "drivers", "vision", "seals", "rules"} <= set(by_name)
+    assert {"minimal", "drivers", "vision", "seals", "rules", "opcua"} <= set(by_name)
     assert {d.protocol for d in by_name["drivers"].devices} == {"modbus_tcp", "modbus_rtu", "dlt645"}
     assert {d.protocol for d in by_name["s7"].devices} == {"s7"}
+    opcua = by_name["opcua"].devices
+    assert {d.protocol for d in opcua} == {"opcua"} and {getattr(d, "mode", None) for d in opcua} == {"subscribe", "poll"}
     vision = by_name["vision"]
     shaft_lines = [ln for cam in vision.cameras for ln in cam.lines if ln.shaft == "main-shaft"]
     assert len({cam.id for cam in vision.cameras if any(ln.shaft for ln in cam.lines)}) == 2 and shaft_lines
