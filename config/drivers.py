@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from config.types import Duration, Ident, StrictModel, rejected
 
@@ -198,6 +198,13 @@ class ModbusRtuDevice(DeviceBase, ModbusPlanning):
         if not self.bus:
             raise ValueError(f"'bus' (a name from buses:) for a {self.protocol} device")
         return self
+
+    @field_validator("unit")
+    @classmethod
+    def _not_broadcast(cls, unit: int) -> int:
+        if unit == 0:
+            raise ValueError("a unit id 1..247 on a serial bus (0 is the broadcast address: no device answers it)")
+        return unit
 
 
 class Dlt645Device(DeviceBase):

@@ -11,6 +11,7 @@ from aiohttp import web
 from agent.web import i18n
 from agent.web.configedit import ConfigEditor, ConflictError
 from agent.web.sessions import Session
+from config.messages import problem_text
 
 if TYPE_CHECKING:
     from agent.web.app import WebPage
@@ -76,14 +77,24 @@ class ConfigRoutes:
         body, refusal = await self._text(request)
         if refusal is not None or body is None:
             return refusal or web.Response(status=400)
+        return await self.apply(request, session, body["text"], str(body.get("hash", "")))
+
+    async def apply(
+        self, request: web.Request, session: Session, text: str, base_hash: str, *, localized: bool = False
+    ) -> web.Response:
+        """Validate, write atomically and reload — the one save path (the device form uses it too).
+
+        ``localized``: the loader's problems in the technician's language (else as the loader wrote them)."""
+        assert self.page is not None
         lang = self.page.lang(request)
         try:
-            result = await self.editor.save(body["text"], str(body.get("hash", "")))
+            result = await self.editor.save(text, base_hash)
         except ConflictError as exc:
             return web.json_response({"ok": False, "message": i18n.text("config_conflict", lang), "detail": str(exc)}, status=409)
         if not result.ok:
+            problems = [problem_text(p, lang) for p in result.details] if localized and result.details else result.problems
             return web.json_response(
-                {"ok": False, "problems": result.problems, "message": i18n.text("config_invalid", lang)}, status=422
+                {"ok": False, "problems": problems, "message": i18n.text("config_invalid", lang)}, status=422
             )
         if not result.diff:
             return web.json_response({"ok": True, "saved": False, "message": i18n.text("config_unchanged", lang)})

@@ -15,6 +15,7 @@ from agent.control import read_open_alarms
 from agent.web.app import WebPage
 from agent.web.config_routes import ConfigRoutes, Reload
 from agent.web.configedit import ConfigEditor
+from agent.web.device_routes import DeviceRoutes
 from agent.web.live import LiveView
 from agent.web.probe_routes import Buses, ProbeRoutes
 from config.web import WebSettings
@@ -45,6 +46,8 @@ class WebServer:
         routes = ConfigRoutes(ConfigEditor(config_path), reload) if config_path is not None and reload is not None else None
         probe = ProbeRoutes(buses) if buses is not None else None
         self.page = WebPage(cfg, self.live, self.desk, self._open_alarms, gateway, routes, probe) if self.desk else None
+        if self.page is not None and routes is not None:
+            self.page.extra.append(DeviceRoutes(routes, probe))
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
 
