@@ -127,5 +127,8 @@ def load_or_report(path: str | Path) -> Settings | None:
     try:
         return load_settings(path)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        from config.messages import problem_text
+
+        for problem in exc.problems:  # in the technician's language (config/lang.py), key paths as written
+            print(problem_text(problem), file=sys.stderr)
         return None
