@@ -18,7 +18,7 @@ DEVICE_MESSAGES: dict[str, dict[Lang, str]] = {
         "zh": "配置有效。将在配置文件中加入：",
         "en": "Valid. This goes into the configuration file:",
     },
-    "probe_ok": {"zh": "探测成功：{point} = {value} {unit}", "en": "Probe answered: {point} = {value} {unit}"},
+    "probe_ok": {"zh": "探测成功：{point} = {value} {unit}。", "en": "Probe answered: {point} = {value} {unit}."},
     "probe_failed": {
         "zh": "探测失败，未添加：{reason}（检查后重试，或不勾选“先探测”直接添加）",
         "en": "The probe failed; nothing added: {reason} (check and retry, or untick “probe first” to add it anyway)",

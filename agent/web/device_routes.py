@@ -144,7 +144,7 @@ class DeviceRoutes:
                 message = i18n.text("probe_failed", lang, reason=reason_text(read, lang))
                 return web.json_response({"ok": False, "probe_error": read, "message": message})
             answer["probe"] = read
-            answer["message"] += " " + i18n.text("probe_ok", lang, **read)
+            answer["message"] = i18n.text("probe_ok", lang, **read) + " " + answer["message"]
         return web.json_response(answer)
 
     async def add(self, request: web.Request) -> web.StreamResponse:

@@ -23,6 +23,7 @@ from config.types import Ident, StrictModel
 from drivers import dlt645_driver
 from drivers.bus import SerialBus
 from drivers.errors import DriverError
+from drivers.messages import reason_text
 from drivers.probe import ReadResult, RegisterRead, ValueType, read_rtu, read_tcp, scan_units
 
 if TYPE_CHECKING:
@@ -106,8 +107,9 @@ class ProbeRoutes:
             result = await self.read_registers(req)
         except LookupError:
             return self.page.refuse(request, 400, "bad_request", detail="bus: not a bus of this configuration")
-        except DriverError as exc:
-            return web.json_response({"ok": False, "error": exc.reason, "kind": type(exc).__name__}, status=200)
+        except DriverError as exc:  # the reason as recorded (English) and in the technician's language
+            message = reason_text(exc.reason, self.page.lang(request))
+            return web.json_response({"ok": False, "error": exc.reason, "message": message, "kind": type(exc).__name__})
         log.info("web: %s@%s probed %s", session.user, session.address, req.host or req.bus)
         return web.json_response(
             {"ok": True, "raw": [f"{r:04X}" for r in result.raw], "values": [[a, v] for a, v in result.values]}
@@ -161,7 +163,8 @@ class ProbeRoutes:
             try:
                 found, finished = await scan_units(bus, units, req.register, req.timeout, time.monotonic() + req.max_time)
             except DriverError as exc:
-                return web.json_response({"ok": False, "error": exc.reason, "kind": type(exc).__name__})
+                message = reason_text(exc.reason, self.page.lang(request))
+                return web.json_response({"ok": False, "error": exc.reason, "message": message, "kind": type(exc).__name__})
             finally:
                 if temporary:
                     await bus.close()

@@ -199,6 +199,9 @@ def test_probe_first_reads_the_profiles_first_point_or_says_why_not(tmp_path: Pa
         assert "hoist_speed = 1.25 m/s" in answer["message"]
         status, answer = await call("/api/devices/preview", tcp(port=str(dead), probe=True))
         assert status == 200 and not answer["ok"] and "无法连接" in answer["message"] and "未添加" in answer["message"]
+        # the register probe itself says it in the technician's language too (the English reason kept)
+        status, answer = await call("/api/probe", {"protocol": "modbus_tcp", "host": "127.0.0.1", "port": dead, "address": 0})
+        assert answer["message"] == f"无法连接 127.0.0.1:{dead}（被拒绝或不可达）" and "cannot connect" in answer["error"], answer
         assert config.read_text() == CONFIG and reload.calls == 0
 
     try:
