@@ -18,11 +18,11 @@ from aiohttp import web
 from pydantic import Field, ValidationError
 
 from agent.web import i18n
+from agent.web.config_routes import explained
 from agent.web.device_add import NotEditable, add_device, device_entry
 from agent.web.probe_routes import ProbeRequest, ProbeRoutes
 from agent.web.sessions import Session
 from config.drivers import PROFILE_FAMILY, Profile, RegisterTable
-from config.messages import problem_text
 from config.profiles import known_profiles
 from config.types import StrictModel
 from drivers.errors import DriverError
@@ -128,9 +128,14 @@ class DeviceRoutes:
         lang = self.page.lang(request)
         result = await asyncio.to_thread(self.config.editor.check, text)
         if not result.ok:
-            problems = [problem_text(p, lang) for p in result.details] or result.problems
             return web.json_response(
-                {"ok": False, "problems": problems, "message": i18n.text("config_invalid", lang)}, status=422
+                {
+                    "ok": False,
+                    "problems": result.problems,
+                    "explained": explained(result, lang),
+                    "message": i18n.text("config_invalid", lang),
+                },
+                status=422,
             )
         answer: dict[str, Any] = {
             "ok": True,
@@ -157,7 +162,7 @@ class DeviceRoutes:
             return made
         text, digest = made
         log.info("web: %s@%s adds device %r from profile %r", session.user, session.address, form.id, form.profile)
-        return await self.config.apply(request, session, text, form.hash or digest, localized=True)
+        return await self.config.apply(request, session, text, form.hash or digest)
 
     async def _probe(self, form: DeviceForm) -> dict[str, Any] | str:
         """One point of the profile read from the device: its value, or the driver's reason."""

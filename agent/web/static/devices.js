@@ -27,7 +27,7 @@ function deviceForm() {
 function showDeviceAnswer(answer) {
   document.getElementById("dev-message").textContent = answer.message || answer.error || "";
   document.getElementById("dev-message").className = answer.ok ? "ok" : "error";
-  document.getElementById("dev-problems").replaceChildren(...(answer.problems || []).map((p) => el("li", {}, p)));
+  document.getElementById("dev-problems").replaceChildren(...(answer.explained || answer.problems || []).map((p) => el("li", {}, p)));
   document.getElementById("dev-diff").textContent = answer.diff || "";
 }
 
