@@ -107,6 +107,74 @@ PHRASES: Catalogue = {
         "zh": "{protocol} 设备没有 '{key}'（'{key2}' 属于 {belongs}；删除它，或检查 'protocol:'）",
     },
     "unique_points": {"en": "unique point names within a device", "zh": "同一设备内测点名不重复"},
+    "bus_port_taken": {
+        "en": "{port}, already used by bus '{bus}' (buses[{index}])",
+        "zh": "{port}，已被总线 '{bus}'（buses[{index}]）使用",
+    },
+    "bus_port_taken_other": {
+        "en": "{port}, already used by bus '{bus}' (buses[{index}]) with different settings",
+        "zh": "{port}，已被总线 '{bus}'（buses[{index}]）以不同的串口参数使用",
+    },
+    "one_bus_per_port": {
+        "en": "one bus entry per serial port; put every device on that port on the same bus",
+        "zh": "每个串口只配一条总线；该串口上的所有设备都放在同一条总线下",
+    },
+    "bit_for_bit": {"en": "'bit: 0..15' for a point of type bit", "zh": "类型为 bit 的测点需要 'bit: 0..15'"},
+    "length_for_string": {
+        "en": "'length' (registers) for a point of type string",
+        "zh": "类型为 string 的测点需要 'length'（寄存器个数）",
+    },
+    "bool_for_bits": {
+        "en": "type bool for table {table} (coils and discrete inputs are single bits)",
+        "zh": "寄存器区 {table} 的测点类型应为 bool（线圈和离散输入都是单个位）",
+    },
+    "bit_in_register": {
+        "en": "type bit (with 'bit:') for a flag inside a register; bool is for coils/discrete",
+        "zh": "寄存器中的标志位用类型 bit（加 'bit:'）；bool 只用于线圈/离散输入",
+    },
+    "point_end": {"en": "a point that ends at or below address 65535", "zh": "结束地址不超过 65535 的测点"},
+    "point_group": {
+        "en": "point {point} in a poll group that exists (groups: {groups})",
+        "zh": "测点 {point} 属于已定义的采集组（已有：{groups}）",
+    },
+    "di_on_point": {
+        "en": "'di:' (data identifier) on point {point} of a dlt645 device",
+        "zh": "dlt645 设备的测点 {point} 需要 'di:'（数据标识）",
+    },
+    "power_hysteresis": {
+        "en": "off_below_kw not above on_above_kw (that is the hysteresis band)",
+        "zh": "off_below_kw 不大于 on_above_kw（二者之间是回差带）",
+    },
+    "power_points": {
+        "en": "'power_points' (device.point of meter power, kW) when enabled",
+        "zh": "启用时需要 'power_points'（电表功率的 设备.测点，kW）",
+    },
+    # config/spine.py, config/web.py, config/power.py
+    "username_with_password": {"en": "'username' together with 'password_file'", "zh": "'username' 与 'password_file' 同时设置"},
+    "reconnect_order": {"en": "reconnect_max at least reconnect_min", "zh": "reconnect_max 不小于 reconnect_min"},
+    "retry_order": {"en": "retry_max at least retry_min", "zh": "retry_max 不小于 retry_min"},
+    "client_cert_pair": {
+        "en": "cert_file and key_file together (a client certificate needs both)",
+        "zh": "cert_file 与 key_file 同时设置（客户端证书两者都需要）",
+    },
+    "uplink_tls": {
+        "en": "a 'tls:' section: broker {host} is not on loopback, and credentials and site data "
+        "must not cross a network in clear text",
+        "zh": "'tls:' 配置：消息服务器 {host} 不在本机，凭据和现场数据不能以明文经过网络",
+    },
+    "web_tls": {
+        "en": "a 'tls:' section: {listen} is not loopback, and the password and the site's "
+        "configuration must not cross a network in clear text",
+        "zh": "'tls:' 配置：{listen} 不是本机回环地址，密码和现场配置不能以明文经过网络",
+    },
+    "web_password": {
+        "en": "'password_file' when enabled (write one with: headframe web-password FILE)",
+        "zh": "启用时需要 'password_file'（用 headframe web-password FILE 生成）",
+    },
+    "gpio_path": {
+        "en": "a 'gpio:' section with 'path' when source is gpio",
+        "zh": "source 为 gpio 时需要带 'path' 的 'gpio:' 配置",
+    },
     # pydantic's own messages (by error type)
     "ge": {"en": "Input should be greater than or equal to {n}", "zh": "大于或等于 {n} 的值"},
     "le": {"en": "Input should be less than or equal to {n}", "zh": "小于或等于 {n} 的值"},

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from agent.web.i18n import MESSAGES
+from config import ConfigError, load_settings_text
 from config.lang import Localizer, pick, placeholders
-from config.messages import FRAME, PHRASES, localize
+from config.messages import FRAME, PHRASES, localize, problem_text
 from drivers import dlt645, dlt645_driver, modbus_rtu, modbus_tcp
 from drivers.bus import port_error_text
 from drivers.errors import BAD_FRAME
@@ -139,6 +140,37 @@ def test_every_hint_the_drivers_raise_is_catalogued() -> None:
         zh = reason_text(hint, "zh")
         assert zh != hint and any("\u4e00" <= c <= "\u9fff" for c in zh), hint
         assert reason_text(hint, "en") == hint
+
+
+LOADER_CASES = [
+    # (config, a phrase of the English explanation) — the explanation must come out Chinese
+    ("gateway: {site: s, id: g}\nuplink: {host: broker.example}\n", "must not cross a network"),
+    ("gateway: {site: s, id: g}\nuplink: {host: 127.0.0.1, reconnect_min: 10s, reconnect_max: 1s}\n", "reconnect_max"),
+    ("gateway: {site: s, id: g}\nweb: {enabled: true}\n", "password_file"),
+    (
+        "gateway: {site: s, id: g}\nbuses: [{name: a, port: /dev/x}, {name: b, port: /dev/x, baudrate: 2400}]\n",
+        "already used by bus",
+    ),
+    (
+        "gateway: {site: s, id: g}\ndevices: [{id: d, protocol: modbus_tcp, host: h, points: [{name: p, type: bit}]}]\n",
+        "'bit: 0..15'",
+    ),
+    ("gateway: {site: s, id: g}\ndevices: [{id: d, protocol: modbus_tcp, host: h, profile: nope}]\n", "one of ["),
+    ("gateway: {site: s, id: g}\nhealth: {interval: soon}\n", "a duration such as"),
+]
+
+
+@pytest.mark.parametrize(("text", "phrase"), LOADER_CASES)
+def test_common_loader_problems_are_explained_in_chinese(text: str, phrase: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings_text(text, "c.yaml")
+    problems = [p for p in caught.value.problems if phrase in str(p)]
+    assert problems, [str(p) for p in caught.value.problems]
+    for p in problems:
+        zh = problem_text(p, "zh")
+        explanation = zh.split("；应为 ", 1)[1]
+        assert f": {p.key or '（顶层）'}: 发现 " in zh and explanation != p.expected, zh
+        assert any("\u4e00" <= c <= "\u9fff" for c in explanation), zh
 
 
 def test_loader_phrases_translate_and_unknown_text_is_kept() -> None:
