@@ -236,14 +236,15 @@ def cmd_points(args: argparse.Namespace) -> int:
 
 
 def _print_table(poller: DevicePoller) -> None:
+    error = reason_text(poller.health.last_error) if poller.health.last_error else "-"
     rows = [
-        f"{poller.dev.id}  state={poller.health.state}  last_error={poller.health.last_error or '-'}",
-        f"{'point':<22}{'value':>16} {'unit':<6}{'quality':<8}reason",
+        say("points_title", device=poller.dev.id, state=poller.health.state, error=error),
+        f"{say('col_point'):<22}{say('col_value'):>16} {say('col_unit'):<6}{say('col_quality'):<8}{say('col_reason')}",
     ]
     for p in poller.points:
         st = poller.state[p.name]
         value = "" if st.value is None else (f"{st.value:.4g}" if isinstance(st.value, float) else str(st.value))
-        rows.append(f"{p.name:<22}{value:>16} {p.unit:<6}{st.quality:<8}{st.reason or ''}")
+        rows.append(f"{p.name:<22}{value:>16} {p.unit:<6}{st.quality:<8}{reason_text(st.reason) if st.reason else ''}")
     if sys.stdout.isatty():
         print("\033[2J\033[H", end="")
     print("\n".join(rows), flush=True)

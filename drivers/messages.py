@@ -96,6 +96,15 @@ CLI: Catalogue = {
         "zh": "{file} 中没有设备 {device}；已有设备：{devices}",
     },
     "none": {"en": "none", "zh": "无"},
+    "points_title": {
+        "en": "{device}  state={state}  last_error={error}",
+        "zh": "{device}  状态={state}  最近错误={error}",
+    },
+    "col_point": {"en": "point", "zh": "测点"},
+    "col_value": {"en": "value", "zh": "数值"},
+    "col_unit": {"en": "unit", "zh": "单位"},
+    "col_quality": {"en": "quality", "zh": "质量"},
+    "col_reason": {"en": "reason", "zh": "原因"},
 }
 
 reason_text_of = Localizer(REASONS)
