@@ -119,11 +119,17 @@ REFUSALS = [
         "0 is the broadcast address",
     ),
     (tcp(profile="dlt645_three_phase"), "devices[1].profile", "适用于 modbus_tcp 设备的模板", "a profile for modbus_tcp"),
+    (
+        {"profile": "dlt645_three_phase", "protocol": "dlt645", "id": "meter-9", "bus": "rs485", "address": "12345"},
+        "devices[1]",
+        "电表的 12 位地址",
+        "the meter's 12-digit address",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("form", "key", "zh", "en"), REFUSALS, ids=["duplicate", "profile", "port", "unit248", "unit0", "family"]
+    ("form", "key", "zh", "en"), REFUSALS, ids=["duplicate", "profile", "port", "unit248", "unit0", "family", "meter"]
 )
 def test_bad_input_is_refused_with_the_loaders_words_in_the_technicians_language(
     tmp_path: Path, form: dict[str, Any], key: str, zh: str, en: str
