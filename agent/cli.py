@@ -17,6 +17,11 @@ def build_parser() -> argparse.ArgumentParser:
     from vision import cli as vision_cli
 
     parser = argparse.ArgumentParser(prog="headframe", description="Headframe edge gateway agent")
+    parser.add_argument(
+        "--lang",
+        choices=["zh", "en"],
+        help="language of the technician commands' messages (else HEADFRAME_LANG, else LANG/LC_ALL zh* → zh, else en)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cli_spine.register(sub)
     drivers_cli.register(sub)
@@ -40,11 +45,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     quiet_third_party()  # technician commands print our words, not a library's frame dumps
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_choose_language(list(sys.argv[1:] if argv is None else argv)))
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+
+
+def _choose_language(argv: list[str]) -> list[str]:
+    """Take ``--lang X`` from anywhere on the line (``headframe check c.yaml --lang zh`` too) and
+    set the messages' language; ``run`` keeps English (its output goes to the journal)."""
+    import os
+
+    from config.lang import pick, set_current
+
+    flag, rest, i = None, [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--lang" and i + 1 < len(argv) and argv[i + 1] in ("zh", "en"):
+            flag, i = argv[i + 1], i + 2
+            continue
+        if arg in ("--lang=zh", "--lang=en"):
+            flag = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+        i += 1
+    if rest[:1] != ["run"]:
+        set_current(pick(flag, os.environ))
+    return rest
 
 
 if __name__ == "__main__":

@@ -37,23 +37,35 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from config.lang import current, render
+    from config.messages import FRAME, problem_text
+
+    lang = current()
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"{args.config}: {len(exc.problems)} problem(s); nothing was started", file=sys.stderr)
+            print(problem_text(problem, lang), file=sys.stderr)
+        print(render(FRAME, "check_failed", lang, file=args.config, count=len(exc.problems)), file=sys.stderr)
         return 1
     if settings.gateway.chain_key_file is not None:
         from buffer.chainkey import key_warning
 
         warning = key_warning(settings.gateway.chain_key_file)
         if warning:
-            print(f"{args.config}: warning: {warning}", file=sys.stderr)
+            print(render(FRAME, "check_warning", lang, file=args.config, warning=warning), file=sys.stderr)
     print(
-        f"{args.config}: OK (gateway {settings.gateway.site}/{settings.gateway.id}, "
-        f"{len(settings.devices)} device(s), {len(settings.cameras)} camera(s), "
-        f"broker {settings.uplink.host}:{settings.uplink.effective_port})"
+        render(
+            FRAME,
+            "check_ok",
+            lang,
+            file=args.config,
+            site=settings.gateway.site,
+            gateway=settings.gateway.id,
+            devices=len(settings.devices),
+            cameras=len(settings.cameras),
+            broker=f"{settings.uplink.host}:{settings.uplink.effective_port}",
+        )
     )
     return 0
 

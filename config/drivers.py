@@ -209,6 +209,13 @@ class ModbusRtuDevice(DeviceBase, ModbusPlanning):
             raise ValueError(f"'bus' (a name from buses:) for a {self.protocol} device")
         return self
 
+    @field_validator("unit")
+    @classmethod
+    def _not_broadcast(cls, unit: int) -> int:
+        if unit == 0:
+            raise ValueError("a unit id 1..247 on a serial bus (0 is the broadcast address: no device answers it)")
+        return unit
+
 
 class Dlt645Device(DeviceBase):
     """A DL/T 645-2007 meter on a shared serial bus, read point by point by data identifier."""

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from ruamel.yaml.comments import CommentedMap
 
 from config.errors import ConfigError, ConfigProblem
+from config.messages import problem_text
 from config.profiles import known_profiles
 from config.schema import Settings
 from config.yamlio import locate, parse_plain, parse_yaml, plain, problem_from_error, validate_tree
@@ -127,5 +128,6 @@ def load_or_report(path: str | Path) -> Settings | None:
     try:
         return load_settings(path)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        for problem in exc.problems:  # in the technician's language (config/lang.py), key paths as written
+            print(problem_text(problem), file=sys.stderr)
         return None

@@ -18,6 +18,7 @@ from drivers.bus import SerialBus
 from drivers.device import DevicePoller
 from drivers.dlt645_ids import FORMATS
 from drivers.errors import DriverError, PortUnavailable
+from drivers.messages import reason_text, say
 from drivers.probe import ReadResult, RegisterRead, read_rtu, read_tcp, scan_units
 from drivers.registry import make_driver
 from drivers.runtime import device_points
@@ -121,7 +122,7 @@ def cmd_probe_modbus(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(go())
     except DriverError as exc:
-        print(f"error: {exc.reason}", file=sys.stderr)
+        print(say("error", reason=reason_text(exc.reason)), file=sys.stderr)
         return 2
     if read.table.is_bits:
         for address, bit in result.values:
@@ -142,7 +143,7 @@ def cmd_probe_dlt645(args: argparse.Namespace) -> int:
             address = args.addr
             if args.discover:
                 address = await dlt645_driver.discover(bus, args.timeout)
-                print(f"meter address: {address}")
+                print(say("meter_address", address=address))
             for di in ids:
                 fmt = FORMATS.get(di.upper())
                 try:
@@ -151,7 +152,7 @@ def cmd_probe_dlt645(args: argparse.Namespace) -> int:
                 except PortUnavailable:
                     raise
                 except DriverError as exc:
-                    print(f"{di}: {exc.reason}", file=sys.stderr)
+                    print(f"{di}: {reason_text(exc.reason)}", file=sys.stderr)
             return 0
         finally:
             await bus.close()
@@ -159,7 +160,7 @@ def cmd_probe_dlt645(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(go())
     except DriverError as exc:
-        print(f"error: {exc.reason}", file=sys.stderr)
+        print(say("error", reason=reason_text(exc.reason)), file=sys.stderr)
         return 2
 
 
@@ -193,7 +194,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
             )
 
             def progress(n: int, unit: int, baud: int = baud, parity: str = parity) -> None:
-                print(f"\r{baud} 8{parity}1 unit {unit:3d} ({n + 1}/{len(units)})", end="", file=sys.stderr)
+                line = f"{baud} 8{parity}1"
+                print(
+                    "\r" + say("scan_progress", line=line, unit=f"{unit:3d}", n=n + 1, total=len(units)), end="", file=sys.stderr
+                )
 
             try:
                 answered, finished = await scan_units(bus, units, args.register, args.timeout, deadline, progress)
@@ -201,19 +205,19 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 await bus.close()
             found.extend((f.unit, f"{baud} 8{parity}1", args.register, f.answer) for f in answered)
             if not finished:
-                print(f"\nscan: time bound of {args.max_time}s reached", file=sys.stderr)
+                print("\n" + say("scan_time_bound", seconds=args.max_time), file=sys.stderr)
                 return
 
     try:
         asyncio.run(go())
     except DriverError as exc:
-        print(f"\nerror: {exc.reason}", file=sys.stderr)
+        print("\n" + say("error", reason=reason_text(exc.reason)), file=sys.stderr)
         return 2
     print(file=sys.stderr)
     for unit, line, _reg, what in found:
-        print(f"unit {unit} at {line}: {what}")
+        print(say("scan_found", unit=unit, line=line, what=say("answered") if what == "answered" else reason_text(what)))
     if not found:
-        print("no unit answered: check wiring (A/B swapped?), termination, and that the device is powered")
+        print(say("scan_none"))
         return 1
     return 0
 
@@ -225,7 +229,10 @@ def cmd_points(args: argparse.Namespace) -> int:
     devices = {d.id: d for d in settings.devices}
     dev: DeviceSettings | None = devices.get(args.device)
     if dev is None:
-        print(f"no device {args.device!r} in {args.config}; devices: {', '.join(devices) or 'none'}", file=sys.stderr)
+        print(
+            say("no_device", device=repr(args.device), file=args.config, devices=", ".join(devices) or say("none")),
+            file=sys.stderr,
+        )
         return 1
 
     async def go() -> None:
@@ -252,14 +259,15 @@ def cmd_points(args: argparse.Namespace) -> int:
 
 
 def _print_table(poller: DevicePoller) -> None:
+    error = reason_text(poller.health.last_error) if poller.health.last_error else "-"
     rows = [
-        f"{poller.dev.id}  state={poller.health.state}  last_error={poller.health.last_error or '-'}",
-        f"{'point':<22}{'value':>16} {'unit':<6}{'quality':<8}reason",
+        say("points_title", device=poller.dev.id, state=poller.health.state, error=error),
+        f"{say('col_point'):<22}{say('col_value'):>16} {say('col_unit'):<6}{say('col_quality'):<8}{say('col_reason')}",
     ]
     for p in poller.points:
         st = poller.state[p.name]
         value = "" if st.value is None else (f"{st.value:.4g}" if isinstance(st.value, float) else str(st.value))
-        rows.append(f"{p.name:<22}{value:>16} {p.unit:<6}{st.quality:<8}{st.reason or ''}")
+        rows.append(f"{p.name:<22}{value:>16} {p.unit:<6}{st.quality:<8}{reason_text(st.reason) if st.reason else ''}")
     if sys.stdout.isatty():
         print("\033[2J\033[H", end="")
     print("\n".join(rows), flush=True)

@@ -61,6 +61,8 @@ class WebPage:
     ) -> None:
         self.cfg, self.live, self.desk, self.open_alarms, self.gateway = cfg, live, desk, open_alarms, gateway
         self.config, self.probe = config, probe
+        #: more route sets (each with ``add_routes(app, page)``), e.g. the device form
+        self.extra: list[Any] = []
         self.sessions = Sessions(cfg.session_idle)
         self.limiter = LoginLimiter(cfg.max_failed_logins, cfg.lockout_window)
 
@@ -83,6 +85,8 @@ class WebPage:
             self.config.add_routes(app, self)
         if self.probe is not None:
             self.probe.add_routes(app, self)
+        for routes in self.extra:
+            routes.add_routes(app, self)
         return app
 
     def guard(self, request: web.Request, *, csrf: bool) -> Session | web.Response:
@@ -283,5 +287,6 @@ PAGE_HTML = """<!doctype html>
 <script type="application/json" id="i18n">{catalogue}</script>
 <script src="/static/app.js"></script>
 <script src="/static/camera.js"></script>
+<script src="/static/devices.js"></script>
 </body></html>
 """

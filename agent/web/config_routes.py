@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from agent.web import i18n
-from agent.web.configedit import ConfigEditor, ConflictError
+from agent.web.configedit import CheckResult, ConfigEditor, ConflictError
 from agent.web.sessions import Session
+from config.messages import problem_text
 
 if TYPE_CHECKING:
     from agent.web.app import WebPage
@@ -18,6 +19,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("headframe.web")
 
 Reload = Callable[[], Awaitable[bool]]
+
+
+def explained(result: CheckResult, lang: i18n.Lang) -> list[str]:
+    """The loader's problems in the technician's language (``problems`` keeps them as the loader
+    wrote them, in English, as logs and the reload-rejected record have them)."""
+    return [problem_text(p, lang) for p in result.details] or result.problems
 
 
 class ConfigRoutes:
@@ -65,7 +72,13 @@ class ConfigRoutes:
             return refusal or web.Response(status=400)
         result = self.editor.check(body["text"])
         return web.json_response(
-            {"ok": result.ok, "problems": result.problems, "diff": result.diff, "restart_needed": result.restart_needed}
+            {
+                "ok": result.ok,
+                "problems": result.problems,
+                "explained": explained(result, self.page.lang(request)),
+                "diff": result.diff,
+                "restart_needed": result.restart_needed,
+            }
         )
 
     async def save(self, request: web.Request) -> web.StreamResponse:
@@ -76,14 +89,25 @@ class ConfigRoutes:
         body, refusal = await self._text(request)
         if refusal is not None or body is None:
             return refusal or web.Response(status=400)
+        return await self.apply(request, session, body["text"], str(body.get("hash", "")))
+
+    async def apply(self, request: web.Request, session: Session, text: str, base_hash: str) -> web.Response:
+        """Validate, write atomically and reload — the one save path (the device form uses it too)."""
+        assert self.page is not None
         lang = self.page.lang(request)
         try:
-            result = await self.editor.save(body["text"], str(body.get("hash", "")))
+            result = await self.editor.save(text, base_hash)
         except ConflictError as exc:
             return web.json_response({"ok": False, "message": i18n.text("config_conflict", lang), "detail": str(exc)}, status=409)
         if not result.ok:
             return web.json_response(
-                {"ok": False, "problems": result.problems, "message": i18n.text("config_invalid", lang)}, status=422
+                {
+                    "ok": False,
+                    "problems": result.problems,
+                    "explained": explained(result, lang),
+                    "message": i18n.text("config_invalid", lang),
+                },
+                status=422,
             )
         if not result.diff:
             return web.json_response({"ok": True, "saved": False, "message": i18n.text("config_unchanged", lang)})

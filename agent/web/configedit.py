@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.atomicfile import atomic_write
-from config import ConfigError, load_settings_text
+from config import ConfigError, ConfigProblem, load_settings_text
 from config.schema import RESTART_ONLY_SECTIONS
 
 #: a config file larger than this is not one a technician edits in a browser
@@ -31,6 +31,8 @@ class CheckResult:
     diff: str = ""
     #: sections changed that a reload does not apply (they take effect at the next start)
     restart_needed: list[str] = field(default_factory=list)
+    #: the loader's problems themselves, for a page that shows them in the technician's language
+    details: list[ConfigProblem] = field(default_factory=list)
 
 
 class ConflictError(Exception):
@@ -58,7 +60,7 @@ class ConfigEditor:
         try:
             new = load_settings_text(text, file=str(self.path), base_dir=self.path.parent)
         except ConfigError as exc:
-            return CheckResult(False, [str(p) for p in exc.problems])
+            return CheckResult(False, [str(p) for p in exc.problems], details=exc.problems)
         old, _ = self.current()
         try:
             running = load_settings_text(old, file=str(self.path), base_dir=self.path.parent)

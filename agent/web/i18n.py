@@ -1,17 +1,18 @@
 """The page's words in Chinese and English. Every message the page or its API shows is here.
 
-Keys are stable; the page receives the whole catalogue of its language once (as JSON data,
-set with textContent — never as HTML).
+Keys are stable (the mechanism, shared with the CLI's catalogues, is config/lang.py); the
+page receives the whole catalogue of its language once (as JSON data, set with textContent —
+never as HTML).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from agent.web.device_i18n import DEVICE_MESSAGES
+from config.lang import LANGS, Lang, render
 
 from agent.web.i18n_camera import CAMERA_MESSAGES
 
-Lang = Literal["zh", "en"]
-LANGS: tuple[Lang, ...] = ("zh", "en")
+__all__ = ["LANGS", "MESSAGES", "Lang", "catalogue", "choose", "text"]
 
 MESSAGES: dict[str, dict[Lang, str]] = {
     "title": {"zh": "Headframe 网关 — 现场调试", "en": "Headframe gateway — site setup"},
@@ -117,8 +118,7 @@ MESSAGES.update(CAMERA_MESSAGES)  # the camera view's words (agent/web/i18n_came
 
 
 def text(key: str, lang: Lang, **args: object) -> str:
-    msg = MESSAGES[key][lang]
-    return msg.format(**args) if args else msg
+    return render(MESSAGES, key, lang, **args)
 
 
 def catalogue(lang: Lang) -> dict[str, str]:
@@ -138,3 +138,6 @@ def choose(query: str | None, cookie: str | None, accept: str | None, default: L
             if tag.startswith("en"):
                 return "en"
     return default
+
+
+MESSAGES.update(DEVICE_MESSAGES)  # the device form's words (agent/web/device_i18n.py)

@@ -20,9 +20,11 @@ from pydantic import Field, ValidationError
 from agent.web.sessions import Session
 from config.drivers import BusSettings, RegisterTable
 from config.types import Ident, StrictModel
+from drivers import dlt645_driver
 from drivers.bus import SerialBus
 from drivers.errors import DriverError
-from drivers.probe import RegisterRead, ValueType, read_rtu, read_tcp, scan_units
+from drivers.messages import reason_text
+from drivers.probe import ReadResult, RegisterRead, ValueType, read_rtu, read_tcp, scan_units
 
 if TYPE_CHECKING:
     from agent.web.app import WebPage
@@ -99,29 +101,48 @@ class ProbeRoutes:
         req = await self._body(request, ProbeRequest)
         if isinstance(req, web.Response):
             return req
-        read = RegisterRead(req.table, req.address, req.count, req.type, req.order)
-        async with self._one_at_a_time:
-            try:
-                if req.protocol == "modbus_tcp":
-                    if not req.host:
-                        return self.page.refuse(request, 400, "bad_request", detail="host: required for modbus_tcp")
-                    result = await read_tcp(req.host, req.port, req.unit, read, req.timeout)
-                else:
-                    found = self._bus(req.bus or "")
-                    if found is None:
-                        return self.page.refuse(request, 400, "bad_request", detail="bus: not a bus of this configuration")
-                    bus, temporary = found
-                    try:
-                        result = await read_rtu(bus, req.unit, read, req.timeout)
-                    finally:
-                        if temporary:
-                            await bus.close()
-            except DriverError as exc:
-                return web.json_response({"ok": False, "error": exc.reason, "kind": type(exc).__name__}, status=200)
+        if req.protocol == "modbus_tcp" and not req.host:
+            return self.page.refuse(request, 400, "bad_request", detail="host: required for modbus_tcp")
+        try:
+            result = await self.read_registers(req)
+        except LookupError:
+            return self.page.refuse(request, 400, "bad_request", detail="bus: not a bus of this configuration")
+        except DriverError as exc:  # the reason as recorded (English) and in the technician's language
+            message = reason_text(exc.reason, self.page.lang(request))
+            return web.json_response({"ok": False, "error": exc.reason, "message": message, "kind": type(exc).__name__})
         log.info("web: %s@%s probed %s", session.user, session.address, req.host or req.bus)
         return web.json_response(
             {"ok": True, "raw": [f"{r:04X}" for r in result.raw], "values": [[a, v] for a, v in result.values]}
         )
+
+    async def read_registers(self, req: ProbeRequest) -> ReadResult:
+        """One read, one at a time (also the device form's "probe first"); ``LookupError``: no such bus."""
+        read = RegisterRead(req.table, req.address, req.count, req.type, req.order)
+        async with self._one_at_a_time:
+            if req.protocol == "modbus_tcp":
+                return await read_tcp(req.host or "", req.port, req.unit, read, req.timeout)
+            found = self._bus(req.bus or "")
+            if found is None:
+                raise LookupError(req.bus)
+            bus, temporary = found
+            try:
+                return await read_rtu(bus, req.unit, read, req.timeout)
+            finally:
+                if temporary:
+                    await bus.close()
+
+    async def read_meter(self, bus_name: str, address: str, di: str, timeout: float) -> float:
+        """One DL/T 645 value from a meter on a configured bus (the device form's "probe first")."""
+        async with self._one_at_a_time:
+            found = self._bus(bus_name)
+            if found is None:
+                raise LookupError(bus_name)
+            bus, temporary = found
+            try:
+                return await dlt645_driver.read_value(bus, address, di, timeout)
+            finally:
+                if temporary:
+                    await bus.close()
 
     async def scan(self, request: web.Request) -> web.StreamResponse:
         assert self.page is not None
@@ -142,7 +163,8 @@ class ProbeRoutes:
             try:
                 found, finished = await scan_units(bus, units, req.register, req.timeout, time.monotonic() + req.max_time)
             except DriverError as exc:
-                return web.json_response({"ok": False, "error": exc.reason, "kind": type(exc).__name__})
+                message = reason_text(exc.reason, self.page.lang(request))
+                return web.json_response({"ok": False, "error": exc.reason, "message": message, "kind": type(exc).__name__})
             finally:
                 if temporary:
                     await bus.close()

@@ -17,6 +17,7 @@ from agent.web.camera_counts import CameraCounts
 from agent.web.camera_routes import CameraRoutes, Producers
 from agent.web.config_routes import ConfigRoutes, Reload
 from agent.web.configedit import ConfigEditor
+from agent.web.device_routes import DeviceRoutes
 from agent.web.live import LiveView
 from agent.web.probe_routes import Buses, ProbeRoutes
 from config.web import WebSettings
@@ -54,6 +55,8 @@ class WebServer:
             counts = CameraCounts()
             self._unsub_counts = buffer.subscribe(counts.on_commit)
             self.cameras = CameraRoutes(producers, counts)
+        if self.page is not None and routes is not None:
+            self.page.extra.append(DeviceRoutes(routes, probe))
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
 

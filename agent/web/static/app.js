@@ -113,7 +113,7 @@ async function post(path, body) {
 function showResult(answer, intro) {
   const problems = document.getElementById("config-problems");
   const diff = document.getElementById("config-diff");
-  problems.replaceChildren(...(answer.problems || []).map((p) => el("li", {}, p)));
+  problems.replaceChildren(...(answer.explained || answer.problems || []).map((p) => el("li", {}, p)));
   diff.textContent = answer.diff || "";
   document.getElementById("config-message").textContent = answer.message || intro || "";
 }
