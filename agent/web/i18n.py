@@ -8,9 +8,8 @@ never as HTML).
 from __future__ import annotations
 
 from agent.web.device_i18n import DEVICE_MESSAGES
-from config.lang import LANGS, Lang, render
-
 from agent.web.i18n_camera import CAMERA_MESSAGES
+from config.lang import LANGS, Lang, render
 
 __all__ = ["LANGS", "MESSAGES", "Lang", "catalogue", "choose", "text"]
 
