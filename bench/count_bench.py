@@ -54,6 +54,10 @@ def clips(name: str) -> list[dict[str, Any]]:
     return rows
 
 
+#: detector settings for a run beyond model and thresholds (``--tiles``, ``--tile-size``)
+EXTRA: dict[str, Any] = {}
+
+
 def camera(
     clip: dict[str, Any], model: str, threshold: float, fps: float, band: float | None, low: float | None = None
 ) -> CameraSettings:
@@ -66,7 +70,12 @@ def camera(
             "url": clip["path"],
             "fps": fps,
             "tamper": {"enabled": False},
-            "detector": {"model": model, "score_threshold": threshold, **({} if low is None else {"low_score_threshold": low})},
+            "detector": {
+                "model": model,
+                "score_threshold": threshold,
+                **({} if low is None else {"low_score_threshold": low}),
+                **EXTRA,
+            },
             "lines": [line],
         }
     )
@@ -111,7 +120,7 @@ def evaluate(
             report["sets"][name] = summarise(rows)
             s = report["sets"][name]
             print(
-                f"{name}: {model} thr {threshold} (low {floor}) @ {fps} fps: truth {s['truth']} crossings, "
+                f"{name}: {model} {EXTRA or ''} thr {threshold} (low {floor}) @ {fps} fps: truth {s['truth']} crossings, "
                 f"abs error {s['abs_error']} "
                 f"({s['abs_error_pct']:.1f} %), net {s['net_error']:+d}; clips with every direction within ±1: "
                 f"{s['clips_within_1']}/{s['clips']}; worst {s['worst']}",
@@ -179,8 +188,11 @@ def main() -> None:
     ap.add_argument("--tentative-age", type=int, help="tuning: misses a tentative track survives")
     ap.add_argument("--appearance", type=float, help="tuning: tracker appearance_weight (0 = off)")
     ap.add_argument("--relink", type=int, help="tuning: line counter relink_frames (0 = off)")
+    ap.add_argument("--tiles", choices=["off", "lines"], help="detector.tiles (default: the camera default)")
+    ap.add_argument("--tile-size", type=int, help="detector.tile_size in frame pixels")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
+    EXTRA.update({k: v for k, v in {"tiles": args.tiles, "tile_size": args.tile_size}.items() if v is not None})
     tune(args.min_hits, args.max_age, args.relink, args.tentative_age, args.appearance)
     report = evaluate(args.sets, args.model, args.threshold, args.fps, args.band, args.low, args.quiet, args.only)
     if args.json:

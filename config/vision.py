@@ -56,6 +56,11 @@ class DetectorSettings(StrictModel):
     #: detections from this score up to ``score_threshold`` only keep existing tracks alive through
     #: partial occlusion (they never start one); default 0.25 (chosen on the development set)
     low_score_threshold: float = Field(default=0.25, gt=0, lt=1)
+    #: ``lines``: detect on square tiles of ``tile_size`` frame pixels along the counting lines
+    #: instead of the whole frame squeezed into the network's input, so small far-away people get
+    #: more pixels (vision/tiling.py; costs one inference per tile). Only people near a line are seen.
+    tiles: Literal["off", "lines"] = "off"
+    tile_size: int = Field(default=416, ge=128, le=2048)
 
     @property
     def floor(self) -> float:

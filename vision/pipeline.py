@@ -25,6 +25,7 @@ from vision.analytics.tamper import TamperDetector
 from vision.analytics.zones import ZoneOccupancy
 from vision.detector import Detector
 from vision.stages import StageTimes
+from vision.tiling import TiledDetector
 from vision.tracker import Tracker
 
 log = logging.getLogger("headframe.vision.worker")
@@ -41,6 +42,8 @@ class CameraPipeline:
             if needs_detector
             else None
         )
+        if self.detector is not None and d.tiles == "lines" and cam.lines:
+            self.detector = TiledDetector(self.detector, [line.points for line in cam.lines], d.tile_size)
         self.tracker = Tracker(high_score=d.score_threshold)
         self.lines = [LineCounter(s, self._emit) for s in cam.lines]
         self.zones = [ZoneOccupancy(s, self._emit) for s in cam.zones]
