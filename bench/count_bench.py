@@ -1,6 +1,6 @@
 """Counting accuracy per clip and overall: development set, held-out set, full vtest.
 
-    .venv/bin/python -m bench.count_bench dev [--model nanodet_m_416] [--threshold 0.35] [--fps 4]
+    .venv/bin/python -m bench.count_bench dev [--model nanodet_m_416] [--threshold 0.3] [--tiles off|lines] [--fps 4]
     .venv/bin/python -m bench.count_bench heldout vtest --json out.json
 
 Every clip runs through the real replay path (decode → pipeline → tracker → line counter);
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from config.vision import CameraSettings, DetectorSettings
+from config.vision import COUNTING_THRESHOLD, CameraSettings, DetectorSettings
 from vision.cli import replay
 from vision.groundtruth.__main__ import OUT, write_set
 from vision.groundtruth.detcache import CachedDetector
@@ -177,7 +177,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("sets", nargs="+", choices=[*sorted(SETS), "vtest"])
     ap.add_argument("--model", default="nanodet_m_416")
-    ap.add_argument("--threshold", type=float, default=0.35)
+    ap.add_argument("--threshold", type=float, default=COUNTING_THRESHOLD)
     ap.add_argument("--fps", type=float, default=4.0)
     ap.add_argument("--band", type=float)
     ap.add_argument("--low", type=float, help="low score threshold (tracker's second stage); default half the threshold")

@@ -61,10 +61,11 @@ def _iou(a: Detection, b: Detection) -> tuple[float, float]:
     return inter / (area_a + area_b - inter + 1e-9), inter / (area_a + 1e-9)
 
 
-def merge(found: Sequence[tuple[Detection, bool]], iou: float = 0.5, cover: float = 0.6) -> list[Detection]:
+def merge(found: Sequence[tuple[Detection, bool]], iou: float = 0.5, cover: float = 0.8) -> list[Detection]:
     """One box per object from overlapping tiles. ``found`` holds (detection, cut by an inner tile
     edge). Whole boxes go first, best score first: a box is dropped if it overlaps a kept box of
-    the same label by more than ``iou``, or if it is cut and ``cover`` of it lies inside a kept box."""
+    the same label by more than ``iou``, or if it is cut and ``cover`` of it lies inside a kept box
+    (0.8: the middle of the 0.7–0.9 plateau on the development set; without the rule, 14 errors)."""
     order = sorted(range(len(found)), key=lambda i: (found[i][1], -found[i][0].score, i))
     kept: list[Detection] = []
     for i in order:
