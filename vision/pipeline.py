@@ -37,7 +37,7 @@ class CameraPipeline:
         self._emit = Emit(cam.id, self._record)
         d = cam.detector
         needs_detector = bool(cam.lines or cam.zones or cam.seal or (cam.belt and cam.belt.danger_zone))
-        self.detector = detector or (
+        self.detector: Detector | TiledDetector | None = detector or (
             Detector(d.model, threads=d.threads, classes=list(d.classes), threshold=d.floor, path=d.model_path, camera=cam.id)
             if needs_detector
             else None
