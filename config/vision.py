@@ -43,7 +43,7 @@ def _whole_frame() -> list[Point]:
 #: With NanoDet, a camera that only counts (lines; no zones, seal or belt, which need the whole
 #: frame) detects on tiles along its lines by default (``detector.tiles``).
 COUNTING_MODEL: ModelName = "nanodet_m_416"
-COUNTING_THRESHOLD = 0.3
+COUNTING_THRESHOLD = 0.35
 
 
 class DetectorSettings(StrictModel):
