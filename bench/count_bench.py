@@ -1,7 +1,8 @@
 """Counting accuracy per clip and overall: development set, held-out set, full vtest.
 
     .venv/bin/python -m bench.count_bench dev [--model nanodet_m_416] [--threshold 0.3] [--tiles off|lines] [--fps 4]
-    .venv/bin/python -m bench.count_bench heldout vtest --json out.json
+    .venv/bin/python -m bench.count_bench heldout2 heldout vtest --json out.json
+    .venv/bin/python -m bench.count_bench dev --tiles off      # the whole frame instead of tiles
 
 Every clip runs through the real replay path (decode → pipeline → tracker → line counter);
 detections are memoised per frame content in build/vision-cache/<model>.npz so that tuning
