@@ -1,7 +1,8 @@
 """Counting accuracy per clip and overall: development set, held-out set, full vtest.
 
-    .venv/bin/python -m bench.count_bench dev [--model nanodet_m_416] [--threshold 0.35] [--fps 4]
-    .venv/bin/python -m bench.count_bench heldout vtest --json out.json
+    .venv/bin/python -m bench.count_bench dev [--model nanodet_m_416] [--threshold 0.3] [--tiles off|lines] [--fps 4]
+    .venv/bin/python -m bench.count_bench heldout2 heldout vtest --json out.json
+    .venv/bin/python -m bench.count_bench dev --tiles off      # the whole frame instead of tiles
 
 Every clip runs through the real replay path (decode → pipeline → tracker → line counter);
 detections are memoised per frame content in build/vision-cache/<model>.npz so that tuning
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from config.vision import CameraSettings, DetectorSettings
+from config.vision import COUNTING_THRESHOLD, CameraSettings, DetectorSettings
 from vision.cli import replay
 from vision.groundtruth.__main__ import OUT, write_set
 from vision.groundtruth.detcache import CachedDetector
@@ -54,6 +55,10 @@ def clips(name: str) -> list[dict[str, Any]]:
     return rows
 
 
+#: detector settings for a run beyond model and thresholds (``--tiles``, ``--tile-size``)
+EXTRA: dict[str, Any] = {}
+
+
 def camera(
     clip: dict[str, Any], model: str, threshold: float, fps: float, band: float | None, low: float | None = None
 ) -> CameraSettings:
@@ -66,7 +71,12 @@ def camera(
             "url": clip["path"],
             "fps": fps,
             "tamper": {"enabled": False},
-            "detector": {"model": model, "score_threshold": threshold, **({} if low is None else {"low_score_threshold": low})},
+            "detector": {
+                "model": model,
+                "score_threshold": threshold,
+                **({} if low is None else {"low_score_threshold": low}),
+                **EXTRA,
+            },
             "lines": [line],
         }
     )
@@ -111,7 +121,7 @@ def evaluate(
             report["sets"][name] = summarise(rows)
             s = report["sets"][name]
             print(
-                f"{name}: {model} thr {threshold} (low {floor}) @ {fps} fps: truth {s['truth']} crossings, "
+                f"{name}: {model} {EXTRA or ''} thr {threshold} (low {floor}) @ {fps} fps: truth {s['truth']} crossings, "
                 f"abs error {s['abs_error']} "
                 f"({s['abs_error_pct']:.1f} %), net {s['net_error']:+d}; clips with every direction within ±1: "
                 f"{s['clips_within_1']}/{s['clips']}; worst {s['worst']}",
@@ -168,7 +178,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("sets", nargs="+", choices=[*sorted(SETS), "vtest"])
     ap.add_argument("--model", default="nanodet_m_416")
-    ap.add_argument("--threshold", type=float, default=0.35)
+    ap.add_argument("--threshold", type=float, default=COUNTING_THRESHOLD)
     ap.add_argument("--fps", type=float, default=4.0)
     ap.add_argument("--band", type=float)
     ap.add_argument("--low", type=float, help="low score threshold (tracker's second stage); default half the threshold")
@@ -179,8 +189,11 @@ def main() -> None:
     ap.add_argument("--tentative-age", type=int, help="tuning: misses a tentative track survives")
     ap.add_argument("--appearance", type=float, help="tuning: tracker appearance_weight (0 = off)")
     ap.add_argument("--relink", type=int, help="tuning: line counter relink_frames (0 = off)")
+    ap.add_argument("--tiles", choices=["off", "lines"], help="detector.tiles (default: the camera default)")
+    ap.add_argument("--tile-size", type=int, help="detector.tile_size in frame pixels")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
+    EXTRA.update({k: v for k, v in {"tiles": args.tiles, "tile_size": args.tile_size}.items() if v is not None})
     tune(args.min_hits, args.max_age, args.relink, args.tentative_age, args.appearance)
     report = evaluate(args.sets, args.model, args.threshold, args.fps, args.band, args.low, args.quiet, args.only)
     if args.json:

@@ -2,7 +2,7 @@
 tamper latency at the shipped cadence.
 
     .venv/bin/python -m bench.vision_bench [--frames 80] [--cameras 4] [--fps 4] [--seconds 25]
-        [--model ssdlite_person_300|nanodet_m_416] [--only stages|cameras|latency]
+        [--model ssdlite_person_300|nanodet_m_416] [--counting] [--only stages|cameras|latency]
 
 * stages: the same decoded vtest frames through bare ``onnxruntime.run`` (on tensors prepared
   beforehand: the best the model can do) and through ``CameraPipeline.process`` (pre-processing,
@@ -34,12 +34,13 @@ import psutil
 from buffer.boundary import BufferService
 from buffer.record import Committed, Kind, Record
 from config import load_settings_text
-from config.vision import CameraSettings, DetectorSettings
+from config.vision import COUNTING_MODEL, CameraSettings, DetectorSettings
 from hil.camera_server import CameraServer
 from vision.detector import Detector
 from vision.pipeline import CameraPipeline
 from vision.runtime import Vision
 from vision.stages import STAGES
+from vision.tiling import TiledDetector
 
 MEDIA = Path(__file__).resolve().parents[1] / "hil" / "media"
 DEFAULT_MODEL = DetectorSettings().model
@@ -58,30 +59,44 @@ def frames(n: int) -> tuple[list[np.ndarray], float]:
     return out, 1000 * (time.perf_counter() - started) / max(1, len(out))
 
 
+#: ``--counting``: the shipped counting camera (one line, no zone; model, threshold and tiles
+#: from the counting defaults) instead of a line + zone camera with ``--model``
+COUNTING = {"on": False}
+
+
+def camera_dict(model: str, threads: int) -> dict[str, Any]:
+    line = {"lines": [{"name": "l", "points": [[0.5, 0.15], [0.5, 1]]}]}
+    if COUNTING["on"]:
+        return {"detector": {"threads": threads}, **line}
+    return {
+        "detector": {"model": model, "threads": threads},
+        **line,
+        "zones": [{"name": "z", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
+    }
+
+
 def camera(model: str, threads: int, tamper_interval: float, fps: float = 10.0) -> CameraSettings:
     return CameraSettings.model_validate(
-        {
-            "id": "b",
-            "url": "x",
-            "fps": fps,
-            "detector": {"model": model, "threads": threads},
-            "tamper": {"interval": tamper_interval},
-            "lines": [{"name": "l", "points": [[0.5, 0.15], [0.5, 1]]}],
-            "zones": [{"name": "z", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
-        }
+        {"id": "b", "url": "x", "fps": fps, "tamper": {"interval": tamper_interval}, **camera_dict(model, threads)}
     )
 
 
 def bench_stages(sample: list[np.ndarray], decode_ms: float, model: str, threads: int, rounds: int = 3) -> float:
     """Interleaved bare vs pipeline (cadenced tamper) vs pipeline (tamper every frame); returns the ratio."""
-    det = Detector(model, threads=threads)
+    cam = camera(model, threads, TAMPER_DEFAULT)
+    model = cam.detector.model
+    det = Detector(model, threads=threads, threshold=cam.detector.floor if COUNTING["on"] else 0.5)
     impl = det.impl
-    tensors = [impl.preprocess(f) for f in sample]
     pipes = {
-        "shipped": CameraPipeline(camera(model, threads, TAMPER_DEFAULT), lambda r: None, detector=det),
+        "shipped": CameraPipeline(cam, lambda r: None, detector=det),
         "tamper every frame": CameraPipeline(camera(model, threads, 0.0), lambda r: None, detector=det),
     }
-    impl.infer(tensors[0])
+    shipped = pipes["shipped"].detector
+    h, w = sample[0].shape[:2]
+    # bare = the same network inputs: one tensor per frame, or one per tile with tiles on
+    rects = shipped.layout(w, h) if isinstance(shipped, TiledDetector) else [(0, 0, w, h)]
+    tensors = [[impl.preprocess(f[y1:y2, x1:x2]) for x1, y1, x2, y2 in rects] for f in sample]
+    impl.infer(tensors[0][0])
     spent = {"bare": 0.0, **dict.fromkeys(pipes, 0.0)}
     n = 0
     step = 0.1  # media time: vtest is 10 fps, every frame analysed
@@ -90,7 +105,8 @@ def bench_stages(sample: list[np.ndarray], decode_ms: float, model: str, threads
             block = range(b, min(b + 10, len(sample)))
             t0 = time.perf_counter()
             for i in block:
-                impl.infer(tensors[i])
+                for t in tensors[i]:
+                    impl.infer(t)
             spent["bare"] += time.perf_counter() - t0
             for pipe in pipes.values():
                 t0 = time.perf_counter()
@@ -103,7 +119,8 @@ def bench_stages(sample: list[np.ndarray], decode_ms: float, model: str, threads
     stages = pipes["shipped"].times.ms_per_frame()
     stages["decode"] = round(decode_ms, 3)
     print(
-        f"\n{model}, {threads} thread(s), {n} frames interleaved: bare onnxruntime.run {fps['bare']:.1f} fps; "
+        f"\n{model}, {threads} thread(s), {len(rects)} inference(s) per frame {rects}, {n} frames interleaved: "
+        f"bare onnxruntime.run {fps['bare']:.1f} fps; "
         f"pipeline {fps['shipped']:.1f} fps -> ratio {ratio:.2f} [target >= 0.9]; "
         f"with tamper on every frame {fps['tamper every frame']:.1f} fps -> ratio {fps['tamper every frame'] / fps['bare']:.2f}"
     )
@@ -135,9 +152,7 @@ def bench_cameras(n: int, fps: float, seconds: float, model: str, threads: int) 
             "url": server.url(f"cam{i}"),
             "fps": fps,
             "telemetry_interval": 1,
-            "detector": {"model": model, "threads": threads},
-            "lines": [{"name": "l", "points": [[0.5, 0.15], [0.5, 1]]}],
-            "zones": [{"name": "z", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
+            **camera_dict(model, threads),
         }
         for i in range(n)
     ]
@@ -271,7 +286,11 @@ def main() -> None:
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--threads", type=int, default=DetectorSettings().threads, help="per camera (shipped default)")
     ap.add_argument("--only", choices=["stages", "cameras", "latency"])
+    ap.add_argument("--counting", action="store_true", help="the shipped counting camera (NanoDet, tiles on its line)")
     args = ap.parse_args()
+    COUNTING["on"] = args.counting
+    if args.counting:
+        args.model = COUNTING_MODEL
     sample, decode_ms = frames(args.frames)
     print(f"load average {', '.join(f'{x:.1f}' for x in psutil.getloadavg())} on {psutil.cpu_count()} cores")
     if args.only in (None, "stages"):

@@ -40,6 +40,8 @@ def _whole_frame() -> list[Point]:
 #: A camera with counting lines defaults to the model and threshold that counted best on the
 #: development set (docs/vision.md, "Accuracy of people counting"): SSDLite misses small people.
 #: Other cameras (seal, belt, zones) keep the faster SSDLite at 0.5.
+#: With NanoDet, a camera that only counts (lines; no zones, seal or belt, which need the whole
+#: frame) detects on tiles along its lines by default (``detector.tiles``).
 COUNTING_MODEL: ModelName = "nanodet_m_416"
 COUNTING_THRESHOLD = 0.35
 
@@ -56,6 +58,11 @@ class DetectorSettings(StrictModel):
     #: detections from this score up to ``score_threshold`` only keep existing tracks alive through
     #: partial occlusion (they never start one); default 0.25 (chosen on the development set)
     low_score_threshold: float = Field(default=0.25, gt=0, lt=1)
+    #: ``lines``: detect on square tiles of ``tile_size`` frame pixels along the counting lines
+    #: instead of the whole frame squeezed into the network's input, so small far-away people get
+    #: more pixels (vision/tiling.py; costs one inference per tile). Only people near a line are seen.
+    tiles: Literal["off", "lines"] = "off"
+    tile_size: int = Field(default=416, ge=128, le=2048)
 
     @property
     def floor(self) -> float:
@@ -164,12 +171,14 @@ class CameraSettings(StrictModel):
     @classmethod
     def _counting_threshold(cls, data: Any) -> Any:
         """A counting camera without an explicit model gets NanoDet, and with NanoDet and no explicit
-        threshold the one chosen on the development set."""
+        threshold the one chosen on the development set; tiles along the lines if it only counts."""
         if isinstance(data, dict) and data.get("lines"):
             det = dict(data.get("detector") or {})
             det.setdefault("model", COUNTING_MODEL)
             if det["model"] == COUNTING_MODEL:
                 det.setdefault("score_threshold", COUNTING_THRESHOLD)
+                if not (data.get("zones") or data.get("seal") or data.get("belt")):
+                    det.setdefault("tiles", "lines")
             data = {**data, "detector": det}
         return data
 

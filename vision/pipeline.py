@@ -25,6 +25,7 @@ from vision.analytics.tamper import TamperDetector
 from vision.analytics.zones import ZoneOccupancy
 from vision.detector import Detector
 from vision.stages import StageTimes
+from vision.tiling import TiledDetector
 from vision.tracker import Tracker
 from vision.trail import TrackTrail
 
@@ -37,11 +38,13 @@ class CameraPipeline:
         self._emit = Emit(cam.id, self._record)
         d = cam.detector
         needs_detector = bool(cam.lines or cam.zones or cam.seal or (cam.belt and cam.belt.danger_zone))
-        self.detector = detector or (
+        self.detector: Detector | TiledDetector | None = detector or (
             Detector(d.model, threads=d.threads, classes=list(d.classes), threshold=d.floor, path=d.model_path, camera=cam.id)
             if needs_detector
             else None
         )
+        if self.detector is not None and d.tiles == "lines" and cam.lines:
+            self.detector = TiledDetector(self.detector, [line.points for line in cam.lines], d.tile_size)
         self.tracker = Tracker(high_score=d.score_threshold)
         self.lines = [LineCounter(s, self._emit) for s in cam.lines]
         self.zones = [ZoneOccupancy(s, self._emit) for s in cam.zones]
