@@ -65,7 +65,7 @@ function draw(cam) {
     const selected = cam.selected && cam.selected.shape === i;
     const g = svg("g", { class: `shape kind-${s.kind}${selected ? " selected" : ""}`, "data-shape": s.kind + ":" + s.name });
     const outline = svg(line ? "polyline" : "polygon", { class: "outline", "stroke-width": Math.max(w, h) / 300 });
-    outline.addEventListener("pointerdown", () => select(cam, i, null));
+    outline.addEventListener("pointerdown", () => selectShape(cam, i, null));
     g.append(outline);
     const parts = { outline, handles: [] };
     if (line) {
@@ -144,7 +144,7 @@ function startDrag(cam, i, j, ev) {
   handle.addEventListener("pointercancel", end);
 }
 
-function select(cam, i, vertex) { cam.selected = { shape: i, vertex }; draw(cam); }
+function selectShape(cam, i, vertex) { cam.selected = { shape: i, vertex }; draw(cam); }
 
 function markDirty(cam) {
   cam.dirty = JSON.stringify(cam.shapes) !== JSON.stringify(cam.saved);
