@@ -7,8 +7,18 @@ import sys
 from collections.abc import Sequence
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from agent import alarms_cli, cli_spine, permit_cli
+def build_parser(agent_only: bool = False) -> argparse.ArgumentParser:
+    """Every subcommand; with ``agent_only`` just ``check``/``run``/``buffer``, so the running
+    agent does not import the other commands' libraries (prometheus_client, numpy, the vision
+    and web stacks): each stays in its RSS for the agent's whole life otherwise."""
+    from agent import cli_spine
+
+    parser = argparse.ArgumentParser(prog="headframe", description="Headframe edge gateway agent")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    cli_spine.register(sub)
+    if agent_only:
+        return parser
+    from agent import alarms_cli, permit_cli
     from agent.fleet import cli as fleet_cli
     from agent.power import markstop
     from agent.verify import cli as verify_cli
@@ -16,9 +26,6 @@ def build_parser() -> argparse.ArgumentParser:
     from drivers import cli as drivers_cli
     from vision import cli as vision_cli
 
-    parser = argparse.ArgumentParser(prog="headframe", description="Headframe edge gateway agent")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    cli_spine.register(sub)
     drivers_cli.register(sub)
     vision_cli.register(sub)
     fleet_cli.register(sub)
@@ -32,14 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run the chosen subcommand; its return value is the exit code."""
-    if list(sys.argv[1:] if argv is None else argv)[:1] == ["run"]:
+    running = list(sys.argv[1:] if argv is None else argv)[:1] == ["run"]
+    if running:
         from agent.earlysignal import remember_early_signals
 
         remember_early_signals()  # before the slow imports: a SIGHUP or SIGTERM now must not end the agent
     from agent.logsetup import quiet_third_party
 
     quiet_third_party()  # technician commands print our words, not a library's frame dumps
-    parser = build_parser()
+    parser = build_parser(agent_only=running)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
