@@ -22,9 +22,9 @@ log = logging.getLogger("headframe.drivers")
 ValueListener = Callable[[str, str, Any, str, float], None]
 
 
-@dataclass
+@dataclass(slots=True)
 class PointState:
-    """What was last read and last reported for a point."""
+    """What was last read and last reported for a point (one per point: slots, no ``__dict__``)."""
 
     value: Any = None
     quality: str = "bad"
