@@ -122,7 +122,7 @@ class Drain:
             self.sent += sent
             if sent == 0:
                 try:
-                    await asyncio.wait_for(self.wake.wait(), timeout=0.05 if inflight else 0.5)
+                    await asyncio.wait_for(self.wake.wait(), timeout=0.05 if inflight else 1.0)
                 except TimeoutError:
                     pass
             else:
