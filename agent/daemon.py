@@ -301,10 +301,8 @@ class Daemon:
                 except Exception:
                     log.exception("health: could not build the health record")
                 self.notifier.status(self._status_line())
-            # until the next record is due, but at least once a second (a reload may shorten the interval)
-            due = last + self.settings.health.interval - time.monotonic()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop_event.wait(), timeout=min(1.0, max(0.0, due)))
+                await asyncio.wait_for(self.stop_event.wait(), timeout=min(0.25, self.settings.health.interval))
 
     async def emit_health(self) -> None:
         stats = await self.buffer.stats()
