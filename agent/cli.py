@@ -7,14 +7,11 @@ import sys
 from collections.abc import Sequence
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from agent import alarms_cli, cli_spine, permit_cli
-    from agent.fleet import cli as fleet_cli
-    from agent.power import markstop
-    from agent.verify import cli as verify_cli
-    from agent.web import cli as web_cli
-    from drivers import cli as drivers_cli
-    from vision import cli as vision_cli
+def build_parser(agent_only: bool = False) -> argparse.ArgumentParser:
+    """Every subcommand; with ``agent_only`` just ``check``/``run``/``buffer``, so the running
+    agent does not import the other commands' libraries (prometheus_client, numpy, the vision
+    and web stacks): each stays in its RSS for the agent's whole life otherwise."""
+    from agent import cli_spine
 
     parser = argparse.ArgumentParser(prog="headframe", description="Headframe edge gateway agent")
     parser.add_argument(
@@ -24,6 +21,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cli_spine.register(sub)
+    if agent_only:
+        return parser
+    from agent import alarms_cli, permit_cli
+    from agent.fleet import cli as fleet_cli
+    from agent.power import markstop
+    from agent.verify import cli as verify_cli
+    from agent.web import cli as web_cli
+    from drivers import cli as drivers_cli
+    from vision import cli as vision_cli
+
     drivers_cli.register(sub)
     vision_cli.register(sub)
     fleet_cli.register(sub)
@@ -37,19 +44,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments and run the chosen subcommand; its return value is the exit code."""
-    if list(sys.argv[1:] if argv is None else argv)[:1] == ["run"]:
+    given = list(sys.argv[1:] if argv is None else argv)
+    running = _first_command(given) == "run"
+    if running:
         from agent.earlysignal import remember_early_signals
 
         remember_early_signals()  # before the slow imports: a SIGHUP or SIGTERM now must not end the agent
+    given = _choose_language(given)
     from agent.logsetup import quiet_third_party
 
     quiet_third_party()  # technician commands print our words, not a library's frame dumps
-    parser = build_parser()
-    args = parser.parse_args(_choose_language(list(sys.argv[1:] if argv is None else argv)))
+    parser = build_parser(agent_only=running)
+    args = parser.parse_args(given)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+
+
+def _first_command(argv: list[str]) -> str | None:
+    """The subcommand, skipping ``--lang X`` (no imports: it runs before the early signals)."""
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--lang":
+            i += 2
+        elif argv[i].startswith("--lang="):
+            i += 1
+        else:
+            return argv[i]
+    return None
 
 
 def _choose_language(argv: list[str]) -> list[str]:

@@ -10,11 +10,14 @@ import shutil
 import sqlite3
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
-import sqlite_utils
 
 from config import ConfigError, load_or_report, load_settings
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -77,6 +80,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _open_readonly(path: Path) -> sqlite_utils.Database:
+    import sqlite_utils  # here, not at the top: it pulls in numpy, which `headframe run` must not carry
+
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     return sqlite_utils.Database(conn)
 

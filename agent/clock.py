@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
+
+from agent.libc import libc
 
 _TIME_ERROR = 5
 _STA_UNSYNC = 0x0040
@@ -46,10 +47,12 @@ def clock_synchronized() -> bool | None:
     override = os.environ.get("HEADFRAME_CLOCK_OVERRIDE")
     if override in ("synced", "unsynced"):
         return override == "synced"
+    lib = libc()
+    if lib is None:
+        return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         tx = _Timex()
-        state = libc.adjtimex(ctypes.byref(tx))
+        state = lib.adjtimex(ctypes.byref(tx))
     except (OSError, AttributeError):
         return None
     if state < 0:

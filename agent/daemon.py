@@ -19,7 +19,6 @@ from agent.earlysignal import take_sighup, take_sigterm
 from agent.health import HealthCollector
 from agent.keystate import key_transition
 from agent.memory import release_freed_memory
-from agent.metrics.exporter import MetricsExporter
 from agent.power import PowerMonitor, RunState, build_monitor, build_start_evidence
 from agent.power.boot import UNCLAIMED, claim_run_state, iso
 from agent.producers import Producer, build_producers
@@ -39,6 +38,7 @@ from rules import registry
 from rules.engine import RulesEngine
 
 if TYPE_CHECKING:
+    from agent.metrics.exporter import MetricsExporter
     from agent.web.server import WebServer
 
 log = logging.getLogger("headframe.agent")
@@ -115,8 +115,13 @@ class Daemon:
                 self._serial_buses,
                 producers=lambda: self.producers,
             )
-        #: Prometheus ``/metrics`` (docs/metrics.md): the health record's values; off unless ``metrics.enabled``
-        self.metrics = MetricsExporter(settings.metrics, settings.gateway.site, settings.gateway.id)
+        #: Prometheus ``/metrics`` (docs/metrics.md): the health record's values; off unless
+        #: ``metrics.enabled``, and then only is prometheus_client imported (≈ 4 MB of RSS otherwise)
+        self.metrics: MetricsExporter | None = None
+        if settings.metrics.enabled:
+            from agent.metrics.exporter import MetricsExporter
+
+            self.metrics = MetricsExporter(settings.metrics, settings.gateway.site, settings.gateway.id)
         #: evidence clips: the hot-work rule's committed orders, handed to the camera workers
         self.recording = RecordingOrders(self.buffer, lambda: self.producers)
 
@@ -177,7 +182,8 @@ class Daemon:
         await self.control.start()
         if self.web is not None:
             await self.web.start()
-        self.metrics.start()
+        if self.metrics is not None:
+            self.metrics.start()
         self._start_power(self.settings)
         await self._start_producers(self.settings)
         self.continuity.arm_energy_timeout()
@@ -191,6 +197,7 @@ class Daemon:
             self.settings.uplink.host,
             self.settings.uplink.effective_port,
         )
+        release_freed_memory()  # start-up garbage (the config key map before packing, plans) back to the OS
         return tasks
 
     async def _key_evidence(self, opened: Opened) -> None:
@@ -320,7 +327,8 @@ class Daemon:
         )
         if self.rules is not None or self.rule_errors:
             payload["rules"] = {**(self.rules.health() if self.rules else {}), "build_errors": dict(self.rule_errors)}
-        self.metrics.update(payload)
+        if self.metrics is not None:
+            self.metrics.update(payload)
         self.buffer.emit(Record("agent", Kind.HEALTH, payload))
 
     def alive(self) -> tuple[bool, str]:
@@ -380,7 +388,8 @@ class Daemon:
         await self.control.stop()
         if self.web is not None:
             await self.web.stop()
-        await asyncio.to_thread(self.metrics.stop)
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.stop)
         await self._stop_power()
         await self._stop_producers()
         self.continuity.finish()

@@ -7,20 +7,20 @@ unless asked: the agent's RSS stayed ~40 MB above what it uses for the rest of i
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
+
+from agent.libc import libc
 
 
 def release_freed_memory() -> bool:
     """Collect cycles, then ``malloc_trim(0)`` (glibc only). True when the trim ran."""
     gc.collect()
-    name = ctypes.util.find_library("c")
-    if not name:
+    lib = libc()
+    if lib is None:
         return False
     try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        trim = lib.malloc_trim
+    except AttributeError:  # not glibc (musl has no malloc_trim)
         return False
     trim(0)
     return True

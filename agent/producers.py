@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from buffer.sink import RecordSink
@@ -12,8 +13,13 @@ from config.schema import Settings
 
 log = logging.getLogger("headframe.agent")
 
-#: Producer packages, each exposing ``<module>.build(settings, sink) -> Producer | None``.
-PRODUCER_MODULES = ("drivers.runtime", "vision.runtime")
+#: Producer packages, each exposing ``<module>.build(settings, sink) -> Producer | None``, and
+#: whether a config asks for it: one that is not configured is not
+#: even imported (vision's multiprocessing and pickle machinery would stay in every agent's RSS).
+PRODUCER_MODULES: dict[str, Callable[[Settings], bool]] = {
+    "drivers.runtime": lambda s: bool(s.devices),
+    "vision.runtime": lambda s: any(c.enabled for c in s.cameras),
+}
 
 
 class Producer(Protocol):
@@ -36,7 +42,8 @@ def build_producers(settings: Settings, sink: RecordSink) -> tuple[list[Producer
     producers: list[Producer] = []
     errors: dict[str, str] = {}
     extra = [m for m in os.environ.get("HEADFRAME_EXTRA_PRODUCERS", "").split(",") if m]
-    for module_name in (*PRODUCER_MODULES, *extra):
+    wanted = [name for name, configured in PRODUCER_MODULES.items() if configured(settings)]
+    for module_name in (*wanted, *extra):
         short = module_name.split(".")[0]
         try:
             module = importlib.import_module(module_name)

@@ -43,6 +43,9 @@ BATCH = 5000
 #: Seconds between rules ticks (a commit with no inputs, for time-based rule decisions).
 TICK_S = 1.0
 
+#: An idle writer still proves the buffer thread alive this often (the watchdog allows 20 s).
+HEARTBEAT_S = 1.0
+
 
 class Durability(str, Enum):
     PROCESS_CRASH = "process_crash"
@@ -114,6 +117,8 @@ class BufferService:
         self._last_tick = time.monotonic()
         self._last_reason = "writer_error"
         self._flush_lock = asyncio.Lock()
+        #: set when an idle writer should look at the queue (first emit, stop)
+        self._queued = asyncio.Event()
         #: Proof of life from the buffer thread itself: a hung disk shows as silence.
         self.heartbeat = time.monotonic()
         self.last_error: str | None = None
@@ -307,7 +312,10 @@ class BufferService:
             self.last_error = None
             total += len(batch)
             self._committed(committed)
-        self.heartbeat = await self._call(time.monotonic)
+        if total:
+            self.heartbeat = time.monotonic()  # the buffer thread just committed: it is alive
+        elif time.monotonic() - self.heartbeat >= HEARTBEAT_S:
+            self.heartbeat = await self._call(time.monotonic)  # nothing to commit: ask the thread itself
         return total
 
     def _failed(self, exc: Exception, batch: list[Record]) -> bool:
@@ -367,17 +375,47 @@ class BufferService:
 
     async def _writer_loop(self, stop: asyncio.Event) -> None:
         """Group records into transactions every ``flush_interval`` until asked to stop; tick
-        the rules about once a second."""
-        while not stop.is_set():
-            try:
-                await self.flush()
-                if self._processor is not None and time.monotonic() - self._last_tick >= TICK_S:
-                    await self.tick_rules()
-            except Exception:  # never let the writer die; the next round tries again
-                log.exception("buffer: writer round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.settings.buffer.flush_interval)
+        the rules about once a second. With nothing queued and nothing to retry, sleep until a
+        record is emitted (or ``HEARTBEAT_S``) instead of waking every ``flush_interval``."""
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.ensure_future(stop.wait())
+        stopping.add_done_callback(lambda _f: self._queued.set())
+
+        def wake() -> None:  # from any producer thread
+            with contextlib.suppress(RuntimeError):  # the loop closed under a late emit: the final flush takes it
+                loop.call_soon_threadsafe(self._queued.set)
+
+        self._queue.on_idle_emit = wake
+        try:
+            while not stop.is_set():
+                try:
+                    await self.flush()
+                    if self._processor is not None and time.monotonic() - self._last_tick >= TICK_S:
+                        await self.tick_rules()
+                except Exception:  # never let the writer die; the next round tries again
+                    log.exception("buffer: writer round failed")
+                # the batching window: what producers emit meanwhile goes into one transaction
+                await asyncio.wait((stopping,), timeout=self.settings.buffer.flush_interval)
+                if not len(self._queue) and not len(self._backlog) and not stop.is_set():
+                    await self._idle()
+        finally:
+            self._queue.on_idle_emit = None
+            stopping.cancel()
         await self.flush()
+
+    async def _idle(self) -> None:
+        """Wait for the first record emitted, the next rules tick or heartbeat, or ``stop``."""
+        wait = HEARTBEAT_S
+        if self._processor is not None:
+            wait = min(wait, max(0.0, self._last_tick + TICK_S - time.monotonic()))
+        self._queued.clear()
+        self._queue.idle = True  # from here an emit wakes us (EmitQueue checks after appending)
+        try:
+            if not len(self._queue):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._queued.wait(), timeout=wait)
+        finally:
+            self._queue.idle = False
 
     async def _maintenance_loop(self, stop: asyncio.Event) -> None:
         """TTL expiry once a minute, only while the clock is synchronised (a clock that jumps

@@ -27,6 +27,9 @@ class EmitQueue:
         self.limit = limit
         self.overflow = 0
         self._shed: dict[str, int] = {}
+        #: set by an idle writer: the next emit calls ``on_idle_emit`` (thread-safe) to wake it
+        self.idle = False
+        self.on_idle_emit: Callable[[], None] | None = None
 
     @property
     def synced(self) -> bool | None:
@@ -45,6 +48,9 @@ class EmitQueue:
                 self._shed[record.kind.value] = self._shed.get(record.kind.value, 0) + 1
                 return
             self._queue.append(record)
+        if self.idle and (wake := self.on_idle_emit) is not None:
+            self.idle = False  # one wake-up per idle period
+            wake()
 
     def drain(self, limit: int = 10_000) -> list[Record]:
         with self._lock:

@@ -9,11 +9,12 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml.comments import CommentedMap
 
+from config.compact import parse_compact
 from config.errors import ConfigError, ConfigProblem
 from config.messages import problem_text
 from config.profiles import known_profiles
 from config.schema import Settings
-from config.yamlio import locate, parse_plain, parse_yaml, plain, problem_from_error, validate_tree
+from config.yamlio import locate, parse_yaml, plain, problem_from_error, validate_tree
 
 __all__ = ["load_or_report", "load_settings", "load_settings_text", "locate", "parse_yaml", "validate_tree"]
 
@@ -25,7 +26,7 @@ def load_settings_text(text: str, file: str = "<config>", base_dir: Path | None 
     does not accept is parsed again keeping line numbers, so every problem is still reported
     at its file:line:column, exactly as before.
     """
-    data = parse_plain(text)
+    data = parse_compact(text)  # parse_plain, laid out afresh: the parser's garbage goes back (config/compact.py)
     if isinstance(data, dict):
         settings = _valid_or_none(data, base_dir)
         if settings is not None:

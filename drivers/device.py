@@ -20,11 +20,12 @@ from drivers.protocol import BadValue, Driver, PushingDriver, Reading, Values
 log = logging.getLogger("headframe.drivers")
 
 ValueListener = Callable[[str, str, Any, str, float], None]
+_NUMBER = (int, float)  # a tuple: isinstance with it is cheaper than with ``int | float``, every point every poll
 
 
-@dataclass
+@dataclass(slots=True)
 class PointState:
-    """What was last read and last reported for a point."""
+    """What was last read and last reported for a point (one per point: slots, no ``__dict__``)."""
 
     value: Any = None
     quality: str = "bad"
@@ -58,9 +59,10 @@ def _changed(point: PointSettings, st: PointState, now: float) -> bool:
         return True
     if st.quality != "good":
         return False
-    if isinstance(st.value, int | float) and not isinstance(st.value, bool) and isinstance(st.reported_value, int | float):
-        return abs(st.value - st.reported_value) > point.deadband
-    return st.value != st.reported_value
+    value, reported = st.value, st.reported_value
+    if isinstance(value, _NUMBER) and not isinstance(value, bool) and isinstance(reported, _NUMBER):
+        return abs(value - reported) > point.deadband
+    return bool(value != reported)
 
 
 def _iso(ts: float) -> str:
@@ -89,6 +91,7 @@ class DevicePoller:
         self.clock = clock
         self.points = points
         self.state = {p.name: PointState() for p in points}
+        self._group_members: dict[str, list[tuple[PointSettings, PointState]]] = {}
         self.health = DeviceHealth()
         self.barriers: set[Barrier] = set()
         self.groups = {g.name: g for g in dev.groups}
@@ -233,14 +236,19 @@ class DevicePoller:
                 )
             )
 
+    def _members(self, group: str) -> list[tuple[PointSettings, PointState]]:
+        """The group's points with their state, listed once (the report runs every poll)."""
+        members = self._group_members.get(group)
+        if members is None:
+            members = self._group_members[group] = [(p, self.state[p.name]) for p in self.points if p.group == group]
+        return members
+
     def _report(self, group: str, now: float) -> None:
         values: dict[str, Any] = {}
-        for p in self.points:
-            if p.group != group:
-                continue
-            st = self.state[p.name]
-            if self.listener and st.quality == "good":
-                self.listener(self.dev.id, p.name, st.value, st.quality, st.read_at)
+        listener, latest = self.listener, 0.0
+        for p, st in self._members(group):
+            if listener and st.quality == "good":
+                listener(self.dev.id, p.name, st.value, st.quality, st.read_at)
             if not _changed(p, st, now):
                 continue
             entry: dict[str, Any] = {"v": st.value if st.quality != "bad" else None, "q": st.quality}
@@ -252,9 +260,10 @@ class DevicePoller:
                 entry["src_ts"] = _iso(st.source_ts)
             values[p.name] = entry
             st.reported_value, st.reported_quality, st.reported_at = st.value, st.quality, now
+            if st.read_at > latest:
+                latest = st.read_at
         if values:
-            ts = max((self.state[n].read_at for n in values), default=now) or now
-            self.sink.emit(Record(self.dev.id, Kind.TELEMETRY, {"group": group, "values": values}, ts=ts))
+            self.sink.emit(Record(self.dev.id, Kind.TELEMETRY, {"group": group, "values": values}, ts=latest or now))
 
     def health_dict(self) -> dict[str, Any]:
         h = self.health

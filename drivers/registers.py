@@ -7,26 +7,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 from config.drivers import ModbusRtuDevice, ModbusTcpDevice, PointSettings, RegisterTable
-from drivers.codec import DecodeError, decode
+from drivers.blockdecode import BlockDecoder
 from drivers.planner import Barrier, Block, plan
-from drivers.protocol import BadValue, Values
-
-
-def decode_block(block: Block, words: list[int]) -> Values:
-    """Point values out of one block's registers (or bits as 0/1)."""
-    values: Values = {}
-    start = block.start
-    if block.table is not None and block.table.is_bits:
-        for p in block.points:
-            values[p.name] = bool(words[p.address - start])
-        return values
-    for p in block.points:
-        offset = p.address - start
-        try:
-            values[p.name] = decode(p, words[offset : offset + p.registers])
-        except DecodeError as exc:
-            values[p.name] = BadValue(str(exc))
-    return values
+from drivers.protocol import Values
 
 
 class RegisterDriver(ABC):
@@ -34,6 +17,8 @@ class RegisterDriver(ABC):
 
     def __init__(self, dev: ModbusTcpDevice | ModbusRtuDevice) -> None:
         self.dev = dev
+        #: id(block) -> its decoder; a re-plan (a refused block split) makes new blocks
+        self._decoders: dict[int, BlockDecoder] = {}
 
     def plan(self, points: Sequence[PointSettings], barriers: frozenset[Barrier]) -> list[Block]:
         d = self.dev
@@ -41,7 +26,11 @@ class RegisterDriver(ABC):
 
     async def read(self, block: Block) -> Values:
         assert block.table is not None, "register drivers plan table blocks"
-        return decode_block(block, await self.read_registers(block.table, block.start, block.count))
+        words = await self.read_registers(block.table, block.start, block.count)
+        decoder = self._decoders.get(id(block))
+        if decoder is None or decoder.block is not block:
+            decoder = self._decoders[id(block)] = BlockDecoder(block)
+        return decoder(words)
 
     @abstractmethod
     async def read_registers(self, table: RegisterTable, start: int, count: int) -> list[int]:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from agent.continuity.keymap import KeyMap, unpacked
 from config.schema import Settings
 
 
@@ -93,13 +95,14 @@ def _prefixes(key: str) -> list[str]:
     return out
 
 
-def changed_keys(old: dict[str, str], new: dict[str, str]) -> list[str]:
+def changed_keys(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
     """Dotted keys whose value differs; a section added or removed whole is named once.
 
     The prefix sets (a Python loop over every character of every key) are built only when a
     key was added or removed: an unchanged restart of a 150,000-key config costs one dict compare."""
     if old == new:
         return []
+    old, new = unpacked(old), unpacked(new)
     differing = [k for k in set(old) | set(new) if old.get(k) != new.get(k)]
     changed = {k for k in differing if k in old and k in new}
     moved = [k for k in differing if not (k in old and k in new)]
@@ -120,11 +123,11 @@ class AppliedConfig:
     mtime: float | None
     hash: str
     file_hash: str | None
-    keys: dict[str, str]
+    keys: Mapping[str, str]  # a KeyMap (packed) in the agent
 
 
 def describe(
-    settings: Settings, path: Path, salt: bytes = b"", known: tuple[str | None, dict[str, str]] | None = None
+    settings: Settings, path: Path, salt: bytes = b"", known: tuple[str | None, Mapping[str, str]] | None = None
 ) -> AppliedConfig:
     """Hash the settings in effect and the file they came from (keyed with ``salt``).
 
@@ -139,7 +142,10 @@ def describe(
         file_hash, mtime = None, None
     doc = effective_doc(settings)
     digest = _sha(_canon(doc), salt)
-    keys = known[1] if known is not None and known[0] == digest and known[1] else key_hashes(doc, salt=salt)
+    if known is not None and known[0] == digest and known[1]:
+        keys: Mapping[str, str] = known[1]
+    else:
+        keys = KeyMap(key_hashes(doc, salt=salt))
     return AppliedConfig(str(path), mtime, digest, file_hash, keys)
 
 

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import orjson
 
 from agent.atomicfile import atomic_write
+from agent.continuity.keymap import KeyMap, unpacked
 
 log = logging.getLogger("headframe.continuity")
 
@@ -58,7 +60,7 @@ class ContinuityState:
     faults: list[CameraFault] = field(default_factory=list)
     config_hash: str | None = None
     file_hash: str | None = None
-    config_keys: dict[str, str] = field(default_factory=dict)  # dotted key -> value hash
+    config_keys: Mapping[str, str] = field(default_factory=KeyMap)  # dotted key -> value hash, packed
     #: a start gap not yet committed (the agent stopped before every meter answered, or before
     #: the gap record reached the disk); cleared only once the record is seen committed
     pending_gap: dict[str, Any] | None = None
@@ -66,7 +68,8 @@ class ContinuityState:
     #: camera password must not be open to a dictionary attack
     audit_salt: str | None = None
 
-    def to_doc(self) -> dict[str, Any]:
+    def to_doc(self, keys: bool = True) -> dict[str, Any]:
+        """The state as JSON; without ``keys`` the key map is left out (it goes to a side file)."""
         return {
             "schema": SCHEMA,
             "last_seq": self.last_seq,
@@ -74,7 +77,11 @@ class ContinuityState:
             "saved_at": self.saved_at,
             "energy": {k: [r.kwh, r.ts, r.seq] for k, r in self.energy.items()},
             "faults": [[f.source, f.alarm, f.kind, f.start, f.end] for f in self.faults],
-            "config": {"hash": self.config_hash, "file_hash": self.file_hash, "keys": self.config_keys},  # see StateFile
+            "config": {
+                "hash": self.config_hash,
+                "file_hash": self.file_hash,
+                "keys": unpacked(self.config_keys) if keys else None,
+            },
             "pending_gap": self.pending_gap,
             "audit_salt": self.audit_salt,
         }
@@ -90,7 +97,7 @@ class ContinuityState:
             faults=[CameraFault(*f) for f in doc.get("faults") or []],
             config_hash=cfg.get("hash"),
             file_hash=cfg.get("file_hash"),
-            config_keys=dict(cfg.get("keys") or {}),
+            config_keys=KeyMap(cfg.get("keys") or {}),
             pending_gap=doc.get("pending_gap"),
             audit_salt=doc.get("audit_salt"),
         )
@@ -137,7 +144,7 @@ class StateFile:
         assert state.config_hash is not None
         path = self.keys_path(state.config_hash)
         if self._keys_written != state.config_hash or not path.exists():
-            atomic_write(path, orjson.dumps({"hash": state.config_hash, "keys": state.config_keys}))
+            atomic_write(path, orjson.dumps({"hash": state.config_hash, "keys": unpacked(state.config_keys)}))
             self._keys_written = state.config_hash
             for old in self.path.parent.glob(f"{self.path.name}.keys-*.json"):
                 if old != path:
@@ -161,7 +168,7 @@ class StateFile:
             if doc.get("schema") != SCHEMA:
                 raise ValueError(f"schema {doc.get('schema')!r}, expected {SCHEMA}")
             state = ContinuityState.from_doc(doc)
-            state.config_keys = self._read_keys(doc.get("config") or {})
+            state.config_keys = KeyMap(self._read_keys(doc.get("config") or {}))
             return state
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             self.problem = f"continuity state {self.path} damaged ({exc})"
@@ -174,8 +181,9 @@ class StateFile:
         self.write(self.encode(state))
 
     def encode(self, state: ContinuityState) -> bytes:
-        doc = state.to_doc()
-        if state.config_keys and state.config_hash:
+        side = bool(state.config_keys and state.config_hash)
+        doc = state.to_doc(keys=not side)
+        if side:
             cfg = doc["config"]
             del cfg["keys"]
             cfg["keys_file"] = self._write_keys(state)
