@@ -95,7 +95,6 @@ class Uplink:
 
     def wake(self) -> None:
         """New records were committed: the drain should look again (safe from any thread)."""
-        self._drain.more = True
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 
@@ -117,7 +116,6 @@ class Uplink:
         self.heartbeat = time.monotonic()
 
     def _on_commit(self, committed: Sequence[Committed]) -> None:
-        self._drain.more = True
         self._wake.set()  # the buffer calls subscribers on the loop
 
     # ----------------------------------------------------------------- run

@@ -26,9 +26,6 @@ ACK_BATCH = 500
 ACK_FLUSH_S = 0.05
 #: Lease sizes: at least this many (fewer round trips), at most that many (bounded memory).
 LEASE_MIN, LEASE_MAX = 100, 2000
-#: With no commit announced since a lease came back short, the drain does not ask the buffer
-#: again (a query on the buffer thread per wake-up otherwise) — except this often, in case.
-LEASE_RECHECK_S = 5.0
 
 
 class Drain:
@@ -50,8 +47,6 @@ class Drain:
         #: records sent as several messages (a formatter's ``format_all``): seq -> parts not yet acked
         self._parts: dict[int, int] = {}
         self._last_ack_flush = time.monotonic()
-        #: records may be committed that were not leased yet (set on every commit announcement)
-        self.more = True
 
     def on_ack(self, mid: int) -> None:
         """PUBACK (called on the loop by the bridge)."""
@@ -90,7 +85,6 @@ class Drain:
         self._last_ack_flush = time.monotonic()
         tokens, last_refill = (rate or 0.0), time.monotonic()
         grace_end: float | None = None
-        self.more, leased_at = True, 0.0
         while not session.lost:
             self.beat()
             self.wake.clear()
@@ -102,12 +96,8 @@ class Drain:
                 if time.monotonic() > grace_end:
                     break
             room = window - len(inflight)
-            if room > 0 and not pending and (self.more or stop.is_set() or time.monotonic() - leased_at >= LEASE_RECHECK_S):
-                want = min(max(room, LEASE_MIN), LEASE_MAX)
-                self.more, leased_at = False, time.monotonic()  # a commit during the lease sets it again
-                pending.extend(await self.buffer.lease(want))
-                if len(pending) >= want:
-                    self.more = True  # a full lease: there may be more behind it
+            if room > 0 and not pending:
+                pending.extend(await self.buffer.lease(min(max(room, LEASE_MIN), LEASE_MAX)))
                 if stop.is_set() and not pending and not inflight:
                     break
             if rate:
@@ -136,7 +126,7 @@ class Drain:
             self.sent += sent
             if sent == 0:
                 try:
-                    await asyncio.wait_for(self.wake.wait(), timeout=0.05 if inflight else 1.0)
+                    await asyncio.wait_for(self.wake.wait(), timeout=0.05 if inflight else 0.5)
                 except TimeoutError:
                     pass
             else:

@@ -117,7 +117,14 @@ def test_mapped_topics_in_order_through_a_broker_outage(
         last, pending = buffer_state(db)
         return last > 0 and set(range(1, last + 1)) - pending <= delivered() and not pending
 
-    wait_until("every committed record delivered", all_accounted, timeout=30)
+    try:
+        wait_until("every committed record delivered", all_accounted, timeout=30)
+    except AssertionError:
+        last, pending = buffer_state(db)
+        missing = sorted(set(range(1, last + 1)) - pending - delivered())
+        raise AssertionError(
+            f"last seq {last}; still buffered {sorted(pending)[:20]}; missing {missing[:20]}\n{agent.output()[-4000:]}"
+        ) from None
     assert agent.terminate() == 0, agent.output()
 
     counts = mapped("count")
