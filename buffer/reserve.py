@@ -36,6 +36,18 @@ class DiskReserve:
         except OSError:
             return False
 
+    @property
+    def spent(self) -> bool:
+        """Released and not made again yet."""
+        return self.released > 0 and not self.held
+
+    def short(self) -> bool:
+        """The disk has less free than twice the reserve: telemetry would eat the alarms' room."""
+        try:
+            return shutil.disk_usage(self.path.parent).free < 2 * self.size
+        except OSError:
+            return True
+
     def ensure(self) -> bool:
         """Make the reserve if it is missing and the disk has room for it twice; True if held."""
         if self.size <= 0 or self.held:

@@ -111,6 +111,11 @@ def is_full(exc: BaseException) -> bool:
     return code is not None and code & 0xFF == sqlite3.SQLITE_FULL
 
 
+def _may_use_reserve(records: Sequence[Record]) -> bool:
+    """Alarms and events without attachments (a snapshot's JPEG is not worth an alarm's room)."""
+    return all(r.kind not in SHEDDABLE and not r.attachments for r in records)
+
+
 class BufferStore(Eviction, Processing):
     """The durable queue between producers and the uplink."""
 
@@ -316,6 +321,9 @@ class BufferStore(Eviction, Processing):
         self.check_attachments(records)
         if not records:
             return [], []
+        if self.reserve.spent and any(r.kind in SHEDDABLE for r in records) and self.reserve.short():
+            # the reserve was released for alarms: telemetry must not fill the room it gave them
+            raise BufferFull(f"disk reserve in use by alarms; {len(records)} record(s) not stored")
         for attempt in (1, 2, 3):
             try:
                 done = self._append_once(records, power_loss, count)
@@ -326,8 +334,8 @@ class BufferStore(Eviction, Processing):
                 if attempt == 1:
                     freed = self._make_room()
                     log.error("buffer: disk full (%s); evicted %d bytes of low-priority records, retrying", exc, freed)
-                elif attempt == 3 or any(r.kind in SHEDDABLE for r in records) or not self.reserve.release():
-                    # telemetry and health never use the reserve: the writer sheds them and retries
+                elif attempt == 3 or not _may_use_reserve(records) or not self.reserve.release():
+                    # only alarms and small events use the reserve: the writer sheds the rest and retries
                     raise BufferFull(f"disk full ({exc}); {len(records)} record(s) not stored") from exc
                 continue
             if not self.reserve.held and time.monotonic() - self._reserve_tried >= RESERVE_RETRY_S:

@@ -359,6 +359,11 @@ class OpcUaDevice(DeviceBase):
             extra = sorted(set(_REGISTER_POINT_KEYS) & p.model_fields_set)
             if extra:
                 raise ValueError(f"no {', '.join(extra)} on point {p.name} of an opcua device (OPC UA points use 'node')")
+        if self.login is not None and self.security.policy == "None" and not self.login.allow_cleartext_password:
+            raise ValueError(
+                "'security: {policy: Basic256Sha256, ...}' for a 'login': with policy None the password goes in clear "
+                "to any server that answers at the endpoint (or 'login.allow_cleartext_password: true' in a lab)"
+            )
         return self
 
 

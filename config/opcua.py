@@ -15,8 +15,8 @@ from config.types import ConfigPath, StrictModel
 
 #: ``ns=<index>;`` (optional; no ``nsu=`` URIs) then ``i=`` numeric, ``s=`` string, ``g=`` GUID, ``b=`` opaque (base64)
 _NODE_ID = re.compile(
-    r"^(?:ns=(\d{1,5});)?"
-    r"(?:i=(\d{1,10})|s=.+|g=[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|b=[A-Za-z0-9+/=]+)$",
+    r"^(?:ns=([0-9]{1,5});)?"
+    r"(?:i=([0-9]{1,10})|s=[^\x00-\x1f\x7f]+|g=[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|b=[A-Za-z0-9+/=]+)$",
     re.DOTALL,
 )
 NODE_ID_HELP = "an OPC UA node id such as 'ns=2;s=Hoist.Speed' or 'ns=3;i=1001' (find them: headframe probe opcua URL --browse)"
@@ -68,6 +68,9 @@ class OpcUaLogin(StrictModel):
     username: str = Field(min_length=1)
     password_file: ConfigPath | None = Field(default=None, description="a file holding only the password (mode 0600)")
     password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="an environment variable")
+    #: with ``security.policy: None`` the password would go in clear to whatever answers at the
+    #: endpoint (no server certificate is checked): refused unless this says it is meant (a lab)
+    allow_cleartext_password: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> OpcUaLogin:

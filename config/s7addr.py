@@ -46,9 +46,9 @@ SYNTAX = (
 )
 TYPE_SYNTAX = f"one of {', '.join(TYPES)} or STRING[n] (n 1..254)"
 
-_DB = re.compile(r"DB(\d+)\.DB([XBWD])(\d+)(?:\.(\d+))?")
-_OTHER = re.compile(r"([MIQEA])([XBWD]?)(\d+)(?:\.(\d+))?")
-_STRING = re.compile(r"STRING\s*\[\s*(\d+)\s*\]")
+_DB = re.compile(r"DB(\d+)\.DB([XBWD])(\d+)(?:\.(\d+))?", re.ASCII)  # ASCII: no other scripts' digits
+_OTHER = re.compile(r"([MIQEA])([XBWD]?)(\d+)(?:\.(\d+))?", re.ASCII)
+_STRING = re.compile(r"STRING\s*\[\s*(\d+)\s*\]", re.ASCII)
 #: the protocol addresses bits in 3 bytes: the last byte offset it can name
 MAX_BYTE = (1 << 21) - 1
 

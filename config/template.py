@@ -327,7 +327,10 @@ class Compiler:
                 pc, out = ctx.with_point(None), {}
                 for p in ctx.points():
                     pc.point = p
-                    out[kfn(pc)] = vfn(pc)
+                    k = kfn(pc)
+                    if k in out:  # two points under one key: one would vanish; the record goes out as JSON
+                        raise RenderError(f"two points render to the same key {excerpt(k)}: one would be lost")
+                    out[k] = vfn(pc)
                 return out
 
             return as_object

@@ -84,12 +84,29 @@ def trusted(sec: OpcUaSecurity) -> list[x509.Certificate]:
     return certs
 
 
+def _may_issue(ca: x509.Certificate, now: datetime.datetime) -> bool:
+    """A CA certificate (basic constraints CA, key usage keyCertSign when present) within its dates."""
+    try:
+        if not ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return False
+    except x509.ExtensionNotFound:
+        return False
+    try:
+        if not ca.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign:
+            return False
+    except x509.ExtensionNotFound:
+        pass
+    return ca.not_valid_before_utc <= now <= ca.not_valid_after_utc
+
+
 def check_trust(cert: x509.Certificate, pins: Sequence[x509.Certificate], now: datetime.datetime | None = None) -> None:
     """Raise ``Unreachable`` unless ``cert`` is pinned or directly signed by a trusted CA, and in date."""
     now = now or datetime.datetime.now(datetime.UTC)
     ok = any(cert == pin for pin in pins)
     if not ok:
         for pin in pins:
+            if not _may_issue(pin, now):  # a pinned server certificate, or an expired CA, vouches for nobody
+                continue
             try:
                 cert.verify_directly_issued_by(pin)
                 ok = True

@@ -39,12 +39,11 @@ def status_reason(node: str, status: ua.StatusCode) -> str:
 def _engineering(point: PointSettings, raw: Any) -> Value | BadValue:
     if isinstance(raw, bool | str):
         return raw
-    if isinstance(raw, int):
-        return raw * point.scale + point.offset if (point.scale != 1.0 or point.offset != 0.0) else raw
-    if isinstance(raw, float):
-        if math.isnan(raw) or math.isinf(raw):
-            return BadValue(f"{point.node}: value is not a number (NaN/Inf)")
-        return raw * point.scale + point.offset if (point.scale != 1.0 or point.offset != 0.0) else raw
+    if isinstance(raw, int | float):
+        value = raw * point.scale + point.offset if (point.scale != 1.0 or point.offset != 0.0) else raw
+        if isinstance(value, float) and not math.isfinite(value):  # checked after scaling: 1e306 x 1000 is inf
+            return BadValue(f"{point.node}: value is not a finite number (NaN/Inf, or too large once scaled)")
+        return value
     if isinstance(raw, datetime.datetime):
         return raw.astimezone(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if isinstance(raw, ua.LocalizedText):

@@ -92,5 +92,8 @@ def decode_points(points: Sequence[S7Point], start: int, raw: bytes | bytearray)
         value = decode(loc, raw[offset : offset + loc.size])
         if isinstance(value, int | float) and not isinstance(value, bool) and (p.scale != 1.0 or p.offset != 0.0):
             value = value * p.scale + p.offset
+        if isinstance(value, float) and not math.isfinite(value):
+            values[p.name] = BadValue(f"{loc.text}: value is not a finite number (NaN/Inf, or too large once scaled)")
+            continue
         values[p.name] = value
     return values

@@ -45,36 +45,55 @@ def clip_problem(root: Path, payload: dict[str, object]) -> str | None:
     return None
 
 
-def removed_clips(entries: list[Entry]) -> set[tuple[tuple[str, str], str]]:
-    """(gateway, file) of every clip an ``evidence_clip_removed`` record says was deleted."""
-    removed = set()
+#: a removal: (gateway, file) -> [(seq of the removal record, size it names), ...]
+Removals = dict[tuple[tuple[str, str], str], list[tuple[int, object]]]
+
+
+def removed_clips(gateways: list[GatewayReport], entries: list[Entry]) -> Removals:
+    """The ``evidence_clip_removed`` records that can excuse a missing clip: only those whose own
+    seq has no problem in their gateway's report (a forged, altered or unlinked record excuses
+    nothing; with no key the report already says the stream is not authenticated)."""
+    bad = {((g.site, g.gateway), pr.seq) for g in gateways for pr in g.problems if pr.seq is not None}
+    removed: Removals = {}
     for e in entries:
         payload = e.doc.get("payload")
         if isinstance(payload, dict) and payload.get("event") == "evidence_clip_removed":
-            name = payload.get("file")
-            if isinstance(name, str):
-                removed.add((e.gateway_key, name))
+            name, seq = payload.get("file"), int(e.doc["seq"])
+            if isinstance(name, str) and (e.gateway_key, seq) not in bad:
+                removed.setdefault((e.gateway_key, name), []).append((seq, payload.get("size")))
     return removed
+
+
+def _excused(removed: Removals, gateway: tuple[str, str], name: str, clip_seq: int, size: object) -> bool:
+    """Take the first removal of this clip: after the clip's record, naming its size (each once)."""
+    for i, (seq, rsize) in enumerate(removed.get((gateway, name), [])):
+        if seq > clip_seq and rsize == size:
+            del removed[(gateway, name)][i]
+            return True
+    return False
 
 
 def check_clips(gateways: list[GatewayReport], entries: list[Entry], root: Path) -> tuple[int, int]:
     """Check every clip named in ``entries`` (each seq once); problems go to its gateway.
-    Returns (clips checked, clips missing because a record says they were removed)."""
+    Returns (clips checked, clips missing because a verified record says they were removed)."""
     reports = {(g.site, g.gateway): g for g in gateways}
-    removed = removed_clips(entries)
+    removed = removed_clips(gateways, entries)
     gone = 0
     seen: set[tuple[tuple[str, str], int]] = set()
-    for e in entries:
-        payload = e.doc.get("payload")
-        if not isinstance(payload, dict) or payload.get("event") != "evidence_clip":
-            continue
+    clips = [e for e in entries if isinstance(p := e.doc.get("payload"), dict) and p.get("event") == "evidence_clip"]
+    for e in sorted(clips, key=lambda e: int(e.doc["seq"])):
+        payload = e.doc["payload"]
         key = (e.gateway_key, int(e.doc["seq"]))
         rep = reports.get(e.gateway_key)
         if key in seen or rep is None:
             continue
         seen.add(key)
         name = payload.get("file")
-        if isinstance(name, str) and (e.gateway_key, name) in removed and not (root / name).exists():
+        if (
+            isinstance(name, str)
+            and not (root / name).exists()
+            and _excused(removed, e.gateway_key, name, key[1], payload.get("size"))
+        ):
             gone += 1
             continue
         problem = clip_problem(root, payload)

@@ -74,7 +74,11 @@ def _points(raw: Any) -> list[tuple[float, float]] | None:
         return None
     out = []
     for p in raw:
-        if not (isinstance(p, list) and len(p) == 2 and all(isinstance(v, int | float) and math.isfinite(v) for v in p)):
+        if not (
+            isinstance(p, list)
+            and len(p) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in p)
+        ):
             return None
         out.append((float(p[0]), float(p[1])))
     return out
@@ -91,7 +95,9 @@ def check_edits(shapes: list[Shape], edits: Any, lang: i18n.Lang) -> tuple[list[
     known = {s.path: s for s in shapes}
     out, problems = [], []
     for edit in edits:
-        path = tuple(edit.get("path") or ()) if isinstance(edit, dict) else ()
+        raw_path = edit.get("path") if isinstance(edit, dict) else None
+        ok_path = isinstance(raw_path, list) and all(isinstance(k, str | int) and not isinstance(k, bool) for k in raw_path)
+        path = tuple(raw_path) if ok_path and raw_path is not None else ()
         shape = known.get(path)
         points = _points(edit.get("points")) if isinstance(edit, dict) else None
         if shape is None or points is None:

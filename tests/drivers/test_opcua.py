@@ -284,6 +284,13 @@ def test_untrusted_server_certificate_refused_and_login_password_never_shown(
             "exactly one of",
         ),
         ("      - {name: s, node: 'i=3'}\n    host: 10.0.0.1\n", 8, "devices[0].host", "endpoint: opc.tcp://host:4840"),
+        (
+            "      - {name: s, node: 'i=3'}\n    login: {username: op, password_env: P}\n",
+            3,
+            "devices[0]",
+            "password goes in clear",
+        ),
+        ('      - {name: s, node: "ns=2;s=X\\n[ERROR] fake"}\n', 7, "devices[0].points[0].node", "node id"),
     ],
 )
 def test_opcua_config_errors_name_the_key(point_or_device: str, line: int, key: str, words: str) -> None:

@@ -194,3 +194,16 @@ def test_the_formatter_never_raises_and_never_publishes_an_unsafe_topic(source: 
     else:  # refused: the record itself, whole, on its default topic
         assert [m.topic for m in out] == ["headframe/mine-a/gw-01/telemetry/" + source]
         assert orjson.loads(out[0].payload) == doc
+
+
+def test_two_points_under_one_key_fall_back_instead_of_losing_one(tmp_path: Path) -> None:
+    fmt = formatter_yaml(
+        mapping(
+            'telemetry:\n  topic: "m/${source}"\n'
+            '  payload: {data: {$each: points, $key: "${point.unit}", $value: "${point.value}"}}'
+        )
+    )
+    vals = {"a": {"v": 1, "q": "good", "unit": "kW"}, "b": {"v": 2, "q": "good", "unit": "kW"}}
+    recs = stored(tmp_path, [Record("m1", Kind.TELEMETRY, {"values": vals}, ts=TS)])
+    assert messages(fmt, recs) == [("headframe/mine-a/gw-01/telemetry/m1", orjson.loads(recs[0].doc))], "all of the record"
+    assert fmt.counters()["fallback"] == 1 and "same key" in str(fmt.counters()["last_error"])

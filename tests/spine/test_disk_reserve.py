@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import buffer.store
-from buffer import Kind, Record
+from buffer import Attachment, Kind, Record
 from buffer.boundary import BufferService
 from config import load_settings_text
 from tests.spine.test_boundary import docs
@@ -94,8 +94,17 @@ def test_the_reserve_is_made_again_once_the_disk_has_room(disk: Path, monkeypatc
         with pytest.raises(buffer.store.BufferFull):  # telemetry never takes the reserve
             store.commit([Record("m", Kind.TELEMETRY, {"pad": "y" * 200_000})])
         assert reserve.exists() and store.reserve.released == 0
+        snapshot = Record(
+            "cam", Kind.EVENT, {"event": "camera_snapshot"}, attachments=(Attachment("s.jpg", "image/jpeg", b"j" * 150_000),)
+        )
+        with pytest.raises(buffer.store.BufferFull):  # nor does an event carrying a picture
+            store.commit([snapshot])
+        assert reserve.exists() and store.reserve.released == 0
         store.commit([Record("cam", Kind.ALARM, {"n": 0, "pad": "x" * 5000})])  # an alarm does
         assert not reserve.exists() and store.reserve.released == 1
+        with pytest.raises(buffer.store.BufferFull):  # and telemetry may not fill the room it freed
+            store.commit([Record("m", Kind.TELEMETRY, {"v": 1})])
+        store.commit([Record("cam", Kind.ALARM, {"n": 0.5})])  # the next alarm still finds room
         (disk / "other").unlink()
         store.commit([Record("cam", Kind.ALARM, {"n": 1})])
         assert reserve.stat().st_size == 1024**2 and store.stats()["disk_reserve"]["held"] is True

@@ -130,17 +130,35 @@ def test_verify_accepts_a_clip_missing_because_the_chain_says_it_was_removed(
         rec.frame(vtest_frames[i], T0 + 100 + i * 0.25)
     rec.close()
     assert len(events(out, "evidence_clip_removed")) == 3
-    store = BufferStore(db, gateway="gw-test", site="test-site")
+    key = b"k" * 32
+    (tmp_path / "chain.key").write_bytes(key + b"\n")
+    (tmp_path / "chain.key").chmod(0o600)
+    store = BufferStore(db, gateway="gw-test", site="test-site", chain_key=key)
     try:
         store.commit(out)
     finally:
         store.close()
     export = tmp_path / "export.jsonl"
     export.write_bytes(b"".join(r + b"\n" for r in _bodies(db)))
-    verify = [sys.executable, "-m", "agent.cli", "verify", "--export", str(export), "--no-key-ok"]
+    verify = [sys.executable, "-m", "agent.cli", "verify", "--export", str(export), "--key-file", str(tmp_path / "chain.key")]
     run = subprocess.run([*verify, "--evidence-dir", str(db.parent)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 evidence clip(s) checked" in run.stdout and "3 removed by the gateway's clip budget" in run.stdout
+
+    # a removal record that does not verify (altered after the fact) excuses nothing
+    lines = export.read_bytes().splitlines()
+    forged = next(i for i, line in enumerate(lines) if b'"evidence_clip_removed"' in line)
+    lines[forged] = lines[forged].replace(b'"clip_budget"', b'"clip_budgeT"')
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_bytes(b"\n".join(lines) + b"\n")
+    run = subprocess.run(
+        [*verify[:-4], "--export", str(tampered), "--key-file", str(tmp_path / "chain.key"), "--evidence-dir", str(db.parent)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1 and f"evidence clip {clips[0]['file']} is missing" in run.stdout, run.stdout
 
     # a clip missing WITHOUT a removal record is still a problem
     (db.parent / str(events(out, "evidence_clip")[-1]["file"])).unlink()

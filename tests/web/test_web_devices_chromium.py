@@ -87,7 +87,7 @@ def test_add_a_device_from_a_profile_and_see_its_values(site: Site, tmp_path: Pa
         def audited(messages: list[Any]) -> bool:  # the save is a config-audit record like any other
             return any(
                 m.json()["payload"].get("event") == "config_applied"
-                and any("hoist-1" in k for k in m.json()["payload"]["changed"])
+                and any("hoist-1" in k for k in m.json()["payload"].get("changed") or ())
                 for m in messages
             )
 
