@@ -163,6 +163,20 @@ def _parent(tree: Any, path: Path) -> dict[Any, Any]:
     return node
 
 
+def _refuse_shared(tree: Any, path: Path) -> None:
+    """A node under a YAML anchor is shared with every alias of it: writing one camera's line
+    there would move another camera's too, unseen in the diff. ``KeyError`` naming the path."""
+    node: Any = tree
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return  # _parent says it is not in the file
+        anchor = getattr(getattr(node, "anchor", None), "value", None)
+        if anchor:
+            raise KeyError(f"{'.'.join(map(str, path))} (shared through YAML anchor &{anchor}: edit it in the text editor)")
+
+
 def apply_edits(text: str, edits: list[Shape]) -> str:
     """``text`` with each edited shape's points replaced (flow style, 4 decimals); comments kept.
     Raises ``KeyError`` naming the path when the file does not hold it (e.g. an included file).
@@ -178,6 +192,7 @@ def apply_edits(text: str, edits: list[Shape]) -> str:
             return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     yaml, tree = _yaml(text)
     for shape in edits:
+        _refuse_shared(tree, shape.path)
         node = _parent(tree, shape.path)
         seq = CommentedSeq()
         for x, y in shape.points:

@@ -76,3 +76,20 @@ def test_every_example_camera_round_trips_unchanged() -> None:
         shapes = [s for cam in settings.cameras for s in shapes_of(settings, cam.id) or []]
         again = load_settings_text(apply_edits(text, shapes), file=str(path), base_dir=path.parent)
         assert again == settings, path.name
+
+
+def test_a_line_shared_through_a_yaml_anchor_is_refused_not_moved_for_both_cameras() -> None:
+    import pytest
+
+    from agent.web.camera_geometry import Shape, apply_edits
+
+    text = (
+        "cameras:\n"
+        "  - id: east\n    url: a\n    lines: &gate\n      - {name: g, points: [[0.1, 0.5], [0.9, 0.5]]}\n"
+        "  - id: west\n    url: b\n    lines: *gate\n"
+    )
+    moved = Shape("line", "g", ("cameras", 1, "lines", 0, "points"), [(0.2, 0.2), (0.8, 0.8)])
+    with pytest.raises(KeyError, match="anchor &gate"):
+        apply_edits(text, [moved])
+    plain = text.replace("&gate", "").replace("*gate", "\n      - {name: g, points: [[0.1, 0.5], [0.9, 0.5]]}")
+    assert "[0.2, 0.2]" in apply_edits(plain, [moved])
