@@ -51,6 +51,7 @@ def worker_main(
     recording: Recording | None = None,
     until: Any = None,
     peek: Any = None,
+    snapshot_at: Any = None,
 ) -> None:
     """Runs in the child: source → pipeline → channel. Exits non-zero on a fatal error."""
     import json
@@ -61,7 +62,7 @@ def worker_main(
     configure_worker_logging(cam.id, log_level, log_queue)
     wlog = logging.getLogger("headframe.vision.worker")
     try:
-        _run_worker(cam, channel, heartbeat, stop, wlog, recording, until, peek)
+        _run_worker(cam, channel, heartbeat, stop, wlog, recording, until, peek, snapshot_at)
     except SystemExit:
         raise
     except Exception:
@@ -78,6 +79,7 @@ def _run_worker(
     recording: Recording | None = None,
     until: Any = None,
     peek_conn: Any = None,
+    snapshot_at: Any = None,
 ) -> None:
     import cv2
 
@@ -124,7 +126,7 @@ def _run_worker(
             min_free=recording.min_free,
         )
         recorder.recover()
-    snapshots = PeriodicSnapshot(cam.id, cam.snapshot_interval)
+    snapshots = PeriodicSnapshot(cam.id, cam.snapshot_interval, last=snapshot_at)
     peek = PeekServer(peek_conn, cam.jpeg_quality) if peek_conn is not None else None
     if peek is not None:
         peek.trail = pipeline.trail
@@ -196,6 +198,9 @@ class CameraWorker:
         self.cam, self.sink, self.log_level, self.recording = cam, sink, log_level, recording
         #: record evidence clips while frame time < this (epoch s); set by the agent, kept across restarts
         self.record_until: Any = _CTX.Value("d", 0.0)
+        #: frame time of the last periodic snapshot, kept across worker restarts (a crash loop must
+        #: not send a "first frame" picture at every restart)
+        self.snapshot_at: Any = _CTX.Value("d", 0.0)
         self.channel = RecordChannel(_CTX, queue_size)
         self.logs: Any = _CTX.Queue(maxsize=1000)
         self.heartbeat: Any = _CTX.Value("d", 0.0)
@@ -230,6 +235,7 @@ class CameraWorker:
                 self.recording,
                 self.record_until,
                 self.peek.renew(),
+                self.snapshot_at,
             ),
             daemon=True,
             name=f"camera-{self.cam.id}",

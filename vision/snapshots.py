@@ -11,6 +11,8 @@ what the secretly-running rule copies onto its alarm (docs/rules.md).
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -21,10 +23,14 @@ from vision.analytics.seal import jpeg
 class PeriodicSnapshot:
     """Decides when a frame becomes a snapshot and builds the record (in the camera worker)."""
 
-    def __init__(self, camera: str, interval: float, max_width: int = 960, quality: int = 70) -> None:
+    def __init__(self, camera: str, interval: float, max_width: int = 960, quality: int = 70, last: Any = None) -> None:
         self.camera, self.interval, self.max_width, self.quality = camera, interval, max_width, quality
-        self._next: float | None = None  # frame time the next snapshot is due; None: the first frame
+        #: shared with the agent (``multiprocessing.Value``), so a restarted worker keeps the schedule
+        self.last = last
+        prev = float(last.value) if last is not None else 0.0
+        self._next: float | None = prev + interval if prev > 0 else None  # None: the first frame
         self.sent = 0
+        self._first = self._next is None
 
     def due(self, ts: float) -> bool:
         if self.interval <= 0:
@@ -35,6 +41,8 @@ class PeriodicSnapshot:
     def take(self, frame: np.ndarray, ts: float) -> Record:
         """The snapshot record of ``frame`` (scaled down to ``max_width``); schedules the next."""
         self._next = ts + self.interval
+        if self.last is not None:
+            self.last.value = ts
         h, w = frame.shape[:2]
         if w > self.max_width:
             frame = cv2.resize(frame, (self.max_width, round(h * self.max_width / w)), interpolation=cv2.INTER_AREA)
@@ -42,7 +50,7 @@ class PeriodicSnapshot:
         self.sent += 1
         payload = {
             "event": "camera_snapshot",
-            "reason": "first_frame" if self.sent == 1 else "periodic",
+            "reason": "first_frame" if self.sent == 1 and self._first else "periodic",
             "width": frame.shape[1],
             "height": frame.shape[0],
             "source_size": [w, h],

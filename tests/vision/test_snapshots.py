@@ -32,6 +32,18 @@ def test_first_frame_then_every_interval_scaled_and_robust_to_a_clock_step() -> 
     assert not PeriodicSnapshot("cam-1", interval=0).due(0.0)  # 0 = off
 
 
+def test_a_restarted_worker_keeps_the_schedule() -> None:
+    import multiprocessing as mp
+
+    last = mp.get_context("spawn").Value("d", 0.0)
+    frame = np.full((100, 100, 3), 90, np.uint8)
+    first = PeriodicSnapshot("cam-1", interval=900.0, last=last)
+    assert first.due(1000.0) and first.take(frame, 1000.0).payload["reason"] == "first_frame"
+    again = PeriodicSnapshot("cam-1", interval=900.0, last=last)  # the worker crashed and restarted
+    assert not again.due(1060.0) and again.due(1900.0)
+    assert again.take(frame, 1900.0).payload["reason"] == "periodic"
+
+
 def test_a_real_worker_sends_snapshots_through_its_channel() -> None:
     server = CameraServer({"vtest": MEDIA / "vtest.avi"}).start()
     sink = ListSink()
