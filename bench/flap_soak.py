@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -65,12 +66,16 @@ def main() -> int:
     work = args.keep or Path(tempfile.mkdtemp(prefix="flap-soak-"))
     work.mkdir(parents=True, exist_ok=True)
     broker = MosquittoBroker(work / "broker").start()
-    sub = SeqSubscriber(broker).start()
+    # a gateway id of its own: during a down phase another job may start a broker on the freed
+    # port, and its agent (tests use test-site/gw-test) must not pass as this one's stream
+    gateway = f"soak-{os.getpid()}"
+    sub = SeqSubscriber(broker, root=f"headframe/test-site/{gateway}/").start()
     db = work / "buf.db"
     cfg = write_config(
         work / "agent.yaml",
         broker.port,
         buffer_path=db,
+        extra={"gateway": {"id": gateway}},
         health_interval="5s",
         reconnect_min=args.reconnect_min,
         reconnect_max=args.reconnect_max,

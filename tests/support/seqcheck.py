@@ -43,8 +43,11 @@ class SeqSubscriber:
     ``agent.verify`` at the end (the chain check needs every field).
     """
 
-    def __init__(self, broker: MosquittoBroker, *, keep_bodies: bool = True, client_id: str = "soak-checker") -> None:
+    def __init__(
+        self, broker: MosquittoBroker, *, keep_bodies: bool = True, client_id: str = "soak-checker", root: str = ROOT
+    ) -> None:
         self.broker = broker
+        self.root = root
         self.keep_bodies = keep_bodies
         self.deliveries: list[Delivery] = []
         self.bodies: list[bytes] = []
@@ -59,7 +62,7 @@ class SeqSubscriber:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         if not rc.is_failure:
-            client.subscribe(ROOT + "#", qos=1)
+            client.subscribe(self.root + "#", qos=1)
             self._connected.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
